@@ -1,0 +1,12 @@
+/** Every verb of the CLI; each file registers one command that calls one core function. */
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+
+type Register = (program: Command, ctx: CliContext) => void;
+
+const commands: Register[] = [];
+
+/** Attach every command to the program. */
+export function registerCommands(program: Command, ctx: CliContext): void {
+  for (const register of commands) register(program, ctx);
+}

@@ -1,0 +1,73 @@
+/**
+ * The uniprove command-line program: one commander program, one top-level
+ * catch that renders the error and picks the exit status.
+ */
+import { Command, CommanderError } from 'commander';
+import { ExitCode, UniproveError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
+import { registerCommands } from './commands/index.js';
+import type { CliContext } from './context.js';
+import { type Output, processOutput, renderError } from './render.js';
+
+/** Build the commander program; exported for tests and docs generation. */
+export function createProgram(ctx: CliContext): Command {
+  const program = new Command('uniprove')
+    .description(
+      'Turn a zero-knowledge prover binary into a Nanos unikernel, run it under QEMU or on Google Compute Engine, and bring back its logs and proofs. Wraps the Ops CLI (nanovms/ops).',
+    )
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => ctx.out.stdout.write(s),
+      writeErr: (s) => ctx.out.stderr.write(s),
+    })
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Typical flow:
+  $ uniprove discover ./benchy -- winning-post --size 2KiB --fake   what files does it need?
+  $ uniprove package benchy                                         stage them with an Ops config
+  $ uniprove run benchy                                             prove inside Nanos, keep the evidence
+
+Every command takes --json for machine-readable output. Exit status: 0 ok, 1 the work failed,
+2 bad input or config, 3 a tool is missing, 4 download/digest, 5 cloud, 6 timeout, 70 internal bug, 130 Ctrl-C.
+Errors are explained in docs/errors.md.`,
+  );
+  registerCommands(program, ctx);
+  return program;
+}
+
+/** Run the CLI with the given argv (without node and script); returns the exit status. */
+export async function main(argv: string[], out: Output = processOutput): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(ExitCode.interrupted);
+    process.stderr.write('\ninterrupted: cleaning up (Ctrl-C again to quit at once)\n');
+    controller.abort(new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C' }));
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
+  const json = argv.includes('--json');
+  try {
+    const program = createProgram(ctx);
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
+      if (error.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    if (controller.signal.aborted && !(error instanceof UniproveError)) {
+      return renderError(out, controller.signal.reason, json);
+    }
+    return renderError(out, error, json);
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}

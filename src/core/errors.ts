@@ -1,0 +1,107 @@
+/**
+ * One error class for everything uniprove can tell the user about.
+ *
+ * Every code belongs to an exit class, so the CLI can turn any failure into a
+ * distinct exit status without knowing where it came from, and docs/errors.md
+ * holds one anchor per code (a unit test keeps the two in step).
+ */
+
+/** Exit statuses of the CLI, by class of failure. */
+export const ExitCode = {
+  ok: 0,
+  /** The work ran and failed: a prover exited non-zero, verify found a missing file. */
+  failure: 1,
+  /** Bad flags, bad config, bad input file: fix the input and run again. */
+  usage: 2,
+  /** A tool or resource uniprove needs is missing on this host (strace, ops, KVM). */
+  environment: 3,
+  /** A download or digest check failed. */
+  integrity: 4,
+  /** A cloud API refused or failed. */
+  cloud: 5,
+  /** A run did not finish in time. */
+  timeout: 6,
+  /** A bug in uniprove itself (EX_SOFTWARE). */
+  internal: 70,
+  /** Interrupted by Ctrl-C (128 + SIGINT). */
+  interrupted: 130,
+} as const;
+
+export type ExitClass = keyof typeof ExitCode;
+
+/** Every error code uniprove raises, with its exit class. */
+export const ERROR_CODES = {
+  E_USAGE: 'usage',
+  E_CONFIG: 'usage',
+  E_NOT_FOUND: 'usage',
+  E_NOT_ELF: 'usage',
+  E_ELF_TRUNCATED: 'usage',
+  E_ELF_UNSUPPORTED: 'usage',
+  E_IS_DIRECTORY: 'usage',
+  E_PATH_ESCAPE: 'usage',
+  E_STRACE_LOG: 'usage',
+  E_LOG_INPUT: 'usage',
+  E_TOOL_MISSING: 'environment',
+  E_PROBE_FAILED: 'failure',
+  E_PROBE_TIMEOUT: 'timeout',
+  E_COMMAND_FAILED: 'failure',
+  E_VERIFY_FAILED: 'failure',
+  E_RUN_FAILED: 'failure',
+  E_RUN_TIMEOUT: 'timeout',
+  E_DOWNLOAD: 'integrity',
+  E_DIGEST_MISMATCH: 'integrity',
+  E_OPS: 'environment',
+  E_NANOS_MISSING: 'environment',
+  E_KVM: 'environment',
+  E_VOLUME: 'failure',
+  E_GCP: 'cloud',
+  E_GCP_AUTH: 'cloud',
+  E_INTERRUPTED: 'interrupted',
+  E_INTERNAL: 'internal',
+} as const satisfies Record<string, ExitClass>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface UniproveErrorOptions {
+  /** What went wrong, naming the offending value. */
+  message: string;
+  /** What the user should do next. */
+  hint?: string;
+  cause?: unknown;
+  /** Machine-readable facts (paths, exit codes, dot-paths of config errors). */
+  details?: Record<string, unknown>;
+}
+
+/** The one error type that core code throws on purpose. */
+export class UniproveError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, options: UniproveErrorOptions) {
+    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UniproveError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  /** The exit status the CLI uses for this error. */
+  get exitCode(): number {
+    return ExitCode[ERROR_CODES[this.code]];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint ? { hint: this.hint } : {}),
+      ...(Object.keys(this.details).length > 0 ? { details: this.details } : {}),
+    };
+  }
+}
+
+/** True when `value` is a UniproveError (also across module copies). */
+export function isUniproveError(value: unknown): value is UniproveError {
+  return value instanceof UniproveError || (value instanceof Error && value.name === 'UniproveError');
+}

@@ -1,0 +1,7 @@
+/** uniprove's library API: re-exports only. */
+
+export type { ErrorCode, UniproveErrorOptions } from './core/errors.js';
+export { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from './core/errors.js';
+export type { ExecOptions, ExecResult } from './core/exec.js';
+export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js';
+export type { OnProgress, ProgressEvent } from './core/progress.js';

@@ -1,0 +1,14 @@
+/** Temp folders that tests create and remove; tests never write into the repo. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+
+/** A fresh temp folder removed when the test file ends (kept with UNIPROVE_KEEP_TMP=1). */
+export async function tempDir(prefix = 'uniprove-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  after(async () => {
+    if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
