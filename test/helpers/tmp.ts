@@ -12,3 +12,17 @@ export async function tempDir(prefix = 'uniprove-test-'): Promise<string> {
   });
   return dir;
 }
+
+/**
+ * A temp folder outside /tmp, for packages whose files must not sit under a
+ * guest path that a run mounts over (verify mounts a fresh /tmp).
+ */
+export async function tempDirOutsideTmp(prefix = 'uniprove-test-'): Promise<string> {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir('/var/tmp', { recursive: true });
+  const dir = await mkdtemp(join('/var/tmp', prefix));
+  after(async () => {
+    if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}

@@ -1,0 +1,119 @@
+/** `uniprove discover <binary> [-- args...]`: every file a program needs, each with its reasons. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { discover } from '../../core/discover/index.js';
+import type { DiscoverResult, Reason } from '../../core/discover/types.js';
+import type { FamilyName } from '../../core/package/families.js';
+import type { CliContext } from '../context.js';
+import { createProgress } from '../progress.js';
+import { printJson, printLines, printWarnings } from '../render.js';
+import { positiveInt } from './shared.js';
+
+const ORDER: Reason[] = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'];
+const TITLES: Record<Reason, string> = {
+  explicit: 'the program and files asked for',
+  interp: 'the dynamic loader (PT_INTERP)',
+  'elf-needed': 'libraries named in ELF headers (DT_NEEDED; what ldd shows)',
+  dlopen: 'libraries loaded at run time (dlopen; ldd cannot see these)',
+  'config-family': 'files of library families (configs and the libraries they name)',
+  'runtime-file': 'data files read at run time',
+};
+
+function human(result: DiscoverResult): string[] {
+  const lines: string[] = [`${result.binary}: ${result.files.length} files`];
+  if (result.probe) {
+    lines.push(
+      `  probe: ${result.probe.argv.join(' ')} -> exit ${result.probe.exitCode} in ${(result.probe.durationMs / 1000).toFixed(2)} s`,
+    );
+  }
+  for (const reason of ORDER) {
+    const files = result.files.filter(
+      (f) =>
+        f.reasons[0] === reason ||
+        (f.reasons.includes(reason) &&
+          !ORDER.slice(0, ORDER.indexOf(reason)).some((r) => f.reasons.includes(r))),
+    );
+    if (files.length === 0) continue;
+    lines.push('', `${TITLES[reason]}:`);
+    for (const f of files) {
+      const link = f.chain.length > 1 ? ` -> ${f.chain[f.chain.length - 1]}` : '';
+      const parents = f.parents.length ? `  <- ${f.parents.map((p) => p.split('/').pop()).join(', ')}` : '';
+      lines.push(`  ${f.path}${link}${parents}`);
+    }
+  }
+  return lines;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('discover')
+    .argument('<binary>', 'the program to analyse')
+    .argument('[args...]', 'arguments for the probe run (after --)')
+    .description(
+      'List every file a program needs: its ELF closure plus what it opens at run time under strace.',
+    )
+    .option('--root <dir>', 'resolve libraries inside this tree (a sysroot or unpacked container image)')
+    .option(
+      '--from-log <file>',
+      'analyse an strace log you already have instead of running the program (repeat for -ff files)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option('--no-probe', 'ELF closure only: do not run the program')
+    .option('--timeout <seconds>', 'kill the probe after this long', positiveInt('--timeout'), 120)
+    .option('--allow-failure', 'keep what the probe saw even if it exits non-zero')
+    .option(
+      '--family <name>',
+      'add a library family: nss, gconv, opencl, openssl, cuda, ld-cache (repeat)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option('--json', 'print { binary, files: [{ path, reasons, parents }], warnings } as JSON')
+    .option('-q, --quiet', 'no progress output')
+    .addHelpText(
+      'after',
+      `
+Reasons: interp (the loader), elf-needed (DT_NEEDED, what ldd shows), dlopen (opened at run time: plugins, NSS,
+gconv, OpenSSL providers...), runtime-file (data the program read), explicit (asked for), config-family.
+The probe runs the program under strace -f --seccomp-bpf (a few % overhead); give it arguments that make it end.
+Exit status: 0 ok, 1 the probe failed (without --allow-failure), 2 bad input, 3 strace missing, 6 probe timeout.
+
+Examples:
+  $ uniprove discover /usr/bin/python3 -- -c 'import ssl, sqlite3, ctypes'
+  $ uniprove discover ./benchy --json -- winning-post --size 2KiB --fake > closure.json
+  $ uniprove discover ./prover --from-log strace.log
+  $ uniprove discover /usr/bin/openssl --root ./rootfs --no-probe`,
+    )
+    .action(async (binary: string, args: string[], opts) => {
+      const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
+      const result = await discover({
+        binary: opts.root ? binary : resolve(ctx.cwd, binary),
+        args,
+        cwd: ctx.cwd,
+        ...(opts.root ? { root: resolve(ctx.cwd, opts.root) } : {}),
+        probe: opts.probe,
+        timeoutMs: opts.timeout * 1000,
+        allowFailure: Boolean(opts.allowFailure),
+        ...(opts.fromLog ? { fromLogs: opts.fromLog.map((f: string) => resolve(ctx.cwd, f)) } : {}),
+        ...(opts.family ? { families: opts.family as FamilyName[] } : {}),
+        signal: ctx.signal,
+        onProgress: progress.onProgress,
+      });
+      progress.done();
+      if (opts.json) {
+        printJson(ctx.out, {
+          binary: result.binary,
+          files: result.files.map((f) => ({
+            path: f.path,
+            reasons: f.reasons,
+            parents: f.parents,
+            ...(f.chain.length > 1 ? { chain: f.chain } : {}),
+            ...(f.family ? { family: f.family } : {}),
+          })),
+          warnings: result.warnings,
+          ...(result.probe ? { probe: result.probe } : {}),
+        });
+        return;
+      }
+      printWarnings(ctx.out, result.warnings);
+      printLines(ctx.out, human(result));
+    });
+}

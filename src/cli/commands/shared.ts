@@ -1,0 +1,59 @@
+/** Options several commands share: recipe overrides and where recipes are found. */
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { UniproveError } from '../../core/errors.js';
+import type { LoadRecipeOptions } from '../../core/recipe/load.js';
+import type { CliContext } from '../context.js';
+
+/** Flags that replace recipe fields, the same on package, verify, run and gcp run. */
+export function addRecipeOverrides(cmd: Command): Command {
+  return cmd
+    .option('--binary <path>', "use this prover binary instead of the recipe's")
+    .option('--arg <value>', "replace the recipe's arguments (repeat for each)", collect, undefined)
+    .option('--env <KEY=VALUE>', 'add or replace an environment variable (repeat)', collect, undefined)
+    .addOption(new Option('--memory <size>', 'guest memory, e.g. 4G'))
+    .addOption(new Option('--cpus <n>', 'guest CPUs').argParser(positiveInt('--cpus')));
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** A commander parser for positive integers that names the flag in its error. */
+export function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new UniproveError('E_USAGE', { message: `${flag} must be a positive integer, got "${value}"` });
+    }
+    return n;
+  };
+}
+
+/** Recipe-loading options from the environment and the override flags. */
+export function recipeLoadOptions(
+  ctx: CliContext,
+  opts: { binary?: string; arg?: string[]; env?: string[]; memory?: string; cpus?: number },
+): LoadRecipeOptions {
+  const env: Record<string, string> = {};
+  for (const pair of opts.env ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UniproveError('E_USAGE', { message: `--env takes KEY=VALUE, got "${pair}"` });
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return {
+    cwd: ctx.cwd,
+    ...(ctx.env.PATH ? { pathEnv: ctx.env.PATH } : {}),
+    proversDirs: [
+      join(ctx.cwd, 'provers'),
+      ...(ctx.env.UNIPROVE_PROVERS ? ctx.env.UNIPROVE_PROVERS.split(':') : []),
+    ],
+    overrides: {
+      ...(opts.binary ? { binary: opts.binary } : {}),
+      ...(opts.arg ? { args: opts.arg } : {}),
+      ...(Object.keys(env).length ? { env } : {}),
+      ...(opts.memory ? { memory: opts.memory } : {}),
+      ...(opts.cpus ? { cpus: opts.cpus } : {}),
+    },
+  };
+}

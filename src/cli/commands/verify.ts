@@ -1,0 +1,103 @@
+/** `uniprove verify <package>`: run the packaged program from the package alone, natively. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ExitCode, UniproveError } from '../../core/errors.js';
+import { verifyPackage } from '../../core/package/verify.js';
+import type { CliContext } from '../context.js';
+import { createProgress } from '../progress.js';
+import { printJson, printLines } from '../render.js';
+import { positiveInt } from './shared.js';
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('verify')
+    .argument('<package>', 'a package folder made by `uniprove package` (e.g. build/demo)')
+    .description(
+      'Run the packaged program with the package folder as its whole file system, to prove the closure complete without a VM.',
+    )
+    .option(
+      '--bind <guest=host>',
+      "mount a host folder at a guest path, e.g. a volume's content (repeat)",
+      collectBind,
+      {},
+    )
+    .option('--timeout <seconds>', 'kill the program after this long', positiveInt('--timeout'), 600)
+    .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
+    .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')
+    .option('--json', 'print { ok, exitCode, missing, proofs } as JSON')
+    .option('-q, --quiet', 'no progress output')
+    .addHelpText(
+      'after',
+      `
+The program runs in bubblewrap (or a chroot as root) with the package read-only as /, a fresh /proc and /dev,
+and empty writable folders at /tmp and at each volume mount point. Files it writes there are listed as proofs.
+Under strace, a failure names every library the program searched for and never found.
+Exit status: 0 when the program succeeded, 1 when it failed (see "missing"), 2 for a bad package folder.
+
+Examples:
+  $ uniprove verify build/demo
+  $ uniprove verify build/benchy --bind /tmp=$HOME/.cache/uniprove/volumes/filecoin-2KiB --json`,
+    )
+    .action(async (pkg: string, opts) => {
+      const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
+      let markers: { begin: string; end: string } | undefined;
+      if (opts.proofMarkers) {
+        const [begin, end] = String(opts.proofMarkers).split(',');
+        if (!begin || !end)
+          throw new UniproveError('E_USAGE', { message: '--proof-markers takes BEGIN,END' });
+        markers = { begin, end };
+      }
+      const result = await verifyPackage({
+        package: resolve(ctx.cwd, pkg),
+        binds: opts.bind,
+        timeoutMs: opts.timeout * 1000,
+        ...(opts.trace === false ? { trace: false } : {}),
+        ...(ctx.env.PATH ? { pathEnv: ctx.env.PATH } : {}),
+        isRoot: process.getuid?.() === 0,
+        ...(markers ? { proofMarkers: markers } : {}),
+        signal: ctx.signal,
+        onProgress: progress.onProgress,
+      });
+      progress.done();
+      if (opts.json) {
+        printJson(ctx.out, {
+          ok: result.ok,
+          exitCode: result.exitCode,
+          missing: result.missing,
+          proofs: result.proofs,
+          sandbox: result.sandbox,
+          traced: result.traced,
+          durationMs: Math.round(result.durationMs),
+        });
+      } else if (result.ok) {
+        printLines(ctx.out, [
+          `ok: the program ran from the package alone (exit 0, ${(result.durationMs / 1000).toFixed(2)} s, ${result.sandbox})`,
+          ...result.proofs.map((p) => `  proof ${p.guestPath} -> ${p.path} sha256:${p.sha256}`),
+        ]);
+      } else {
+        printLines(ctx.out, [
+          `FAILED: the program exited with ${result.signal ? `signal ${result.signal}` : `status ${result.exitCode}`}`,
+          ...(result.missing.length
+            ? ['  missing from the package:', ...result.missing.map((m) => `    ${m}`)]
+            : ['  no missing file was seen; the last lines it printed:']),
+          ...result.stderrTail
+            .trimEnd()
+            .split('\n')
+            .slice(-10)
+            .map((l) => `  | ${l}`),
+          ...(result.missing.length
+            ? ['hint: add them to the recipe ("libraries" or "files"), or run `uniprove debug <log> --fix`.']
+            : []),
+        ]);
+      }
+      if (!result.ok) process.exitCode = ExitCode.failure;
+    });
+}
+
+function collectBind(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || !value.startsWith('/')) {
+    throw new UniproveError('E_USAGE', { message: `--bind takes /guest/path=host/path, got "${value}"` });
+  }
+  return { ...previous, [value.slice(0, eq)]: resolve(value.slice(eq + 1)) };
+}

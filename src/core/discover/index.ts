@@ -1,0 +1,249 @@
+/**
+ * Discovery: the static ELF closure of a program, plus what it opens at run
+ * time (libraries it dlopens, data files it reads), seen under strace or in
+ * an strace log the user already has. Library families are expanded so that
+ * configs which name libraries bring those libraries along.
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { parseElf } from '../elf/parse.js';
+import {
+  addToClosure,
+  type ClosureFile,
+  type ClosureReason,
+  type ClosureResult,
+  createResolveContext,
+  resolveClosure,
+  resolveLibrary,
+} from '../elf/resolve.js';
+import { isUniproveError } from '../errors.js';
+import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
+import { symlinkChain } from '../package/plan.js';
+import type { OnProgress } from '../progress.js';
+import { noProgress } from '../progress.js';
+import { parseStraceLog } from '../trace/parse.js';
+import { runProbe } from '../trace/probe.js';
+import type { TraceResult } from '../trace/types.js';
+import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
+
+export type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
+
+export interface DiscoverOptions {
+  /** The program (absolute host path, or a guest path under `root`). */
+  binary: string;
+  /** Arguments for the probe run. */
+  args: string[];
+  /** Environment added for the probe run. */
+  env?: Record<string, string>;
+  /** Folder the probe runs in. */
+  cwd?: string;
+  /** Resolve libraries inside this tree (sysroot, unpacked image) instead of the host. */
+  root?: string;
+  /** Run the program under strace to see what it opens at run time (default true; never under a root). */
+  probe?: boolean;
+  timeoutMs?: number;
+  /** Keep what the probe saw even when the program exits non-zero. */
+  allowFailure?: boolean;
+  /** Analyse these strace logs (`-f` or `-ff` files) instead of running a probe. */
+  fromLogs?: string[];
+  /** Extra libraries: names resolved as DT_NEEDED would be, or paths. */
+  libraries?: string[];
+  /** Families to add whether or not the probe triggers them. */
+  families?: FamilyName[];
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+}
+
+const REASON_OF: Record<ClosureReason, Reason> = {
+  explicit: 'explicit',
+  interp: 'interp',
+  'elf-needed': 'elf-needed',
+  dlopen: 'dlopen',
+  'strace-open': 'runtime-file',
+  'config-family': 'config-family',
+};
+
+async function toDiscovered(
+  file: ClosureFile,
+  families: Map<string, string>,
+  root: string,
+): Promise<DiscoveredFile> {
+  // The resolver's symlink list mixes folder links (/lib -> usr/lib); the chain follows file links only.
+  const chain = await symlinkChain(file.path, root);
+  const family = families.get(file.path);
+  return {
+    path: file.path,
+    chain,
+    reasons: [...new Set(file.reasons.map((r) => REASON_OF[r]))].sort(),
+    parents: [...file.parents],
+    ...(family ? { family } : {}),
+    isElf: Boolean(file.elf),
+  };
+}
+
+function knownPaths(result: ClosureResult): Set<string> {
+  const known = new Set<string>();
+  for (const f of result.files) {
+    known.add(f.path);
+    known.add(f.realPath);
+    for (const s of f.symlinks) known.add(s);
+  }
+  return known;
+}
+
+/** Find every file `options.binary` needs, each with its reasons and parents. */
+export async function discover(options: DiscoverOptions): Promise<DiscoverResult> {
+  const onProgress = options.onProgress ?? noProgress;
+  const root = options.root ?? '/';
+  const resolveOptions = { root, ...(options.cwd ? { cwd: options.cwd } : {}) };
+  // Fails with a typed error (not ELF, truncated, a directory...) before anything runs.
+  const info = await parseElf(root === '/' ? options.binary : join(root, options.binary));
+  const closure = await resolveClosure({ binaries: [options.binary], ...resolveOptions });
+  const warnings: DiscoverWarning[] = closure.warnings.map((w) => ({
+    code: w.code,
+    message: w.message,
+    ...(w.path ? { path: w.path } : {}),
+  }));
+  onProgress({ kind: 'update', step: 'discover', detail: `ELF closure: ${closure.files.length} files` });
+
+  let trace: TraceResult | undefined;
+  let probe: DiscoverResult['probe'];
+  if (options.fromLogs?.length) {
+    trace = await parseStraceLog(
+      options.fromLogs.length === 1 ? (options.fromLogs[0] as string) : options.fromLogs,
+      {
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+    );
+  } else if (options.probe !== false && root !== '/') {
+    warnings.push({
+      code: 'probe-skipped',
+      message: `the program was not run: its libraries come from ${root}, not this host; pass --from-log with an strace log captured where it runs`,
+    });
+  } else if (options.probe !== false) {
+    const dir = await mkdtemp(join(tmpdir(), 'uniprove-probe-'));
+    try {
+      onProgress({
+        kind: 'update',
+        step: 'discover',
+        detail: `probing ${basename(options.binary)} under strace`,
+      });
+      const result = await runProbe({
+        argv: [options.binary, ...options.args],
+        logPath: join(dir, 'strace.log'),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.allowFailure ? { allowFailure: true } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      probe = {
+        argv: [options.binary, ...options.args],
+        exitCode: result.exitCode,
+        durationMs: result.durationMs,
+      };
+      if (result.exitCode !== 0) {
+        warnings.push({
+          code: 'probe-failed',
+          message: `the probe exited with status ${result.exitCode}; what it opened before failing is kept`,
+        });
+      }
+      trace = await parseStraceLog(result.logPath, {
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  if (trace) {
+    for (const w of trace.warnings)
+      warnings.push({ code: `trace-${w.kind}`, message: `${w.message} (${w.count}×)` });
+    const written = new Set(trace.written);
+    const execs = new Set(trace.execs.map((e) => e.path));
+    const hostOf = (p: string) => (root === '/' ? p : join(root, p));
+    const objects: { path: string; reason: ClosureReason; parent?: string }[] = [];
+    const dataFiles: { path: string; reason: ClosureReason; parent?: string }[] = [];
+    const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
+    for (const access of opened) {
+      if (access.isDirectory || written.has(access.path) || access.path === options.binary) continue;
+      const elf = await parseElf(hostOf(access.path)).catch(() => undefined);
+      if (elf && (elf.type === 'dyn' || elf.type === 'exec')) {
+        // A program it executed is a runtime file with its own closure; a library it opened was dlopened.
+        objects.push({
+          path: access.path,
+          reason: execs.has(access.path) ? 'strace-open' : 'dlopen',
+          parent: options.binary,
+        });
+      } else {
+        dataFiles.push({ path: access.path, reason: 'strace-open', parent: options.binary });
+      }
+    }
+    // In the order they were opened, so a library pulled in by an earlier dlopen is elf-needed, not dlopen.
+    let known = knownPaths(closure);
+    for (const object of objects) {
+      if (known.has(object.path)) continue;
+      await addToClosure(closure, [object], resolveOptions);
+      known = knownPaths(closure);
+    }
+    const data = dataFiles.filter((f) => !known.has(f.path));
+    if (data.length) await addToClosure(closure, data, resolveOptions);
+  }
+
+  // Families: triggered by what the program touched, or asked for.
+  const families = new Set<FamilyName>(options.families ?? []);
+  for (const f of triggeredFamilies(closure.files.map((f) => f.path))) families.add(f);
+  const familyOf = new Map<string, string>();
+  const extras: { path: string; reason: ClosureReason; parent?: string }[] = [];
+  const ctx = createResolveContext({ ...resolveOptions, binaries: [options.binary] });
+  const requester = {
+    path: options.binary,
+    realPath: options.binary,
+    symlinks: [],
+    info,
+    names: new Set([options.binary]),
+  };
+  const resolveName = async (name: string) => (await resolveLibrary(name, requester, ctx))?.path;
+  for (const lib of options.libraries ?? []) {
+    const path = lib.includes('/') ? lib : await resolveName(lib);
+    if (path) extras.push({ path, reason: 'explicit', parent: options.binary });
+    else
+      warnings.push({
+        code: 'unresolved-library',
+        message: `library ${lib} (from the recipe) was not found`,
+        path: lib,
+      });
+  }
+  if (families.size) {
+    const triplet = info.machineName === 'x86_64' ? 'x86_64-linux-gnu' : `${info.machineName}-linux-gnu`;
+    const expanded = await expandFamilies(families, {
+      root: root === '/' ? '' : root,
+      resolveLibrary: resolveName,
+      triplet,
+    });
+    const known = knownPaths(closure);
+    for (const f of expanded.files) {
+      familyOf.set(f.path, f.family);
+      if (!known.has(f.path))
+        extras.push({ path: f.path, reason: 'config-family', parent: f.parent ?? `family:${f.family}` });
+      else {
+        const existing = closure.files.find((c) => c.path === f.path);
+        if (existing && !existing.reasons.includes('config-family')) existing.reasons.push('config-family');
+      }
+    }
+    warnings.push(...expanded.warnings);
+  }
+  if (extras.length) await addToClosure(closure, extras, resolveOptions);
+  for (const w of closure.warnings.slice(warnings.length)) {
+    if (!warnings.some((x) => x.message === w.message)) warnings.push({ code: w.code, message: w.message });
+  }
+
+  const files = (await Promise.all(closure.files.map((f) => toDiscovered(f, familyOf, root)))).sort((a, b) =>
+    a.path < b.path ? -1 : 1,
+  );
+  return { binary: options.binary, root, files, warnings, ...(probe ? { probe } : {}) };
+}

@@ -1,0 +1,36 @@
+/** What discovery reports: every file a program needs, each with the reasons it is there. */
+
+/** Why a file is in the closure. */
+export type Reason = 'interp' | 'elf-needed' | 'dlopen' | 'runtime-file' | 'explicit' | 'config-family';
+
+/** One file of the closure. Paths are host paths (inside the resolution root, if any). */
+export interface DiscoveredFile {
+  /** The path the program uses (the guest path in the image), e.g. /lib/x86_64-linux-gnu/libc.so.6. */
+  path: string;
+  /** Every symlink from `path` on, then the real file: [path, next, ..., realPath]. */
+  chain: string[];
+  reasons: Reason[];
+  /** Files whose needs pulled this one in (DT_NEEDED, PT_INTERP, the program that dlopened it, a family config). */
+  parents: string[];
+  /** The library family that added it, for config-family. */
+  family?: string;
+  /** true for ELF shared objects and executables. */
+  isElf: boolean;
+}
+
+/** A finding that does not stop discovery. */
+export interface DiscoverWarning {
+  code: string;
+  message: string;
+  path?: string;
+}
+
+export interface DiscoverResult {
+  binary: string;
+  /** Resolution root ('/' for the host). */
+  root: string;
+  files: DiscoveredFile[];
+  warnings: DiscoverWarning[];
+  /** Facts about the probe run, when there was one. */
+  probe?: { argv: string[]; exitCode: number; durationMs: number; log?: string };
+}

@@ -1,0 +1,158 @@
+/**
+ * From discovered files to a package plan: every guest path the image will
+ * hold, as a regular file (with its host source) or a symlink (with its
+ * relative target), each with the reasons it is there.
+ */
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { join, posix, relative } from 'node:path';
+import type { DiscoveredFile, Reason } from '../discover/types.js';
+import { UniproveError } from '../errors.js';
+
+/** One entry of the image tree. */
+export type PlanEntry =
+  | {
+      type: 'file';
+      /** Absolute guest path. */
+      path: string;
+      /** Host file the bytes come from (absolute, real). */
+      source: string;
+      reasons: string[];
+      parents: string[];
+    }
+  | {
+      type: 'symlink';
+      path: string;
+      /** Relative link target, as it will be stored. */
+      target: string;
+      reasons: string[];
+      parents: string[];
+    };
+
+export interface PackagePlan {
+  /** Sorted by guest path; unique paths. */
+  entries: PlanEntry[];
+}
+
+/** Normalise a guest path and refuse anything that climbs out of the image root. */
+export function checkGuestPath(path: string, what: string): string {
+  if (!path.startsWith('/')) {
+    throw new UniproveError('E_PATH_ESCAPE', {
+      message: `${what}: guest path ${JSON.stringify(path)} is not absolute`,
+      hint: 'Guest paths start with / (the image root).',
+    });
+  }
+  if (path.split('/').includes('..')) {
+    throw new UniproveError('E_PATH_ESCAPE', {
+      message: `${what}: guest path ${JSON.stringify(path)} climbs out of the image root with ".."`,
+      hint: 'Write the guest path without "..".',
+    });
+  }
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/$/, '') : normal;
+}
+
+/** The guest path of a host path: the same path, or its path inside `root`. */
+export function toGuest(hostPath: string, root: string): string {
+  if (root === '/' || root === '') return hostPath;
+  const rel = relative(root, hostPath);
+  if (rel.startsWith('..') || rel === '') {
+    throw new UniproveError('E_PATH_ESCAPE', {
+      message: `${hostPath} is outside the resolution root ${root}`,
+      hint: 'Every file of a --root package must come from inside that root.',
+    });
+  }
+  return `/${rel}`;
+}
+
+/**
+ * The symlink chain of a path inside a root: [path, next, ..., real].
+ * Only the last component is followed at each step, so each link can be
+ * recreated as a file symlink in the image.
+ */
+export async function symlinkChain(path: string, root = '/'): Promise<string[]> {
+  const chain = [path];
+  let current = path;
+  for (let hops = 0; hops < 40; hops++) {
+    const host = root === '/' ? current : join(root, current);
+    const info = await lstat(host).catch(() => undefined);
+    if (!info?.isSymbolicLink()) break;
+    const target = await readlink(host);
+    const next = posix.normalize(
+      target.startsWith('/') ? target : posix.join(posix.dirname(current), target),
+    );
+    chain.push(next);
+    current = next;
+  }
+  const hostReal = await realpath(root === '/' ? current : join(root, current)).catch(() => undefined);
+  if (hostReal) {
+    const real = root === '/' ? hostReal : toGuestChecked(hostReal, root, path);
+    if (real !== current) chain.push(real);
+  }
+  return chain;
+}
+
+function toGuestChecked(hostPath: string, root: string, from: string): string {
+  const rel = relative(root, hostPath);
+  if (rel.startsWith('..')) {
+    throw new UniproveError('E_PATH_ESCAPE', {
+      message: `${from} is a symlink that leads outside the root ${root} (to ${hostPath})`,
+      hint: 'Make the link relative, or copy its target into the root.',
+    });
+  }
+  return `/${rel}`;
+}
+
+/** Build the plan from discovered files (host paths) and a resolution root. */
+export async function planPackage(files: readonly DiscoveredFile[], root = '/'): Promise<PackagePlan> {
+  const byPath = new Map<string, PlanEntry>();
+  const add = (entry: PlanEntry) => {
+    const existing = byPath.get(entry.path);
+    if (!existing) {
+      byPath.set(entry.path, entry);
+      return;
+    }
+    for (const r of entry.reasons) if (!existing.reasons.includes(r)) existing.reasons.push(r);
+    for (const p of entry.parents) if (!existing.parents.includes(p)) existing.parents.push(p);
+  };
+  for (const file of files) {
+    const chain = file.chain.length > 0 ? file.chain : await symlinkChain(file.path, root);
+    const guestChain = chain.map((p, i) =>
+      checkGuestPath(p, i === 0 ? file.path : `${file.path} (link ${i})`),
+    );
+    const reasons: string[] = [...(file.reasons as Reason[])];
+    for (let i = 0; i < guestChain.length - 1; i++) {
+      const from = guestChain[i] as string;
+      const to = guestChain[i + 1] as string;
+      add({
+        type: 'symlink',
+        path: from,
+        target: posix.relative(posix.dirname(from), to) || posix.basename(to),
+        reasons: i === 0 ? [...reasons] : ['symlink'],
+        parents: i === 0 ? [...file.parents] : [from],
+      });
+    }
+    const last = guestChain[guestChain.length - 1] as string;
+    const source = root === '/' ? last : join(root, last);
+    add({
+      type: 'file',
+      path: last,
+      source,
+      reasons: guestChain.length === 1 ? [...reasons] : ['symlink-target'],
+      parents: guestChain.length === 1 ? [...file.parents] : [guestChain[guestChain.length - 2] as string],
+    });
+  }
+  // A path cannot be both a file and a folder holding other entries.
+  const entries = [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (let i = 0; i + 1 < entries.length; i++) {
+    const a = entries[i] as PlanEntry;
+    const b = entries[i + 1] as PlanEntry;
+    if (b.path.startsWith(`${a.path}/`)) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${a.path} would be both a file and a folder (it holds ${b.path})`,
+        hint: 'Two entries of the recipe put a file and a folder at the same guest path; change one guest path.',
+      });
+    }
+  }
+  for (const e of entries) e.reasons.sort();
+  return { entries };
+}

@@ -1,0 +1,234 @@
+/**
+ * Writing a package plan to disk: a staging folder beside the output,
+ * hardlinks (or reflink copies) for file bytes, symlinks recreated, the lock
+ * file and Ops configs written, then one rename. An interrupted run never
+ * leaves a folder that looks like a finished package.
+ */
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  link,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { UniproveError } from '../errors.js';
+import type { PackagePlan, PlanEntry } from './plan.js';
+
+/** One line of uniprove.lock.json. */
+export interface LockEntry {
+  path: string;
+  type: 'file' | 'symlink';
+  sha256?: string;
+  size?: number;
+  mode?: string;
+  target?: string;
+  source?: string;
+  reasons: string[];
+  parents: string[];
+}
+
+export interface PackageLock {
+  lockVersion: 1;
+  name: string;
+  program: string;
+  files: LockEntry[];
+}
+
+/** A host file's identity, to skip re-hashing files that did not change. */
+export interface SourceStamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+}
+
+export type HashCache = Record<string, SourceStamp>;
+
+/** Stream a file through sha256. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Run `fn` over items with at most `limit` at once, keeping order of results. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+) {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Hash every plan file's source, reusing `cache` entries whose size/mtime/inode still match. */
+export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: AbortSignal) {
+  const files = plan.entries.filter((e): e is Extract<PlanEntry, { type: 'file' }> => e.type === 'file');
+  const stamps: HashCache = {};
+  const modes = new Map<string, number>();
+  await mapLimit(files, 8, async (entry) => {
+    signal?.throwIfAborted();
+    const info = await stat(entry.source).catch((error: NodeJS.ErrnoException) => {
+      throw new UniproveError('E_NOT_FOUND', {
+        message: `${entry.source} (for ${entry.path}) cannot be read: ${error.code ?? error.message}`,
+        hint: 'The file disappeared or is unreadable since discovery; run package again.',
+        cause: error,
+      });
+    });
+    if (!info.isFile()) {
+      throw new UniproveError('E_IS_DIRECTORY', {
+        message: `${entry.source} (for ${entry.path}) is not a regular file`,
+        hint: 'List folders under "dirs" in the recipe, not "files".',
+      });
+    }
+    modes.set(entry.source, info.mode & 0o7777);
+    const old = cache[entry.source];
+    if (old && old.size === info.size && old.mtimeMs === info.mtimeMs && old.ino === info.ino) {
+      stamps[entry.source] = old;
+      return;
+    }
+    stamps[entry.source] = {
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      ino: info.ino,
+      sha256: await sha256File(entry.source),
+    };
+  });
+  return { stamps, modes };
+}
+
+/** The lock file's content for a plan. */
+export function buildLock(
+  name: string,
+  program: string,
+  plan: PackagePlan,
+  stamps: HashCache,
+  modes: Map<string, number>,
+) {
+  const files: LockEntry[] = plan.entries.map((e) => {
+    if (e.type === 'symlink') {
+      return { path: e.path, type: 'symlink', target: e.target, reasons: e.reasons, parents: e.parents };
+    }
+    const s = stamps[e.source] as SourceStamp;
+    return {
+      path: e.path,
+      type: 'file',
+      sha256: s.sha256,
+      size: s.size,
+      mode: (modes.get(e.source) ?? 0o644).toString(8).padStart(4, '0'),
+      source: e.source,
+      reasons: e.reasons,
+      parents: e.parents,
+    };
+  });
+  const lock: PackageLock = { lockVersion: 1, name, program, files };
+  return lock;
+}
+
+/** Stable JSON: two-space indent, trailing newline; key order is the construction order. */
+export function stableJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+async function placeFile(source: string, dest: string, mode: number): Promise<'hardlink' | 'copy'> {
+  try {
+    await link(source, dest);
+    // A hardlink shares the source's mode; only copies get the mode set below.
+    return 'hardlink';
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EACCES' && code !== 'EMLINK') throw error;
+  }
+  await copyFile(source, dest, constants.COPYFILE_FICLONE);
+  await chmod(dest, mode);
+  return 'copy';
+}
+
+export interface WriteTreeResult {
+  hardlinks: number;
+  copies: number;
+  symlinks: number;
+}
+
+/** Materialise the plan's entries under `dir` (which must be empty). */
+export async function writeTree(
+  dir: string,
+  plan: PackagePlan,
+  modes: Map<string, number>,
+  signal?: AbortSignal,
+): Promise<WriteTreeResult> {
+  const result: WriteTreeResult = { hardlinks: 0, copies: 0, symlinks: 0 };
+  const dirs = new Set<string>();
+  for (const e of plan.entries) dirs.add(dirname(join(dir, e.path)));
+  for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
+  await mapLimit(plan.entries, 16, async (e) => {
+    signal?.throwIfAborted();
+    const dest = join(dir, e.path);
+    if (e.type === 'symlink') {
+      await symlink(e.target, dest);
+      result.symlinks++;
+    } else {
+      const how = await placeFile(e.source, dest, modes.get(e.source) ?? 0o644);
+      if (how === 'hardlink') result.hardlinks++;
+      else result.copies++;
+    }
+  });
+  return result;
+}
+
+/** Write a file atomically: temp file beside it, then rename. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Replace `out` with the finished `staging` folder. The old package, if any,
+ * is moved aside first and removed only once the new one is in place.
+ */
+export async function swapIntoPlace(staging: string, out: string): Promise<void> {
+  const old = `${out}.old-${process.pid}-${Date.now()}`;
+  const hadOld = await stat(out).then(
+    () => true,
+    () => false,
+  );
+  if (hadOld) await rename(out, old);
+  try {
+    await rename(staging, out);
+  } catch (error) {
+    if (hadOld) await rename(old, out).catch(() => {});
+    throw error;
+  }
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/** Read a JSON file, or undefined when absent or unreadable. */
+export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * `uniprove verify`: run the packaged program from the package alone,
+ * natively, with the package folder as its root file system, to prove the
+ * closure complete without a VM. Under strace when it is there, so a failure
+ * names the files the program looked for and did not find.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, posix, relative } from 'node:path';
+import { UniproveError } from '../errors.js';
+import { run, which } from '../exec.js';
+import { parseOpsConfig } from '../manifest/ops-config.js';
+import type { OnProgress } from '../progress.js';
+import { noProgress } from '../progress.js';
+import { failedSearches, parseStraceLog } from '../trace/parse.js';
+import { runProbe } from '../trace/probe.js';
+import { LOCK_FILE } from './index.js';
+import { type PackageLock, sha256File } from './stage.js';
+
+export interface VerifyOptions {
+  /** The package folder (from `uniprove package`). */
+  package: string;
+  /** Where the run's writable folders (/tmp, volumes) and log go; default <package>/.uniprove/verify. */
+  workDir?: string;
+  /** Host folders to mount at guest paths (volume contents), guest -> host. */
+  binds?: Record<string, string>;
+  timeoutMs?: number;
+  /** Trace with strace to name missing files (default: when strace is installed). */
+  trace?: boolean;
+  /** PATH to look tools up on. */
+  pathEnv?: string;
+  /** true when running as root (chroot is possible without bubblewrap). */
+  isRoot?: boolean;
+  /** Console markers around a proof printed on stdout. */
+  proofMarkers?: { begin: string; end: string };
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+}
+
+export interface VerifyProof {
+  /** Host path of the proof file brought back. */
+  path: string;
+  /** Guest path it was written to, or "console". */
+  guestPath: string;
+  sha256: string;
+  size: number;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  exitCode: number;
+  signal?: string;
+  /** Files the program looked for and never found (guest paths probed, or names from loader errors). */
+  missing: string[];
+  sandbox: 'bwrap' | 'chroot';
+  traced: boolean;
+  durationMs: number;
+  workDir: string;
+  /** Files the program wrote under its writable folders, and a console proof if markers were given. */
+  proofs: VerifyProof[];
+  stdoutTail: string;
+  stderrTail: string;
+}
+
+/** A shared object's file name: libfoo.so, libfoo.so.1.2 (not ld.so.preload). */
+const SHARED_OBJECT = /\.so(\.\d+)*$/;
+
+const LOADER_MISSING =
+  /(?:error while loading shared libraries: )?([^\s:'"]+\.so[^\s:'"]*): cannot open shared object file/g;
+
+/** Names of libraries the program's own loader messages say it could not open. */
+export function missingFromLoaderMessages(text: string): string[] {
+  const names = new Set<string>();
+  for (const m of text.matchAll(LOADER_MISSING)) if (m[1]) names.add(m[1]);
+  return [...names].sort();
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+/** The bubblewrap argv: the image tree as /, fresh /proc and /dev, writable /tmp and volume binds. */
+function bwrapArgv(
+  bwrap: string,
+  pkg: string,
+  top: string[],
+  binds: [string, string, boolean][],
+  env: Record<string, string>,
+  argv: string[],
+) {
+  // An empty root holding only the image tree's top-level entries (not local.json and the lock), read-only.
+  const args = [bwrap, '--tmpfs', '/'];
+  for (const name of top) args.push('--ro-bind', join(pkg, name), `/${name}`);
+  args.push('--proc', '/proc', '--dev', '/dev');
+  for (const [guest, host, ro] of binds) args.push(ro ? '--ro-bind' : '--bind', host, guest);
+  args.push(
+    '--remount-ro',
+    '/',
+    '--unshare-all',
+    '--die-with-parent',
+    '--new-session',
+    '--clearenv',
+    '--chdir',
+    '/',
+  );
+  for (const [k, v] of Object.entries(env).sort()) args.push('--setenv', k, v);
+  args.push('--', ...argv);
+  return args;
+}
+
+/** Run a package's program from the package alone and report what it lacked. */
+export async function verifyPackage(options: VerifyOptions): Promise<VerifyResult> {
+  const onProgress = options.onProgress ?? noProgress;
+  const pkg = options.package;
+  const configPath = join(pkg, 'local.json');
+  const configText = await readFile(configPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `${pkg} is not a uniprove package (${configPath}: ${error.code ?? error.message})`,
+      hint: 'Make one with `uniprove package <recipe>` and pass its folder (build/<recipe>).',
+      cause: error,
+    });
+  });
+  const config = parseOpsConfig(JSON.parse(configText), configPath);
+  const lock = JSON.parse(await readFile(join(pkg, LOCK_FILE), 'utf8')) as PackageLock;
+  const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
+  const argv = [program, ...(config.Args ?? [])];
+  const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(join(workDir, 'fs'), { recursive: true });
+
+  // Writable folders: /tmp and every volume mount point, empty unless the caller binds content.
+  const binds: [string, string, boolean][] = [];
+  const guestWritable = new Set<string>(['/tmp']);
+  for (const value of Object.values(config.Mounts ?? {})) {
+    const [guest = '', flag] = value.split(':');
+    if (flag !== 'ro') guestWritable.add(guest);
+  }
+  for (const [guest, host] of Object.entries(options.binds ?? {})) binds.push([guest, host, false]);
+  for (const guest of [...guestWritable].sort()) {
+    if (binds.some(([g]) => g === guest)) continue;
+    const host = join(workDir, 'fs', guest);
+    await mkdir(host, { recursive: true });
+    binds.push([guest, host, false]);
+  }
+
+  const bwrap = await which('bwrap', options.pathEnv);
+  let sandbox: VerifyResult['sandbox'];
+  let command: string[];
+  if (bwrap) {
+    sandbox = 'bwrap';
+    const top = [...new Set(lock.files.map((f) => f.path.split('/')[1] ?? ''))].filter(Boolean).sort();
+    command = bwrapArgv(bwrap, pkg, top, binds, config.Env ?? {}, argv);
+  } else if (options.isRoot) {
+    if (binds.length > 0 && Object.keys(options.binds ?? {}).length > 0) {
+      throw new UniproveError('E_TOOL_MISSING', {
+        message: 'mounting volume contents needs bubblewrap (bwrap), which is not installed',
+        hint: 'apt-get install bubblewrap',
+      });
+    }
+    sandbox = 'chroot';
+    command = [
+      'chroot',
+      pkg,
+      'env',
+      '-i',
+      ...Object.entries(config.Env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...argv,
+    ];
+  } else {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: 'verify needs bubblewrap (bwrap) to run the package as its own root without being root',
+      hint: 'apt-get install bubblewrap (or run as root, where chroot is used).',
+    });
+  }
+
+  const traced = options.trace ?? Boolean(await which('strace', options.pathEnv));
+  onProgress({
+    kind: 'step-start',
+    step: 'verify',
+    detail: `${argv.join(' ')} in ${sandbox}${traced ? ' under strace' : ''}`,
+  });
+  const started = performance.now();
+  let exitCode: number;
+  let signal: string | undefined;
+  let stdout: string;
+  let stderr: string;
+  let missing: string[] = [];
+  if (traced) {
+    const probe = await runProbe({
+      argv: command,
+      logPath: join(workDir, 'strace.log'),
+      allowFailure: true,
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    exitCode = probe.exitCode;
+    signal = probe.signal;
+    stdout = probe.stdoutTail;
+    stderr = probe.stderrTail;
+    if (exitCode !== 0) {
+      const trace = await parseStraceLog(probe.logPath, { cwd: '/' });
+      const searched = failedSearches(trace).filter((s) => SHARED_OBJECT.test(s.basename));
+      const fromLoader = missingFromLoaderMessages(stderr);
+      const names = new Set([...searched.map((s) => s.basename), ...fromLoader]);
+      missing = [...names].sort().map((name) => {
+        const search = searched.find((s) => s.basename === name);
+        return search?.probed.at(-1) ?? name;
+      });
+    }
+  } else {
+    const r = await run(command, {
+      allowFailure: true,
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    exitCode = r.exitCode;
+    signal = r.signal;
+    stdout = r.stdout;
+    stderr = r.stderr;
+    if (exitCode !== 0) missing = missingFromLoaderMessages(stderr);
+  }
+  const durationMs = performance.now() - started;
+
+  const proofs: VerifyProof[] = [];
+  for (const [guest, host] of binds) {
+    for (const file of await listFiles(host)) {
+      const s = await stat(file);
+      proofs.push({
+        path: file,
+        guestPath: posix.join(guest, relative(host, file)),
+        sha256: await sha256File(file),
+        size: s.size,
+      });
+    }
+  }
+  if (options.proofMarkers) {
+    const { begin, end } = options.proofMarkers;
+    const from = stdout.indexOf(begin);
+    const to = from >= 0 ? stdout.indexOf(end, from + begin.length) : -1;
+    if (from >= 0 && to > from) {
+      const body = stdout.slice(from + begin.length, to).trim();
+      const path = join(workDir, 'console-proof.txt');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(path, `${body}\n`);
+      proofs.push({
+        path,
+        guestPath: 'console',
+        sha256: createHash('sha256').update(`${body}\n`).digest('hex'),
+        size: Buffer.byteLength(`${body}\n`),
+      });
+    }
+  }
+  onProgress({ kind: 'note', step: 'verify', detail: `the program exited with ${exitCode}` });
+  return {
+    ok: exitCode === 0,
+    exitCode,
+    ...(signal ? { signal } : {}),
+    missing,
+    sandbox,
+    traced,
+    durationMs,
+    workDir,
+    proofs,
+    stdoutTail: stdout.slice(-8192),
+    stderrTail: stderr.slice(-8192),
+  };
+}
