@@ -31,4 +31,49 @@ export type { ErrorCode, UniproveErrorOptions } from './core/errors.js';
 export { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from './core/errors.js';
 export type { ExecOptions, ExecResult } from './core/exec.js';
 export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js';
+export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volume.js';
+export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
+export type {
+  BuildVolumeOptions,
+  BuildVolumeResult,
+  EnsureVolumeOptions,
+  ListVolumesOptions,
+  LoadParameterSetOptions,
+  RemoveVolumeOptions,
+  VolumeRecord,
+  VolumeStatus,
+} from './core/volume/build.js';
+export {
+  buildVolume,
+  defaultVolumeSize,
+  ensureVolume,
+  listVolumes,
+  loadParameterSet,
+  removeVolume,
+} from './core/volume/build.js';
+export type { VerifyMode } from './core/volume/cache.js';
+export type { DigestAlgorithm } from './core/volume/digest.js';
+export { createHasher, hashFile, parseDigest } from './core/volume/digest.js';
+export type {
+  FetchedFile,
+  FetchFailure,
+  FetchParameterSetOptions,
+  FetchParameterSetResult,
+} from './core/volume/fetch.js';
+export { fetchParameterSet } from './core/volume/fetch.js';
+export type { ImportFilecoinOptions } from './core/volume/filecoin.js';
+export {
+  DEFAULT_FILECOIN_BASE_URL,
+  importFilecoinParameters,
+  parseSectorSize,
+  toSetFile,
+  urlFor,
+} from './core/volume/filecoin.js';
+export type {
+  ParameterFileSpec,
+  ParameterSetSpec,
+  ResolvedParameterFile,
+  ResolvedParameterSet,
+} from './core/volume/spec.js';
+export { parameterSetSchema, resolveParameterSet } from './core/volume/spec.js';

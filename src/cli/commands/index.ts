@@ -4,11 +4,12 @@ import type { CliContext } from '../context.js';
 import { register as discover } from './discover.js';
 import { register as packageCommand } from './package.js';
 import { register as verify } from './verify.js';
+import { register as volume } from './volume.js';
 import { register as why } from './why.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
 
-const commands: Register[] = [discover, why, packageCommand, verify];
+const commands: Register[] = [discover, why, packageCommand, verify, volume];
 
 /** Attach every command to the program. */
 export function registerCommands(program: Command, ctx: CliContext): void {

@@ -1,0 +1,288 @@
+/**
+ * Ops volumes built from parameter sets: verified files laid out by hardlinks
+ * from the cache, `ops volume create`, and a registry (name, UUID, set digest)
+ * so the same set is built once and reused.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { UniproveError } from '../errors.js';
+import {
+  type OpsOptions,
+  type OpsVolume,
+  opsVolumeCreate,
+  opsVolumeDelete,
+  opsVolumeList,
+} from '../ops/volume.js';
+import type { OnProgress } from '../progress.js';
+import { writeJsonAtomic } from './atomic.js';
+import { type FetchParameterSetOptions, type FetchParameterSetResult, fetchParameterSet } from './fetch.js';
+import { importFilecoinParameters, isFilecoinParameters } from './filecoin.js';
+import {
+  looksLikePath,
+  parseJsonFile,
+  type ResolvedParameterSet,
+  readInputFile,
+  resolveParameterSet,
+  setFilePath,
+} from './spec.js';
+
+export interface LoadParameterSetOptions {
+  /** Folder of named sets (the package's volumes/). */
+  setsDir: string;
+  /** Folder relative paths are resolved against. */
+  cwd?: string;
+  /** For parameters.json input: the sector size in bytes. */
+  sectorSize?: number;
+  /** For parameters.json input: where files are downloaded from. */
+  baseUrl?: string;
+}
+
+/** Load a set by name (volumes/<name>.json), by path, or import a rust-fil-proofs parameters.json. */
+export async function loadParameterSet(
+  ref: string,
+  options: LoadParameterSetOptions,
+): Promise<ResolvedParameterSet> {
+  const byPath = looksLikePath(ref);
+  const file = byPath ? resolve(options.cwd ?? '.', ref) : setFilePath(options.setsDir, ref);
+  const text = await readInputFile(
+    file,
+    byPath ? 'parameter file' : `parameter set ${ref}:`,
+    byPath
+      ? 'Give a parameter set file or a rust-fil-proofs parameters.json.'
+      : 'List the sets with `uniprove volume ls --sets`.',
+  );
+  const value = parseJsonFile(text, file);
+  if (isFilecoinParameters(value)) {
+    return importFilecoinParameters(value, file, {
+      ...(options.sectorSize === undefined ? {} : { sectorSize: options.sectorSize }),
+      ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
+      sourceFile: file,
+    });
+  }
+  if (options.sectorSize !== undefined) {
+    throw new UniproveError('E_USAGE', {
+      message: `--sector-size applies to a rust-fil-proofs parameters.json, not to the parameter set ${file}`,
+      hint: 'Drop --sector-size, or pass the parameters.json file.',
+    });
+  }
+  return resolveParameterSet(value, file);
+}
+
+/** One volume uniprove built, as kept in <cache>/volumes/registry.json. */
+export interface VolumeRecord {
+  name: string;
+  uuid: string;
+  set: string;
+  setDigest: string;
+  mountPath: string;
+  size: string;
+  files: number;
+  bytes: number;
+  /** The .raw file ops made. */
+  location: string;
+  createdAt: string;
+}
+
+interface Registry {
+  version: 1;
+  volumes: VolumeRecord[];
+}
+
+function registryPath(cacheDir: string): string {
+  return join(cacheDir, 'volumes', 'registry.json');
+}
+
+async function readRegistry(cacheDir: string): Promise<Registry> {
+  const path = registryPath(cacheDir);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return { version: 1, volumes: [] };
+  }
+  const value = parseJsonFile(text, path) as Registry;
+  if (!value || !Array.isArray(value.volumes)) {
+    throw new UniproveError('E_CONFIG', {
+      message: `volume registry ${path} is not a registry`,
+      hint: 'Move it aside; `uniprove volume build` will make a new one (old Ops volumes stay in `ops volume list`).',
+    });
+  }
+  return value;
+}
+
+async function writeRegistry(cacheDir: string, registry: Registry): Promise<void> {
+  await writeJsonAtomic(registryPath(cacheDir), registry);
+}
+
+/** A volume size for ops: the files plus room for the filesystem, in MiB. */
+export function defaultVolumeSize(bytes: number): string {
+  return `${Math.ceil((bytes * 1.05 + 32 * 1024 * 1024) / (1024 * 1024))}m`;
+}
+
+export interface BuildVolumeOptions extends FetchParameterSetOptions {
+  /** Ops volume name; default `<set>-<first 8 hex of the set digest>`. */
+  name?: string;
+  /** Volume size for ops (`40g`); default the files plus 5% and 32 MiB. */
+  size?: string;
+  /** Build a new volume even when the registry has one for this set. */
+  rebuild?: boolean;
+  ops?: OpsOptions;
+  onProgress?: OnProgress;
+}
+
+export interface BuildVolumeResult {
+  volume: VolumeRecord;
+  /** True when an existing volume was reused. */
+  reused: boolean;
+  fetch: FetchParameterSetResult;
+}
+
+function defaultName(set: ResolvedParameterSet): string {
+  return `${set.name}-${set.setDigest.replace(/^sha256:/, '').slice(0, 8)}`;
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  try {
+    await link(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    await copyFile(from, to);
+  }
+}
+
+/**
+ * Fetch the set (cached files are not fetched again), lay it out and create
+ * the Ops volume, or reuse the volume built before from the same set.
+ */
+export async function buildVolume(
+  set: ResolvedParameterSet,
+  options: BuildVolumeOptions,
+): Promise<BuildVolumeResult> {
+  const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
+  const progress = options.onProgress ?? (() => {});
+  const name = options.name ?? defaultName(set);
+  if (options.size !== undefined && !/^\d+[kmg]?$/i.test(options.size)) {
+    throw new UniproveError('E_USAGE', {
+      message: `volume size ${JSON.stringify(options.size)} is not a size`,
+      hint: 'Use a whole number with k, m or g, e.g. --size 40g.',
+    });
+  }
+  const fetched = await fetchParameterSet(set, options);
+  const registry = await readRegistry(options.cacheDir);
+  const existing = registry.volumes.find(
+    (v) => v.setDigest === set.setDigest && (options.name === undefined || v.name === options.name),
+  );
+  if (existing && !options.rebuild) {
+    const present = (await opsVolumeList(ops)).some((v) => v.uuid === existing.uuid);
+    if (present) {
+      progress({ kind: 'note', step: 'volume', detail: `reusing volume ${existing.name}:${existing.uuid}` });
+      return { volume: existing, reused: true, fetch: fetched };
+    }
+    registry.volumes = registry.volumes.filter((v) => v !== existing);
+  }
+  const layout = join(options.cacheDir, 'volumes', `layout-${randomBytes(6).toString('hex')}`);
+  const bytes = fetched.files.reduce((sum, f) => sum + f.size, 0);
+  const size = options.size ?? defaultVolumeSize(bytes);
+  let created: OpsVolume;
+  try {
+    const byName = new Map(fetched.files.map((f) => [f.name, f]));
+    for (const file of set.files) await linkOrCopy(byName.get(file.name)!.path, join(layout, file.path));
+    progress({ kind: 'step-start', step: 'ops volume create', detail: `${name}, ${size}` });
+    created = await opsVolumeCreate({ name, dataDir: layout, size }, ops);
+    progress({ kind: 'step-done', step: 'ops volume create', detail: `${created.name}:${created.uuid}` });
+  } finally {
+    await rm(layout, { recursive: true, force: true });
+  }
+  const record: VolumeRecord = {
+    name: created.name,
+    uuid: created.uuid,
+    set: set.name,
+    setDigest: set.setDigest,
+    mountPath: set.mountPath,
+    size,
+    files: set.files.length,
+    bytes,
+    location: created.location,
+    createdAt: new Date().toISOString(),
+  };
+  const latest = await readRegistry(options.cacheDir);
+  latest.volumes = [...latest.volumes.filter((v) => v.uuid !== record.uuid), record];
+  await writeRegistry(options.cacheDir, latest);
+  return { volume: record, reused: false, fetch: fetched };
+}
+
+export interface EnsureVolumeOptions
+  extends BuildVolumeOptions,
+    Omit<LoadParameterSetOptions, 'sectorSize'> {}
+
+/** For `run` and `gcp run`: the volume for a named set, built when missing, reused otherwise. */
+export async function ensureVolume(
+  setName: string,
+  options: EnsureVolumeOptions,
+): Promise<BuildVolumeResult> {
+  const set = await loadParameterSet(setName, options);
+  return buildVolume(set, options);
+}
+
+export interface ListVolumesOptions {
+  cacheDir: string;
+  ops?: OpsOptions;
+}
+
+/** A registered volume and whether ops still has it (undefined when ops is not installed). */
+export interface VolumeStatus extends VolumeRecord {
+  present: boolean | undefined;
+}
+
+/** The volumes uniprove built, checked against `ops volume list` when ops is there. */
+export async function listVolumes(
+  options: ListVolumesOptions,
+): Promise<{ volumes: VolumeStatus[]; warnings: { code: string; message: string }[] }> {
+  const registry = await readRegistry(options.cacheDir);
+  const warnings: { code: string; message: string }[] = [];
+  let uuids: Set<string> | undefined;
+  try {
+    uuids = new Set((await opsVolumeList(options.ops)).map((v) => v.uuid));
+  } catch (error) {
+    warnings.push({
+      code: 'E_OPS',
+      message: `cannot check volumes with ops: ${(error as Error).message}`,
+    });
+  }
+  return {
+    volumes: registry.volumes.map((v) => ({ ...v, present: uuids ? uuids.has(v.uuid) : undefined })),
+    warnings,
+  };
+}
+
+export interface RemoveVolumeOptions extends ListVolumesOptions {
+  signal?: AbortSignal;
+}
+
+/** Delete volumes by name, UUID, or set name: the Ops volume and its registry entry. */
+export async function removeVolume(
+  ref: string,
+  options: RemoveVolumeOptions,
+): Promise<{ removed: VolumeRecord[] }> {
+  const registry = await readRegistry(options.cacheDir);
+  const matches = registry.volumes.filter((v) => v.name === ref || v.uuid === ref || v.set === ref);
+  if (matches.length === 0) {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `no volume built by uniprove matches ${JSON.stringify(ref)}`,
+      hint: 'List them with `uniprove volume ls`; give a name, UUID or set name.',
+    });
+  }
+  const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
+  const present = new Set((await opsVolumeList(ops)).map((v) => v.uuid));
+  const removed: VolumeRecord[] = [];
+  for (const volume of matches) {
+    if (present.has(volume.uuid)) await opsVolumeDelete(volume.uuid, ops);
+    const latest = await readRegistry(options.cacheDir);
+    latest.volumes = latest.volumes.filter((v) => v.uuid !== volume.uuid);
+    await writeRegistry(options.cacheDir, latest);
+    removed.push(volume);
+  }
+  return { removed };
+}

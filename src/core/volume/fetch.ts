@@ -1,0 +1,335 @@
+/**
+ * Fetch every file of a parameter set into the content-addressed cache:
+ * several at once, each verified before it enters the cache, files already
+ * cached and verified left alone.
+ */
+import { chmod, mkdir, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Agent, type Dispatcher, interceptors } from 'undici';
+import { isUniproveError, UniproveError } from '../errors.js';
+import { formatBytes, type OnProgress } from '../progress.js';
+import {
+  cachePaths,
+  checkCached,
+  keepAsInvalid,
+  removeIfPresent,
+  type VerifyMode,
+  writeStamp,
+} from './cache.js';
+import { type DigestAlgorithm, parseDigest } from './digest.js';
+import { downloadFile } from './download.js';
+import { urlFor } from './filecoin.js';
+import type { ResolvedParameterFile, ResolvedParameterSet } from './spec.js';
+
+export interface FetchParameterSetOptions {
+  /** The cache root ($UNIPROVE_CACHE or ~/.cache/uniprove, chosen by the caller). */
+  cacheDir: string;
+  /** Download from here instead of the set's URLs (see urlFor: `{cid}`, `{name}`, `/ipfs/`, file://). */
+  baseUrl?: string;
+  /** Files downloaded at once (default 4). */
+  jobs?: number;
+  /** Re-check cached files by stat stamp (`quick`, default) or by hashing them again (`full`). */
+  verify?: VerifyMode;
+  /** Attempts in a row without progress before a file fails (default 5). */
+  retries?: number;
+  /** First backoff delay in ms (default 500). */
+  retryDelayMs?: number;
+  /** Drop and resume a response that sends nothing for this long (default 60 s). */
+  stallTimeoutMs?: number;
+  /** Downloads of a file that fail their digest before giving up (default 2). */
+  digestAttempts?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+}
+
+/** A file that is in the cache and matched its digest. */
+export interface FetchedFile {
+  name: string;
+  /** Where it is in the cache. */
+  path: string;
+  guestPath: string;
+  digest: string;
+  size: number;
+  verified: true;
+  /** `cache`: it was there already; `download`: fetched now. */
+  source: 'cache' | 'download';
+  url?: string;
+}
+
+/** A file that could not be fetched and verified. */
+export interface FetchFailure {
+  name: string;
+  digest: string;
+  error: { code: string; message: string; hint?: string };
+  /** Where a download that failed its digest was kept. */
+  invalidPath?: string;
+}
+
+export interface FetchParameterSetResult {
+  set: string;
+  setDigest: string;
+  files: FetchedFile[];
+  failed: FetchFailure[];
+  /** Bytes that came over the network (or from file://) in this run. */
+  bytesDownloaded: number;
+  durationMs: number;
+}
+
+/** Rate and ETA over a sliding window of samples. */
+class RateMeter {
+  private samples: { t: number; bytes: number }[] = [];
+  private total = 0;
+  add(bytes: number): void {
+    this.total += bytes;
+    const t = performance.now();
+    this.samples.push({ t, bytes: this.total });
+    while (this.samples.length > 2 && t - this.samples[0]!.t > 5000) this.samples.shift();
+  }
+  get bytes(): number {
+    return this.total;
+  }
+  rate(): number {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (!first || !last || last.t - first.t < 200) return 0;
+    return ((last.bytes - first.bytes) / (last.t - first.t)) * 1000;
+  }
+}
+
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** The dispatcher for downloads: keep-alive, follows redirects (gateways redirect). */
+function createDispatcher(jobs: number): Dispatcher {
+  return new Agent({ connections: jobs * 2, pipelining: 0 }).compose(
+    interceptors.redirect({ maxRedirections: 5 }),
+  );
+}
+
+function errorSummary(error: unknown): FetchFailure['error'] {
+  if (isUniproveError(error)) {
+    return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
+  return { code: 'E_DOWNLOAD', message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * Make every file of the set present and verified in the cache. Returns the
+ * files; throws when any file could not be fetched and verified (E_DOWNLOAD,
+ * E_DIGEST_MISMATCH or E_INTERRUPTED) with `details.files` and `details.failed`.
+ */
+export async function fetchParameterSet(
+  set: ResolvedParameterSet,
+  options: FetchParameterSetOptions,
+): Promise<FetchParameterSetResult> {
+  const started = performance.now();
+  const jobs = Math.max(1, Math.floor(options.jobs ?? 4));
+  const verify = options.verify ?? 'quick';
+  const progress = options.onProgress ?? (() => {});
+  const signal = options.signal;
+  const step = `fetch ${set.name}`;
+  // Validate every URL before the first download.
+  const urlsByFile = new Map<string, string[]>(
+    set.files.map((file) => [file.name, options.baseUrl ? [urlFor(options.baseUrl, file)] : file.urls]),
+  );
+
+  const expected = new Map<string, number>();
+  for (const file of set.files) if (file.size !== undefined) expected.set(file.name, file.size);
+  const done = new Map<string, number>();
+  const meter = new RateMeter();
+  let lastEmit = 0;
+  let filesDone = 0;
+  const emit = (force = false) => {
+    const now = performance.now();
+    if (!force && now - lastEmit < 250) return;
+    lastEmit = now;
+    let total = 0;
+    let doneBytes = 0;
+    for (const file of set.files) {
+      const d = done.get(file.name) ?? 0;
+      doneBytes += d;
+      total += Math.max(expected.get(file.name) ?? 0, d);
+    }
+    const rate = meter.rate();
+    const etaSeconds = rate > 0 ? Math.max(0, total - doneBytes) / rate : Number.POSITIVE_INFINITY;
+    progress({
+      kind: 'update',
+      step,
+      done: doneBytes,
+      total,
+      bytesPerSecond: rate,
+      etaSeconds,
+      detail: `${formatBytes(doneBytes)} / ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatEta(etaSeconds)}, ${filesDone}/${set.files.length} files`,
+    });
+  };
+  const addBytes = (name: string, delta: number, network: boolean) => {
+    done.set(name, (done.get(name) ?? 0) + delta);
+    if (network && delta > 0) meter.add(delta);
+    emit();
+  };
+
+  progress({
+    kind: 'step-start',
+    step,
+    detail: `${set.files.length} files${set.knownBytes ? `, ${formatBytes(set.knownBytes)}` : ''} into ${options.cacheDir}`,
+  });
+  const dispatcher = createDispatcher(jobs);
+  const files: (FetchedFile | undefined)[] = new Array(set.files.length);
+  const failed: FetchFailure[] = [];
+
+  const fetchOne = async (file: ResolvedParameterFile): Promise<FetchedFile> => {
+    const paths = cachePaths(options.cacheDir, file.digest);
+    const algorithm = parseDigest(file.digest).algorithm as DigestAlgorithm;
+    const base = { name: file.name, guestPath: file.guestPath, digest: file.digest, verified: true as const };
+    const cached = await checkCached(paths, file.digest, verify, {
+      ...(signal ? { signal } : {}),
+    });
+    if (cached.state === 'ok') {
+      expected.set(file.name, cached.size);
+      addBytes(file.name, cached.size, false);
+      return { ...base, path: paths.blob, size: cached.size, source: 'cache' };
+    }
+    if (cached.state === 'bad') {
+      const kept = await keepAsInvalid(options.cacheDir, paths.blob, file.name);
+      await removeIfPresent(paths.stamp);
+      progress({
+        kind: 'note',
+        step,
+        detail: `${file.name}: cached copy has digest ${cached.actual}, not ${file.digest}; kept aside as ${kept}, fetching again`,
+      });
+    }
+    const urls = urlsByFile.get(file.name)!;
+    const digestAttempts = options.digestAttempts ?? 2;
+    let invalidPath: string | undefined;
+    for (let round = 1; ; round++) {
+      let result: Awaited<ReturnType<typeof downloadFile>> | undefined;
+      let url = '';
+      let lastError: unknown;
+      for (const candidate of urls) {
+        url = candidate;
+        try {
+          result = await downloadFile({
+            url,
+            partialPath: paths.partial,
+            metaPath: paths.partialMeta,
+            algorithm,
+            ...(file.size === undefined ? {} : { expectedSize: file.size }),
+            dispatcher,
+            ...(signal ? { signal } : {}),
+            retries: options.retries ?? 5,
+            retryDelayMs: options.retryDelayMs ?? 500,
+            stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
+            onBytes: (delta, network) => addBytes(file.name, delta, network),
+            onTotal: (total) => expected.set(file.name, total),
+            onRetry: ({ delayMs, reason, offset }) =>
+              progress({
+                kind: 'note',
+                step,
+                detail: `${file.name}: ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s from byte ${offset}`,
+              }),
+          });
+          break;
+        } catch (error) {
+          if (signal?.aborted || (isUniproveError(error) && error.code === 'E_INTERRUPTED')) throw error;
+          lastError = error;
+        }
+      }
+      if (!result) throw lastError;
+      if (result.digest === file.digest) {
+        await mkdir(dirname(paths.blob), { recursive: true });
+        await chmod(paths.partial, 0o444);
+        await rename(paths.partial, paths.blob);
+        await removeIfPresent(paths.partialMeta);
+        await writeStamp(paths, file.digest);
+        return { ...base, path: paths.blob, size: result.size, source: 'download', url };
+      }
+      invalidPath = await keepAsInvalid(options.cacheDir, paths.partial, file.name);
+      await removeIfPresent(paths.partialMeta);
+      addBytes(file.name, -result.size, false);
+      const message = `${file.name} from ${url} has digest ${result.digest}, expected ${file.digest}`;
+      if (round >= digestAttempts) {
+        throw new UniproveError('E_DIGEST_MISMATCH', {
+          message: `${message} (${round} downloads); kept as ${invalidPath}`,
+          hint: 'The server sends different bytes than the set expects: try a mirror with --base-url, or check the set file.',
+          details: { name: file.name, url, expected: file.digest, actual: result.digest, invalidPath },
+        });
+      }
+      progress({ kind: 'note', step, detail: `${message}; kept aside as ${invalidPath}, fetching again` });
+    }
+  };
+
+  let next = 0;
+  const worker = async () => {
+    while (next < set.files.length) {
+      const index = next++;
+      const file = set.files[index]!;
+      if (signal?.aborted) {
+        failed.push({
+          name: file.name,
+          digest: file.digest,
+          error: { code: 'E_INTERRUPTED', message: 'interrupted before it started' },
+        });
+        continue;
+      }
+      try {
+        files[index] = await fetchOne(file);
+      } catch (error) {
+        failed.push({
+          name: file.name,
+          digest: file.digest,
+          error: errorSummary(error),
+          ...(isUniproveError(error) && typeof error.details.invalidPath === 'string'
+            ? { invalidPath: error.details.invalidPath }
+            : {}),
+        });
+      } finally {
+        filesDone++;
+        emit(true);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(jobs, set.files.length) }, worker));
+  } finally {
+    await dispatcher.close().catch(() => {});
+  }
+  const result: FetchParameterSetResult = {
+    set: set.name,
+    setDigest: set.setDigest,
+    files: files.filter((f): f is FetchedFile => f !== undefined),
+    failed,
+    bytesDownloaded: meter.bytes,
+    durationMs: performance.now() - started,
+  };
+  if (failed.length > 0) {
+    const code = signal?.aborted
+      ? 'E_INTERRUPTED'
+      : failed.some((f) => f.error.code === 'E_DIGEST_MISMATCH')
+        ? 'E_DIGEST_MISMATCH'
+        : 'E_DOWNLOAD';
+    throw new UniproveError(code, {
+      message:
+        code === 'E_INTERRUPTED'
+          ? `fetch of ${set.name} was interrupted; ${result.files.length} of ${set.files.length} files are in the cache`
+          : `${failed.length} of ${set.files.length} files of ${set.name} could not be fetched and verified:\n  ${failed
+              .map((f) => `${f.name}: ${f.error.message}`)
+              .join('\n  ')}`,
+      hint:
+        code === 'E_INTERRUPTED'
+          ? 'Run the same command again: partial downloads resume where they stopped.'
+          : (failed[0]?.error.hint ?? 'Run again to retry; verified files are kept.'),
+      details: { ...result },
+    });
+  }
+  progress({
+    kind: 'step-done',
+    step,
+    detail: `${result.files.length} files verified, ${formatBytes(result.bytesDownloaded)} downloaded in ${(result.durationMs / 1000).toFixed(1)} s`,
+  });
+  return result;
+}

@@ -1,0 +1,76 @@
+/** Building an Ops volume from a parameter set, with the real ops; skipped (with the reason) without it. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { execa } from 'execa';
+import { opsVolumeDelete, opsVolumeList } from '../../src/core/ops/volume.js';
+import { buildVolume, listVolumes, removeVolume } from '../../src/core/volume/build.js';
+import { hashFile } from '../../src/core/volume/digest.js';
+import { resolveParameterSet } from '../../src/core/volume/spec.js';
+import { startParamServer } from '../helpers/param-server.js';
+import { tempDir } from '../helpers/tmp.js';
+import { needTool } from '../helpers/tools.js';
+
+test('volume build makes an Ops volume holding the verified files, reuses it, and rm deletes it', {
+  skip: needTool('ops', 'see /work/nanos-build or https://ops.city; volume build needs it'),
+  timeout: 180_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const bytes = { 'p.params': randomBytes(1024 * 1024 + 5), 'p.vk': randomBytes(777) };
+  for (const [name, data] of Object.entries(bytes)) await writeFile(join(src, name), data);
+  const server = await startParamServer(src);
+  const name = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  const created: string[] = [];
+  try {
+    const files = [];
+    for (const fileName of Object.keys(bytes)) {
+      files.push({
+        name: fileName,
+        path: fileName.endsWith('.vk') ? `keys/${fileName}` : fileName,
+        digest: await hashFile(join(src, fileName), 'sha256'),
+        urls: [`${server.url}${fileName}`],
+      });
+    }
+    const set = resolveParameterSet({ name: 'ops-test', mountPath: '/params', files }, 'test');
+    const cacheDir = join(dir, 'cache');
+    const first = await buildVolume(set, { cacheDir, name, size: '8m' });
+    created.push(first.volume.uuid);
+    assert.equal(first.reused, false);
+    assert.equal(first.volume.name, name);
+    assert.match(first.volume.uuid, /^[0-9a-f-]{36}$/);
+
+    const ls = await execa('ops', ['volume', 'ls', name, '/keys'], { reject: false });
+    assert.match(ls.stdout, /p\.vk/, ls.stdout + ls.stderr);
+    const out = join(dir, 'out');
+    await mkdir(out);
+    await execa('ops', ['volume', 'cp', name, '/p.params', out]);
+    assert.ok((await readFile(join(out, 'p.params'))).equals(bytes['p.params']));
+
+    const requests = server.requests.length;
+    const second = await buildVolume(set, { cacheDir, name });
+    assert.equal(second.reused, true);
+    assert.equal(second.volume.uuid, first.volume.uuid);
+    assert.equal(server.requests.length, requests, 'nothing downloaded again');
+
+    const listed = await listVolumes({ cacheDir });
+    assert.deepEqual(
+      listed.volumes.map((v) => [v.name, v.uuid, v.present, v.setDigest]),
+      [[name, first.volume.uuid, true, set.setDigest]],
+    );
+    const registry = JSON.parse(await readFile(join(cacheDir, 'volumes/registry.json'), 'utf8'));
+    assert.equal(registry.volumes[0].uuid, first.volume.uuid);
+
+    const removed = await removeVolume(name, { cacheDir });
+    assert.equal(removed.removed.length, 1);
+    assert.ok(!(await opsVolumeList()).some((v) => v.uuid === first.volume.uuid));
+    assert.deepEqual((await listVolumes({ cacheDir })).volumes, []);
+  } finally {
+    const left = (await opsVolumeList().catch(() => [])).filter((v) => created.includes(v.uuid));
+    for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});
+    await server.close();
+  }
+});
