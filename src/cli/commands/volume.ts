@@ -15,13 +15,13 @@ import {
   parseSectorSize,
   toSetFile,
 } from '../../core/volume/filecoin.js';
-import { parseJsonFile, readInputFile } from '../../core/volume/spec.js';
+import { BUILTIN_SETS_DIR, parseJsonFile, readInputFile } from '../../core/volume/spec.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings, renderError } from '../render.js';
 
 /** The parameter sets shipped with uniprove. */
-export const SETS_DIR = fileURLToPath(new URL('../../../volumes/', import.meta.url));
+export const SETS_DIR = BUILTIN_SETS_DIR;
 
 /** $UNIPROVE_CACHE, else $XDG_CACHE_HOME/uniprove, else ~/.cache/uniprove. */
 export function cacheDirFrom(env: NodeJS.ProcessEnv): string {

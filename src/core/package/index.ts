@@ -15,6 +15,8 @@ import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import { VERSION } from '../version.js';
+import { loadParameterSet, volumeNameFor } from '../volume/build.js';
+import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { checkGuestPath, planPackage, toGuest } from './plan.js';
 import {
   buildLock,
@@ -37,8 +39,10 @@ export interface PackageOptions extends LoadRecipeOptions {
   recipe: string;
   /** Output folder; default <cwd>/build/<recipe name>. */
   out?: string;
-  /** Ops volume names for the recipe's volume sets (set -> volume name). */
+  /** Ops volume names for the recipe's volume sets (set -> volume name); default from the set's digest. */
   volumeNames?: Record<string, string>;
+  /** Folder of parameter sets (default: uniprove's volumes/). */
+  setsDir?: string;
   /** Re-run discovery even when the binary and probe did not change. */
   force?: boolean;
   signal?: AbortSignal;
@@ -221,9 +225,20 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     recipe.program,
   );
   const mounts: Record<string, string> = {};
-  for (const v of recipe.volumes) {
-    const name = options.volumeNames?.[v.set] ?? defaultVolumeName(v.set);
-    mounts[name] = v.readOnly ? `${v.guestPath}:ro` : v.guestPath;
+  for (const [i, v] of recipe.volumes.entries()) {
+    const set = await loadParameterSet(v.set, {
+      setsDir: options.setsDir ?? BUILTIN_SETS_DIR,
+      cwd: recipe.baseDir,
+    }).catch((error: unknown) => {
+      throw new UniproveError('E_CONFIG', {
+        message: `volumes[${i}].set: ${(error as Error).message}`,
+        hint: 'Name a parameter set from volumes/ (uniprove volume ls --sets) or a set file relative to the recipe.',
+        cause: error,
+      });
+    });
+    const guestPath = v.guestPath ?? set.mountPath;
+    const name = options.volumeNames?.[v.set] ?? volumeNameFor(set);
+    mounts[name] = v.readOnly ? `${guestPath}:ro` : guestPath;
   }
   const configs = Object.fromEntries(
     bases.map(([target, base]) => [

@@ -47,7 +47,8 @@ export const ProbeSpec = z.strictObject({
 export const VolumeMount = z.strictObject({
   /** A parameter set name from volumes/ (or a path to a set file). */
   set: z.string().min(1),
-  guestPath: GuestPath,
+  /** Where the volume is mounted; default the set's mountPath. */
+  guestPath: GuestPath.optional(),
   readOnly: z.boolean().default(false),
   /** Size of the Ops volume (room for working files), e.g. 40g. */
   size: z

@@ -138,7 +138,8 @@ export interface BuildVolumeResult {
   fetch: FetchParameterSetResult;
 }
 
-function defaultName(set: ResolvedParameterSet): string {
+/** The Ops volume name uniprove gives a set: `<set>-<first 8 hex of the set digest>`. */
+export function volumeNameFor(set: ResolvedParameterSet): string {
   return `${set.name}-${set.setDigest.replace(/^sha256:/, '').slice(0, 8)}`;
 }
 
@@ -162,7 +163,7 @@ export async function buildVolume(
 ): Promise<BuildVolumeResult> {
   const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
   const progress = options.onProgress ?? (() => {});
-  const name = options.name ?? defaultName(set);
+  const name = options.name ?? volumeNameFor(set);
   if (options.size !== undefined && !/^\d+[kmg]?$/i.test(options.size)) {
     throw new UniproveError('E_USAGE', {
       message: `volume size ${JSON.stringify(options.size)} is not a size`,

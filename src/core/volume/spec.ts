@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UniproveError } from '../errors.js';
 import { DIGEST_PATTERN, parseDigest } from './digest.js';
@@ -222,3 +223,6 @@ export function setFilePath(setsDir: string, name: string): string {
   }
   return join(setsDir, `${name}.json`);
 }
+
+/** Parameter sets shipped with uniprove (volumes/). */
+export const BUILTIN_SETS_DIR = fileURLToPath(new URL('../../../volumes/', import.meta.url));
