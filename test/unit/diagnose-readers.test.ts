@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
   createDefaultLocate,
   createNanosReader,
   createStraceReader,
   detectLogFormat,
+  GUEST_LIBRARY_DIRS,
   type LogEvent,
   readLdCacheEntries,
 } from '../../src/core/diagnose/index.js';
@@ -109,12 +110,7 @@ test('default locate: roots first, then the host cache; guest path in a folder d
     guestPath: '/data/params.bin',
   });
   const host = await locate('libc.so.6', 'library');
-  if (host)
-    assert.equal(
-      host.guestPath,
-      host.hostPath.startsWith('/usr/lib/x86_64-linux-gnu')
-        ? host.hostPath
-        : '/lib/x86_64-linux-gnu/libc.so.6',
-    );
+  assert.ok(host, 'libc.so.6 is found on this host');
+  assert.ok(GUEST_LIBRARY_DIRS.includes(dirname(host.guestPath)), host.guestPath);
   assert.equal(await createDefaultLocate({ host: false })('libc.so.6', 'library'), undefined);
 });
