@@ -17,7 +17,9 @@ import { tempDir } from '../helpers/tmp.js';
 
 function feed(create: typeof createNanosReader, lines: string[]): LogEvent[] {
   const events: LogEvent[] = [];
-  const reader = create('t.log', (e) => events.push(e));
+  const reader = create('t.log', (e) => {
+    events.push(e);
+  });
   lines.forEach((l, i) => reader.line(l, i + 1));
   reader.end();
   return events;

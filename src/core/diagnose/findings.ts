@@ -367,7 +367,9 @@ export class Diagnoser {
     }
     const exec = EXEC_CALLS.has(name);
     if (!path || (!exec && !OPEN_CALLS.has(name))) return;
-    const base = baseName(path);
+    if (errno === undefined && s.searches.size === 0) return;
+    const slash = path.lastIndexOf('/');
+    const base = slash === -1 || slash === path.length - 1 ? baseName(path) : path.slice(slash + 1);
     if (errno === undefined) {
       s.searches.delete(base);
       return;

@@ -99,18 +99,24 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
       pending.set(pid, { head: rest.slice(0, -UNFINISHED.length), at: { log, lineNo, text } });
       return;
     }
-    // Cheap filter before building the event: only path calls and failures matter.
-    const paren = rest.indexOf('(');
-    if (paren <= 0) return;
+    // Cheap filter before building the event: only path calls (they always quote a path) and failures matter.
     const eq = rest.lastIndexOf(' = ');
     if (eq === -1) return;
-    if (rest.charCodeAt(eq + 3) !== 45 && !PATH_SYSCALLS.has(rest.slice(0, paren))) return;
+    const paren = rest.indexOf('(');
+    if (paren <= 0 || paren > eq) return;
+    if (rest.charCodeAt(eq + 3) !== 45) {
+      const quote = rest.indexOf('"', paren);
+      if (quote === -1 || quote > eq || !PATH_SYSCALLS.has(rest.slice(0, paren))) return;
+    }
     call(pid, rest, { log, lineNo, text });
   }
 
   function other(text: string, lineNo: number): void {
     // The indented kernel trace lines ("    2 file fd 3, ...") say nothing the rules use.
-    if (text.startsWith('    ') && /^ {4}\d+ /.test(text)) return;
+    if (text.charCodeAt(0) === 32 && text.startsWith('    ')) {
+      const c = text.charCodeAt(4);
+      if (c >= 48 && c <= 57) return;
+    }
     if (inMissing) {
       if (text === 'missing_files_end') inMissing = false;
       else if (text.trim()) emit({ type: 'missing-listed', at: { log, lineNo, text }, name: text.trim() });

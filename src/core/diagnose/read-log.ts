@@ -3,6 +3,7 @@
  * lines longer than a limit cut, and a binary check on the first block so a
  * core dump or disk image given by mistake is refused with a clear error.
  */
+import { isAscii } from 'node:buffer';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { UniproveError } from '../errors.js';
@@ -75,6 +76,7 @@ export async function readLogLines(
     let carry = '';
     let skipping = false;
     let sawText = false;
+    let sawNonAscii = false;
     for (;;) {
       options.signal?.throwIfAborted();
       const { bytesRead } = await handle.read(buffer, 0, chunkBytes, null);
@@ -88,7 +90,11 @@ export async function readLogLines(
         });
       }
       status.bytes += bytesRead;
-      const text = carry + decoder.write(block);
+      // Trace logs are ASCII: copying bytes is faster than decoding UTF-8 (no partial character can be pending then).
+      // Once a non-ASCII byte was seen the decoder may hold part of a character: stay with it.
+      if (!sawNonAscii && !isAscii(block)) sawNonAscii = true;
+      const decoded = sawNonAscii ? decoder.write(block) : block.toString('latin1');
+      const text = carry + decoded;
       if (!onLine) onLine = start(text.slice(0, 256 * 1024));
       let from = 0;
       for (;;) {
