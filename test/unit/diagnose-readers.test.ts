@@ -20,7 +20,7 @@ function feed(create: typeof createNanosReader, lines: string[]): LogEvent[] {
   const reader = create('t.log', (e) => {
     events.push(e);
   });
-  lines.forEach((l, i) => reader.line(l, i + 1));
+  for (const [i, l] of lines.entries()) reader.line(l, i + 1);
   reader.end();
   return events;
 }
