@@ -1,6 +1,39 @@
 /** uniprove's library API: re-exports only. */
 
 export type {
+  CreateLogReader,
+  DefaultLocateOptions,
+  DiagnosedLog,
+  DiagnoseOptions,
+  DiagnoseResult,
+  DiagnoseWarning,
+  Finding,
+  FindingKind,
+  FixEntry,
+  ImageContents,
+  ImageMount,
+  Locate,
+  LocateContext,
+  LocateKind,
+  LocateResult,
+  LogEvent,
+  LogFormat,
+  LogReader,
+  Severity,
+} from './core/diagnose/index.js';
+export {
+  createDefaultLocate,
+  createNanosReader,
+  createStraceReader,
+  detectLogFormat,
+  diagnoseLogs,
+  fixEntriesFromFindings,
+  GUEST_LIBRARY_DIRS,
+  guestLibraryPath,
+  locateNothing,
+  parseNanosManifest,
+} from './core/diagnose/index.js';
+export type {
   ClosureFile,
   ClosureReason,
   ClosureResult,

@@ -1,6 +1,7 @@
 /** Every verb of the CLI; each file registers one command that calls one core function. */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { register as debug } from './debug.js';
 import { register as discover } from './discover.js';
 import { register as packageCommand } from './package.js';
 import { register as verify } from './verify.js';
@@ -9,7 +10,7 @@ import { register as why } from './why.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
 
-const commands: Register[] = [discover, why, packageCommand, verify, volume];
+const commands: Register[] = [discover, why, packageCommand, verify, volume, debug];
 
 /** Attach every command to the program. */
 export function registerCommands(program: Command, ctx: CliContext): void {

@@ -1,0 +1,114 @@
+/** `uniprove debug <log...>`: why did the unikernel die, and what to do about it. */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parseNanosManifest } from '../../core/diagnose/image.js';
+import { diagnoseLogs } from '../../core/diagnose/index.js';
+import { ExitCode, UniproveError } from '../../core/errors.js';
+import type { CliContext } from '../context.js';
+import { printJson, printLines, printWarnings } from '../render.js';
+
+interface DebugFlags {
+  json?: boolean;
+  root?: string[];
+  manifest?: string;
+  host?: boolean;
+}
+
+/** Register `debug`. */
+export function registerDebug(program: Command, ctx: CliContext): void {
+  program
+    .command('debug')
+    .description(
+      'Read the console and trace logs of a unikernel that died and say why: a library or file it needed and did not get (and where it must go in the image), KVM failing, exec_protection breaking the loader, an empty or read-only volume, a reboot loop, running out of memory, a crash.',
+    )
+    .argument('<log...>', 'Nanos console logs (ops run output, with or without --trace) or host strace logs')
+    .option('--json', 'print { findings, warnings, logs } as JSON on stdout')
+    .option(
+      '--root <dir>',
+      'a folder to search (recursively) for the files the program missed, before the host system; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--manifest <file>',
+      'the Nanos manifest of the image the log came from (tells what the image held)',
+    )
+    .option('--no-host', 'do not look for missing files on this host (ld.so.cache, /lib, /usr/lib)')
+    .addHelpText(
+      'after',
+      `
+What it reads, in any mix, one console per file:
+  - the program's own errors ("error while loading shared libraries", dlopen messages,
+    "failed to map segment from shared object", "Read-only file system", ...)
+  - Nanos trace output (ops run --trace, or manifest debugsyscalls:t): [tid] syscall(...) = result
+  - missing_files_begin ... missing_files_end (ops run --missing-files, manifest missing_files:t)
+  - syscall_summary tables, kernel messages, fault dumps, KVM errors from QEMU
+  - host strace logs (strace -f [-o FILE]): the format is detected per file
+
+A library searched in several folders and then found is not a miss; the last failed
+attempt of a search that never succeeded is. Each finding shows its evidence lines
+(log:line: text) and a concrete fix.
+
+Exit status: 0 no error found (warnings and notes may be printed), 1 the logs show a failure
+and it was diagnosed, 2 bad input (no such log, an empty or binary file).
+
+Examples:
+  $ ops run ./prover --trace 2>&1 | tee console.log; uniprove debug console.log
+  $ uniprove debug console.log --root ./build/plugins --json
+  $ strace -f -o trace.log ./prover args; uniprove debug trace.log`,
+    )
+    .action(async (logs: string[], flags: DebugFlags) => {
+      let image: ReturnType<typeof parseNanosManifest> | undefined;
+      if (flags.manifest) {
+        let text: string;
+        try {
+          text = await readFile(resolve(ctx.cwd, flags.manifest), 'utf8');
+        } catch (error) {
+          throw new UniproveError('E_NOT_FOUND', {
+            message: `cannot read manifest ${flags.manifest}`,
+            hint: 'Give the Nanos manifest the image was built from, or leave --manifest out.',
+            cause: error,
+          });
+        }
+        image = parseNanosManifest(text);
+      }
+      const result = await diagnoseLogs({
+        logs: logs.map((l) => resolve(ctx.cwd, l)),
+        label: (p) => logs.find((l) => resolve(ctx.cwd, l) === p) ?? p,
+        roots: (flags.root ?? []).map((r) => resolve(ctx.cwd, r)),
+        hostSearch: flags.host !== false,
+        ...(image ? { image } : {}),
+        signal: ctx.signal,
+      });
+      const failed = result.findings.some((f) => f.severity === 'error');
+      if (flags.json) {
+        printJson(ctx.out, result);
+      } else {
+        printWarnings(ctx.out, result.warnings);
+        const lines: string[] = [];
+        if (result.findings.length === 0) {
+          lines.push('No problem found in the logs.');
+          lines.push(
+            'If the program still fails, capture more evidence: ops run --trace (Nanos prints every system call) or --missing-files.',
+          );
+        }
+        for (const f of result.findings) {
+          lines.push(`${f.severity}: ${f.kind} ${f.name}`);
+          lines.push(`  ${f.message}`);
+          if (f.hostPath || f.guestPath) {
+            lines.push(
+              `  host: ${f.hostPath ?? '(not found on this host)'}  ->  image: ${f.guestPath ?? '?'}`,
+            );
+          }
+          if (f.evidence.length > 0) {
+            lines.push('  evidence:');
+            for (const e of f.evidence) lines.push(`    ${e}`);
+          }
+          lines.push(`  fix: ${f.fix}`);
+          lines.push('');
+        }
+        printLines(ctx.out, lines);
+      }
+      process.exitCode = failed ? ExitCode.failure : ExitCode.ok;
+    });
+}

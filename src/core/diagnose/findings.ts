@@ -1,0 +1,682 @@
+/**
+ * The diagnosis rules: from log events to findings, each with the log lines
+ * that prove it and what to do about it.
+ *
+ * Two kinds of evidence meet here. The program's own words ("libzkplug.so:
+ * cannot open shared object file", "Read-only file system") say what failed;
+ * the system-call trace says where it looked. A search that failed in ten
+ * folders and then succeeded is no miss; the last failed attempt of a search
+ * that never succeeded is. State is bounded: a few evidence lines per finding,
+ * a capped table of searches still open.
+ */
+import type { LogEvent, LogLine, SyscallEvent } from './events.js';
+import type { ImageContents, ImageMount } from './image.js';
+import { baseName, GUEST_LIBRARY_DIRS, guestLibraryPath, type Locate } from './locate.js';
+
+export type FindingKind =
+  | 'missing-library'
+  | 'missing-file'
+  | 'missing-program'
+  | 'library-mismatch'
+  | 'kvm-failure'
+  | 'exec-protection'
+  | 'empty-mount'
+  | 'readonly-volume'
+  | 'reboot-loop'
+  | 'out-of-memory'
+  | 'crash'
+  | 'exit-status-lost';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** One thing the logs show went wrong (or will), with proof and a concrete fix. */
+export interface Finding {
+  kind: FindingKind;
+  severity: Severity;
+  /** What is concerned: a library's basename, a path, a signal, a mount point. */
+  name: string;
+  /** The host file that would satisfy a miss. */
+  hostPath?: string;
+  /** Where that file must go in the image. */
+  guestPath?: string;
+  /** Guest paths where the image already holds a file of that name (for a library: not where the loader looks). */
+  presentAt?: string[];
+  message: string;
+  fix: string;
+  /** The log lines that show it, as `log:line: text`; at most a few. */
+  evidence: string[];
+}
+
+/** An image file entry that would fix a finding: what `--fix` adds to a recipe. */
+export interface FixEntry {
+  hostPath: string;
+  guestPath: string;
+  reason: string;
+}
+
+const MAX_EVIDENCE = 8;
+const MAX_EVIDENCE_CHARS = 300;
+const MAX_OPEN_SEARCHES = 10_000;
+
+const OPEN_CALLS = new Set(['open', 'openat', 'openat2', 'creat', 'uselib']);
+const EXEC_CALLS = new Set(['execve', 'execveat']);
+
+/** Probes every healthy program makes and may fail: never a cause. */
+const BENIGN_PATHS = [
+  /^\/etc\/ld\.so\.(preload|nohwcap)$/,
+  /\/locale\//,
+  /\/locale-archive$/,
+  /\/gconv\//,
+  /^\/etc\/localtime$/,
+  /^\/etc\/(nsswitch\.conf|host\.conf|resolv\.conf|gai\.conf)$/,
+  /^\/usr\/share\/zoneinfo\//,
+];
+
+const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
+
+/** A quick filter so most output lines cost one regex test. */
+const INTERESTING =
+  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM/;
+
+type Claim = 'program' | 'trace' | 'listing';
+
+interface Draft {
+  kind: FindingKind;
+  name: string;
+  severity: Severity;
+  order: number;
+  evidence: { log: number; lineNo: number; line: string }[];
+  evidenceCount: number;
+  /** The absolute path the program asked for, when known. */
+  wantedPath: string | undefined;
+  claims: Set<Claim>;
+  attempts: number;
+  searchedDirs: string[];
+  message: string | undefined;
+  fix: string | undefined;
+  lastLog: string;
+}
+
+interface Search {
+  first: LogLine;
+  last: LogLine;
+  lastPath: string;
+  count: number;
+  dirs: string[];
+  exec: boolean;
+}
+
+interface LogState {
+  log: string;
+  index: number;
+  searches: Map<string, Search>;
+  bootMessage: string | undefined;
+  boots: number;
+  bootLines: LogLine[];
+  outputSinceBoot: boolean;
+  lastKernelTime: number;
+  previousText: string;
+  summary: LogLine[];
+  lastCrash: Draft | undefined;
+}
+
+/** Format one evidence line. */
+export function evidenceLine(at: LogLine): string {
+  const text = at.text.length > MAX_EVIDENCE_CHARS ? `${at.text.slice(0, MAX_EVIDENCE_CHARS)}…` : at.text;
+  return `${at.log}:${at.lineNo}: ${text}`;
+}
+
+function isBenign(path: string): boolean {
+  return BENIGN_PATHS.some((re) => re.test(path));
+}
+
+/** The first absolute path in a line of program output. */
+function firstAbsolutePath(text: string): string | undefined {
+  const m = /(?:^|[\s('"`=])(\/[^\s:,'"`()]+)/.exec(text);
+  return m?.[1];
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+function sortedEvidence(list: { log: number; lineNo: number; line: string }[]): string[] {
+  return [...list].sort((a, b) => a.log - b.log || a.lineNo - b.lineNo).map((e) => e.line);
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
+
+/**
+ * Collects evidence from the events of one or more logs and turns it into
+ * findings. One instance per diagnosis; feed each log between startLog/endLog.
+ */
+export class Diagnoser {
+  private readonly drafts = new Map<string, Draft>();
+  private state: LogState | undefined;
+  private order = 0;
+  /** Searches dropped because too many were open at once. */
+  droppedSearches = 0;
+
+  constructor(private readonly image?: ImageContents) {}
+
+  private logs = 0;
+
+  startLog(log: string): void {
+    this.state = {
+      log,
+      index: this.logs++,
+      searches: new Map(),
+      bootMessage: undefined,
+      boots: 0,
+      bootLines: [],
+      outputSinceBoot: false,
+      lastKernelTime: -1,
+      previousText: '',
+      summary: [],
+      lastCrash: undefined,
+    };
+  }
+
+  /** Feed one event of the current log. */
+  readonly event = (event: LogEvent): void => {
+    const s = this.state!;
+    switch (event.type) {
+      case 'syscall':
+        s.outputSinceBoot = true;
+        this.syscall(s, event);
+        return;
+      case 'output':
+        s.outputSinceBoot = true;
+        this.text(s, event.at, event.at.text);
+        s.previousText = event.at.text;
+        return;
+      case 'kernel':
+        this.kernel(s, event.at, event.time, event.message);
+        this.text(s, event.at, event.message);
+        s.previousText = event.message;
+        return;
+      case 'missing-listed': {
+        const kind = LIBRARY_NAME.test(event.name) ? 'missing-library' : 'missing-file';
+        const d = this.draft(kind, baseName(event.name), 'listing');
+        this.addEvidence(d, event.at);
+        return;
+      }
+      case 'summary':
+        if (event.errors > 0 && (OPEN_CALLS.has(event.syscall) || EXEC_CALLS.has(event.syscall))) {
+          if (s.summary.length < 4) s.summary.push(event.at);
+        }
+        return;
+      case 'exit':
+        if (event.signal) {
+          const d = this.draft('crash', event.signal, 'trace');
+          d.message ??= `The program was killed by ${event.signal}.`;
+          this.addEvidence(d, event.at);
+        }
+        return;
+    }
+  };
+
+  /** The current log ended: searches still open are misses. */
+  endLog(): void {
+    const s = this.state!;
+    for (const [name, search] of s.searches) {
+      const kind = search.exec
+        ? 'missing-program'
+        : LIBRARY_NAME.test(name)
+          ? 'missing-library'
+          : 'missing-file';
+      const d = this.draft(
+        kind,
+        search.exec || kind === 'missing-file' ? search.lastPath : name,
+        'trace',
+        name,
+      );
+      if (search.lastPath.startsWith('/') && (kind !== 'missing-library' || search.count === 1)) {
+        d.wantedPath ??= search.lastPath;
+      }
+      d.attempts += search.count;
+      for (const dir of search.dirs) if (d.searchedDirs.length < 64) d.searchedDirs.push(dir);
+      if (search.count > 1) this.addEvidence(d, search.first);
+      this.addEvidence(d, search.last);
+    }
+    if (s.summary.length > 0) {
+      for (const d of this.drafts.values()) {
+        if (d.lastLog !== s.log || (d.kind !== 'missing-library' && d.kind !== 'missing-file')) continue;
+        for (const row of s.summary) this.addEvidence(d, row);
+      }
+    }
+    if (s.boots >= 2) {
+      const d = this.draft('reboot-loop', 'reboot', 'program');
+      d.message = `The unikernel booted ${s.boots} times in one console: each time the program ended, the VM rebooted and ran it again.`;
+      for (const at of s.bootLines) this.addEvidence(d, at);
+    }
+    this.state = undefined;
+  }
+
+  /** Turn what was collected into findings, finding host files for misses. */
+  async findings(locate: Locate): Promise<Finding[]> {
+    const out: Finding[] = [];
+    const mountDrafts = new Map<string, { mount: ImageMount; drafts: Draft[] }>();
+    for (const d of this.drafts.values()) {
+      if (d.kind === 'missing-file' && d.wantedPath && this.image) {
+        const mount = this.image.mounts.find((m) => under(d.wantedPath!, m.path));
+        if (mount) {
+          const entry = mountDrafts.get(mount.path) ?? { mount, drafts: [] };
+          entry.drafts.push(d);
+          mountDrafts.set(mount.path, entry);
+          continue;
+        }
+      }
+      out.push(await this.finish(d, locate));
+    }
+    for (const { mount, drafts } of mountDrafts.values()) {
+      const files = drafts.map((d) => d.wantedPath!);
+      out.push({
+        kind: 'empty-mount',
+        severity: 'error',
+        name: mount.path,
+        message: `The program found nothing at ${files.join(', ')}, inside ${mount.path} where the image mounts volume ${mount.volume}. When the volume's disk is not attached, Nanos says nothing and the mount point is just an empty folder.`,
+        fix: `Attach the volume's disk to the VM (ops: \`--mounts ${mount.volume}:${mount.path}\`, QEMU: a second -drive) and check that the volume holds ${files.map(baseName).join(', ')}.`,
+        evidence: sortedEvidence(drafts.flatMap((d) => d.evidence)).slice(0, MAX_EVIDENCE),
+        order: Math.min(...drafts.map((d) => d.order)),
+      } as Finding & { order: number });
+    }
+    if (this.image && !this.image.flags.debug_exit && !this.image.flags.expected_exit_code) {
+      out.push({
+        kind: 'exit-status-lost',
+        severity: 'info',
+        name: 'debug_exit',
+        message:
+          "The image does not set debug_exit, so QEMU exits 0 whatever the program returns: a failed prover looks like a success to the host (ops run ignores QEMU's status as well).",
+        fix: 'Set debug_exit in the image (Ops config: "ManifestPassthrough": {"debug_exit": "t"}) and start QEMU with -device isa-debug-exit; QEMU then exits with (code << 1) | 1.',
+        evidence: [],
+        order: Number.MAX_SAFE_INTEGER,
+      } as Finding & { order: number });
+    }
+    const ordered = out as (Finding & { order?: number })[];
+    ordered.sort(
+      (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || (a.order ?? 0) - (b.order ?? 0),
+    );
+    return ordered.map((f) => ({
+      kind: f.kind,
+      severity: f.severity,
+      name: f.name,
+      ...(f.hostPath ? { hostPath: f.hostPath } : {}),
+      ...(f.guestPath ? { guestPath: f.guestPath } : {}),
+      ...(f.presentAt ? { presentAt: f.presentAt } : {}),
+      message: f.message,
+      fix: f.fix,
+      evidence: f.evidence,
+    }));
+  }
+
+  private draft(kind: FindingKind, name: string, claim: Claim, key = baseName(name)): Draft {
+    const id = `${kind}:${key}`;
+    let d = this.drafts.get(id);
+    if (!d) {
+      d = {
+        kind,
+        name,
+        severity: 'warning',
+        order: this.order++,
+        evidence: [],
+        evidenceCount: 0,
+        wantedPath: undefined,
+        claims: new Set(),
+        attempts: 0,
+        searchedDirs: [],
+        message: undefined,
+        fix: undefined,
+        lastLog: this.state?.log ?? '',
+      };
+      this.drafts.set(id, d);
+    }
+    d.claims.add(claim);
+    if (claim === 'program') d.severity = 'error';
+    if (this.state) d.lastLog = this.state.log;
+    return d;
+  }
+
+  private addEvidence(d: Draft, at: LogLine): void {
+    const log = this.state?.index ?? 0;
+    if (d.evidence.some((e) => e.log === log && e.lineNo === at.lineNo)) return;
+    const entry = { log, lineNo: at.lineNo, line: evidenceLine(at) };
+    d.evidenceCount++;
+    if (d.evidence.length < MAX_EVIDENCE) d.evidence.push(entry);
+    else d.evidence[MAX_EVIDENCE - 1] = entry; // keep the first ones and the latest
+  }
+
+  private syscall(s: LogState, e: SyscallEvent): void {
+    const { name, path, errno } = e;
+    if (errno === 'EROFS') {
+      const target = path ?? 'a read-only volume';
+      const d = this.draft('readonly-volume', target, 'trace', 'rofs');
+      if (path) d.wantedPath ??= path;
+      this.addEvidence(d, e.at);
+      return;
+    }
+    if (errno === 'ENOMEM') {
+      const d = this.draft('out-of-memory', 'memory', 'trace');
+      this.addEvidence(d, e.at);
+      return;
+    }
+    if (errno === 'EACCES' && name === 'mmap') {
+      const d = this.draft('exec-protection', 'mmap', 'trace', 'exec-protection');
+      this.addEvidence(d, e.at);
+      return;
+    }
+    const exec = EXEC_CALLS.has(name);
+    if (!path || (!exec && !OPEN_CALLS.has(name))) return;
+    if (errno === undefined && s.searches.size === 0) return;
+    const slash = path.lastIndexOf('/');
+    const base = slash === -1 || slash === path.length - 1 ? baseName(path) : path.slice(slash + 1);
+    if (errno === undefined) {
+      s.searches.delete(base);
+      return;
+    }
+    if (errno !== 'ENOENT' && errno !== 'ENOTDIR') return;
+    if (isBenign(path)) return;
+    let search = s.searches.get(base);
+    if (!search) {
+      if (s.searches.size >= MAX_OPEN_SEARCHES) {
+        this.droppedSearches++;
+        return;
+      }
+      search = { first: e.at, last: e.at, lastPath: path, count: 0, dirs: [], exec };
+      s.searches.set(base, search);
+    }
+    search.count++;
+    search.last = e.at;
+    search.lastPath = path;
+    const dir = path.slice(0, Math.max(1, path.lastIndexOf('/')));
+    if (search.dirs.length < 64 && !search.dirs.includes(dir)) search.dirs.push(dir);
+  }
+
+  private kernel(s: LogState, at: LogLine, time: number, message: string): void {
+    // Nanos prints the same first message on every boot; its clock may or may not restart.
+    const restarted = s.lastKernelTime >= 0 && time + 0.5 < s.lastKernelTime;
+    if (s.bootMessage === undefined) {
+      s.bootMessage = message;
+      s.boots = 1;
+      s.bootLines.push(at);
+    } else if ((message === s.bootMessage && s.outputSinceBoot) || restarted) {
+      s.boots++;
+      if (s.bootLines.length < 4) s.bootLines.push(at);
+      else s.bootLines[3] = at;
+      s.outputSinceBoot = false;
+    }
+    s.lastKernelTime = time;
+  }
+
+  private text(s: LogState, at: LogLine, text: string): void {
+    if (!INTERESTING.test(text)) return;
+    let m: RegExpExecArray | null;
+    m = /([^\s:'"()]+): cannot open shared object file/.exec(text);
+    if (m) {
+      const wanted = m[1]!;
+      const d = this.draft('missing-library', baseName(wanted), 'program');
+      if (wanted.startsWith('/')) d.wantedPath = wanted;
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /([^\s:'"()]+): failed to map segment from shared object/.exec(text);
+    if (m) {
+      const d = this.draft('exec-protection', baseName(m[1]!), 'program', 'exec-protection');
+      d.name = baseName(m[1]!);
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /([^\s:'"()]+): wrong ELF class: (\S+)/.exec(text);
+    if (m) {
+      const d = this.draft('library-mismatch', baseName(m[1]!), 'program');
+      d.message = `${m[1]} is built for another architecture (${m[2]}).`;
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /version `([^']+)' not found \(required by ([^)]+)\)/.exec(text);
+    if (m) {
+      const d = this.draft('library-mismatch', m[1]!, 'program');
+      d.message = `${m[2]} needs symbol version ${m[1]}, which the library in the image lacks: the image holds an older library than the one the program was built against.`;
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /(?:couldn't find program interpreter|unable to open program file) ([^\s)]+)/.exec(text);
+    if (m) {
+      const d = this.draft('missing-program', m[1]!, 'program');
+      d.wantedPath = m[1]!;
+      this.addEvidence(d, at);
+      return;
+    }
+    if (
+      /KVM internal error\. Suberror: (\d+)|^emulation failure|Could not access KVM kernel module|failed to initiali[sz]e (?:kvm|KVM)|KVM: entry failed|kvm run failed/.test(
+        text,
+      )
+    ) {
+      const d = this.draft('kvm-failure', 'kvm', 'program');
+      this.addEvidence(d, at);
+      return;
+    }
+    if (
+      /[Oo]ut of memory|Cannot allocate memory|memory allocation of \d+ bytes failed|std::bad_alloc|; OOM$/.test(
+        text,
+      )
+    ) {
+      const d = this.draft('out-of-memory', 'memory', 'program');
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /Process abort: (.+?) received by thread (\d+)/.exec(text);
+    if (m) {
+      const d = this.draft('crash', m[1]!, 'program');
+      d.message = `Nanos stopped the program: ${m[1]} in thread ${m[2]}.`;
+      s.lastCrash = d;
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /\*\*\* signal (\d+) received by tid (\d+)/.exec(text);
+    if (m) {
+      const d = this.draft('crash', `signal ${m[1]}`, 'program');
+      d.message = `The program received signal ${m[1]} (thread ${m[2]}).`;
+      s.lastCrash = d;
+      this.addEvidence(d, at);
+      return;
+    }
+    if (/fault address 0x[0-9a-f]+/.test(text) && s.lastCrash) {
+      this.addEvidence(s.lastCrash, at);
+      return;
+    }
+    if (/^cpu: \d+, context type: \d+/.test(text)) {
+      const cause = s.previousText.trim() || 'kernel fault';
+      const d = this.draft('crash', cause, 'program');
+      d.message = `Nanos hit a fault and stopped: ${cause}.`;
+      s.lastCrash = d;
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /Segmentation fault|panicked at|^panic: |SIGSEGV: segmentation violation/.exec(text);
+    if (m) {
+      const d = this.draft('crash', m[0].replace(/:\s*$/, ''), 'program');
+      d.message = `The program crashed: ${text.trim()}`;
+      this.addEvidence(d, at);
+      return;
+    }
+    if (/Read-only file system/.test(text)) {
+      const path = firstAbsolutePath(text);
+      const d = this.draft('readonly-volume', path ?? 'a read-only volume', 'program', 'rofs');
+      if (path) {
+        d.wantedPath = path;
+        d.name = path;
+      }
+      this.addEvidence(d, at);
+      return;
+    }
+    if (/No such file or directory/.test(text)) {
+      const path = firstAbsolutePath(text);
+      if (!path || isBenign(path)) return;
+      const d = this.draft('missing-file', path, 'program');
+      d.wantedPath = path;
+      d.name = path;
+      this.addEvidence(d, at);
+    }
+  }
+
+  private async finish(d: Draft, locate: Locate): Promise<Finding & { order: number }> {
+    const base = {
+      kind: d.kind,
+      severity: d.severity,
+      name: d.name,
+      order: d.order,
+      evidence: sortedEvidence(d.evidence),
+    };
+    const said = d.claims.has('program');
+    const searched =
+      d.attempts > 0
+        ? ` The trace shows ${d.attempts} failed attempt${d.attempts === 1 ? '' : 's'} in ${d.searchedDirs.length} folder${d.searchedDirs.length === 1 ? '' : 's'} and no later success.`
+        : '';
+    const unsure = said
+      ? ''
+      : ' The program did not report it as an error: if it runs on without it, the probe was optional.';
+    switch (d.kind) {
+      case 'missing-library': {
+        const name = d.name;
+        const present = [...(this.image?.files.entries() ?? [])].filter(([g]) => baseName(g) === name);
+        const located = await locate(name, 'library', d.wantedPath ? { wantedPath: d.wantedPath } : {});
+        const hostPath = located?.hostPath ?? present.find(([, h]) => h)?.[1];
+        const guestPath = located?.guestPath ?? d.wantedPath ?? guestLibraryPath(name);
+        const misplaced = present.filter(
+          ([g]) => !GUEST_LIBRARY_DIRS.includes(g.slice(0, g.lastIndexOf('/'))),
+        );
+        let message = `The program could not load ${name}.${searched}${unsure}`;
+        let fix: string;
+        if (present.length > 0 && misplaced.length === present.length && !d.wantedPath) {
+          message += ` The image holds it at ${misplaced.map(([g]) => g).join(', ')}, but glibc's loader in Nanos does not look there: it searches ${GUEST_LIBRARY_DIRS.join(', ')} (and their glibc-hwcaps/tls subfolders) and /etc/ld.so.cache.`;
+          fix = `Place the library at ${guestPath} instead of ${misplaced.map(([g]) => g).join(', ')}${hostPath ? ` (from ${hostPath})` : ''}.`;
+        } else if (present.length > 0 && misplaced.length < present.length) {
+          message += ` The image does hold it at ${present.map(([g]) => g).join(', ')}, where the loader looks: it was found but could not be loaded (a dependency of it is missing, or it is built for another system).`;
+          fix = `Run \`ldd ${hostPath ?? name}\` on the host and add the libraries it needs; check that it is an x86-64 glibc library.`;
+        } else if (hostPath) {
+          fix = `Add ${hostPath} to the image at ${guestPath}. Libraries a program dlopens are not listed by ldd, so Ops never adds them on its own.`;
+        } else {
+          fix = `Find ${name} on the build host (\`find / -name '${name}*'\`) and add it to the image at ${guestPath}; give its folder with --root DIR and debug will name it.`;
+        }
+        return {
+          ...base,
+          ...(hostPath ? { hostPath } : {}),
+          guestPath,
+          ...(present.length ? { presentAt: present.map(([g]) => g) } : {}),
+          message,
+          fix,
+        };
+      }
+      case 'missing-file':
+      case 'missing-program': {
+        const wanted = d.wantedPath;
+        const program = d.kind === 'missing-program';
+        const located = await locate(
+          baseName(d.name),
+          program ? 'program' : 'file',
+          wanted ? { wantedPath: wanted } : {},
+        );
+        const guestPath = located?.guestPath ?? wanted;
+        const what = program
+          ? /ld-linux|ld\.so|\/ld-/.test(d.name)
+            ? `the program's interpreter (dynamic loader) ${d.name}`
+            : `the program ${d.name}`
+          : d.name;
+        const message = program
+          ? `Nanos could not start ${what}: it is not in the image.${searched}`
+          : `The program looked for ${what} and did not find it.${searched}${unsure}`;
+        const fix = located
+          ? `Add ${located.hostPath} to the image at ${located.guestPath}.`
+          : guestPath
+            ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.`
+            : `Add ${d.name} to the image where the program looks for it.`;
+        return {
+          ...base,
+          ...(located ? { hostPath: located.hostPath } : {}),
+          ...(guestPath ? { guestPath } : {}),
+          message,
+          fix,
+        };
+      }
+      case 'exec-protection':
+        return {
+          ...base,
+          severity: said ? 'error' : 'warning',
+          message: `The loader could not map ${d.name === 'mmap' ? 'a library' : d.name} (mmap refused with EACCES): exec_protection is on, and it breaks glibc's loader in Nanos even when files are marked executable.`,
+          fix: 'Turn exec_protection off: remove "exec_protection" from the image manifest (Ops config: drop "ExecProtection": true / the exec_protection ManifestPassthrough).',
+        };
+      case 'readonly-volume': {
+        const mount = d.wantedPath ? this.image?.mounts.find((m) => under(d.wantedPath!, m.path)) : undefined;
+        const where = mount ? `volume ${mount.volume} at ${mount.path}` : 'a read-only file system';
+        return {
+          ...base,
+          name: mount?.path ?? d.name,
+          severity: 'error',
+          message: `The program tried to write ${d.wantedPath ?? 'a file'} on ${where}${mount?.readonly ? ' (mounted with :ro)' : ''}: the write failed with EROFS.`,
+          fix: mount
+            ? `Mount ${mount.volume} read-write (drop ":ro" from the mount: ${mount.volume}:${mount.path}), or make the prover write its output elsewhere (a read-write volume).`
+            : 'Mount that volume read-write (no ":ro"), or make the prover write its output to a read-write volume; the root file system is read-only when readonly_rootfs is set.',
+        };
+      }
+      case 'kvm-failure':
+        return {
+          ...base,
+          severity: 'error',
+          message:
+            'KVM could not run the guest (KVM internal error / emulation failure): common in nested virtual machines where /dev/kvm opens but cannot run Nanos. The VM then hangs.',
+          fix: 'Use TCG (--accel tcg): software emulation is slower but works here; ops picks TCG when /proc/cpuinfo lacks vmx/svm.',
+        };
+      case 'reboot-loop':
+        return {
+          ...base,
+          severity: 'error',
+          message: `${d.message ?? 'The unikernel rebooted.'}${this.image?.flags.reboot_on_exit ? ' The image sets reboot_on_exit.' : ''}`,
+          fix: 'Start QEMU with -no-reboot, or drop reboot_on_exit (Ops: "RebootOnExit": false) so the VM stops when the program exits; then fix why the program exits non-zero (see its output before each reboot).',
+        };
+      case 'out-of-memory':
+        return {
+          ...base,
+          severity: said ? 'error' : 'warning',
+          message: said
+            ? 'The program ran out of memory in the unikernel.'
+            : 'Memory allocations failed with ENOMEM in the trace.',
+          fix: 'Give the VM more memory (ops: --memory 16G, Ops config "Memory": "16G", QEMU -m), or run a smaller proof size.',
+        };
+      case 'crash':
+        return {
+          ...base,
+          severity: 'error',
+          message: d.message ?? `The program crashed (${d.name}).`,
+          fix: 'Run the same command on the host (uniprove verify) to see whether it crashes there too; if it crashes only under Nanos, run again with --trace and look at the last system calls before the fault.',
+        };
+      case 'library-mismatch':
+        return {
+          ...base,
+          severity: 'error',
+          message: d.message ?? `${d.name} does not match the program.`,
+          fix: 'Package the libraries from the system that built the program (the same distribution release), not from another machine.',
+        };
+      default:
+        return { ...base, message: d.message ?? d.name, fix: d.fix ?? '' };
+    }
+  }
+}
+
+/** The image entries that fix the misses found: what `debug --fix` adds to a recipe, each with its reason. */
+export function fixEntriesFromFindings(findings: readonly Finding[]): FixEntry[] {
+  const out: FixEntry[] = [];
+  const seen = new Set<string>();
+  for (const f of findings) {
+    if (f.kind !== 'missing-library' && f.kind !== 'missing-file' && f.kind !== 'missing-program') continue;
+    if (!f.hostPath || !f.guestPath || seen.has(f.guestPath)) continue;
+    seen.add(f.guestPath);
+    const first = f.evidence[0];
+    out.push({
+      hostPath: f.hostPath,
+      guestPath: f.guestPath,
+      reason: `uniprove debug: ${f.kind} ${f.name}${first ? ` (${first})` : ''}`,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,189 @@
+/**
+ * Reader for a Nanos serial console, with or without its trace output.
+ *
+ * One console holds, interleaved: kernel messages (`[0.472440] NET: ...`),
+ * debugsyscalls lines (`[2] openat(-100, "/lib/...", 0x80000, 0x0) = -ENOENT`)
+ * split into `<unfinished ...>` / `<... resumed>` pairs, indented kernel trace
+ * lines (`    2 file fd 3, ...`), the `missing_files_begin` block, the
+ * `syscall_summary` table, and whatever the program itself prints, sometimes
+ * glued onto a trace line. Every line is classified with a few character
+ * checks, so a gigabyte trace reads at disk speed.
+ */
+import { type EmitEvent, firstQuoted, type LogLine, type LogReader, PATH_SYSCALLS } from './events.js';
+
+const UNFINISHED = ' <unfinished ...>';
+const MAX_PENDING = 256;
+/** A syscall trace line glued after the program's own text on one console line. */
+const EMBEDDED_SYSCALL = /\[(\d+)\] (?:[a-z_][a-z0-9_]*\(|<\.\.\. )/;
+const SUMMARY_ROW = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?([a-z_][a-z0-9_]*)\s*$/;
+
+interface Pending {
+  head: string;
+  at: LogLine;
+}
+
+/** Parse the `[tid] ` prefix: returns the tid and where the rest starts, or -1 when absent. */
+function bracketedNumber(
+  text: string,
+  open: number,
+): { value: number; rest: number; dot: boolean } | undefined {
+  let i = open + 1;
+  let value = 0;
+  const start = i;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    value = value * 10 + (c - 48);
+    i++;
+  }
+  if (i === start) return undefined;
+  const c = text.charCodeAt(i);
+  if (c === 93 /* ] */ && text.charCodeAt(i + 1) === 32) return { value, rest: i + 2, dot: false };
+  if (c === 46 /* . */) return { value, rest: i, dot: true };
+  return undefined;
+}
+
+/** Split a completed call into its parts; undefined when it does not look like one. */
+export function splitCall(call: string): { name: string; args: string; result: string } | undefined {
+  const paren = call.indexOf('(');
+  if (paren <= 0) return undefined;
+  const eq = call.lastIndexOf(' = ');
+  if (eq === -1 || eq < paren) return undefined;
+  const name = call.slice(0, paren);
+  const close = call.lastIndexOf(')', eq);
+  return { name, args: call.slice(paren + 1, close > paren ? close : eq), result: call.slice(eq + 3).trim() };
+}
+
+/** Make a reader for one Nanos console log. */
+export function createNanosReader(log: string, emit: EmitEvent): LogReader {
+  const pending = new Map<number, Pending>();
+  let inMissing = false;
+  let inSummary = false;
+
+  function call(pid: number, text: string, at: LogLine): void {
+    const parts = splitCall(text);
+    if (!parts) return;
+    const isPath = PATH_SYSCALLS.has(parts.name);
+    const failed = parts.result.charCodeAt(0) === 45 /* - */ && parts.result.charCodeAt(1) === 69; /* E */
+    if (!isPath && !failed) return;
+    const space = parts.result.indexOf(' ');
+    emit({
+      type: 'syscall',
+      at,
+      pid,
+      name: parts.name,
+      path: isPath ? firstQuoted(parts.args) : undefined,
+      result: parts.result,
+      errno: failed ? parts.result.slice(1, space === -1 ? undefined : space) : undefined,
+      args: parts.args,
+    });
+  }
+
+  function syscallLine(pid: number, rest: string, text: string, lineNo: number): void {
+    if (rest.startsWith('<... ')) {
+      const end = rest.indexOf(' resumed>');
+      if (end === -1) return;
+      const name = rest.slice(5, end);
+      const head = pending.get(pid);
+      if (!head) return;
+      pending.delete(pid);
+      if (!head.head.startsWith(`${name}(`)) return;
+      call(pid, head.head + rest.slice(end + 9), head.at);
+      return;
+    }
+    if (rest.endsWith(UNFINISHED)) {
+      const paren = rest.indexOf('(');
+      const name = paren > 0 ? rest.slice(0, paren) : '';
+      if (!PATH_SYSCALLS.has(name)) return;
+      if (pending.size >= MAX_PENDING) pending.clear();
+      pending.set(pid, { head: rest.slice(0, -UNFINISHED.length), at: { log, lineNo, text } });
+      return;
+    }
+    // Cheap filter before building the event: only path calls (they always quote a path) and failures matter.
+    const eq = rest.lastIndexOf(' = ');
+    if (eq === -1) return;
+    const paren = rest.indexOf('(');
+    if (paren <= 0 || paren > eq) return;
+    if (rest.charCodeAt(eq + 3) !== 45) {
+      const quote = rest.indexOf('"', paren);
+      if (quote === -1 || quote > eq || !PATH_SYSCALLS.has(rest.slice(0, paren))) return;
+    }
+    call(pid, rest, { log, lineNo, text });
+  }
+
+  function other(text: string, lineNo: number): void {
+    // The indented kernel trace lines ("    2 file fd 3, ...") say nothing the rules use.
+    if (text.charCodeAt(0) === 32 && text.startsWith('    ')) {
+      const c = text.charCodeAt(4);
+      if (c >= 48 && c <= 57) return;
+    }
+    if (inMissing) {
+      if (text === 'missing_files_end') inMissing = false;
+      else if (text.trim()) emit({ type: 'missing-listed', at: { log, lineNo, text }, name: text.trim() });
+      return;
+    }
+    if (text === 'missing_files_begin') {
+      inMissing = true;
+      return;
+    }
+    if (text.startsWith('% time') && text.includes('syscall')) {
+      inSummary = true;
+      return;
+    }
+    if (inSummary) {
+      if (text.startsWith('------')) return;
+      const row = SUMMARY_ROW.exec(text);
+      if (row) {
+        const syscall = row[3] ?? '';
+        if (syscall === 'total') inSummary = false;
+        else
+          emit({
+            type: 'summary',
+            at: { log, lineNo, text },
+            syscall,
+            calls: Number(row[1]),
+            errors: row[2] ? Number(row[2]) : 0,
+          });
+        return;
+      }
+      inSummary = false;
+    }
+    // Program output glued to a trace line: "prog: [2] writev(...) <unfinished ...>".
+    const embedded = text.includes('] ') ? EMBEDDED_SYSCALL.exec(text) : null;
+    if (embedded && embedded.index > 0) {
+      const prefix = text.slice(0, embedded.index);
+      if (prefix.trim()) emit({ type: 'output', at: { log, lineNo, text } });
+      syscallLine(Number(embedded[1]), text.slice(embedded.index + embedded[1]!.length + 3), text, lineNo);
+      return;
+    }
+    emit({ type: 'output', at: { log, lineNo, text } });
+  }
+
+  return {
+    format: 'nanos',
+    line(text, lineNo) {
+      if (text.length === 0) return;
+      if (text.charCodeAt(0) === 91 /* [ */) {
+        const n = bracketedNumber(text, 0);
+        if (n && !n.dot) {
+          syscallLine(n.value, text.slice(n.rest), text, lineNo);
+          return;
+        }
+        if (n?.dot) {
+          const close = text.indexOf('] ');
+          if (close > 0) {
+            const time = Number(text.slice(1, close));
+            if (!Number.isNaN(time)) {
+              emit({ type: 'kernel', at: { log, lineNo, text }, time, message: text.slice(close + 2) });
+              return;
+            }
+          }
+        }
+      }
+      other(text, lineNo);
+    },
+    end() {
+      pending.clear();
+    },
+  };
+}

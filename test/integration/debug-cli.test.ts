@@ -1,0 +1,108 @@
+/** `uniprove debug` as a user runs it: exit statuses, bad input, cut-off logs. */
+import assert from 'node:assert/strict';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { diagnoseLogs, locateNothing } from '../../src/core/diagnose/index.js';
+import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const FIXTURES = join(REPO_ROOT, 'test/fixtures/nanos');
+
+test('a diagnosed failure exits 1 and prints each finding with evidence and fix', async () => {
+  const log = join(FIXTURES, 'dlopen-missing.ops-trace-equivalent.tcg/console.log');
+  const run = await uniprove(['debug', log, '--no-host']);
+  assert.equal(run.exitCode, 1, run.stderr);
+  assert.match(run.stdout, /^error: missing-library libzkplug\.so$/m);
+  assert.match(run.stdout, /console\.log:118: \[2\] openat\(-100, "\/usr\/lib\/libzkplug\.so"/);
+  assert.match(run.stdout, /fix: .*\/lib\/x86_64-linux-gnu\/libzkplug\.so/);
+});
+
+test('a clean run exits 0; --json prints { findings, warnings, logs }', async () => {
+  const run = await uniprove(['debug', join(FIXTURES, 'hello-static.tcg/console.log'), '--json']);
+  assert.equal(run.exitCode, 0, run.stderr);
+  const out = parseJson<{ findings: unknown[]; warnings: unknown[]; logs: { format: string }[] }>(run);
+  assert.deepEqual(out.findings, []);
+  assert.equal(out.logs[0]?.format, 'nanos');
+});
+
+test('--manifest tells debug what the image held', async () => {
+  const dir = join(FIXTURES, 'dlopen-present-in-lib64-NOT-FOUND.tcg');
+  const run = await uniprove([
+    'debug',
+    join(dir, 'console.log'),
+    '--manifest',
+    join(dir, 'image.manifest'),
+    '--json',
+    '--no-host',
+  ]);
+  assert.equal(run.exitCode, 1);
+  const [f] = parseJson<{ findings: { presentAt?: string[]; guestPath?: string }[] }>(run).findings;
+  assert.deepEqual(f?.presentAt, ['/lib64/libzkplug.so']);
+  assert.equal(f?.guestPath, '/lib/x86_64-linux-gnu/libzkplug.so');
+});
+
+test('an empty log is bad input: exit 2, E_LOG_INPUT, "no evidence"', async () => {
+  const dir = await tempDir();
+  const log = join(dir, 'empty.log');
+  await writeFile(log, '');
+  const run = await uniprove(['debug', log]);
+  assert.equal(run.exitCode, 2);
+  assert.match(run.stderr, /error\[E_LOG_INPUT\]: no evidence: the log .*empty\.log is empty/);
+  const blank = join(dir, 'blank.log');
+  await writeFile(blank, '\n\n  \n');
+  assert.equal((await uniprove(['debug', blank])).exitCode, 2);
+});
+
+test('a binary file is refused with E_LOG_INPUT; a missing file with E_NOT_FOUND', async () => {
+  const dir = await tempDir();
+  const bin = join(dir, 'disk.img');
+  await copyFile(process.execPath, bin);
+  const run = await uniprove(['debug', bin, '--json']);
+  assert.equal(run.exitCode, 2);
+  assert.equal(parseJson<{ error: { code: string } }>(run).error.code, 'E_LOG_INPUT');
+  assert.match(run.stderr, /not a text log/);
+  const missing = await uniprove(['debug', join(dir, 'nope.log')]);
+  assert.equal(missing.exitCode, 2);
+  assert.match(missing.stderr, /E_NOT_FOUND/);
+});
+
+test('a log cut off mid-line is read, with a warning', async () => {
+  const dir = await tempDir();
+  const full = await readFile(join(FIXTURES, 'dlopen-missing.debugsyscalls-only.tcg/console.log'), 'utf8');
+  const at = full.indexOf('DLTEST FAIL') + 75; // inside "No such file or directory"
+  const log = join(dir, 'cut.log');
+  await writeFile(log, full.slice(0, at));
+  const run = await uniprove(['debug', log, '--json', '--no-host']);
+  const out = parseJson<{ findings: { kind: string; name: string }[]; warnings: { code: string }[] }>(run);
+  assert.equal(run.exitCode, 1);
+  assert.deepEqual(
+    out.findings.map((f) => [f.kind, f.name]),
+    [['missing-library', 'libzkplug.so']],
+  );
+  assert.deepEqual(
+    out.warnings.map((w) => w.code),
+    ['log-cut-off'],
+  );
+});
+
+test('a line of megabytes is cut, not held: the findings around it still come out', async () => {
+  const dir = await tempDir();
+  const log = join(dir, 'long.log');
+  const good = await readFile(join(FIXTURES, 'dlopen-missing.tcg/console.log'), 'utf8');
+  await writeFile(log, `${'x'.repeat(5 * 1024 * 1024)}\n${good}`);
+  const result = await diagnoseLogs({ logs: [log], locate: locateNothing });
+  assert.deepEqual(
+    result.warnings.map((w) => w.code),
+    ['long-lines'],
+  );
+  assert.equal(result.findings[0]?.name, 'libzkplug.so');
+  assert.match(result.findings[0]!.evidence[0]!, /^long\.log:4: DLTEST FAIL/);
+});
+
+test('--help explains the exit statuses', async () => {
+  const run = await uniprove(['debug', '--help']);
+  assert.equal(run.exitCode, 0);
+  assert.match(run.stdout, /Exit status: 0 no error found/);
+  assert.match(run.stdout, /1 the logs show a failure/);
+});

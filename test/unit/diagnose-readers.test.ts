@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import {
+  createDefaultLocate,
+  createNanosReader,
+  createStraceReader,
+  detectLogFormat,
+  GUEST_LIBRARY_DIRS,
+  type LogEvent,
+  readLdCacheEntries,
+} from '../../src/core/diagnose/index.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function feed(create: typeof createNanosReader, lines: string[]): LogEvent[] {
+  const events: LogEvent[] = [];
+  const reader = create('t.log', (e) => {
+    events.push(e);
+  });
+  for (const [i, l] of lines.entries()) reader.line(l, i + 1);
+  reader.end();
+  return events;
+}
+
+test('nanos reader joins <unfinished ...> with <... resumed> and keeps the first line number', () => {
+  const events = feed(createNanosReader, [
+    '[3] openat(-100, "/data/params.bin", 0x0, 0x0 <unfinished ...>',
+    '    3 sleep uninterruptible',
+    'PROGRAM OUTPUT in between',
+    '[3] <... openat resumed>) = -ENOENT',
+  ]);
+  const calls = events.filter((e) => e.type === 'syscall');
+  assert.equal(calls.length, 1);
+  assert.deepEqual(
+    calls.map((c) => c.type === 'syscall' && [c.pid, c.name, c.path, c.errno, c.at.lineNo]),
+    [[3, 'openat', '/data/params.bin', 'ENOENT', 1]],
+  );
+  assert.deepEqual(
+    events.filter((e) => e.type === 'output').map((e) => e.at.text),
+    ['PROGRAM OUTPUT in between'],
+  );
+});
+
+test('nanos reader: program text glued before a trace line is output, and the call is still read', () => {
+  const events = feed(createNanosReader, [': [2] openat(-100, "/x/libq.so", 0x80000, 0x0) = -ENOENT']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['output', 'syscall'],
+  );
+});
+
+test('format detection: Nanos console, strace -f -o, strace -f on stderr, plain output', () => {
+  const nanos = readFileSync(
+    join(REPO_ROOT, 'test/fixtures/nanos/dlopen-missing.ops-trace-equivalent.tcg/console.log'),
+    'utf8',
+  );
+  assert.equal(detectLogFormat(nanos), 'nanos');
+  assert.equal(
+    detectLogFormat(
+      '123   openat(AT_FDCWD, "/a", O_RDONLY) = -1 ENOENT (No such file or directory)\n123   +++ exited with 0 +++\n',
+    ),
+    'strace',
+  );
+  assert.equal(
+    detectLogFormat(
+      'execve("./a", ["./a"], 0x7ff /* 3 vars */) = 0\n[pid  77] openat(AT_FDCWD, "/b", O_RDONLY) = 3\n',
+    ),
+    'strace',
+  );
+  assert.equal(detectLogFormat('HELLO\nworld\n'), 'nanos');
+});
+
+test('strace reader: -1 ENOENT results, exits and kills', () => {
+  const events = feed(createStraceReader, [
+    '9  openat(AT_FDCWD, "/opt/zk/lib\\"q.so", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+    '9  read(3, <unfinished ...>',
+    '9  <... read resumed>"", 10) = 0',
+    '9  +++ killed by SIGSEGV (core dumped) +++',
+  ]);
+  assert.deepEqual(
+    events.map((e) =>
+      e.type === 'syscall' ? [e.name, e.path, e.errno] : e.type === 'exit' ? [e.signal] : [e.type],
+    ),
+    [['openat', '/opt/zk/lib"q.so', 'ENOENT'], ['SIGSEGV']],
+  );
+});
+
+test('ld.so.cache: the host cache maps libc.so.6 to a file that exists', {
+  skip: existsSync('/etc/ld.so.cache') ? undefined : 'no /etc/ld.so.cache',
+}, () => {
+  const entries = readLdCacheEntries(readFileSync('/etc/ld.so.cache'));
+  const libc = entries.get('libc.so.6');
+  assert.ok(libc, 'libc.so.6 is in the cache');
+  assert.ok(existsSync(libc));
+});
+
+test('default locate: roots first, then the host cache; guest path in a folder dlopen searches', async () => {
+  const root = await tempDir();
+  await mkdir(join(root, 'deep/er'), { recursive: true });
+  await writeFile(join(root, 'deep/er/libzkplug.so'), 'x');
+  await writeFile(join(root, 'params.bin'), 'x');
+  const locate = createDefaultLocate({ roots: [root] });
+  assert.deepEqual(await locate('libzkplug.so', 'library'), {
+    hostPath: join(root, 'deep/er/libzkplug.so'),
+    guestPath: '/lib/x86_64-linux-gnu/libzkplug.so',
+  });
+  assert.deepEqual(await locate('params.bin', 'file', { wantedPath: '/data/params.bin' }), {
+    hostPath: join(root, 'params.bin'),
+    guestPath: '/data/params.bin',
+  });
+  const host = await locate('libc.so.6', 'library');
+  assert.ok(host, 'libc.so.6 is found on this host');
+  assert.ok(GUEST_LIBRARY_DIRS.includes(dirname(host.guestPath)), host.guestPath);
+  assert.equal(await createDefaultLocate({ host: false })('libc.so.6', 'library'), undefined);
+});
