@@ -16,7 +16,7 @@ interface DebugFlags {
 }
 
 /** Register `debug`. */
-export function registerDebug(program: Command, ctx: CliContext): void {
+export function register(program: Command, ctx: CliContext): void {
   program
     .command('debug')
     .description(

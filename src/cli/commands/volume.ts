@@ -2,7 +2,6 @@
 import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
 import { formatBytes } from '../../core/progress.js';

@@ -18,7 +18,6 @@ import {
   resolveClosure,
   resolveLibrary,
 } from '../elf/resolve.js';
-import { isUniproveError } from '../errors.js';
 import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';

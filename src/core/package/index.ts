@@ -164,7 +164,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   if (!recipe.programExplicit) {
     // $ORIGIN in RPATH/RUNPATH is the program's own folder: keep the program where it is, or its libraries move away.
     const info = await parseElf(recipe.binary);
-    if ([...info.rpath, ...info.runpath].some((p) => p.includes('$ORIGIN') || p.includes('${ORIGIN}'))) {
+    if ([...info.rpath, ...info.runpath].some((p) => /\$\{?ORIGIN\}?/.test(p))) {
       recipe.program = toGuest(recipe.binary, recipe.root ?? '/');
     }
   }
