@@ -110,3 +110,8 @@ export type {
   ResolvedParameterSet,
 } from './core/volume/spec.js';
 export { parameterSetSchema, resolveParameterSet } from './core/volume/spec.js';
+export type { ParseStraceOptions } from './core/trace/parse.js';
+export { failedSearches, parseStraceLog } from './core/trace/parse.js';
+export type { ProbeOptions, ProbeResult } from './core/trace/probe.js';
+export { PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
+export type { FailedSearch, TraceAccess, TraceResult, TraceStats, TraceWarning } from './core/trace/types.js';

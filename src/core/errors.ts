@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   E_STRACE_LOG: 'usage',
   E_LOG_INPUT: 'usage',
   E_TOOL_MISSING: 'environment',
+  E_PTRACE_DENIED: 'environment',
   E_PROBE_FAILED: 'failure',
   E_PROBE_TIMEOUT: 'timeout',
   E_COMMAND_FAILED: 'failure',

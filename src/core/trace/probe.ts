@@ -1,0 +1,295 @@
+/**
+ * Run a program under strace to see which files it touches at run time
+ * (dlopen'ed libraries, data files, helpers it executes).
+ *
+ * Overhead is kept low: only file syscalls (plus fchdir and the fork family,
+ * to follow cwd) are traced, with `--seccomp-bpf` so untraced syscalls never
+ * stop the tracee; `-y` makes strace print the path of every fd and of the
+ * cwd, so the parser needs no fd bookkeeping.
+ */
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { UniproveError } from '../errors.js';
+import { formatCommand, run, spawn, tailOf, which } from '../exec.js';
+import type { OnProgress } from '../progress.js';
+
+export interface ProbeOptions {
+  /** The program and its arguments. */
+  argv: string[];
+  cwd?: string;
+  /** Environment of the program (merged over the parent's); its PATH is also where strace is looked for. */
+  env?: Record<string, string | undefined>;
+  /** Kill the whole traced tree after this many milliseconds (0 or undefined: no limit). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Where strace writes; default a new temp folder's `strace.log`. The caller owns the file. */
+  logPath?: string;
+  /** A non-zero exit is returned instead of thrown (the log is still complete). */
+  allowFailure?: boolean;
+  /** One log per process (`-ff`): files `logPath.PID`. */
+  separateLogs?: boolean;
+  /** The strace binary (default: `strace` on PATH). */
+  strace?: string;
+  onProgress?: OnProgress;
+}
+
+export interface ProbeResult {
+  exitCode: number;
+  /** The signal that killed the program, if one did. */
+  signal: string | undefined;
+  /** Always false on return: a timeout throws E_PROBE_TIMEOUT (kept for callers that log results). */
+  timedOut: boolean;
+  durationMs: number;
+  /** The log (or, with separateLogs, the prefix of the per-pid logs). */
+  logPath: string;
+  /** Every log file written: one, or one per pid with separateLogs. */
+  logFiles: string[];
+  straceVersion: string;
+  /** Whether `--seccomp-bpf` was used (strace >= 5.3). */
+  seccompBpf: boolean;
+  /** The strace command that ran. */
+  command: string[];
+  /** Last lines the program (and strace) printed. */
+  stdoutTail: string;
+  stderrTail: string;
+}
+
+/** The file syscalls that find dependencies, plus what cwd tracking needs. `?` = may not exist on this arch. */
+export const PROBE_SYSCALLS = '%file,fchdir,clone,?clone3,?fork,?vfork';
+
+const INSTALL_HINT = 'Install strace: `apt-get install strace` (Debian/Ubuntu) or `dnf install strace`.';
+const TAIL_BYTES = 64 * 1024;
+
+/** Keep the last bytes of a stream, for error messages. */
+class Tail {
+  private text = '';
+  push(chunk: Buffer | string): void {
+    this.text += chunk.toString();
+    if (this.text.length > TAIL_BYTES * 2) this.text = this.text.slice(-TAIL_BYTES);
+  }
+  get value(): string {
+    return tailOf(this.text.slice(-TAIL_BYTES));
+  }
+}
+
+function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  return a > major || (a === major && b >= minor);
+}
+
+/** The argv strace runs with. */
+export function buildStraceArgs(options: {
+  strace: string;
+  logPath: string;
+  argv: string[];
+  seccompBpf: boolean;
+  separateLogs?: boolean;
+}): string[] {
+  return [
+    options.strace,
+    options.separateLogs ? '-ff' : '-f',
+    ...(options.seccompBpf ? ['--seccomp-bpf'] : []),
+    '-qq',
+    '-y',
+    '-s',
+    '4096',
+    '-e',
+    'signal=none',
+    '-e',
+    `trace=${PROBE_SYSCALLS}`,
+    '-o',
+    options.logPath,
+    '--',
+    ...options.argv,
+  ];
+}
+
+/** Pids traced by `tracer` (TracerPid in /proc/PID/status), or children of it. */
+async function tracees(tracer: number): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      if (!/^\d+$/.test(name)) return;
+      try {
+        const status = await readFile(`/proc/${name}/status`, 'utf8');
+        const tracerPid = /\nTracerPid:\s*(\d+)/.exec(status)?.[1];
+        const ppid = /\nPPid:\s*(\d+)/.exec(status)?.[1];
+        if (Number(tracerPid) === tracer || Number(ppid) === tracer) out.push(Number(name));
+      } catch {
+        // gone already
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Kill strace and everything it traces. The tracees go first: once strace is
+ * dead they would run on untraced (and with --seccomp-bpf, see ENOSYS).
+ */
+async function killTree(stracePid: number): Promise<void> {
+  for (let round = 0; round < 50; round++) {
+    const pids = await tracees(stracePid);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  try {
+    process.kill(stracePid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Run `options.argv` under strace, writing a log for parseStraceLog. */
+export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
+  if (options.argv.length === 0 || !options.argv[0]) {
+    throw new UniproveError('E_USAGE', { message: 'runProbe needs a program to run (argv is empty)' });
+  }
+  const strace = await which(options.strace ?? 'strace', options.env?.PATH);
+  if (!strace) {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: `${options.strace ?? 'strace'} is not installed or not on PATH; it is needed to see which files the program opens`,
+      hint: INSTALL_HINT,
+    });
+  }
+  const versionRun = await run([strace, '-V'], { installHint: INSTALL_HINT, timeoutMs: 10_000 });
+  const straceVersion = /version\s+(\S+)/.exec(versionRun.stdout)?.[1] ?? 'unknown';
+  const seccompBpf = versionAtLeast(straceVersion, 5, 3);
+  const logPath = options.logPath ?? join(await mkdtemp(join(tmpdir(), 'uniprove-probe-')), 'strace.log');
+  const command = buildStraceArgs({
+    strace,
+    logPath,
+    argv: options.argv,
+    seccompBpf,
+    separateLogs: options.separateLogs,
+  });
+  if (options.signal?.aborted) {
+    throw new UniproveError('E_INTERRUPTED', { message: 'the probe was cancelled before it started' });
+  }
+
+  options.onProgress?.({ kind: 'step-start', step: 'probe', detail: formatCommand(options.argv) });
+  const started = performance.now();
+  const child = spawn(command, { cwd: options.cwd, env: options.env });
+  const stdout = new Tail();
+  const stderr = new Tail();
+  child.stdout?.on('data', (c: Buffer) => stdout.push(c));
+  child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+
+  let timedOut = false;
+  let aborted = false;
+  let killing: Promise<void> | undefined;
+  const kill = () => {
+    if (child.pid !== undefined && !killing) killing = killTree(child.pid);
+  };
+  const timer =
+    options.timeoutMs && options.timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, options.timeoutMs)
+      : undefined;
+  const onAbort = () => {
+    aborted = true;
+    kill();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  let result: Awaited<typeof child>;
+  try {
+    result = await child;
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (killing) await killing;
+  }
+  const durationMs = performance.now() - started;
+  const exitCode = result.exitCode ?? -1;
+  const signal = result.signal ?? undefined;
+  const errTail = stderr.value;
+  const details = { command, logPath, exitCode, signal, stderrTail: errTail };
+
+  if ((result as { code?: string }).code === 'ENOENT') {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: `${strace} could not be started`,
+      hint: INSTALL_HINT,
+      details,
+    });
+  }
+  if (aborted) {
+    throw new UniproveError('E_INTERRUPTED', {
+      message: `the probe of ${formatCommand(options.argv)} was cancelled; it and its children were killed`,
+      details,
+    });
+  }
+  if (timedOut) {
+    throw new UniproveError('E_PROBE_TIMEOUT', {
+      message: `the probe of ${formatCommand(options.argv)} did not end within ${(options.timeoutMs! / 1000).toFixed(1)} s; it and its children were killed`,
+      hint: 'Give arguments that make the program end on its own (a small input), or raise the timeout. The partial log is kept.',
+      details,
+    });
+  }
+  // strace's own failures, told apart from the program's by strace's prefix.
+  if (/^(?:\S*\/)?strace: .*(PTRACE_|ptrace).*Operation not permitted/m.test(errTail)) {
+    throw new UniproveError('E_PTRACE_DENIED', {
+      message: 'strace may not trace processes here (ptrace: Operation not permitted)',
+      hint:
+        'In a container, run it with `--cap-add=SYS_PTRACE` (Docker/Podman) and a seccomp profile that allows ptrace; ' +
+        'on a host, check `sysctl kernel.yama.ptrace_scope` (0 or 1 works) and that uniprove is not itself being traced.',
+      details,
+    });
+  }
+  const cantRun = /^(?:\S*\/)?strace: (?:Can't stat|exec:|Cannot find executable) .*$/m.exec(errTail);
+  if (cantRun) {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `the program to probe could not be started: ${cantRun[0]}`,
+      hint: 'Check the program path (absolute, or on PATH) and that it is executable.',
+      details,
+    });
+  }
+  const logFiles = options.separateLogs ? await perPidLogs(logPath) : [logPath];
+  if (exitCode !== 0 && !options.allowFailure) {
+    throw new UniproveError('E_PROBE_FAILED', {
+      message: `the probe of ${formatCommand(options.argv)} exited with ${signal ? `signal ${signal}` : `status ${exitCode}`}`,
+      hint: 'Fix the program arguments so it succeeds, or allow failure when failing is expected. The log is kept.',
+      details: { ...details, logFiles },
+    });
+  }
+  options.onProgress?.({ kind: 'step-done', step: 'probe', detail: `exit ${exitCode}` });
+  return {
+    exitCode,
+    signal,
+    timedOut: false,
+    durationMs,
+    logPath,
+    logFiles,
+    straceVersion,
+    seccompBpf,
+    command,
+    stdoutTail: stdout.value,
+    stderrTail: errTail,
+  };
+}
+
+async function perPidLogs(prefix: string): Promise<string[]> {
+  const dir = dirname(prefix);
+  const base = `${basename(prefix)}.`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .filter((n) => n.startsWith(base) && /^\d+$/.test(n.slice(base.length)))
+    .sort((a, b) => Number(a.slice(base.length)) - Number(b.slice(base.length)))
+    .map((n) => join(dir, n));
+}

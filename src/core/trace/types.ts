@@ -1,0 +1,73 @@
+/** Shapes of what a traced run touched, as read from an strace log. */
+
+/** One path a traced program touched, deduplicated over the whole log. */
+export interface TraceAccess {
+  /** Absolute, lexically normalised path. */
+  path: string;
+  /** The first system call that touched it (`openat`, `execve`, `newfstatat`...). */
+  syscall: string;
+  /** Distinct pids that touched it, ascending (at most 64 are kept; `count` is exact). */
+  pids: number[];
+  /** How many calls touched it (for `missing`: failed attempts). */
+  count: number;
+  /** Line of the first call (counted over all inputs, from 1). */
+  firstLine: number;
+  /** What the first call returned: `0`, `3`, `ENOENT`... */
+  result?: string;
+  /** True when the call showed a directory (O_DIRECTORY, S_IFDIR, chdir). */
+  isDirectory?: boolean;
+  /** True when the file existed and was opened for writing without O_CREAT/O_TRUNC (also in `written`). */
+  forWrite?: boolean;
+}
+
+/** A finding that did not stop the parse: how often it happened and the first few lines. */
+export interface TraceWarning {
+  kind:
+    | 'garbled-line'
+    | 'truncated-string'
+    | 'unresolved-relative-path'
+    | 'orphan-resume'
+    | 'never-resumed'
+    | 'line-too-long'
+    | 'cut-off-at-end'
+    | 'strace-message';
+  message: string;
+  count: number;
+  samples: { line: number; text: string }[];
+}
+
+export interface TraceStats {
+  /** Lines read (all inputs). */
+  lines: number;
+  /** Bytes read (all inputs). */
+  bytes: number;
+  /** Distinct pids seen. */
+  pids: number;
+  /** Lines that looked like system calls (including unfinished/resumed halves). */
+  syscallLines: number;
+  /** Accesses under /proc, /sys and /dev left out of the lists. */
+  pseudoDropped: number;
+}
+
+/** Everything a traced run touched, for file discovery. */
+export interface TraceResult {
+  /** Files and directories the program found (opens, execs, stats, readlinks, chdirs), by path. */
+  opened: TraceAccess[];
+  /** Paths probed and not there (ENOENT, ENOTDIR), by path, `count` = failed attempts. */
+  missing: TraceAccess[];
+  /** Programs executed successfully (also in `opened`). */
+  execs: TraceAccess[];
+  /** Paths the program created or wrote: outputs, not dependencies. Sorted. */
+  written: string[];
+  warnings: TraceWarning[];
+  stats: TraceStats;
+}
+
+/** A file name that was looked for and never found (a dlopen or exec search that failed). */
+export interface FailedSearch {
+  basename: string;
+  /** Every path probed for it, in path order. */
+  probed: string[];
+  /** Failed attempts over all those paths. */
+  attempts: number;
+}

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { failedSearches, parseStraceLog } from '../../src/core/trace/parse.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const FIXTURES = join(REPO_ROOT, 'test/fixtures/strace');
+
+for (const name of readdirSync(FIXTURES)) {
+  const dir = join(FIXTURES, name);
+  test(`golden strace log: ${name}`, async () => {
+    const optionsFile = join(dir, 'options.json');
+    const options = existsSync(optionsFile) ? JSON.parse(readFileSync(optionsFile, 'utf8')) : {};
+    const result = await parseStraceLog(join(dir, 'input.log'), options);
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+    assert.deepEqual(JSON.parse(JSON.stringify(result)), expected);
+  });
+}
+
+test('the same log parses the same whatever the chunking (lines split across chunks)', async () => {
+  const text = readFileSync(join(FIXTURES, 'unfinished-across-pids/input.log'), 'utf8');
+  const whole = await parseStraceLog(
+    (async function* () {
+      yield text;
+    })(),
+  );
+  const bytes = Buffer.from(text);
+  const pieces = (async function* () {
+    for (let i = 0; i < bytes.length; i += 7) yield bytes.subarray(i, i + 7);
+  })();
+  const split = await parseStraceLog(pieces);
+  assert.deepEqual(split.opened, whole.opened);
+  assert.deepEqual(split.missing, whole.missing);
+  assert.ok(whole.opened.some((o) => o.path === '/srv/params/a.params'));
+});
+
+test('failedSearches names the library probed along the search path and never found', async () => {
+  const result = await parseStraceLog(join(FIXTURES, 'unfinished-across-pids/input.log'));
+  assert.deepEqual(failedSearches(result), [
+    {
+      basename: 'libzk.so',
+      probed: ['/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libzk.so', '/lib/x86_64-linux-gnu/libzk.so'],
+      attempts: 2,
+    },
+  ]);
+});
+
+test('bad input: empty file, binary garbage, missing file, directory', async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'empty.log'), '');
+  await assert.rejects(parseStraceLog(join(dir, 'empty.log')), { code: 'E_STRACE_LOG', message: /is empty/ });
+  const garbage = Buffer.alloc(3 << 20);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
+  await writeFile(join(dir, 'garbage.bin'), garbage);
+  await assert.rejects(parseStraceLog(join(dir, 'garbage.bin')), {
+    code: 'E_STRACE_LOG',
+    message: /not an strace log/,
+  });
+  await assert.rejects(parseStraceLog(join(dir, 'nope.log')), { code: 'E_NOT_FOUND' });
+  await assert.rejects(parseStraceLog(dir), { code: 'E_IS_DIRECTORY' });
+});
