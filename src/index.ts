@@ -67,6 +67,11 @@ export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js'
 export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volume.js';
 export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
+export type { ParseStraceOptions } from './core/trace/parse.js';
+export { failedSearches, parseStraceLog } from './core/trace/parse.js';
+export type { ProbeOptions, ProbeResult } from './core/trace/probe.js';
+export { PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
+export type { FailedSearch, TraceAccess, TraceResult, TraceStats, TraceWarning } from './core/trace/types.js';
 export type {
   BuildVolumeOptions,
   BuildVolumeResult,
@@ -110,8 +115,3 @@ export type {
   ResolvedParameterSet,
 } from './core/volume/spec.js';
 export { parameterSetSchema, resolveParameterSet } from './core/volume/spec.js';
-export type { ParseStraceOptions } from './core/trace/parse.js';
-export { failedSearches, parseStraceLog } from './core/trace/parse.js';
-export type { ProbeOptions, ProbeResult } from './core/trace/probe.js';
-export { PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
-export type { FailedSearch, TraceAccess, TraceResult, TraceStats, TraceWarning } from './core/trace/types.js';

@@ -2,17 +2,25 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { type Finding, type FixEntry, fixEntriesFromFindings } from '../../core/diagnose/findings.js';
 import { parseNanosManifest } from '../../core/diagnose/image.js';
 import { diagnoseLogs } from '../../core/diagnose/index.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
+import { addFilesToRecipe, imageFromPackage, recipeOfPackage } from '../../core/package/fix.js';
+import { packageRecipe } from '../../core/package/index.js';
+import { loadRecipe } from '../../core/recipe/load.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines, printWarnings } from '../render.js';
+import { recipeLoadOptions } from './shared.js';
 
 interface DebugFlags {
   json?: boolean;
   root?: string[];
   manifest?: string;
   host?: boolean;
+  package?: string;
+  recipe?: string;
+  fix?: boolean;
 }
 
 /** Register `debug`. */
@@ -34,6 +42,15 @@ export function register(program: Command, ctx: CliContext): void {
       'the Nanos manifest of the image the log came from (tells what the image held)',
     )
     .option('--no-host', 'do not look for missing files on this host (ld.so.cache, /lib, /usr/lib)')
+    .option(
+      '--package <dir>',
+      'the package the image was built from (tells what the image held, and --fix packages it again)',
+    )
+    .option('--recipe <name>', 'the recipe of the prover (its root is searched; --fix adds to it)')
+    .option(
+      '--fix',
+      'add the missing files to the recipe as explicit entries, package again, and print what changed',
+    )
     .addHelpText(
       'after',
       `
@@ -55,7 +72,8 @@ and it was diagnosed, 2 bad input (no such log, an empty or binary file).
 Examples:
   $ ops run ./prover --trace 2>&1 | tee console.log; uniprove debug console.log
   $ uniprove debug console.log --root ./build/plugins --json
-  $ strace -f -o trace.log ./prover args; uniprove debug trace.log`,
+  $ strace -f -o trace.log ./prover args; uniprove debug trace.log
+  $ uniprove debug console.log --package build/benchy --fix`,
     )
     .action(async (logs: string[], flags: DebugFlags) => {
       let image: ReturnType<typeof parseNanosManifest> | undefined;
@@ -71,18 +89,31 @@ Examples:
           });
         }
         image = parseNanosManifest(text);
+      } else if (flags.package) {
+        image = await imageFromPackage(resolve(ctx.cwd, flags.package));
       }
+      if (flags.fix && !flags.package && !flags.recipe) {
+        throw new UniproveError('E_USAGE', {
+          message: '--fix needs to know which recipe to change',
+          hint: 'Pass --package build/<recipe> (the package the image came from) or --recipe <name>.',
+        });
+      }
+      const recipe = flags.recipe ? await loadRecipe(flags.recipe, recipeLoadOptions(ctx, {})) : undefined;
       const result = await diagnoseLogs({
         logs: logs.map((l) => resolve(ctx.cwd, l)),
         label: (p) => logs.find((l) => resolve(ctx.cwd, l) === p) ?? p,
-        roots: (flags.root ?? []).map((r) => resolve(ctx.cwd, r)),
+        roots: [
+          ...(flags.root ?? []).map((r) => resolve(ctx.cwd, r)),
+          ...(recipe?.root ? [recipe.root] : []),
+        ],
         hostSearch: flags.host !== false,
         ...(image ? { image } : {}),
         signal: ctx.signal,
       });
       const failed = result.findings.some((f) => f.severity === 'error');
+      const fix = flags.fix ? await applyFix(ctx, flags, recipe?.source, result.findings) : undefined;
       if (flags.json) {
-        printJson(ctx.out, result);
+        printJson(ctx.out, { ...result, ...(fix ? { fix } : {}) });
       } else {
         printWarnings(ctx.out, result.warnings);
         const lines: string[] = [];
@@ -107,8 +138,54 @@ Examples:
           lines.push(`  fix: ${f.fix}`);
           lines.push('');
         }
+        if (fix) {
+          if (fix.added.length === 0) lines.push(`fix: nothing to add to ${fix.recipe}`);
+          for (const a of fix.added)
+            lines.push(`fix: added ${a.hostPath} -> ${a.guestPath} to ${fix.recipe}`);
+          for (const p of fix.present) lines.push(`fix: ${p.guestPath} is already in ${fix.recipe}`);
+          if (fix.package) lines.push(`fix: packaged again: ${fix.package} (${fix.files} files)`);
+        }
         printLines(ctx.out, lines);
       }
-      process.exitCode = failed ? ExitCode.failure : ExitCode.ok;
+      process.exitCode = failed && !fix?.package ? ExitCode.failure : ExitCode.ok;
     });
+}
+
+interface FixOutcome {
+  recipe: string;
+  added: FixEntry[];
+  present: FixEntry[];
+  package?: string;
+  files?: number;
+}
+
+/** Add what the diagnosis found missing to the recipe, and package again when anything changed. */
+async function applyFix(
+  ctx: CliContext,
+  flags: DebugFlags,
+  recipeSource: string | undefined,
+  findings: Finding[],
+): Promise<FixOutcome> {
+  const pkg = flags.package ? resolve(ctx.cwd, flags.package) : undefined;
+  const recipeFile = recipeSource?.endsWith('.json')
+    ? recipeSource
+    : pkg
+      ? await recipeOfPackage(pkg)
+      : undefined;
+  if (!recipeFile) {
+    throw new UniproveError('E_USAGE', {
+      message: 'the package was not made from a recipe file, so --fix has nothing to change',
+      hint: 'Write a recipe (provers/<name>/recipe.json), package it, and run debug --fix with --recipe <name>.',
+    });
+  }
+  const entries = fixEntriesFromFindings(findings);
+  const change = await addFilesToRecipe(recipeFile, entries);
+  if (change.added.length === 0) return { recipe: recipeFile, ...change };
+  const packaged = await packageRecipe({
+    recipe: recipeFile,
+    ...recipeLoadOptions(ctx, {}),
+    ...(pkg ? { out: pkg } : {}),
+    signal: ctx.signal,
+  });
+  return { recipe: recipeFile, ...change, package: packaged.package, files: packaged.files };
 }

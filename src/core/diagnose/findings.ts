@@ -540,7 +540,10 @@ export class Diagnoser {
       case 'missing-library': {
         const name = d.name;
         const present = [...(this.image?.files.entries() ?? [])].filter(([g]) => baseName(g) === name);
-        const located = await locate(name, 'library', d.wantedPath ? { wantedPath: d.wantedPath } : {});
+        const located = await locate(name, 'library', {
+          ...(d.wantedPath ? { wantedPath: d.wantedPath } : {}),
+          searchedDirs: d.searchedDirs,
+        });
         const hostPath = located?.hostPath ?? present.find(([, h]) => h)?.[1];
         const guestPath = located?.guestPath ?? d.wantedPath ?? guestLibraryPath(name);
         const misplaced = present.filter(

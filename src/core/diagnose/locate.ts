@@ -18,6 +18,8 @@ export interface LocateResult {
 export interface LocateContext {
   /** The absolute path the program asked for, when it asked for one (dlopen("/opt/x.so"), fopen). */
   wantedPath?: string;
+  /** The folders the program searched for the name, in its search order. */
+  searchedDirs?: string[];
 }
 
 /** Find a host file for a missing basename; undefined when there is none. */
@@ -153,6 +155,14 @@ export function createDefaultLocate(options: DefaultLocateOptions = {}): Locate 
   return async (name, kind, context = {}) => {
     const wanted = context.wantedPath?.startsWith('/') ? context.wantedPath : undefined;
     const found = await inRoots(name);
+    if (kind === 'library' && host && !found) {
+      // The first folder of the program's own search that holds the file on this host: placed there, it is found.
+      for (const dir of context.searchedDirs ?? []) {
+        if (dir.startsWith('/') && (await isFile(join(sysroot, dir, name)))) {
+          return { hostPath: join(sysroot, dir, name), guestPath: join(dir, name) };
+        }
+      }
+    }
     if (kind === 'library') {
       let hostPath = found;
       if (!hostPath && host) hostPath = await fromCache(name);

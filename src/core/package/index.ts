@@ -34,6 +34,11 @@ export const LOCK_FILE = 'uniprove.lock.json';
 const STATE_DIR = '.uniprove';
 const STATE_FILE = 'state.json';
 
+/** Where a package keeps what it remembers between runs. */
+export function packageStatePath(dir: string): string {
+  return join(dir, STATE_DIR, STATE_FILE);
+}
+
 export interface PackageOptions extends LoadRecipeOptions {
   /** Recipe name, recipe folder or file, or a binary path. */
   recipe: string;
@@ -67,8 +72,10 @@ export interface PackageResult {
 }
 
 /** What the package remembers between runs, to skip work when nothing changed. */
-interface PackageState {
+export interface PackageState {
   uniprove: string;
+  /** The recipe file (or binary) the package was made from. */
+  source: string;
   key: string;
   discovery: DiscoverResult;
   hashes: HashCache;
@@ -169,7 +176,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     }
   }
 
-  const statePath = join(out, STATE_DIR, STATE_FILE);
+  const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
   const key = await discoveryKey(recipe);
   let discovery: DiscoverResult;
@@ -187,7 +194,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       probe: !recipe.probe.skip,
       timeoutMs: recipe.probe.timeoutSeconds * 1000,
       allowFailure: recipe.probe.allowFailure,
-      libraries: recipe.libraries,
+      libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
       families: recipe.families,
       ...(signal ? { signal } : {}),
       onProgress,
@@ -279,7 +286,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     for (const t of TARGETS) await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string);
     await writeFileAtomic(join(staging, LOCK_FILE), lockText);
     await mkdir(join(staging, STATE_DIR), { recursive: true });
-    const state: PackageState = { uniprove: VERSION, key, discovery, hashes: stamps };
+    const state: PackageState = { uniprove: VERSION, source: recipe.source, key, discovery, hashes: stamps };
     await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state));
     signal?.throwIfAborted();
     await swapIntoPlace(staging, out);
@@ -289,6 +296,21 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
   onProgress({ kind: 'step-done', step: 'stage', detail: out });
   return result(true);
+}
+
+/**
+ * Recipe files that are ELF objects placed at their own host path (what `debug --fix` adds):
+ * discovery treats them as libraries, so what they need comes along.
+ */
+async function elfFilesAtHostPath(recipe: ResolvedRecipe): Promise<string[]> {
+  if (recipe.root) return [];
+  const out: string[] = [];
+  for (const f of recipe.files) {
+    if (f.hostPath !== f.guestPath) continue;
+    const elf = await parseElf(f.hostPath).catch(() => undefined);
+    if (elf?.dynamic) out.push(f.hostPath);
+  }
+  return out;
 }
 
 async function readTextIfExists(path: string): Promise<string | undefined> {

@@ -1,0 +1,82 @@
+/**
+ * Closing the loop from a diagnosis to a working package: what a package's
+ * image holds (for `uniprove debug --package`), and adding the files a
+ * diagnosis found missing to the recipe as explicit entries.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FixEntry } from '../diagnose/findings.js';
+import type { ImageContents } from '../diagnose/image.js';
+import { UniproveError } from '../errors.js';
+import { parseOpsConfig } from '../manifest/ops-config.js';
+import { LOCK_FILE, type PackageState, packageStatePath } from './index.js';
+import type { PackageLock } from './stage.js';
+import { readJsonIfExists, stableJson, writeFileAtomic } from './stage.js';
+
+/** The image a package builds: its files (guest -> host source), its mounts and manifest flags. */
+export async function imageFromPackage(dir: string): Promise<ImageContents> {
+  const lock = await readJsonIfExists<PackageLock>(join(dir, LOCK_FILE));
+  const configText = await readFile(join(dir, 'local.json'), 'utf8').catch(() => undefined);
+  if (!lock || configText === undefined) {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `${dir} is not a uniprove package (no ${LOCK_FILE} or local.json)`,
+      hint: 'Pass the folder `uniprove package` wrote (build/<recipe>).',
+    });
+  }
+  const config = parseOpsConfig(JSON.parse(configText), join(dir, 'local.json'));
+  const files = new Map<string, string | undefined>();
+  for (const f of lock.files) files.set(f.path, f.source ?? join(dir, f.path));
+  const mounts = Object.entries(config.Mounts ?? {}).map(([volume, value]) => {
+    const [path = '', flag] = value.split(':');
+    return { volume, path, readonly: flag === 'ro' };
+  });
+  const flags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config.ManifestPassthrough ?? {}))
+    if (typeof v === 'string') flags[k] = v;
+  for (const d of config.Debugflags ?? []) flags[d] = 't';
+  if (config.RebootOnExit) flags.reboot_on_exit = 't';
+  return { files, mounts, flags };
+}
+
+/** The recipe file a package was made from, if it was made from one. */
+export async function recipeOfPackage(dir: string): Promise<string | undefined> {
+  const state = await readJsonIfExists<PackageState>(packageStatePath(dir));
+  return state?.source?.endsWith('.json') ? state.source : undefined;
+}
+
+export interface RecipeChange {
+  added: FixEntry[];
+  /** Entries already in the recipe, left as they were. */
+  present: FixEntry[];
+}
+
+/** Add entries to a recipe file's `files` (atomically), skipping guest paths it already lists. */
+export async function addFilesToRecipe(
+  recipeFile: string,
+  entries: readonly FixEntry[],
+): Promise<RecipeChange> {
+  let recipe: { files?: { host: string; guest?: string; reason?: string }[] } & Record<string, unknown>;
+  try {
+    recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
+  } catch (error) {
+    throw new UniproveError('E_CONFIG', {
+      message: `cannot read the recipe ${recipeFile}: ${(error as Error).message}`,
+      hint: 'Fix the recipe file, then run debug --fix again.',
+      cause: error,
+    });
+  }
+  const files = [...(recipe.files ?? [])];
+  const guests = new Set(files.map((f) => f.guest ?? f.host));
+  const change: RecipeChange = { added: [], present: [] };
+  for (const e of entries) {
+    if (guests.has(e.guestPath)) {
+      change.present.push(e);
+      continue;
+    }
+    files.push({ host: e.hostPath, guest: e.guestPath, reason: e.reason });
+    guests.add(e.guestPath);
+    change.added.push(e);
+  }
+  if (change.added.length) await writeFileAtomic(recipeFile, stableJson({ ...recipe, files }));
+  return change;
+}
