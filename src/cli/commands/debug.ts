@@ -4,9 +4,15 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Finding, type FixEntry, fixEntriesFromFindings } from '../../core/diagnose/findings.js';
 import { parseNanosManifest } from '../../core/diagnose/image.js';
-import { diagnoseLogs } from '../../core/diagnose/index.js';
+import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
+import { createProgramLocate } from '../../core/diagnose/locate-program.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
-import { addFilesToRecipe, imageFromPackage, recipeOfPackage } from '../../core/package/fix.js';
+import {
+  addFilesToRecipe,
+  imageFromPackage,
+  programOfPackage,
+  recipeOfPackage,
+} from '../../core/package/fix.js';
 import { packageRecipe } from '../../core/package/index.js';
 import { loadRecipe } from '../../core/recipe/load.js';
 import type { CliContext } from '../context.js';
@@ -99,7 +105,25 @@ Examples:
         });
       }
       const recipe = flags.recipe ? await loadRecipe(flags.recipe, recipeLoadOptions(ctx, {})) : undefined;
+      // The program's own library search, on this host, finds what it missed (RUNPATH $ORIGIN included).
+      const programHost =
+        recipe?.binary ??
+        (flags.package ? await programOfPackage(resolve(ctx.cwd, flags.package)) : undefined);
+      const roots = [
+        ...(flags.root ?? []).map((r) => resolve(ctx.cwd, r)),
+        ...(recipe?.root ? [recipe.root] : []),
+      ];
+      const fallback = createDefaultLocate({ roots, host: flags.host !== false });
+      const locate =
+        programHost && flags.host !== false
+          ? await createProgramLocate({
+              binary: programHost,
+              ...(recipe?.root ? { root: recipe.root } : {}),
+              fallback,
+            })
+          : fallback;
       const result = await diagnoseLogs({
+        locate,
         logs: logs.map((l) => resolve(ctx.cwd, l)),
         label: (p) => logs.find((l) => resolve(ctx.cwd, l) === p) ?? p,
         roots: [

@@ -672,6 +672,8 @@ export function fixEntriesFromFindings(findings: readonly Finding[]): FixEntry[]
   const seen = new Set<string>();
   for (const f of findings) {
     if (f.kind !== 'missing-library' && f.kind !== 'missing-file' && f.kind !== 'missing-program') continue;
+    // A data file probed in vain is often optional (ld.so.cache, locale files): only add it when its absence was an error.
+    if (f.kind !== 'missing-library' && f.severity !== 'error') continue;
     if (!f.hostPath || !f.guestPath || seen.has(f.guestPath)) continue;
     seen.add(f.guestPath);
     const first = f.evidence[0];

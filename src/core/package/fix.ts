@@ -80,3 +80,9 @@ export async function addFilesToRecipe(
   if (change.added.length) await writeFileAtomic(recipeFile, stableJson({ ...recipe, files }));
   return change;
 }
+
+/** The host path of the program a package was made from. */
+export async function programOfPackage(dir: string): Promise<string | undefined> {
+  const lock = await readJsonIfExists<PackageLock>(join(dir, LOCK_FILE));
+  return lock?.files.find((f) => f.path === lock.program && f.type === 'file')?.source;
+}
