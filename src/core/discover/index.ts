@@ -82,6 +82,12 @@ async function toDiscovered(
   };
 }
 
+/** The ELF machine name of this host's processor, as parseElf names them. */
+function hostMachine(): string {
+  const names: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i386', riscv64: 'riscv' };
+  return names[process.arch] ?? process.arch;
+}
+
 function knownPaths(result: ClosureResult): Set<string> {
   const known = new Set<string>();
   for (const f of result.files) {
@@ -117,6 +123,11 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         ...(options.signal ? { signal: options.signal } : {}),
       },
     );
+  } else if (options.probe !== false && info.machineName !== hostMachine()) {
+    warnings.push({
+      code: 'probe-skipped',
+      message: `the program was not run: it is built for ${info.machineName} (${info.class}-bit), this host runs ${hostMachine()}; pass --from-log with an strace log captured where it runs`,
+    });
   } else if (options.probe !== false && root !== '/') {
     warnings.push({
       code: 'probe-skipped',

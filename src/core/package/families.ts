@@ -47,7 +47,8 @@ export function triggeredFamilies(paths: Iterable<string>): Set<FamilyName> {
   for (const p of paths) {
     const b = basename(p);
     if (p === '/etc/nsswitch.conf' || /^libnss_[\w-]+\.so/.test(b)) found.add('nss');
-    else if (p.includes('/gconv/')) found.add('gconv');
+    // Loading a converter module means the program converts charsets at run time; reading the cache alone does not.
+    else if (p.includes('/gconv/') && b.endsWith('.so')) found.add('gconv');
     else if (p.startsWith('/etc/OpenCL/vendors/') || /^libOpenCL\.so/.test(b)) found.add('opencl');
     else if (b === 'openssl.cnf' || p.includes('/ossl-modules/') || p.includes('/engines-'))
       found.add('openssl');
