@@ -678,7 +678,8 @@ export async function gcpGc(options: GcpGcOptions): Promise<GcpGcResult> {
         release: 'always' as const,
       };
       try {
-        for (const call of releaseCalls(target, resource)) await performCall({ ...ctx, target }, call);
+        const resourceCtx: ExecutionContext = { ...ctx, target };
+        for (const call of releaseCalls(target, resource)) await performCall(resourceCtx, call);
         result.deleted.push(r);
         options.onProgress?.({ kind: 'note', step: 'gc', detail: `deleted ${r.kind} ${r.name}` });
       } catch (error) {

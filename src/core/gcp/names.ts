@@ -32,7 +32,7 @@ export function slug(text: string, max = 63): string {
 
 /** A resource name `uniprove-<kind>-<what>-<digest12>`, within GCE's 63 characters. */
 export function resourceName(kind: string, what: string, digest: string): string {
-  const tail = digest.startsWith('<') ? digest : digest.slice(0, 12);
+  const tail = digest.startsWith('<') ? '<digest>' : digest.slice(0, 12);
   const head = `uniprove-${kind}-`;
   const middle = slug(what, 63 - head.length - tail.length - 1) || 'x';
   return `${head}${middle}-${tail}`;

@@ -250,7 +250,7 @@ export function volumeDiskName(
   const base =
     'existing' in source
       ? source.existing.replace(/^uniprove-/, '')
-      : `vol-${digestLabel(source.sha256).slice(0, 12)}`;
+      : `vol-${source.sha256.startsWith('<') ? '<digest>' : digestLabel(source.sha256).slice(0, 12)}`;
   return (
     `uniprove-d-${base}`.slice(0, 63 - `-${type}-${sizeGb}g`.length).replace(/-$/, '') + `-${type}-${sizeGb}g`
   );
@@ -440,6 +440,7 @@ export function releaseCalls(target: GcpTarget, resource: GcpResourceRef): GcpCa
 }
 
 function releaseWhen(resource: GcpResourceRef): string {
+  if (resource.kind === 'object') return 'only if the run fails before the tarball is deleted';
   return resource.release === 'on-failure' ? 'only if the run fails' : 'at the end, unless --keep';
 }
 
