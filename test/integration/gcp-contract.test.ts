@@ -130,7 +130,7 @@ describe('gcp run', () => {
       }),
     );
     assert.ok(!r.dryRun);
-    const body = server.requests.find((q) => q.api === 'instances.insert')!.body as Record<string, never>;
+    const body = server.requests.find((q) => q.api === 'instances.insert')!.body as Record<string, unknown>;
     assert.equal(body.machineType, `zones/${TARGET.zone}/machineTypes/g2-custom-8-32768`);
     assert.deepEqual(body.guestAccelerators, [
       { acceleratorType: `zones/${TARGET.zone}/acceleratorTypes/nvidia-l4`, acceleratorCount: 1 },
