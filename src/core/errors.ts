@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   E_VOLUME: 'failure',
   E_GCP: 'cloud',
   E_GCP_AUTH: 'cloud',
+  E_GCP_TIMEOUT: 'timeout',
+  E_GCP_PREEMPTED: 'failure',
   E_INTERRUPTED: 'interrupted',
   E_INTERNAL: 'internal',
 } as const satisfies Record<string, ExitClass>;

@@ -1,0 +1,323 @@
+/**
+ * Performs a plan's calls with the official clients, one by one, in the
+ * order the planner gave them; records what each creates in the ledger
+ * before asking for it, so a failure or Ctrl-C at any point leaves nothing
+ * behind.
+ */
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { UniproveError } from '../errors.js';
+import { formatBytes, type OnProgress } from '../progress.js';
+import type { GcpClients } from './clients.js';
+import type { GcpTarget } from './config.js';
+import type { ResourceLedger } from './ledger.js';
+import { gcpError, isNotFound, type OperationLike, type PollOptions, waitOperation } from './operations.js';
+import type { GcpCall, GcpImageSource } from './plan.js';
+import { packImageTarball } from './tarball.js';
+
+/** A call as it was made, for results and run records (no bodies: they are in the plan). */
+export interface PerformedCall {
+  method: string;
+  resource: string;
+  outcome: 'done' | 'found' | 'absent' | 'skipped' | 'gone';
+  ms: number;
+}
+
+/** State of one execution; never shared between commands. */
+export interface ExecutionContext {
+  clients: GcpClients;
+  target: GcpTarget;
+  ledger: ResourceLedger;
+  /** Raw disks by the staging object their tarball goes to. */
+  sources: Map<string, GcpImageSource>;
+  /** Where tarballs are packed (a folder on a disk with room for them). */
+  workDir: string;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  poll?: PollOptions;
+  found: Set<string>;
+  performed: PerformedCall[];
+  lastOperation?: { op: OperationLike; call: string; resource: string };
+}
+
+/** Make the plan's main calls in order, skipping those whose look-up found the resource. */
+export async function executeCalls(ctx: ExecutionContext, calls: GcpCall[]): Promise<void> {
+  for (const call of calls) {
+    if (call.phase !== 'main') continue;
+    if (ctx.signal?.aborted) throw abortError(ctx.signal);
+    if (call.skipIfFound?.some((k) => ctx.found.has(k))) {
+      ctx.performed.push({ method: call.method, resource: resourceOf(call), outcome: 'skipped', ms: 0 });
+      continue;
+    }
+    await performCall(ctx, call);
+  }
+}
+
+function abortError(signal: AbortSignal): UniproveError {
+  return signal.reason instanceof UniproveError
+    ? signal.reason
+    : new UniproveError('E_INTERRUPTED', { message: 'interrupted' });
+}
+
+/** The resource a call is about, for messages. */
+export function resourceOf(call: GcpCall): string {
+  const p = call.params;
+  const b = call.body as { name?: string } | undefined;
+  if (call.method.startsWith('storage.objects')) return `gs://${p.bucket}/${p.object ?? p.name ?? ''}`;
+  if (call.method.startsWith('storage.buckets')) return `gs://${p.bucket ?? b?.name}`;
+  const name = p.image ?? p.disk ?? p.instance ?? b?.name ?? p.operation ?? '';
+  return `${p.zone ? `${p.zone}/` : ''}${name}`;
+}
+
+/** Make one call (and, for waits, follow the last operation to its end). */
+export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise<void> {
+  const started = performance.now();
+  const resource = resourceOf(call);
+  const c = ctx.clients;
+  const p = call.params as Record<string, string>;
+  let outcome: PerformedCall['outcome'] = 'done';
+  const step = `${call.method} ${resource}`;
+  if (call.creates) ctx.ledger.record(call.creates);
+  try {
+    switch (call.method) {
+      case 'storage.buckets.get': {
+        try {
+          await c.storage.bucket(p.bucket!).getMetadata();
+          outcome = 'found';
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+          outcome = 'absent';
+        }
+        break;
+      }
+      case 'storage.buckets.insert': {
+        const { name, ...metadata } = call.body as { name: string };
+        try {
+          await c.storage.createBucket(name, metadata as never);
+        } catch (error) {
+          if ((error as { code?: number }).code === 409) {
+            throw new UniproveError('E_GCP', {
+              message: `bucket gs://${name} exists but belongs to another project, or is not reachable with these credentials`,
+              hint: 'Bucket names are global: pick another with --bucket NAME.',
+              details: { call: call.method, resource },
+            });
+          }
+          throw error;
+        }
+        break;
+      }
+      case 'storage.objects.insert':
+        await uploadTarball(ctx, call);
+        break;
+      case 'storage.objects.delete': {
+        await c.storage.bucket(p.bucket!).file(p.object!).delete({ ignoreNotFound: true });
+        ctx.ledger.forget({ kind: 'object', name: p.object! });
+        break;
+      }
+      case 'images.get': {
+        outcome = await lookupImage(ctx, call);
+        break;
+      }
+      case 'images.insert': {
+        ctx.onProgress?.({
+          kind: 'step-start',
+          step: `import image ${(call.body as { name: string }).name}`,
+        });
+        const [op] = await c.images.insert({ project: p.project!, imageResource: call.body as never });
+        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
+        break;
+      }
+      case 'disks.get': {
+        try {
+          const [disk] = await c.disks.get({ project: p.project!, zone: p.zone!, disk: p.disk! });
+          checkExpectedLabels(call, disk.labels);
+          if (disk.status !== 'READY') {
+            throw new UniproveError('E_GCP', {
+              message: `disk ${p.disk} exists but is ${disk.status}`,
+              hint: 'Wait for it, or delete it (`uniprove gcp gc`) and run again.',
+              details: { call: call.method, resource },
+            });
+          }
+          outcome = 'found';
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+          outcome = 'absent';
+        }
+        break;
+      }
+      case 'disks.insert': {
+        const [op] = await c.disks.insert({
+          project: p.project!,
+          zone: p.zone!,
+          diskResource: call.body as never,
+        });
+        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
+        break;
+      }
+      case 'instances.insert': {
+        ctx.onProgress?.({
+          kind: 'step-start',
+          step: `start instance ${(call.body as { name: string }).name}`,
+        });
+        const [op] = await c.instances.insert({
+          project: p.project!,
+          zone: p.zone!,
+          instanceResource: call.body as never,
+        });
+        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
+        break;
+      }
+      case 'instances.delete':
+      case 'disks.delete':
+      case 'images.delete': {
+        try {
+          const [op] =
+            call.method === 'instances.delete'
+              ? await c.instances.delete({ project: p.project!, zone: p.zone!, instance: p.instance! })
+              : call.method === 'disks.delete'
+                ? await c.disks.delete({ project: p.project!, zone: p.zone!, disk: p.disk! })
+                : await c.images.delete({ project: p.project!, image: p.image! });
+          ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+          outcome = 'gone';
+          ctx.lastOperation = { op: { status: 'DONE' }, call: call.method, resource };
+        }
+        break;
+      }
+      case 'globalOperations.get':
+      case 'zoneOperations.get': {
+        const last = ctx.lastOperation;
+        if (!last)
+          throw new UniproveError('E_INTERNAL', { message: `${call.method} with no operation to follow` });
+        ctx.lastOperation = undefined;
+        await waitOperation(
+          ctx.clients,
+          last.op,
+          {
+            project: p.project!,
+            ...(call.method === 'zoneOperations.get' ? { zone: p.zone! } : {}),
+            call: last.call,
+            resource: last.resource,
+          },
+          { ...ctx.poll, signal: ctx.signal, onProgress: ctx.onProgress },
+        );
+        break;
+      }
+      default:
+        throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
+    }
+  } catch (error) {
+    throw gcpError(error, call.method, resource);
+  } finally {
+    ctx.performed.push({
+      method: call.method,
+      resource,
+      outcome,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+  if (call.lookup && outcome === 'found') ctx.found.add(call.lookup);
+  if (outcome !== 'absent' && call.method !== 'images.get' && call.method !== 'disks.get') {
+    ctx.onProgress?.({ kind: 'note', step, detail: `${step}: ${outcome}` });
+  }
+}
+
+async function lookupImage(ctx: ExecutionContext, call: GcpCall): Promise<PerformedCall['outcome']> {
+  const p = call.params as Record<string, string>;
+  let image: { status?: string | null; labels?: Record<string, string> | null };
+  try {
+    [image] = await ctx.clients.images.get({ project: p.project!, image: p.image! });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    if (!call.lookup) {
+      throw new UniproveError('E_GCP', {
+        message: `image ${p.image} does not exist in project ${p.project}`,
+        hint: 'Make it with `uniprove gcp image`, or list what exists with `uniprove gcp ls`.',
+        details: { call: call.method, resource: p.image },
+      });
+    }
+    return 'absent';
+  }
+  if (image.status === 'FAILED') {
+    throw new UniproveError('E_GCP', {
+      message: `image ${p.image} exists but its import failed`,
+      hint: 'Delete it with `uniprove gcp gc` and run again.',
+      details: { call: call.method, resource: p.image },
+    });
+  }
+  checkExpectedLabels(call, image.labels);
+  if (image.status !== 'READY') {
+    // Another upload of the same content is being imported: wait for it.
+    const started = Date.now();
+    const limit = ctx.poll?.timeoutMs ?? 30 * 60_000;
+    while (image.status !== 'READY') {
+      if (image.status === 'FAILED' || Date.now() - started > limit) {
+        throw new UniproveError('E_GCP', {
+          message: `image ${p.image} did not become READY (${image.status})`,
+          hint: 'Delete it with `uniprove gcp gc` and run again.',
+          details: { call: call.method, resource: p.image },
+        });
+      }
+      await new Promise((r) => setTimeout(r, ctx.poll?.initialMs ?? 2000));
+      [image] = await ctx.clients.images.get({ project: p.project!, image: p.image! });
+    }
+  }
+  return 'found';
+}
+
+async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void> {
+  const p = call.params as Record<string, string>;
+  const source = ctx.sources.get(p.name!);
+  if (!source?.rawPath) {
+    throw new UniproveError('E_INTERNAL', { message: `no raw disk for staging object ${p.name}` });
+  }
+  const tarPath = join(ctx.workDir, basename(p.name!));
+  const packStep = `pack ${source.name}`;
+  ctx.onProgress?.({ kind: 'step-start', step: packStep, detail: source.rawPath });
+  try {
+    const packed = await packImageTarball(source.rawPath, tarPath, { signal: ctx.signal });
+    ctx.onProgress?.({
+      kind: 'step-done',
+      step: packStep,
+      detail: `${formatBytes(packed.rawBytes)} disk -> ${formatBytes(packed.bytes)} tarball with ${packed.method} in ${(packed.durationMs / 1000).toFixed(1)} s`,
+    });
+    const body = call.body as { contentType: string; metadata: Record<string, string> };
+    const file = ctx.clients.storage.bucket(p.bucket!).file(p.name!);
+    const upStep = `upload gs://${p.bucket}/${p.name}`;
+    ctx.onProgress?.({ kind: 'step-start', step: upStep });
+    const metadata = { contentType: body.contentType, metadata: body.metadata };
+    // Open the session first (an authenticated POST); the session URI then authorises the data itself.
+    const [uri] = await file.createResumableUpload({ metadata });
+    const stream = file.createWriteStream({ uri, resumable: true, validation: 'md5', metadata });
+    stream.on('progress', (e: { bytesWritten?: number }) =>
+      ctx.onProgress?.({
+        kind: 'update',
+        step: upStep,
+        detail: `${formatBytes(e.bytesWritten ?? 0)} of ${formatBytes(packed.bytes)}`,
+        done: e.bytesWritten ?? 0,
+        total: packed.bytes,
+      }),
+    );
+    await pipeline(createReadStream(tarPath), stream, { signal: ctx.signal });
+    ctx.onProgress?.({ kind: 'step-done', step: upStep, detail: formatBytes(packed.bytes) });
+  } finally {
+    await rm(tarPath, { force: true });
+  }
+}
+
+/** A found resource must carry the labels the look-up expects (its content digest), else it is not ours to reuse. */
+function checkExpectedLabels(call: GcpCall, labels: Record<string, string> | null | undefined): void {
+  for (const [key, value] of Object.entries(call.expectLabels ?? {})) {
+    const have = labels?.[key];
+    if (have !== value) {
+      throw new UniproveError('E_GCP', {
+        message: `${resourceOf(call)} exists but its label ${key} is ${have ?? 'missing'}, not ${value}`,
+        hint: 'It was not made by uniprove from this content: delete it (`uniprove gcp gc`, or gcloud) and run again.',
+        details: { call: call.method, resource: resourceOf(call) },
+      });
+    }
+  }
+}

@@ -1,0 +1,1054 @@
+/**
+ * A local stand-in for the Compute Engine v1 REST API and the Cloud Storage
+ * JSON API, on 127.0.0.1, for contract tests of the official clients.
+ *
+ * It checks every request against the documented REST shape (required
+ * fields, URL formats, label rules, Spot and GPU scheduling rules) and
+ * answers 400 to anything off-spec, recording a violation the test asserts
+ * empty. Operations go PENDING -> RUNNING -> DONE, one step per poll, and
+ * faults can be injected at any call, either on the request (an HTTP error)
+ * or in the operation (an error when it is DONE). Instances print a scripted
+ * serial console, served in small pieces, then power off.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  api: string;
+  body?: unknown;
+  authorization?: string;
+}
+
+export interface Fault {
+  /** API method, as in the REST reference: images.insert, instances.insert, storage.objects.insert... */
+  method: string;
+  /** request: the call itself fails with `status`; operation: the call is accepted and its operation fails. */
+  at: 'request' | 'operation';
+  code: string;
+  message?: string;
+  status?: number;
+}
+
+interface Operation {
+  name: string;
+  zone?: string;
+  status: 'PENDING' | 'RUNNING' | 'DONE';
+  operationType: string;
+  targetLink: string;
+  error?: { code: string; message: string };
+  onDone?: () => void;
+  onError?: () => void;
+}
+
+interface Image {
+  name: string;
+  status: 'PENDING' | 'READY' | 'FAILED';
+  labels: Record<string, string>;
+  diskSizeGb: string;
+  creationTimestamp: string;
+  rawDisk: { source: string };
+}
+interface Disk {
+  name: string;
+  zone: string;
+  status: 'CREATING' | 'READY' | 'FAILED';
+  labels: Record<string, string>;
+  sizeGb: string;
+  type: string;
+  sourceImage?: string;
+  users: string[];
+  creationTimestamp: string;
+}
+interface Instance {
+  name: string;
+  zone: string;
+  status: 'PROVISIONING' | 'STAGING' | 'RUNNING' | 'STOPPING' | 'TERMINATED';
+  labels: Record<string, string>;
+  body: Record<string, unknown>;
+  creationTimestamp: string;
+  consoleText: string;
+  revealed: number;
+  serialReads: number;
+  autoDeleteDisks: string[];
+  attachedDisks: string[];
+}
+interface StoredObject {
+  bucket: string;
+  name: string;
+  bytes: Buffer;
+  contentType: string;
+  metadata: Record<string, string>;
+  timeCreated: string;
+}
+
+export interface GceServerOptions {
+  token?: string;
+  /** The serial console an instance prints (whole text); default a few lines. */
+  console?: (instance: string, body: Record<string, unknown>) => string;
+  /** Bytes revealed per getSerialPortOutput call (small, so lines are cut across reads). */
+  serialChunk?: number;
+}
+
+const NAME_RE = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LABEL_KEY_RE = /^[a-z][a-z0-9_-]{0,62}$/;
+const LABEL_VALUE_RE = /^[a-z0-9_-]{0,63}$/;
+const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
+
+class Invalid extends Error {}
+
+/** A running fake; close() when done. */
+export class GceServer {
+  readonly token: string;
+  readonly requests: RecordedRequest[] = [];
+  readonly violations: string[] = [];
+  readonly images = new Map<string, Image>();
+  readonly disks = new Map<string, Disk>();
+  readonly instances = new Map<string, Instance>();
+  readonly buckets = new Map<string, { name: string; location: string; labels: Record<string, string> }>();
+  readonly objects = new Map<string, StoredObject>();
+  readonly operations = new Map<string, Operation>();
+  readonly faults: Fault[] = [];
+  /** Instances that go TERMINATED (preempted) after this many serial reads. */
+  preemptAfterSerialReads: number | undefined;
+  /** The uploaded tarballs, by object name, kept after deletion for inspection. */
+  readonly uploads = new Map<string, Buffer>();
+  #server: Server;
+  #port = 0;
+  #sessions = new Map<
+    string,
+    { bucket: string; name: string; chunks: Buffer[]; meta: Record<string, unknown> }
+  >();
+  #opCounter = 0;
+  #options: GceServerOptions;
+
+  private constructor(options: GceServerOptions) {
+    this.#options = options;
+    this.token = options.token ?? `test-token-${randomUUID()}`;
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error) => {
+        this.violations.push(`server error: ${error instanceof Error ? error.stack : error}`);
+        send(res, 500, { error: { code: 500, message: String(error) } });
+      });
+    });
+  }
+
+  static async start(options: GceServerOptions = {}): Promise<GceServer> {
+    const s = new GceServer(options);
+    await new Promise<void>((resolve) => s.#server.listen(0, '127.0.0.1', resolve));
+    s.#port = (s.#server.address() as { port: number }).port;
+    return s;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Inject a one-shot fault. */
+  fail(fault: Fault): void {
+    this.faults.push(fault);
+  }
+
+  /** What is left: every resource a test expects gone. */
+  leftovers(): string[] {
+    return [
+      ...[...this.instances.keys()].map((k) => `instance ${k}`),
+      ...[...this.disks.keys()].map((k) => `disk ${k}`),
+      ...[...this.images.keys()].map((k) => `image ${k}`),
+      ...[...this.objects.keys()].map((k) => `object ${k}`),
+    ];
+  }
+
+  /** API methods called, in order. */
+  calls(): string[] {
+    return this.requests.map((r) => r.api);
+  }
+
+  #takeFault(method: string, at: Fault['at']): Fault | undefined {
+    const i = this.faults.findIndex((f) => f.method === method && f.at === at);
+    if (i < 0) return undefined;
+    return this.faults.splice(i, 1)[0];
+  }
+
+  #newOperation(
+    type: string,
+    target: string,
+    method: string,
+    zone: string | undefined,
+    onDone?: () => void,
+    onError?: () => void,
+  ) {
+    const fault = this.#takeFault(method, 'operation');
+    const op: Operation = {
+      name: `operation-${++this.#opCounter}-${randomUUID().slice(0, 8)}`,
+      ...(zone ? { zone } : {}),
+      status: 'PENDING',
+      operationType: type,
+      targetLink: target,
+      ...(fault ? { error: { code: fault.code, message: fault.message ?? `${fault.code} (injected)` } } : {}),
+      onDone,
+      onError,
+    };
+    this.operations.set(op.name, op);
+    return op;
+  }
+
+  #opJson(op: Operation, project: string) {
+    const scope = op.zone ? `zones/${op.zone}` : 'global';
+    return {
+      kind: 'compute#operation',
+      id: String(this.#opCounter),
+      name: op.name,
+      operationType: op.operationType,
+      targetLink: op.targetLink,
+      status: op.status,
+      progress: op.status === 'DONE' ? 100 : op.status === 'RUNNING' ? 50 : 0,
+      ...(op.zone ? { zone: `${this.url}/compute/v1/projects/${project}/zones/${op.zone}` } : {}),
+      selfLink: `${this.url}/compute/v1/projects/${project}/${scope}/operations/${op.name}`,
+      ...(op.status === 'DONE' && op.error
+        ? { error: { errors: [op.error] }, httpErrorStatusCode: 503, httpErrorMessage: 'SERVICE UNAVAILABLE' }
+        : {}),
+    };
+  }
+
+  #advance(op: Operation) {
+    if (op.status === 'PENDING') op.status = 'RUNNING';
+    else if (op.status === 'RUNNING') {
+      op.status = 'DONE';
+      if (op.error) op.onError?.();
+      else op.onDone?.();
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const raw = await readBody(req);
+    const query = Object.fromEntries(url.searchParams);
+    const rec: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      api: '?',
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    };
+    this.requests.push(rec);
+    // As in Cloud Storage, a resumable session's URI authorises its data: those PUTs carry no token.
+    const sessionPut =
+      req.method === 'PUT' &&
+      url.pathname.startsWith('/upload/') &&
+      this.#sessions.has(query.upload_id ?? '');
+    if (req.headers.authorization !== `Bearer ${this.token}` && !(sessionPut && !req.headers.authorization)) {
+      this.violations.push(`${req.method} ${url.pathname}: missing or wrong bearer token`);
+      return send(res, 401, {
+        error: { code: 401, message: 'Request is missing required authentication credential.' },
+      });
+    }
+    try {
+      if (url.pathname.startsWith('/compute/v1/projects/')) {
+        return await this.#compute(req.method ?? 'GET', url, raw, rec, res);
+      }
+      if (url.pathname.startsWith('/storage/v1/') || url.pathname.startsWith('/upload/storage/v1/')) {
+        return await this.#storage(req, url, raw, rec, res);
+      }
+      throw new Invalid(`unknown endpoint ${req.method} ${url.pathname}`);
+    } catch (error) {
+      if (error instanceof Invalid) {
+        this.violations.push(`${rec.api} ${req.method} ${url.pathname}: ${error.message}`);
+        return send(res, 400, {
+          error: {
+            code: 400,
+            message: `Invalid request: ${error.message}`,
+            errors: [{ reason: 'invalid', message: error.message }],
+          },
+        });
+      }
+      if (error instanceof HttpError) {
+        return send(res, error.status, error.body);
+      }
+      throw error;
+    }
+  }
+
+  #injected(api: string) {
+    const fault = this.#takeFault(api, 'request');
+    if (!fault) return;
+    const status = fault.status ?? 403;
+    const message = fault.message ?? `${fault.code} (injected)`;
+    throw new HttpError(status, {
+      error: { code: status, message, errors: [{ reason: fault.code, message, domain: 'usageLimits' }] },
+    });
+  }
+
+  async #compute(method: string, url: URL, raw: Buffer, rec: RecordedRequest, res: ServerResponse) {
+    const parts = url.pathname.split('/').slice(4); // after /compute/v1/projects
+    const project = parts[0]!;
+    const rest = parts.slice(1);
+    const body = raw.length ? parseJson(raw) : undefined;
+    rec.body = body;
+    const path = rest.join('/');
+    const route = (api: string) => {
+      rec.api = api;
+      this.#injected(api);
+    };
+    let m: RegExpExecArray | null;
+    // ---- global operations / zone operations
+    m = /^global\/operations\/([^/]+)(\/wait)?$/.exec(path);
+    if (m && (method === 'GET' || m[2])) {
+      route(m[2] ? 'globalOperations.wait' : 'globalOperations.get');
+      const op = this.operations.get(m[1]!);
+      if (!op || op.zone) throw notFound(`operation ${m[1]}`);
+      this.#advance(op);
+      if (m[2]) while (op.status !== 'DONE') this.#advance(op);
+      return send(res, 200, this.#opJson(op, project));
+    }
+    m = /^zones\/([^/]+)\/operations\/([^/]+)(\/wait)?$/.exec(path);
+    if (m) {
+      route(m[3] ? 'zoneOperations.wait' : 'zoneOperations.get');
+      const op = this.operations.get(m[2]!);
+      if (!op || op.zone !== m[1]) throw notFound(`operation ${m[2]}`);
+      this.#advance(op);
+      if (m[3]) while (op.status !== 'DONE') this.#advance(op);
+      return send(res, 200, this.#opJson(op, project));
+    }
+    // ---- images
+    if (path === 'global/images' && method === 'POST') {
+      route('images.insert');
+      const img = this.#checkImage(body);
+      if (this.images.has(img.name)) throw conflict(`image ${img.name}`);
+      this.images.set(img.name, img);
+      const op = this.#newOperation(
+        'insert',
+        `global/images/${img.name}`,
+        'images.insert',
+        undefined,
+        () => {
+          img.status = 'READY';
+        },
+        () => {
+          img.status = 'FAILED';
+        },
+      );
+      return send(res, 200, this.#opJson(op, project));
+    }
+    if (path === 'global/images' && method === 'GET') {
+      route('images.list');
+      const items = [...this.images.values()].filter((i) => matchFilter(query(url).filter, i.labels));
+      return send(res, 200, {
+        kind: 'compute#imageList',
+        items: items.map((i) => this.#imageJson(i, project)),
+      });
+    }
+    m = /^global\/images\/([^/]+)$/.exec(path);
+    if (m) {
+      const name = m[1]!;
+      if (method === 'GET') {
+        route('images.get');
+        const img = this.images.get(name);
+        if (!img) throw notFound(`projects/${project}/global/images/${name}`);
+        return send(res, 200, this.#imageJson(img, project));
+      }
+      if (method === 'DELETE') {
+        route('images.delete');
+        if (!this.images.has(name)) throw notFound(`projects/${project}/global/images/${name}`);
+        const op = this.#newOperation('delete', `global/images/${name}`, 'images.delete', undefined, () =>
+          this.images.delete(name),
+        );
+        return send(res, 200, this.#opJson(op, project));
+      }
+    }
+    // ---- disks
+    m = /^zones\/([^/]+)\/disks$/.exec(path);
+    if (m && method === 'POST') {
+      route('disks.insert');
+      const zone = m[1]!;
+      const disk = this.#checkDisk(body, zone);
+      if (this.disks.has(disk.name)) throw conflict(`disk ${disk.name}`);
+      this.disks.set(disk.name, disk);
+      const op = this.#newOperation(
+        'insert',
+        `zones/${zone}/disks/${disk.name}`,
+        'disks.insert',
+        zone,
+        () => {
+          disk.status = 'READY';
+        },
+        () => this.disks.delete(disk.name),
+      );
+      return send(res, 200, this.#opJson(op, project));
+    }
+    m = /^zones\/([^/]+)\/disks\/([^/]+)$/.exec(path);
+    if (m) {
+      const [zone, name] = [m[1]!, m[2]!];
+      const disk = this.disks.get(name);
+      if (method === 'GET') {
+        route('disks.get');
+        if (!disk || disk.zone !== zone) throw notFound(`projects/${project}/zones/${zone}/disks/${name}`);
+        return send(res, 200, this.#diskJson(disk, project));
+      }
+      if (method === 'DELETE') {
+        route('disks.delete');
+        if (!disk || disk.zone !== zone) throw notFound(`projects/${project}/zones/${zone}/disks/${name}`);
+        if (disk.users.length > 0) {
+          throw new HttpError(400, {
+            error: {
+              code: 400,
+              message: `The disk resource '${name}' is already being used by '${disk.users[0]}'`,
+              errors: [{ reason: 'resourceInUseByAnotherResource' }],
+            },
+          });
+        }
+        const op = this.#newOperation('delete', `zones/${zone}/disks/${name}`, 'disks.delete', zone, () =>
+          this.disks.delete(name),
+        );
+        return send(res, 200, this.#opJson(op, project));
+      }
+    }
+    // ---- instances
+    m = /^zones\/([^/]+)\/instances$/.exec(path);
+    if (m && method === 'POST') {
+      route('instances.insert');
+      const zone = m[1]!;
+      const inst = this.#checkInstance(body, zone);
+      if (this.instances.has(inst.name)) throw conflict(`instance ${inst.name}`);
+      const op = this.#newOperation(
+        'insert',
+        `zones/${zone}/instances/${inst.name}`,
+        'instances.insert',
+        zone,
+        () => {
+          inst.status = 'RUNNING';
+          this.instances.set(inst.name, inst);
+          for (const d of inst.attachedDisks) this.disks.get(d)?.users.push(inst.name);
+          // The boot disk, made from the image, named after the instance.
+          const boot = (inst.body.disks as Record<string, unknown>[]).find((d) => d.boot);
+          const init = boot?.initializeParams as Record<string, unknown>;
+          this.disks.set(inst.name, {
+            name: inst.name,
+            zone,
+            status: 'READY',
+            labels: (init.labels as Record<string, string>) ?? {},
+            sizeGb: String(init.diskSizeGb ?? 10),
+            type: String(init.diskType),
+            sourceImage: String(init.sourceImage),
+            users: [inst.name],
+            creationTimestamp: new Date().toISOString(),
+          });
+        },
+      );
+      return send(res, 200, this.#opJson(op, project));
+    }
+    m = /^zones\/([^/]+)\/instances\/([^/]+)(\/serialPort|\/stop)?$/.exec(path);
+    if (m) {
+      const [zone, name, sub] = [m[1]!, m[2]!, m[3]];
+      const inst = this.instances.get(name);
+      if (!inst || inst.zone !== zone) {
+        route(
+          sub === '/serialPort'
+            ? 'instances.getSerialPortOutput'
+            : `instances.${method === 'DELETE' ? 'delete' : sub ? 'stop' : 'get'}`,
+        );
+        throw notFound(`projects/${project}/zones/${zone}/instances/${name}`);
+      }
+      if (sub === '/serialPort' && method === 'GET') {
+        route('instances.getSerialPortOutput');
+        return send(res, 200, this.#serial(inst, url, project));
+      }
+      if (sub === '/stop' && method === 'POST') {
+        route('instances.stop');
+        const op = this.#newOperation(
+          'stop',
+          `zones/${zone}/instances/${name}`,
+          'instances.stop',
+          zone,
+          () => {
+            inst.status = 'TERMINATED';
+          },
+        );
+        return send(res, 200, this.#opJson(op, project));
+      }
+      if (!sub && method === 'GET') {
+        route('instances.get');
+        // Nanos powers the machine off when the program exits.
+        if (inst.status === 'RUNNING' && inst.revealed >= inst.consoleText.length) inst.status = 'TERMINATED';
+        return send(res, 200, {
+          kind: 'compute#instance',
+          name,
+          status: inst.status,
+          labels: inst.labels,
+          zone: `${this.url}/compute/v1/projects/${project}/zones/${zone}`,
+          creationTimestamp: inst.creationTimestamp,
+        });
+      }
+      if (!sub && method === 'DELETE') {
+        route('instances.delete');
+        const op = this.#newOperation(
+          'delete',
+          `zones/${zone}/instances/${name}`,
+          'instances.delete',
+          zone,
+          () => {
+            this.instances.delete(name);
+            for (const d of inst.autoDeleteDisks) this.disks.delete(d);
+            for (const d of this.disks.values()) d.users = d.users.filter((u) => u !== name);
+          },
+        );
+        return send(res, 200, this.#opJson(op, project));
+      }
+    }
+    // ---- aggregated lists
+    m = /^aggregated\/(instances|disks)$/.exec(path);
+    if (m && method === 'GET') {
+      route(`${m[1]}.aggregatedList`);
+      const filter = query(url).filter;
+      const items: Record<string, unknown> = {};
+      const all =
+        m[1] === 'instances'
+          ? [...this.instances.values()].map((i) => ({
+              zone: i.zone,
+              labels: i.labels,
+              json: {
+                name: i.name,
+                status: i.status,
+                labels: i.labels,
+                creationTimestamp: i.creationTimestamp,
+              },
+            }))
+          : [...this.disks.values()].map((d) => ({
+              zone: d.zone,
+              labels: d.labels,
+              json: this.#diskJson(d, project),
+            }));
+      for (const r of all.filter((r) => matchFilter(filter, r.labels))) {
+        const key = `zones/${r.zone}`;
+        items[key] ??= { [m[1]!]: [] };
+        const scoped = items[key] as Record<string, unknown[]>;
+        scoped[m[1]!]!.push(r.json);
+      }
+      return send(res, 200, { kind: `compute#${m[1]}AggregatedList`, items });
+    }
+    throw new Invalid(`no such Compute Engine endpoint: ${method} ${url.pathname}`);
+  }
+
+  #serial(inst: Instance, url: URL, project: string) {
+    const port = url.searchParams.get('port');
+    if (port !== null && port !== '1') throw new Invalid(`serial port ${port}: uniprove reads port 1`);
+    const startParam = url.searchParams.get('start');
+    const start = startParam === null ? 0 : Number(startParam);
+    if (!Number.isInteger(start) || start < 0) throw new Invalid(`start=${startParam} is not an offset`);
+    inst.serialReads++;
+    const preempted =
+      this.preemptAfterSerialReads !== undefined && inst.serialReads > this.preemptAfterSerialReads;
+    if (preempted) inst.status = 'TERMINATED';
+    else if (inst.status === 'RUNNING') {
+      inst.revealed = Math.min(inst.consoleText.length, inst.revealed + (this.#options.serialChunk ?? 29));
+    }
+    const from = Math.min(start, inst.revealed);
+    return {
+      kind: 'compute#serialPortOutput',
+      contents: inst.consoleText.slice(from, inst.revealed),
+      start: String(from),
+      next: String(inst.revealed),
+      selfLink: `${this.url}/compute/v1/projects/${project}/zones/${inst.zone}/instances/${inst.name}/serialPort`,
+    };
+  }
+
+  #imageJson(i: Image, project: string) {
+    return {
+      kind: 'compute#image',
+      name: i.name,
+      status: i.status,
+      labels: i.labels,
+      diskSizeGb: i.diskSizeGb,
+      creationTimestamp: i.creationTimestamp,
+      rawDisk: i.rawDisk,
+      selfLink: `${this.url}/compute/v1/projects/${project}/global/images/${i.name}`,
+    };
+  }
+
+  #diskJson(d: Disk, project: string) {
+    return {
+      kind: 'compute#disk',
+      name: d.name,
+      status: d.status,
+      labels: d.labels,
+      sizeGb: d.sizeGb,
+      type: d.type,
+      users: d.users.map((u) => `${this.url}/compute/v1/projects/${project}/zones/${d.zone}/instances/${u}`),
+      creationTimestamp: d.creationTimestamp,
+    };
+  }
+
+  // ---- request validation, after https://cloud.google.com/compute/docs/reference/rest/v1
+
+  #checkImage(body: unknown): Image {
+    const b = object(body, 'Image');
+    const name = checkName(b.name, 'name');
+    const labels = checkLabels(b.labels);
+    const rawDisk = object(b.rawDisk, 'rawDisk');
+    const source = String(rawDisk.source ?? '');
+    const sm = /^https:\/\/storage\.googleapis\.com\/([^/]+)\/(.+)$/.exec(source);
+    if (!sm)
+      throw new Invalid(`rawDisk.source ${source} is not https://storage.googleapis.com/BUCKET/OBJECT`);
+    const obj = this.objects.get(`${sm[1]}/${sm[2]}`);
+    if (!obj) throw new Invalid(`rawDisk.source ${source}: no such object`);
+    if (!/\.tar\.gz$/.test(sm[2]!)) throw new Invalid('rawDisk.source must name a .tar.gz archive');
+    const size = checkDiskTarball(obj.bytes);
+    if (b.architecture !== undefined && !['X86_64', 'ARM64'].includes(String(b.architecture))) {
+      throw new Invalid(`architecture ${b.architecture} is not X86_64 or ARM64`);
+    }
+    return {
+      name,
+      status: 'PENDING',
+      labels,
+      diskSizeGb: String(Math.max(1, Math.ceil(size / 2 ** 30))),
+      creationTimestamp: new Date().toISOString(),
+      rawDisk: { source },
+    };
+  }
+
+  #checkDisk(body: unknown, zone: string): Disk {
+    const b = object(body, 'Disk');
+    const name = checkName(b.name, 'name');
+    const labels = checkLabels(b.labels);
+    const sizeGb = checkInt64(b.sizeGb, 'sizeGb');
+    const type = checkDiskType(b.type, zone, 'type');
+    const image = checkImageRef(b.sourceImage, 'sourceImage');
+    const img = this.images.get(image);
+    if (img?.status !== 'READY') throw new Invalid(`sourceImage ${image} does not exist or is not READY`);
+    if (Number(sizeGb) < Number(img.diskSizeGb))
+      throw new Invalid(`sizeGb ${sizeGb} is smaller than the image`);
+    return {
+      name,
+      zone,
+      status: 'CREATING',
+      labels,
+      sizeGb,
+      type,
+      sourceImage: image,
+      users: [],
+      creationTimestamp: new Date().toISOString(),
+    };
+  }
+
+  #checkInstance(body: unknown, zone: string): Instance {
+    const b = object(body, 'Instance');
+    const name = checkName(b.name, 'name');
+    const labels = checkLabels(b.labels);
+    const mt = String(b.machineType ?? '');
+    const mtm =
+      /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/machineTypes\/([a-z0-9-]+)$/.exec(
+        mt,
+      );
+    if (!mtm) throw new Invalid(`machineType ${mt} is not zones/ZONE/machineTypes/TYPE`);
+    if (mtm[1] !== zone) throw new Invalid(`machineType zone ${mtm[1]} is not the instance's zone ${zone}`);
+    if (
+      !/^([a-z][a-z0-9]*-(standard|highmem|highcpu|ultramem|megamem|hypermem|highgpu|ultragpu|megagpu)-\d+[a-z]*|([a-z][a-z0-9]*-)?custom-\d+-\d+(-ext)?|[a-z][a-z0-9]*-(micro|small|medium))$/.test(
+        mtm[2]!,
+      )
+    ) {
+      throw new Invalid(`machine type ${mtm[2]} is not a machine type name`);
+    }
+    const disks = b.disks;
+    if (!Array.isArray(disks) || disks.length === 0)
+      throw new Invalid('disks: at least the boot disk is required');
+    const boots = disks.filter((d) => (d as Record<string, unknown>).boot === true);
+    if (boots.length !== 1) throw new Invalid('disks: exactly one disk must have boot: true');
+    if ((disks[0] as Record<string, unknown>).boot !== true)
+      throw new Invalid('disks[0] must be the boot disk');
+    const autoDeleteDisks: string[] = [];
+    const attached: string[] = [];
+    disks.forEach((raw, i) => {
+      const d = object(raw, `disks[${i}]`);
+      if (d.type !== undefined && !['PERSISTENT', 'SCRATCH'].includes(String(d.type)))
+        throw new Invalid(`disks[${i}].type ${d.type}`);
+      if (d.mode !== undefined && !['READ_WRITE', 'READ_ONLY'].includes(String(d.mode)))
+        throw new Invalid(`disks[${i}].mode ${d.mode}`);
+      if (d.initializeParams !== undefined) {
+        if (d.source !== undefined)
+          throw new Invalid(`disks[${i}]: source and initializeParams are exclusive`);
+        const ip = object(d.initializeParams, `disks[${i}].initializeParams`);
+        const image = checkImageRef(ip.sourceImage, `disks[${i}].initializeParams.sourceImage`);
+        const img = this.images.get(image);
+        if (img?.status !== 'READY')
+          throw new Invalid(`disks[${i}]: image ${image} does not exist or is not READY`);
+        checkDiskType(ip.diskType, zone, `disks[${i}].initializeParams.diskType`);
+        if (ip.diskSizeGb !== undefined) checkInt64(ip.diskSizeGb, `disks[${i}].initializeParams.diskSizeGb`);
+        checkLabels(ip.labels);
+        if (d.autoDelete) autoDeleteDisks.push(name);
+      } else {
+        const src = String(d.source ?? '');
+        const sm =
+          /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/disks\/([^/]+)$/.exec(
+            src,
+          );
+        if (!sm) throw new Invalid(`disks[${i}].source ${src} is not zones/ZONE/disks/NAME`);
+        const disk = this.disks.get(sm[2]!);
+        if (!disk || disk.zone !== zone || disk.status !== 'READY')
+          throw new Invalid(`disks[${i}].source: disk ${sm[2]} is not READY in ${zone}`);
+        if (disk.users.length > 0 && d.mode !== 'READ_ONLY')
+          throw new Invalid(`disk ${sm[2]} is in use by ${disk.users[0]}`);
+        attached.push(disk.name);
+        if (d.autoDelete) autoDeleteDisks.push(disk.name);
+      }
+    });
+    const nics = b.networkInterfaces;
+    if (!Array.isArray(nics) || nics.length === 0) throw new Invalid('networkInterfaces: one is required');
+    for (const [i, n] of nics.entries()) {
+      const net = String((n as Record<string, unknown>).network ?? '');
+      if (
+        net &&
+        !/^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?global\/networks\/[a-z][-a-z0-9]*$/.test(
+          net,
+        )
+      ) {
+        throw new Invalid(`networkInterfaces[${i}].network ${net} is not global/networks/NAME`);
+      }
+    }
+    if (b.metadata !== undefined) {
+      const items = object(b.metadata, 'metadata').items;
+      if (items !== undefined && !Array.isArray(items)) throw new Invalid('metadata.items must be a list');
+      for (const it of (items as Record<string, unknown>[]) ?? []) {
+        if (
+          typeof it.key !== 'string' ||
+          !/^[a-zA-Z0-9_-]{1,128}$/.test(it.key) ||
+          typeof it.value !== 'string'
+        ) {
+          throw new Invalid(
+            `metadata item ${JSON.stringify(it)} needs a key [a-zA-Z0-9_-] and a string value`,
+          );
+        }
+      }
+    }
+    const s = b.scheduling === undefined ? {} : object(b.scheduling, 'scheduling');
+    const enumOf = (v: unknown, allowed: string[], field: string) => {
+      if (v !== undefined && !allowed.includes(String(v)))
+        throw new Invalid(`${field} ${v} is not one of ${allowed.join(', ')}`);
+    };
+    enumOf(s.provisioningModel, ['STANDARD', 'SPOT'], 'scheduling.provisioningModel');
+    enumOf(s.onHostMaintenance, ['MIGRATE', 'TERMINATE'], 'scheduling.onHostMaintenance');
+    enumOf(s.instanceTerminationAction, ['STOP', 'DELETE'], 'scheduling.instanceTerminationAction');
+    if (s.provisioningModel === 'SPOT') {
+      if (s.onHostMaintenance !== 'TERMINATE')
+        throw new Invalid('Spot instances need scheduling.onHostMaintenance TERMINATE');
+      if (s.automaticRestart === true)
+        throw new Invalid('Spot instances need scheduling.automaticRestart false');
+    }
+    if (s.maxRunDuration !== undefined) {
+      const seconds = Number(object(s.maxRunDuration, 'scheduling.maxRunDuration').seconds);
+      if (!Number.isInteger(seconds) || seconds < 30 || seconds > 120 * 86400)
+        throw new Invalid('scheduling.maxRunDuration.seconds out of range');
+      if (s.instanceTerminationAction === undefined)
+        throw new Invalid('maxRunDuration needs scheduling.instanceTerminationAction');
+    }
+    const gpus = b.guestAccelerators;
+    if (gpus !== undefined) {
+      if (!Array.isArray(gpus)) throw new Invalid('guestAccelerators must be a list');
+      for (const [i, g] of gpus.entries()) {
+        const a = object(g, `guestAccelerators[${i}]`);
+        const at = String(a.acceleratorType ?? '');
+        const am =
+          /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/acceleratorTypes\/[a-z0-9-]+$/.exec(
+            at,
+          );
+        if (!am || am[1] !== zone)
+          throw new Invalid(
+            `guestAccelerators[${i}].acceleratorType ${at} is not zones/${zone}/acceleratorTypes/TYPE`,
+          );
+        if (!Number.isInteger(a.acceleratorCount) || (a.acceleratorCount as number) < 1)
+          throw new Invalid(`guestAccelerators[${i}].acceleratorCount must be a positive integer`);
+      }
+      if (gpus.length > 0 && s.onHostMaintenance !== 'TERMINATE') {
+        throw new Invalid(
+          'Instances with guest accelerators do not support live migration: scheduling.onHostMaintenance must be TERMINATE',
+        );
+      }
+    }
+    const consoleText =
+      this.#options.console?.(name, b) ??
+      'Nanos booting\nen1: assigned 10.0.0.2\nhello from the prover\nexit status 0\n';
+    return {
+      name,
+      zone,
+      status: 'PROVISIONING',
+      labels,
+      body: b,
+      creationTimestamp: new Date().toISOString(),
+      consoleText,
+      revealed: 0,
+      serialReads: 0,
+      autoDeleteDisks,
+      attachedDisks: attached,
+    };
+  }
+
+  // ---- storage JSON API, after https://cloud.google.com/storage/docs/json_api/v1
+
+  async #storage(req: IncomingMessage, url: URL, raw: Buffer, rec: RecordedRequest, res: ServerResponse) {
+    const method = req.method ?? 'GET';
+    const path = url.pathname;
+    const route = (api: string) => {
+      rec.api = api;
+      this.#injected(api);
+    };
+    let m: RegExpExecArray | null;
+    if (path === '/storage/v1/b' && method === 'POST') {
+      route('storage.buckets.insert');
+      if (!url.searchParams.get('project')) throw new Invalid('buckets.insert needs ?project=');
+      const b = object(parseJson(raw), 'Bucket');
+      rec.body = b;
+      const name = String(b.name ?? '');
+      if (!BUCKET_RE.test(name) || name.includes('..') || name.startsWith('goog'))
+        throw new Invalid(`bucket name ${name}`);
+      checkLabels(b.labels);
+      if (this.buckets.has(name))
+        throw new HttpError(409, { error: { code: 409, message: 'You already own this bucket.' } });
+      const bucket = {
+        name,
+        location: String(b.location ?? 'US').toUpperCase(),
+        labels: (b.labels as Record<string, string>) ?? {},
+      };
+      this.buckets.set(name, bucket);
+      return send(res, 200, { kind: 'storage#bucket', id: name, ...bucket });
+    }
+    m = /^\/storage\/v1\/b\/([^/]+)$/.exec(path);
+    if (m && method === 'GET') {
+      route('storage.buckets.get');
+      const b = this.buckets.get(decodeURIComponent(m[1]!));
+      if (!b) throw notFound(`bucket ${m[1]}`);
+      return send(res, 200, { kind: 'storage#bucket', id: b.name, ...b });
+    }
+    m = /^\/storage\/v1\/b\/([^/]+)\/o$/.exec(path);
+    if (m && method === 'GET') {
+      route('storage.objects.list');
+      const bucket = decodeURIComponent(m[1]!);
+      if (!this.buckets.has(bucket)) throw notFound(`bucket ${bucket}`);
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const items = [...this.objects.values()]
+        .filter((o) => o.bucket === bucket && o.name.startsWith(prefix))
+        .map((o) => this.#objectJson(o));
+      return send(res, 200, { kind: 'storage#objects', items });
+    }
+    m = /^\/storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(path);
+    if (m && method === 'DELETE') {
+      route('storage.objects.delete');
+      const key = `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
+      if (!this.objects.delete(key)) throw notFound(`object ${key}`);
+      res.writeHead(204).end();
+      return;
+    }
+    m = /^\/upload\/storage\/v1\/b\/([^/]+)\/o$/.exec(path);
+    if (m) {
+      const bucket = decodeURIComponent(m[1]!);
+      if (url.searchParams.get('uploadType') !== 'resumable')
+        throw new Invalid('uploads must be resumable (uploadType=resumable)');
+      const uploadId = url.searchParams.get('upload_id');
+      if (method === 'POST' && !uploadId) {
+        route('storage.objects.insert');
+        if (!this.buckets.has(bucket)) throw notFound(`bucket ${bucket}`);
+        const meta = raw.length ? object(parseJson(raw), 'Object') : {};
+        rec.body = meta;
+        const name = String(url.searchParams.get('name') ?? meta.name ?? '');
+        if (!name) throw new Invalid('resumable upload without an object name');
+        const id = randomUUID();
+        this.#sessions.set(id, { bucket, name, chunks: [], meta });
+        const location = `${this.url}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=resumable&name=${encodeURIComponent(name)}&upload_id=${id}`;
+        res.writeHead(200, { location, 'content-type': 'application/json' }).end('{}');
+        return;
+      }
+      if (method === 'PUT' && uploadId) {
+        rec.api = `storage.objects.insert (data ${req.headers['content-range']} ${raw.length})`;
+        const session = this.#sessions.get(uploadId);
+        if (!session) throw notFound(`upload session ${uploadId}`);
+        const range = String(req.headers['content-range'] ?? '');
+        const rm = /^bytes (?:(\d+)-(\d+|\*)|\*)\/(\d+|\*)$/.exec(range);
+        if (!rm) throw new Invalid(`Content-Range ${range} is not bytes A-B/TOTAL`);
+        const have = session.chunks.reduce((n, c) => n + c.length, 0);
+        if (rm[1] !== undefined && Number(rm[1]) !== have)
+          throw new Invalid(`chunk starts at ${rm[1]}, the session holds ${have}`);
+        if (rm[1] === undefined && rm[2] === undefined && raw.length === 0 && rm[3] === '*') {
+          // A status query: how much of the upload has arrived.
+          res.writeHead(308, have > 0 ? { range: `bytes=0-${have - 1}` } : {}).end();
+          return;
+        }
+        if (raw.length) session.chunks.push(raw);
+        const total = rm[3] === '*' ? undefined : Number(rm[3]);
+        const now = have + raw.length;
+        if (total === undefined || now >= total) {
+          const bytes = Buffer.concat(session.chunks);
+          const meta = session.meta as { contentType?: string; metadata?: Record<string, string> };
+          const o: StoredObject = {
+            bucket: session.bucket,
+            name: session.name,
+            bytes,
+            contentType: meta.contentType ?? 'application/octet-stream',
+            metadata: meta.metadata ?? {},
+            timeCreated: new Date().toISOString(),
+          };
+          this.objects.set(`${o.bucket}/${o.name}`, o);
+          this.uploads.set(o.name, bytes);
+          this.#sessions.delete(uploadId);
+          return send(res, 200, this.#objectJson(o));
+        }
+        res.writeHead(308, { range: `bytes=0-${now - 1}` }).end();
+        return;
+      }
+    }
+    throw new Invalid(`no such Cloud Storage endpoint: ${method} ${path}`);
+  }
+
+  #objectJson(o: StoredObject) {
+    return {
+      kind: 'storage#object',
+      id: `${o.bucket}/${o.name}/1`,
+      name: o.name,
+      bucket: o.bucket,
+      size: String(o.bytes.length),
+      md5Hash: createHash('md5').update(o.bytes).digest('base64'),
+      contentType: o.contentType,
+      metadata: o.metadata,
+      timeCreated: o.timeCreated,
+      generation: '1',
+    };
+  }
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+function notFound(what: string) {
+  return new HttpError(404, {
+    error: {
+      code: 404,
+      message: `The resource '${what}' was not found`,
+      errors: [{ reason: 'notFound', message: `The resource '${what}' was not found` }],
+    },
+  });
+}
+function conflict(what: string) {
+  return new HttpError(409, {
+    error: {
+      code: 409,
+      message: `The resource '${what}' already exists`,
+      errors: [{ reason: 'alreadyExists' }],
+    },
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new Invalid('body is not JSON');
+  }
+}
+
+function query(url: URL) {
+  return { filter: url.searchParams.get('filter') ?? '' };
+}
+
+/** Compute list filters uniprove uses: `labels.KEY = "VALUE"` (also without quotes or spaces). */
+function matchFilter(filter: string, labels: Record<string, string>): boolean {
+  if (!filter) return true;
+  const m = /^labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?$/.exec(filter.trim());
+  if (!m) throw new Invalid(`filter ${filter} is not understood`);
+  return labels[m[1]!] === m[2];
+}
+
+function object(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Invalid(`${what} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function checkName(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v))
+    throw new Invalid(`${field} ${JSON.stringify(v)} must match [a-z]([-a-z0-9]{0,61}[a-z0-9])?`);
+  return v;
+}
+
+function checkLabels(v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  const labels = object(v, 'labels');
+  if (Object.keys(labels).length > 64) throw new Invalid('at most 64 labels');
+  for (const [k, val] of Object.entries(labels)) {
+    if (!LABEL_KEY_RE.test(k)) throw new Invalid(`label key ${k}`);
+    if (typeof val !== 'string' || !LABEL_VALUE_RE.test(val))
+      throw new Invalid(`label ${k} value ${JSON.stringify(val)}`);
+  }
+  return labels as Record<string, string>;
+}
+
+function checkInt64(v: unknown, field: string): string {
+  // int64 fields are JSON strings in the REST API (numbers are accepted too).
+  const s = typeof v === 'number' ? String(v) : v;
+  if (typeof s !== 'string' || !/^\d+$/.test(s) || Number(s) < 1)
+    throw new Invalid(`${field} ${JSON.stringify(v)} is not a positive int64`);
+  return s;
+}
+
+function checkDiskType(v: unknown, zone: string, field: string): string {
+  const s = String(v ?? '');
+  const m =
+    /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/diskTypes\/(pd-standard|pd-balanced|pd-ssd|pd-extreme|hyperdisk-balanced|hyperdisk-throughput|hyperdisk-extreme)$/.exec(
+      s,
+    );
+  if (!m) throw new Invalid(`${field} ${s} is not zones/ZONE/diskTypes/TYPE`);
+  if (m[1] !== zone) throw new Invalid(`${field} is in zone ${m[1]}, not ${zone}`);
+  return s;
+}
+
+function checkImageRef(v: unknown, field: string): string {
+  const s = String(v ?? '');
+  const m =
+    /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?global\/images\/([a-z][-a-z0-9]*)$/.exec(
+      s,
+    );
+  if (!m) throw new Invalid(`${field} ${s} is not global/images/NAME`);
+  return m[1]!;
+}
+
+/** GCE imports a gzip'd tar whose one member is disk.raw; returns the disk's size. */
+function checkDiskTarball(bytes: Buffer): number {
+  let tar: Buffer;
+  try {
+    tar = gunzipSync(bytes);
+  } catch {
+    throw new Invalid('rawDisk.source is not gzip data');
+  }
+  const name = tar.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+  if (name !== 'disk.raw') throw new Invalid(`the archive's first member is ${name}, not disk.raw`);
+  const type = String.fromCharCode(tar[156]!);
+  // oldgnu sparse files keep the real size at offset 483 (realsize); regular ones in the size field.
+  const octal = (off: number, len: number) =>
+    Number.parseInt(
+      tar
+        .subarray(off, off + len)
+        .toString('latin1')
+        .replace(/[\0 ]/g, '') || '0',
+      8,
+    );
+  return type === 'S' ? octal(483, 12) : octal(124, 12);
+}

@@ -1,0 +1,37 @@
+/** Shared set-up of the Google Cloud contract tests: a fake GCE, sparse raw disks, fast polling. */
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GcpCommonOptions } from '../../src/core/gcp/commands.js';
+import type { GcpTarget } from '../../src/core/gcp/config.js';
+import type { ProgressEvent } from '../../src/core/progress.js';
+import type { GceServer } from './gce-server.js';
+
+export const TARGET: GcpTarget = {
+  project: 'uniprove-test',
+  zone: 'us-central1-a',
+  region: 'us-central1',
+  sources: { project: 'flag', zone: 'flag' },
+};
+
+/** A sparse raw disk of `size` bytes with a few blocks of data (`seed` makes contents differ). */
+export async function sparseDisk(dir: string, name: string, size: number, seed = 1): Promise<string> {
+  const path = join(dir, name);
+  const fh = await open(path, 'w');
+  await fh.truncate(size);
+  for (const at of [0, Math.floor(size / 2), size - 8192]) {
+    await fh.write(Buffer.alloc(4096, seed + (at % 251)), 0, 4096, at);
+  }
+  await fh.close();
+  return path;
+}
+
+/** Options pointing the clients at the fake, with fast polling and progress captured. */
+export function against(server: GceServer, events: ProgressEvent[] = []): GcpCommonOptions {
+  return {
+    target: TARGET,
+    endpoints: { compute: server.url, storage: server.url },
+    accessToken: server.token,
+    poll: { initialMs: 2, maxMs: 10, timeoutMs: 20_000 },
+    onProgress: (e) => events.push(e),
+  };
+}
