@@ -1,17 +1,24 @@
 /** `uniprove verify <package>`: run the packaged program from the package alone, natively. */
-import { resolve } from 'node:path';
+
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ExitCode, UniproveError } from '../../core/errors.js';
+import { LOCK_FILE, packageRecipe } from '../../core/package/index.js';
 import { verifyPackage } from '../../core/package/verify.js';
+import type { OnProgress } from '../../core/progress.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines } from '../render.js';
-import { positiveInt } from './shared.js';
+import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
-  program
+  const cmd = program
     .command('verify')
-    .argument('<package>', 'a package folder made by `uniprove package` (e.g. build/demo)')
+    .argument(
+      '<package>',
+      'a package folder made by `uniprove package` (build/demo), or a recipe to package first',
+    )
     .description(
       'Run the packaged program with the package folder as its whole file system, to prove the closure complete without a VM.',
     )
@@ -25,7 +32,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
     .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')
     .option('--json', 'print { ok, exitCode, missing, proofs } as JSON')
-    .option('-q, --quiet', 'no progress output')
+    .option('-q, --quiet', 'no progress output');
+  addRecipeOverrides(cmd);
+  cmd
     .addHelpText(
       'after',
       `
@@ -34,7 +43,11 @@ and empty writable folders at /tmp and at each volume mount point. Files it writ
 Under strace, a failure names every library the program searched for and never found.
 Exit status: 0 when the program succeeded, 1 when it failed (see "missing"), 2 for a bad package folder.
 
+Given a recipe (a name from provers/, a folder, a binary) instead of a package folder, it packages it first
+into build/<recipe>, as \`uniprove package\` would.
+
 Examples:
+  $ uniprove verify demo
   $ uniprove verify build/demo
   $ uniprove verify build/benchy --bind /tmp=$HOME/.cache/uniprove/volumes/filecoin-2KiB --json`,
     )
@@ -47,8 +60,9 @@ Examples:
           throw new UniproveError('E_USAGE', { message: '--proof-markers takes BEGIN,END' });
         markers = { begin, end };
       }
+      const packageDir = await packageFor(ctx, pkg, opts, progress.onProgress);
       const result = await verifyPackage({
-        package: resolve(ctx.cwd, pkg),
+        package: packageDir,
         binds: opts.bind,
         timeoutMs: opts.timeout * 1000,
         ...(opts.trace === false ? { trace: false } : {}),
@@ -92,6 +106,30 @@ Examples:
       }
       if (!result.ok) process.exitCode = ExitCode.failure;
     });
+}
+
+/** The package folder to verify: the argument itself, or a fresh package of the recipe it names. */
+async function packageFor(
+  ctx: CliContext,
+  ref: string,
+  opts: Parameters<typeof recipeLoadOptions>[1],
+  onProgress: OnProgress,
+): Promise<string> {
+  const dir = resolve(ctx.cwd, ref);
+  if (
+    await stat(join(dir, LOCK_FILE)).then(
+      () => true,
+      () => false,
+    )
+  )
+    return dir;
+  const packaged = await packageRecipe({
+    recipe: ref,
+    ...recipeLoadOptions(ctx, opts),
+    signal: ctx.signal,
+    onProgress,
+  });
+  return packaged.package;
 }
 
 function collectBind(value: string, previous: Record<string, string>): Record<string, string> {

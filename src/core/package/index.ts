@@ -226,7 +226,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
-  const lock = buildLock(recipe.name, recipe.program, plan, stamps, modes);
+  const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
   const top = topLevel(
     plan.entries.map((e) => e.path),
     recipe.program,

@@ -35,10 +35,17 @@ export interface LockEntry {
   parents: string[];
 }
 
+/** Where a run's proof appears, copied from the recipe so runs of the package alone know it. */
+export type LockProof =
+  | { kind: 'file'; path: string }
+  | { kind: 'console'; begin: string; end: string }
+  | { kind: 'none' };
+
 export interface PackageLock {
   lockVersion: 1;
   name: string;
   program: string;
+  proof: LockProof;
   files: LockEntry[];
 }
 
@@ -117,6 +124,7 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
 export function buildLock(
   name: string,
   program: string,
+  proof: LockProof,
   plan: PackagePlan,
   stamps: HashCache,
   modes: Map<string, number>,
@@ -137,7 +145,7 @@ export function buildLock(
       parents: e.parents,
     };
   });
-  const lock: PackageLock = { lockVersion: 1, name, program, files };
+  const lock: PackageLock = { lockVersion: 1, name, program, proof, files };
   return lock;
 }
 

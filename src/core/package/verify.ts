@@ -242,8 +242,9 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       });
     }
   }
-  if (options.proofMarkers) {
-    const { begin, end } = options.proofMarkers;
+  const markers = options.proofMarkers ?? (lock.proof?.kind === 'console' ? lock.proof : undefined);
+  if (markers) {
+    const { begin, end } = markers;
     const from = stdout.indexOf(begin);
     const to = from >= 0 ? stdout.indexOf(end, from + begin.length) : -1;
     if (from >= 0 && to > from) {

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { BUILTIN_PROVERS_DIR, listRecipeNames, parseRecipe } from '../../src/core/recipe/load.js';
+import { recipeJsonSchema } from '../../src/core/recipe/schema.js';
+
+test('the shipped recipes are valid', async () => {
+  const names = await listRecipeNames();
+  assert.ok(names.includes('demo') && names.includes('benchy'), names.join(', '));
+  for (const name of names) {
+    const file = `${BUILTIN_PROVERS_DIR}${name}/recipe.json`;
+    const recipe = parseRecipe(JSON.parse(await readFile(file, 'utf8')), file);
+    assert.equal(recipe.name, name, `${file}: name matches its folder`);
+  }
+});
+
+test("the benchy recipe runs benchy as Gevulot's guide does", async () => {
+  const file = `${BUILTIN_PROVERS_DIR}benchy/recipe.json`;
+  const recipe = parseRecipe(JSON.parse(await readFile(file, 'utf8')), file);
+  assert.deepEqual(recipe.args, ['winning-post', '--size', '2KiB', '--fake']);
+  assert.equal(recipe.env.BELLMAN_NO_GPU, '1');
+  assert.deepEqual(
+    recipe.volumes.map((v) => [v.set, v.guestPath]),
+    [['filecoin-2KiB', '/tmp']],
+  );
+  assert.ok(recipe.files.some((f) => f.guest === '/rust-fil-proofs.config.toml'));
+});
+
+test('provers/recipe.schema.json is generated from the schema (npm run schemas)', async () => {
+  const committed = JSON.parse(await readFile(`${BUILTIN_PROVERS_DIR}recipe.schema.json`, 'utf8'));
+  assert.deepEqual(committed, JSON.parse(JSON.stringify(recipeJsonSchema())));
+});
+
+test('recipe errors name the field by its dot-path', () => {
+  assert.throws(
+    () =>
+      parseRecipe(
+        { name: 'x', binary: 'b', volumes: [{ set: 's', guestPath: 'tmp' }], resources: { cpus: 0 } },
+        'r.json',
+      ),
+    (error: Error) =>
+      /volumes\[0\]\.guestPath: must be an absolute guest path/.test(error.message) &&
+      /resources\.cpus: /.test(error.message),
+  );
+});
