@@ -20,6 +20,7 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
+import { createHashPool, type HashPool, WORKER_THRESHOLD } from './hash-pool.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
 /** One line of uniprove.lock.json. */
@@ -89,6 +90,7 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
   const files = plan.entries.filter((e): e is Extract<PlanEntry, { type: 'file' }> => e.type === 'file');
   const stamps: HashCache = {};
   const modes = new Map<string, number>();
+  let pool: HashPool | undefined;
   await mapLimit(files, 8, async (entry) => {
     signal?.throwIfAborted();
     const info = await stat(entry.source).catch((error: NodeJS.ErrnoException) => {
@@ -114,9 +116,12 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
       size: info.size,
       mtimeMs: info.mtimeMs,
       ino: info.ino,
-      sha256: await sha256File(entry.source),
+      sha256:
+        info.size >= WORKER_THRESHOLD
+          ? await (pool ??= createHashPool()).hash(entry.source)
+          : await sha256File(entry.source),
     };
-  });
+  }).finally(() => pool?.close());
   return { stamps, modes };
 }
 

@@ -1,0 +1,65 @@
+/**
+ * Packaging speed: `packageRecipe` on a recipe carrying >= 200 MB of files, against `cp -a` of the same files;
+ * then a rebuild with nothing changed. Targets: at most 1.2x cp -a, and a no-change rebuild under 150 ms.
+ * Run: node --import tsx bench/package.ts [MB]
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { packageRecipe } from '../src/core/package/index.js';
+
+const totalMb = Number(process.argv[2] ?? 256);
+const root = await mkdtemp('/var/tmp/uniprove-bench-package-');
+try {
+  const data = join(root, 'recipe', 'data');
+  await mkdir(data, { recursive: true });
+  const fileMb = 8;
+  for (let i = 0; i < totalMb / fileMb; i++)
+    await writeFile(join(data, `part-${i}.bin`), randomBytes(fileMb << 20));
+  const recipeDir = join(root, 'recipe');
+  await writeFile(
+    join(recipeDir, 'recipe.json'),
+    JSON.stringify({
+      name: 'bench',
+      binary: '/usr/bin/true',
+      probe: { skip: true },
+      dirs: [{ host: 'data', guest: '/data' }],
+    }),
+  );
+  // Warm the page cache so both sides read from memory.
+  execFileSync('cat', ['-'], { input: '' });
+  execFileSync('sh', ['-c', `cat ${data}/* > /dev/null`]);
+
+  const best = async (label: string, fn: () => Promise<void> | void, runs = 3) => {
+    let min = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      await fn();
+      min = Math.min(min, performance.now() - t);
+    }
+    console.log(`${label.padEnd(34)} ${min.toFixed(0).padStart(7)} ms`);
+    return min;
+  };
+
+  let n = 0;
+  const cp = await best(`cp -a ${totalMb} MB`, () => {
+    execFileSync('cp', ['-a', data, join(root, `cp-${n++}`)]);
+  });
+  let m = 0;
+  const pkg = await best(`uniprove package ${totalMb} MB`, async () => {
+    await packageRecipe({ recipe: recipeDir, out: join(root, `pkg-${m++}`), cwd: root });
+  });
+  const again = await best(
+    'no-change rebuild',
+    async () => {
+      const r = await packageRecipe({ recipe: recipeDir, out: join(root, 'pkg-0'), cwd: root });
+      if (r.changed) throw new Error('a rebuild with nothing changed did work');
+    },
+    5,
+  );
+  console.log(`ratio package / cp -a: ${(pkg / cp).toFixed(2)}x (target <= 1.2x)`);
+  console.log(`no-change rebuild: ${again.toFixed(0)} ms (target < 150 ms)`);
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
