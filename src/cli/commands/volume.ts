@@ -4,8 +4,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
+import { writeJsonAtomic } from '../../core/fs.js';
 import { formatBytes } from '../../core/progress.js';
-import { writeJsonAtomic } from '../../core/volume/atomic.js';
 import { buildVolume, listVolumes, loadParameterSet, removeVolume } from '../../core/volume/build.js';
 import { type FetchParameterSetResult, fetchParameterSet } from '../../core/volume/fetch.js';
 import {

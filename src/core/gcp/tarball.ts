@@ -13,6 +13,7 @@ import { mkdtemp, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
+import { sha256File as sha256Of } from '../fs.js';
 
 export interface PackImageOptions {
   signal?: AbortSignal;
@@ -104,11 +105,10 @@ export async function packImageTarball(
   };
 }
 
-/** sha256 (hex) of a file's content, streamed. */
+/** sha256 (hex) of a raw disk image, streamed; a missing file is named. */
 export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) hash.update(chunk);
+    return await sha256Of(path, signal);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UniproveError('E_NOT_FOUND', {
@@ -119,5 +119,4 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
     }
     throw error;
   }
-  return hash.digest('hex');
 }

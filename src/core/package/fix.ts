@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import type { FixEntry } from '../diagnose/findings.js';
 import type { ImageContents } from '../diagnose/image.js';
 import { UniproveError } from '../errors.js';
+import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
 import { parseOpsConfig } from '../manifest/ops-config.js';
 import { LOCK_FILE, type PackageState, packageStatePath } from './index.js';
 import type { PackageLock } from './stage.js';
-import { readJsonIfExists, stableJson, writeFileAtomic } from './stage.js';
 
 /** The image a package builds: its files (guest -> host source), its mounts and manifest flags. */
 export async function imageFromPackage(dir: string): Promise<ImageContents> {

@@ -10,6 +10,7 @@ import type { DiscoveredFile, DiscoverResult, DiscoverWarning } from '../discove
 import { parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
+import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
 import { buildOpsConfig, loadBase, TARGETS } from '../manifest/build.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
@@ -23,10 +24,7 @@ import {
   type HashCache,
   hashSources,
   type PackageLock,
-  readJsonIfExists,
-  stableJson,
   swapIntoPlace,
-  writeFileAtomic,
   writeTree,
 } from './stage.js';
 

@@ -20,6 +20,7 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
+import { mapLimit, sha256File } from '../fs.js';
 import { createHashPool, type HashPool, WORKER_THRESHOLD } from './hash-pool.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
@@ -59,31 +60,6 @@ export interface SourceStamp {
 }
 
 export type HashCache = Record<string, SourceStamp>;
-
-/** Stream a file through sha256. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Run `fn` over items with at most `limit` at once, keeping order of results. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-) {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /** Hash every plan file's source, reusing `cache` entries whose size/mtime/inode still match. */
 export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: AbortSignal) {
@@ -154,11 +130,6 @@ export function buildLock(
   return lock;
 }
 
-/** Stable JSON: two-space indent, trailing newline; key order is the construction order. */
-export function stableJson(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
-}
-
 async function placeFile(source: string, dest: string, mode: number): Promise<'hardlink' | 'copy'> {
   try {
     await link(source, dest);
@@ -205,18 +176,6 @@ export async function writeTree(
   return result;
 }
 
-/** Write a file atomically: temp file beside it, then rename. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
-}
-
 /**
  * Replace `out` with the finished `staging` folder. The old package, if any,
  * is moved aside first and removed only once the new one is in place.
@@ -235,13 +194,4 @@ export async function swapIntoPlace(staging: string, out: string): Promise<void>
     throw error;
   }
   if (hadOld) await rm(old, { recursive: true, force: true });
-}
-
-/** Read a JSON file, or undefined when absent or unreadable. */
-export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
 }

@@ -9,13 +9,14 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
+import { sha256File } from '../fs.js';
 import { parseOpsConfig } from '../manifest/ops-config.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../trace/parse.js';
 import { runProbe } from '../trace/probe.js';
 import { LOCK_FILE } from './index.js';
-import { type PackageLock, sha256File } from './stage.js';
+import type { PackageLock } from './stage.js';
 
 export interface VerifyOptions {
   /** The package folder (from `uniprove package`). */

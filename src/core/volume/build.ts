@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
+import { writeJsonAtomic } from '../fs.js';
 import {
   type OpsOptions,
   type OpsVolume,
@@ -15,7 +16,6 @@ import {
   opsVolumeList,
 } from '../ops/volume.js';
 import type { OnProgress } from '../progress.js';
-import { writeJsonAtomic } from './atomic.js';
 import { type FetchParameterSetOptions, type FetchParameterSetResult, fetchParameterSet } from './fetch.js';
 import { importFilecoinParameters, isFilecoinParameters } from './filecoin.js';
 import {

@@ -12,7 +12,7 @@
  */
 import { readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from './atomic.js';
+import { writeJsonAtomic } from '../fs.js';
 import { type DigestAlgorithm, hashFile, parseDigest } from './digest.js';
 
 /** Paths of one file in the cache. */

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Dispatcher, request } from 'undici';
 import { UniproveError } from '../errors.js';
-import { writeJsonAtomic } from './atomic.js';
+import { writeJsonAtomic } from '../fs.js';
 import { removeIfPresent } from './cache.js';
 import { createHasher, type DigestAlgorithm, type Hasher, hashFileInto } from './digest.js';
 
