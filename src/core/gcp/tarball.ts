@@ -1,14 +1,3 @@
-/**
- * Pack a raw disk the way Compute Engine imports it: a gzip'd tar holding one
- * file named disk.raw.
- *
- * GNU tar with `--format=oldgnu -S` stores only the data of a sparse disk, so a
- * mostly empty multi-GB image packs in a blink. Without GNU tar, the `tar` npm
- * package packs it, but it reads and compresses every byte (holes included)
- * and stores them as data: slower, and the importer gets a dense disk.
- */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';

@@ -1,24 +1,6 @@
-/**
- * Writing a package plan to disk: a staging folder beside the output,
- * hardlinks (or reflink copies) for file bytes, symlinks recreated, the lock
- * file and Ops configs written, then one rename. An interrupted run never
- * leaves a folder that looks like a finished package.
- */
-import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  link,
-  mkdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { chmod, copyFile, link, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { mapLimit, sha256File } from '../fs.js';
 import { createHashPool, type HashPool, WORKER_THRESHOLD } from './hash-pool.js';
