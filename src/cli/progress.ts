@@ -1,49 +1,132 @@
 /**
- * Adapter from core progress events to the terminal. On a TTY a listr2-style
- * live line is drawn on stderr; otherwise one plain line per step. Never on
- * stdout, so --json output stays clean.
+ * Adapter from core progress events to the terminal, always on stderr so
+ * stdout stays clean for results and --json.
+ *
+ * On a TTY each step is a listr2 task (spinner, live detail line, ✔ when it
+ * ends); core emits steps as it discovers them, so each step runs as its own
+ * one-task list. Elsewhere (CI, pipes) one plain line per step, and at most
+ * one update a second.
  */
+import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ProgressEvent } from '../core/progress.js';
 import type { Output } from './render.js';
 
 export interface ProgressRenderer {
   onProgress: (event: ProgressEvent) => void;
-  done: () => void;
+  /** Finish whatever step is still shown and wait until it is drawn; await before printing results. */
+  done: () => Promise<void>;
+}
+
+interface LiveStep {
+  step: string;
+  setTitle: (title: string) => void;
+  setOutput: (text: string) => void;
+  finish: () => void;
+  rendered: Promise<void>;
 }
 
 /** A progress sink for the given output; silent when `quiet`. */
-export function createProgress(out: Output, options: { quiet?: boolean } = {}): ProgressRenderer {
+export function createProgress(
+  out: Output,
+  options: { quiet?: boolean; plain?: boolean } = {},
+): ProgressRenderer {
   const stream = out.stderr as NodeJS.WriteStream;
-  const tty = Boolean(stream.isTTY) && !process.env.CI;
-  let lastLine = '';
-  let lastPlain = 0;
-  const clear = () => {
-    if (tty && lastLine) stream.write('\r\x1b[2K');
-    lastLine = '';
+  const tty = Boolean(stream.isTTY) && !options.plain && !process.env.CI;
+  if (options.quiet) return { onProgress: () => {}, done: async () => {} };
+  return tty ? listrProgress(stream) : plainProgress(stream);
+}
+
+function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
+  let lastUpdate = 0;
+  return {
+    onProgress(event) {
+      const now = Date.now();
+      if (event.kind === 'update') {
+        if (now - lastUpdate < 1000) return;
+        lastUpdate = now;
+      }
+      stream.write(`${formatEvent(event)}\n`);
+    },
+    async done() {},
+  };
+}
+
+function listrProgress(stream: NodeJS.WriteStream): ProgressRenderer {
+  // Everything listr2 draws goes to stderr.
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
+  let live: LiveStep | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  const start = (step: string, title: string) => {
+    let finish = () => {};
+    let setTitle: (t: string) => void = () => {};
+    let setOutput: (t: string) => void = () => {};
+    const running = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const list = new Listr(
+      [
+        {
+          title,
+          task: async (_ctx, task) => {
+            setTitle = (t) => {
+              task.title = t;
+            };
+            setOutput = (t) => {
+              task.output = t;
+            };
+            await running;
+          },
+        },
+      ],
+      { rendererOptions: { logger }, exitOnError: false },
+    );
+    // Steps render one after another, never two lists at once.
+    const rendered = chain.then(() =>
+      list.run().then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
+    chain = rendered;
+    live = {
+      step,
+      setTitle: (t) => setTitle(t),
+      setOutput: (t) => setOutput(t),
+      finish,
+      rendered,
+    };
+  };
+  const end = (title?: string) => {
+    if (!live) return;
+    if (title) live.setTitle(title);
+    live.finish();
+    live = undefined;
   };
   return {
     onProgress(event) {
-      if (options.quiet) return;
-      const text = formatEvent(event);
-      if (tty) {
-        clear();
-        if (event.kind === 'step-done' || event.kind === 'note') {
-          stream.write(`${text}\n`);
-        } else {
-          const width = stream.columns ?? 100;
-          lastLine = text.slice(0, Math.max(10, width - 1));
-          stream.write(lastLine);
-        }
-        return;
+      switch (event.kind) {
+        case 'step-start':
+          end();
+          start(event.step, `${event.step}${event.detail ? `: ${event.detail}` : ''}`);
+          return;
+        case 'update':
+          if (live) live.setOutput(event.detail ?? '');
+          else start(event.step, `${event.step}: ${event.detail ?? ''}`);
+          return;
+        case 'step-done':
+          end(`${event.step}${event.detail ? `: ${event.detail}` : ''}`);
+          return;
+        case 'note':
+          end();
+          chain = chain.then(() => {
+            stream.write(`  ${event.detail ?? event.step}\n`);
+          });
+          return;
       }
-      // Plain mode: every step start/end and at most one update a second.
-      const now = Date.now();
-      if (event.kind === 'update' && now - lastPlain < 1000) return;
-      lastPlain = now;
-      stream.write(`${text}\n`);
     },
-    done() {
-      clear();
+    async done() {
+      end();
+      await chain;
     },
   };
 }

@@ -97,7 +97,7 @@ Examples:
         signal: ctx.signal,
         onProgress: progress.onProgress,
       });
-      progress.done();
+      await progress.done();
       if (opts.json) {
         printJson(ctx.out, {
           binary: result.binary,

@@ -182,7 +182,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
         bucket: flags.bucket,
         dryRun: Boolean(flags.dryRun),
       });
-      progress.done();
+      await progress.done();
       if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
       if (flags.json) return printJson(ctx.out, result);
       printLines(ctx.out, [
@@ -190,7 +190,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
         `  run it: uniprove gcp run --image ${result.image} --machine-type n2-standard-4`,
       ]);
     } finally {
-      progress.done();
+      await progress.done();
     }
   });
 
@@ -294,7 +294,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
           consolePath: flags.consoleFile ? resolve(ctx.cwd, flags.consoleFile) : undefined,
           dryRun: Boolean(flags.dryRun),
         });
-        progress.done();
+        await progress.done();
         if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
         if (flags.json) return printJson(ctx.out, result);
         printLines(ctx.out, [
@@ -303,7 +303,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
           ...result.kept.map((k) => `  kept ${k.kind} ${k.name}`),
         ]);
       } finally {
-        progress.done();
+        await progress.done();
       }
     },
   );
@@ -347,7 +347,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
         runId: flags.run,
         dryRun: Boolean(flags.dryRun),
       });
-      progress.done();
+      await progress.done();
       if (flags.json) printJson(ctx.out, result);
       else {
         const verb = result.dryRun ? 'would delete' : 'deleted';
@@ -369,7 +369,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
         });
       }
     } finally {
-      progress.done();
+      await progress.done();
     }
   });
 }

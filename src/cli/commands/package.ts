@@ -46,7 +46,7 @@ Examples:
         signal: ctx.signal,
         onProgress: progress.onProgress,
       });
-      progress.done();
+      await progress.done();
       if (opts.json) {
         printJson(ctx.out, {
           package: result.package,
@@ -68,7 +68,7 @@ Examples:
         `  lock     ${result.lock}`,
       ]);
     } finally {
-      progress.done();
+      await progress.done();
     }
   });
 }

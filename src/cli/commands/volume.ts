@@ -156,7 +156,7 @@ Examples:
         ...(flags.baseUrl ? { baseUrl: flags.baseUrl } : {}),
       });
       const result = await fetchParameterSet(set, fetchOptionsFrom(ctx, flags, progress));
-      progress.done();
+      await progress.done();
       if (flags.json) {
         printJson(ctx.out, {
           set: result.set,
@@ -175,7 +175,7 @@ Examples:
         printLines(ctx.out, [`${result.files.length} files verified in ${cacheDirFrom(ctx.env)}`]);
       }
     } catch (error) {
-      progress.done();
+      await progress.done();
       process.exitCode = renderFetchFailure(ctx, error, Boolean(flags.json));
     }
   });
@@ -206,7 +206,7 @@ Examples:
           ...(flags.name ? { name: flags.name } : {}),
           ...(flags.rebuild ? { rebuild: true } : {}),
         });
-        progress.done();
+        await progress.done();
         if (flags.json) {
           printJson(ctx.out, { volume: result.volume, reused: result.reused, files: fileJson(result.fetch) });
         } else {
@@ -217,7 +217,7 @@ Examples:
           ]);
         }
       } catch (error) {
-        progress.done();
+        await progress.done();
         process.exitCode = renderFetchFailure(ctx, error, Boolean(flags.json));
       }
     });
