@@ -64,11 +64,16 @@ interface CachedVerdict {
 }
 
 /** Read this host's key (kernel release, CPU model, QEMU version, vmx/svm). */
-export async function readHostKey(options: { qemu?: string; cpuinfo?: string } = {}): Promise<HostKey> {
+export async function readHostKey(
+  options: { qemu?: string; cpuinfo?: string; skipQemuWithoutHv?: boolean } = {},
+): Promise<HostKey> {
   const cpuinfo = await readFile(options.cpuinfo ?? '/proc/cpuinfo', 'utf8').catch(() => '');
   const cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
   const flags = /^flags\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? [];
   let qemuVersion = 'absent';
+  const hvFlag = flags.includes('vmx') || flags.includes('svm');
+  // Without vmx/svm no probe runs and the version is not needed: spare a QEMU start.
+  if (!hvFlag && options.skipQemuWithoutHv) return { kernel: release(), cpuModel, qemuVersion, hvFlag };
   try {
     const r = await run([options.qemu ?? 'qemu-system-x86_64', '--version'], { timeoutMs: 10_000 });
     qemuVersion = /version\s+(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.split('\n')[0] ?? 'unknown';
@@ -215,6 +220,7 @@ export async function detectAccel(options: DetectAccelOptions): Promise<AccelDec
     };
   }
   const key = await readHostKey({
+    skipQemuWithoutHv: true,
     ...(options.qemu ? { qemu: options.qemu } : {}),
     ...(options.cpuinfo ? { cpuinfo: options.cpuinfo } : {}),
   });
