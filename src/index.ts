@@ -33,6 +33,8 @@ export {
   locateNothing,
   parseNanosManifest,
 } from './core/diagnose/index.js';
+export type { DoctorCheck, DoctorOptions, DoctorResult } from './core/doctor/index.js';
+export { runDoctor } from './core/doctor/index.js';
 export type {
   ClosureFile,
   ClosureReason,
@@ -101,9 +103,42 @@ export { DISK_TYPES, planImage, planImageCommand, planRun, planVolumeDisk } from
 export { SerialConsoleReader } from './core/gcp/serial.js';
 export type { PackImageOptions, PackImageResult } from './core/gcp/tarball.js';
 export { packImageTarball, sha256File } from './core/gcp/tarball.js';
+export type { AccelChoice, AccelDecision, DetectAccelOptions, HostKey } from './core/machine/accel.js';
+export { checkDevKvm, detectAccel, probeKvm, readHostKey } from './core/machine/accel.js';
+export { buildQemuArgs, decodeQemuExit, QemuMachine } from './core/machine/qemu.js';
+export type {
+  Accel,
+  Machine,
+  MachineDisk,
+  MachineSpec,
+  MachineState,
+  MachineStatus,
+  WaitOptions,
+} from './core/machine/types.js';
+export type {
+  NanosRelease,
+  OpsBuildResult,
+  OpsBuildSpec,
+  OpsCopyOutSpec,
+  OpsVersion,
+} from './core/ops/build.js';
+export { findNanosRelease, opsBuild, opsCopyOut, opsHomeDir, opsVersion } from './core/ops/build.js';
 export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volume.js';
 export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
+export type { PreparedTarget, RunProverOptions, RunResult } from './core/run/index.js';
+export {
+  extractConsoleBlocks,
+  prepareTarget,
+  readRunRecord,
+  resolveRunConfig,
+  runProver,
+  TRACE_DEBUG_FLAGS,
+} from './core/run/index.js';
+export type { ParallelEntry, RunParallelOptions, RunParallelResult } from './core/run/parallel.js';
+export { parseInputs, runParallel } from './core/run/parallel.js';
+export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './core/run/record.js';
+export { appendReport, newRunId, reportLine } from './core/run/record.js';
 export type { ParseStraceOptions } from './core/trace/parse.js';
 export { failedSearches, parseStraceLog } from './core/trace/parse.js';
 export type { ProbeOptions, ProbeResult } from './core/trace/probe.js';

@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   E_NANOS_MISSING: 'environment',
   E_KVM: 'environment',
   E_VOLUME: 'failure',
+  E_VOLUME_MISSING: 'usage',
+  E_DISK_SPACE: 'environment',
   E_GCP: 'cloud',
   E_GCP_AUTH: 'cloud',
   E_GCP_TIMEOUT: 'timeout',

@@ -1,0 +1,226 @@
+/** `uniprove run <recipe|package>`: prove inside Nanos under QEMU, end for sure, keep the evidence. */
+import { join, resolve } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { ExitCode } from '../../core/errors.js';
+import type { AccelChoice } from '../../core/machine/accel.js';
+import { opsHomeDir } from '../../core/ops/build.js';
+import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
+import { runParallel } from '../../core/run/parallel.js';
+import type { RunOutcome } from '../../core/run/record.js';
+import type { CliContext } from '../context.js';
+import { createProgress } from '../progress.js';
+import { printJson, printLines, printWarnings } from '../render.js';
+import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
+import { cacheDirFrom } from './volume.js';
+
+function exitFor(outcome: RunOutcome): number {
+  switch (outcome) {
+    case 'succeeded':
+      return ExitCode.ok;
+    case 'timeout':
+      return ExitCode.timeout;
+    case 'interrupted':
+      return ExitCode.interrupted;
+    default:
+      return ExitCode.failure;
+  }
+}
+
+function parseAccel(value: string): AccelChoice {
+  if (value !== 'auto' && value !== 'kvm' && value !== 'tcg')
+    throw new InvalidArgumentError('auto, kvm or tcg');
+  return value;
+}
+
+/** The --json shape of one run. */
+function runJson(r: RunResult) {
+  return {
+    id: r.id,
+    dir: r.dir,
+    outcome: r.outcome,
+    exitCode: r.exitCode,
+    accel: r.accel ?? null,
+    accelReason: r.accelReason ?? null,
+    proofs: r.proofs.map((p) => ({ path: join(r.dir, p.path), sha256: p.sha256, source: p.source })),
+    timings: r.timings,
+    warnings: r.warnings,
+    ...(r.record.findings?.length ? { findings: r.record.findings } : {}),
+  };
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
+    .command('run')
+    .argument(
+      '<target>',
+      'a recipe (name, folder or recipe.json) or a package folder made by `uniprove package`',
+    )
+    .description(
+      "Build the image with `ops build`, boot it in QEMU, and report the prover's real exit status. The run ends for sure (timeout, Ctrl-C) and keeps its evidence in runs/<id>/.",
+    )
+    .option(
+      '--timeout <seconds>',
+      'kill the prover after this long (default: 3600)',
+      positiveInt('--timeout'),
+      3600,
+    )
+    .addOption(
+      new Option('--accel <mode>', 'auto: KVM when a probe boot shows it works, else TCG')
+        .argParser(parseAccel)
+        .default('auto'),
+    )
+    .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')
+    .option(
+      '--trace',
+      'Nanos syscall trace, missing files and syscall summary (ops run --trace and more): trace.log',
+    )
+    .option('--out <dir>', 'the run record folder (default runs/<id>)')
+    .option('--runs-dir <dir>', 'where run folders and proving_report.csv go', 'runs')
+    .option(
+      '--copy-out <guestPath>',
+      'copy this guest path out after the run, as a proof (repeat)',
+      collect,
+      [],
+    )
+    .option(
+      '--image-size <size>',
+      "the image's root file system size (Ops BaseVolumeSz), e.g. 512m; default the package plus 64 MiB",
+    )
+    .option('--keep-image', 'keep the image in ~/.ops/images after the run')
+    .addOption(
+      new Option('--via <runner>', 'qemu (default), or ops: plain `ops run` for parity')
+        .choices(['qemu', 'ops'])
+        .default('qemu'),
+    )
+    .option('--parallel <n>', 'with --inputs: VMs at once', positiveInt('--parallel'))
+    .option('--inputs <file>', 'one run a line: prover arguments as a JSON array or separated by spaces')
+    .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
+    .option(
+      '--json',
+      'print the run record as JSON: { id, dir, exitCode, accel, proofs: [{ path, sha256 }], timings }',
+    )
+    .option('-q, --quiet', 'no progress and no live console');
+  addRecipeOverrides(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+QEMU is started with -no-reboot (no reboot loops, even with RebootOnExit) and isa-debug-exit with the manifest's
+debug_exit, so uniprove's exit status follows the prover's: 0 it succeeded, 1 it failed (its status is in the record),
+6 it hit --timeout and was killed, 130 Ctrl-C; 2 bad input (a volume that does not exist), 3 a missing tool (ops,
+a Nanos release, QEMU) or too little disk. No QEMU process outlives the run.
+
+KVM is used only when it works here: a probe boot decides once per host and the verdict is cached (TCG otherwise).
+
+The record folder holds ops-config.json, manifest.txt, qemu-cmdline.txt, console.log, trace.log (--trace),
+proofs/ with their sha256, and record.json; runs/proving_report.csv gets one line per run.
+
+Examples:
+  $ uniprove run demo
+  $ uniprove run build/demo --timeout 600 --json
+  $ uniprove run demo --copy-out /tmp/proof --accel tcg
+  $ uniprove run demo --parallel 4 --inputs seeds.txt`,
+  );
+  cmd.action(async (target: string, opts) => {
+    const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
+    const live = !opts.quiet && !opts.json;
+    const env = { ...ctx.env } as Record<string, string | undefined>;
+    const base: RunProverOptions = {
+      ...recipeLoadOptions(ctx, opts),
+      target,
+      cwd: ctx.cwd,
+      runsDir: resolve(ctx.cwd, opts.runsDir),
+      cacheDir: cacheDirFrom(ctx.env),
+      opsHome: opsHomeDir(ctx.env),
+      env,
+      accel: opts.accel,
+      timeoutMs: opts.timeout * 1000,
+      via: opts.via,
+      ...(opts.trace ? { trace: true } : {}),
+      ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
+      ...(opts.copyOut.length ? { copyOut: opts.copyOut } : {}),
+      ...(opts.keepImage ? { keepImage: true } : {}),
+      ...(opts.imageSize ? { imageSize: opts.imageSize } : {}),
+      ...(opts.packageOut ? { packageOut: opts.packageOut } : {}),
+      signal: ctx.signal,
+      onProgress: progress.onProgress,
+    };
+    if (opts.arg) base.args = opts.arg;
+    if (opts.inputs || opts.parallel) {
+      if (!opts.inputs) throw new InvalidArgumentError('--parallel needs --inputs FILE');
+      const result = await runParallel({
+        ...base,
+        inputs: opts.inputs,
+        parallel: opts.parallel ?? 1,
+        onRunDone: (e) => {
+          if (!opts.json) {
+            ctx.out.stderr.write(
+              `run ${e.index + 1} [${e.args.join(' ')}]: ${e.outcome}${e.exitCode !== null ? ` (exit ${e.exitCode})` : ''}${e.error ? `: ${e.error.message}` : ''}${e.dir ? ` -> ${e.dir}` : ''}\n`,
+            );
+          }
+        },
+      });
+      progress.done();
+      if (opts.json) {
+        printJson(ctx.out, {
+          ok: result.ok,
+          summary: result.summary,
+          runs: result.runs.map((e) =>
+            e.result
+              ? { index: e.index, args: e.args, ...runJson(e.result) }
+              : {
+                  index: e.index,
+                  args: e.args,
+                  outcome: e.outcome,
+                  exitCode: e.exitCode,
+                  dir: e.dir ?? null,
+                  error: e.error,
+                },
+          ),
+        });
+      } else {
+        const s = result.summary;
+        printLines(ctx.out, [
+          `${s.total} runs: ${s.succeeded} succeeded, ${s.failed} failed, ${s.timeout} timed out, ${s.error} errors, ${s.interrupted} interrupted${s.unknown ? `, ${s.unknown} unknown` : ''}`,
+        ]);
+      }
+      if (!result.ok) process.exitCode = result.summary.interrupted ? ExitCode.interrupted : ExitCode.failure;
+      return;
+    }
+    const result = await runProver({
+      ...base,
+      ...(opts.out ? { out: opts.out } : {}),
+      ...(live ? { onConsole: (chunk: string) => ctx.out.stderr.write(chunk) } : {}),
+    });
+    progress.done();
+    if (opts.json) {
+      printJson(ctx.out, runJson(result));
+    } else {
+      printWarnings(ctx.out, result.warnings);
+      const t = result.timings;
+      const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+      const head =
+        result.outcome === 'succeeded'
+          ? `ok: the prover exited 0 (${result.accel})`
+          : result.outcome === 'failed'
+            ? `FAILED: the prover exited with status ${result.exitCode}`
+            : result.outcome === 'timeout'
+              ? `TIMEOUT: the prover was still running after ${opts.timeout} s and was killed`
+              : `UNKNOWN: ${result.record.exitReason ?? 'the exit status did not reach the host'}`;
+      printLines(ctx.out, [
+        head,
+        `  record: ${result.dir}`,
+        `  timings: image build ${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
+        ...result.proofs.map((p) => `  proof ${join(result.dir, p.path)} sha256:${p.sha256}`),
+        ...(result.record.findings ?? []).flatMap((f) => [
+          `  finding: ${f.message}`,
+          ...(f.fix ? [`    fix: ${f.fix}`] : []),
+        ]),
+      ]);
+    }
+    process.exitCode = exitFor(result.outcome);
+  });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

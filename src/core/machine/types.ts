@@ -1,0 +1,86 @@
+/**
+ * One lifecycle for every machine uniprove runs a prover in (local QEMU now,
+ * Google Cloud later): create, start, wait, logs, stop, delete. What was asked
+ * for (MachineSpec) is kept apart from what was observed (MachineStatus).
+ */
+
+/** A disk attached to the machine after the boot image. */
+export interface MachineDisk {
+  /** Raw image file (an Ops volume: ~/.ops/volumes/NAME:UUID.raw). */
+  path: string;
+  /** Attach read-only (several machines may then share it). */
+  readOnly?: boolean;
+  /** The Ops volume name (the TFS label Nanos mounts it by), for the record. */
+  label?: string;
+}
+
+export type Accel = 'kvm' | 'tcg';
+
+/** What a machine should be. */
+export interface MachineSpec {
+  name: string;
+  /** The bootable image (ops build output). */
+  image: string;
+  /** Boot with the image as a throwaway snapshot (writes are dropped). */
+  snapshot?: boolean;
+  disks: MachineDisk[];
+  /** QEMU memory size, e.g. 2G or 512M. */
+  memory: string;
+  cpus: number;
+  accel: Accel;
+  /** The guest reports its exit status through isa-debug-exit (manifest debug_exit). */
+  debugExit: boolean;
+  /** User-mode networking as Ops gives it (default true). */
+  network?: boolean;
+  /** Folder holding this machine's console log, command line and status. */
+  stateDir: string;
+  /** The QEMU program (default qemu-system-x86_64). */
+  qemu?: string;
+}
+
+export type MachineState = 'created' | 'running' | 'exited' | 'timeout' | 'stopped' | 'failed';
+
+/** What was observed of a machine. */
+export interface MachineStatus {
+  state: MachineState;
+  pid?: number;
+  /** QEMU's own exit status (undefined when killed). */
+  qemuExitCode?: number;
+  /** The signal QEMU died of, when killed. */
+  signal?: string;
+  /** The prover's exit status, decoded from QEMU's (debug_exit); undefined when unknown. */
+  exitCode?: number;
+  /** Why the exit status is unknown, or why the machine stopped. */
+  reason?: string;
+  /** ms since epoch. */
+  startedAt?: number;
+  endedAt?: number;
+  /** ms from QEMU's start to the first console line. */
+  firstConsoleLineMs?: number;
+  consoleBytes: number;
+  /** QEMU's own stderr, tail (KVM errors land here). */
+  qemuStderrTail?: string;
+}
+
+export interface WaitOptions {
+  /** Kill the machine after this long (ms; 0 = no limit). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The lifecycle every machine kind implements. */
+export interface Machine {
+  readonly spec: MachineSpec;
+  /** Make the state folder and write the spec and the command line; starts nothing. */
+  create(): Promise<void>;
+  start(): Promise<void>;
+  /** Until the machine ends, the timeout passes (then it is killed) or the signal aborts (killed too). */
+  wait(options?: WaitOptions): Promise<MachineStatus>;
+  /** The console so far. */
+  logs(): Promise<string>;
+  /** Kill the machine now; safe to call at any time, more than once. */
+  stop(reason?: string): Promise<void>;
+  /** Remove what `create` made, except the state folder's logs. */
+  delete(): Promise<void>;
+  status(): MachineStatus;
+}

@@ -1,0 +1,159 @@
+/**
+ * The run record: runs/<id>/record.json (written atomically, rewritten as the
+ * run goes), and one line per run in runs/proving_report.csv, as operators keep.
+ */
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Finding } from '../diagnose/findings.js';
+import type { Accel } from '../machine/types.js';
+import { writeJsonAtomic } from '../volume/atomic.js';
+
+export const RECORD_FILE = 'record.json';
+export const REPORT_CSV = 'proving_report.csv';
+
+/** How a run ended. */
+export type RunOutcome =
+  /** The prover exited 0. */
+  | 'succeeded'
+  /** The prover exited non-zero. */
+  | 'failed'
+  /** It was still running at the timeout and was killed. */
+  | 'timeout'
+  /** It ended but its exit status could not reach the host (plain `ops run`). */
+  | 'unknown'
+  /** uniprove could not run it (bad input, a missing tool, QEMU failed). */
+  | 'error'
+  /** Ctrl-C. */
+  | 'interrupted';
+
+export interface RunTimings {
+  /** ops build. */
+  imageBuildMs?: number;
+  /** QEMU's start to the first console line. */
+  bootMs?: number;
+  /** The first console line to QEMU's exit. */
+  proverMs?: number;
+  /** uniprove's start to the first console line (what bench/run-vs-ops compares). */
+  firstConsoleLineMs?: number;
+  totalMs?: number;
+}
+
+export interface RunProof {
+  /** Where the proof is in the record folder (relative to it). */
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** Where it came from: a guest path, or `console`. */
+  source: string;
+}
+
+export interface RunWarning {
+  code: string;
+  message: string;
+}
+
+/** Everything a run keeps about itself, in record.json. */
+export interface RunRecord {
+  id: string;
+  dir: string;
+  prover: string;
+  package?: string;
+  args: string[];
+  via: 'qemu' | 'ops';
+  outcome: RunOutcome | 'running';
+  /** The prover's exit status; null when unknown. */
+  exitCode: number | null;
+  exitReason?: string;
+  accel?: Accel;
+  accelReason?: string;
+  nanosVersion?: string;
+  startedAt: string;
+  endedAt?: string;
+  timings: RunTimings;
+  timeoutSeconds?: number;
+  image?: string;
+  qemu?: { argv: string[]; exitCode?: number; signal?: string; stderrTail?: string };
+  volumes: { label: string; path: string; guestPath: string; readOnly: boolean }[];
+  proofs: RunProof[];
+  files: Record<string, string>;
+  findings?: Finding[];
+  warnings: RunWarning[];
+  error?: { code: string; message: string; hint?: string };
+}
+
+/** A sortable run id: UTC timestamp to the millisecond plus 6 random hex digits. */
+export function newRunId(now = new Date()): string {
+  const ts = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace(/Z$/, 'Z');
+  return `${ts}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function writeRecord(record: RunRecord): Promise<void> {
+  await writeJsonAtomic(join(record.dir, RECORD_FILE), record);
+}
+
+const CSV_HEADER = [
+  'id',
+  'prover',
+  'args',
+  'start',
+  'image_build_s',
+  'boot_s',
+  'prover_s',
+  'total_s',
+  'exit_status',
+  'outcome',
+  'accel',
+  'proofs',
+  'record',
+];
+
+/** A CSV field, quoted when it needs to be (RFC 4180). */
+export function csvField(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+const secs = (ms: number | undefined) => (ms === undefined ? '' : (ms / 1000).toFixed(3));
+
+/** The CSV line for a finished run. */
+export function reportLine(record: RunRecord): string {
+  return [
+    record.id,
+    record.prover,
+    record.args.join(' '),
+    record.startedAt,
+    secs(record.timings.imageBuildMs),
+    secs(record.timings.bootMs),
+    secs(record.timings.proverMs),
+    secs(record.timings.totalMs),
+    record.exitCode === null ? '' : String(record.exitCode),
+    record.outcome,
+    record.accel ?? '',
+    record.proofs.map((p) => `${p.path}=sha256:${p.sha256}`).join(';'),
+    record.dir,
+  ]
+    .map(csvField)
+    .join(',');
+}
+
+/**
+ * Append a run's line to <runsRoot>/proving_report.csv, writing the header
+ * when the file is new. One appendFile per line: lines from parallel runs do not interleave.
+ */
+export async function appendReport(runsRoot: string, record: RunRecord): Promise<string> {
+  await mkdir(runsRoot, { recursive: true });
+  const path = join(runsRoot, REPORT_CSV);
+  // Create it with the header only if it does not exist (O_EXCL), so parallel runs write one header.
+  try {
+    const fh = await open(path, 'wx');
+    await fh.writeFile(`${CSV_HEADER.join(',')}\n`);
+    await fh.close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Make sure an existing file ends with a newline before appending.
+    const s = await stat(path);
+    if (s.size === 0) await appendFile(path, `${CSV_HEADER.join(',')}\n`);
+  }
+  await appendFile(path, `${reportLine(record)}\n`);
+  return path;
+}

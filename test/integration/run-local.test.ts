@@ -1,0 +1,310 @@
+/**
+ * `uniprove run` against the real thing: ops build, a Nanos kernel, QEMU (TCG is fine).
+ * A real Groth16 proof verified by the host, a failing prover's real exit status, a prover
+ * that never ends killed at the timeout, Ctrl-C during boot, bad input; never a QEMU left behind.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { execa } from 'execa';
+import { CLI, parseJson, uniprove } from '../helpers/cli.js';
+import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
+import { compileC } from '../helpers/gcc.js';
+import { tempDir } from '../helpers/tmp.js';
+import { needGcc, needNanos, needTool } from '../helpers/tools.js';
+
+const skip =
+  needTool('ops', 'build github.com/nanovms/ops, see /work/nanos-build/REPORT.md') ??
+  needNanos() ??
+  needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86') ??
+  needGcc();
+if (skip) console.log(`# run-local tests skipped: ${skip}`);
+
+interface RunJson {
+  id: string;
+  dir: string;
+  outcome: string;
+  exitCode: number | null;
+  accel: string;
+  proofs: { path: string; sha256: string; source: string }[];
+  timings: Record<string, number>;
+}
+
+/** QEMU processes whose command line mentions `needle`. */
+async function qemuProcesses(needle: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes('qemu-system') && cmd.includes(needle)) found.push(pid);
+  }
+  return found;
+}
+
+const EXIT_WITH = `#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) { int c = argc > 1 ? atoi(argv[1]) : 0; printf("exiting with %d\\n", c); fflush(stdout); return c; }`;
+const SLEEP_FOREVER = `#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("SLEEPER-STARTED\\n"); fflush(stdout); for (;;) sleep(1000); }`;
+
+/** A recipe folder for a tiny static C program (no probe: it may fail or never end). */
+async function tinyRecipe(dir: string, name: string, source: string, args: string[] = []): Promise<string> {
+  const folder = join(dir, name);
+  await execa('mkdir', ['-p', folder]);
+  await compileC(folder, name, source, ['-static']);
+  await writeFile(
+    join(folder, 'recipe.json'),
+    JSON.stringify({
+      name,
+      binary: `./${name}`,
+      args,
+      probe: { skip: true },
+      resources: { memory: '256M', cpus: 1 },
+    }),
+  );
+  return folder;
+}
+
+test('run demo: a real proof comes back and the host verifies it', {
+  skip: skip ?? needCargo(),
+  timeout: 15 * 60_000,
+}, async () => {
+  const prover = await buildDemoProver();
+  assert.ok(prover);
+  const dir = await tempDir();
+  const r = await uniprove(
+    [
+      'run',
+      'demo',
+      '--binary',
+      prover,
+      '--package-out',
+      join(dir, 'pkg'),
+      '--copy-out',
+      '/tmp/proof',
+      '--timeout',
+      '600',
+      '--json',
+    ],
+    { cwd: dir, timeoutMs: 10 * 60_000 },
+  );
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  const run = parseJson<RunJson>(r);
+  assert.equal(run.outcome, 'succeeded');
+  assert.equal(run.exitCode, 0);
+  const proof = run.proofs.find((p) => p.path.endsWith('proof.bin'));
+  const pub = run.proofs.find((p) => p.path.endsWith('public.json'));
+  const consoleProof = run.proofs.find((p) => p.source === 'console');
+  assert.ok(proof && pub && consoleProof, JSON.stringify(run.proofs));
+  // The console copy and the file copied out of the image are the same proof.
+  const hex = (await readFile(consoleProof.path, 'utf8')).replace(/\s+/g, '');
+  assert.equal(hex, (await readFile(proof.path)).toString('hex'));
+  const digest = (await execa('sha256sum', [proof.path])).stdout.split(' ')[0];
+  assert.equal(digest, proof.sha256);
+
+  const keys = join(dir, 'host-keys');
+  await execa(prover, ['setup', '--out', keys, '--seed', '1']);
+  const ok = await execa(
+    prover,
+    ['verify', '--vk', join(keys, 'vk.bin'), '--proof', proof.path, '--public', pub.path],
+    {
+      reject: false,
+    },
+  );
+  assert.equal(ok.exitCode, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /proof OK/);
+
+  // The record: config, manifest, command line, console, one CSV line.
+  const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+  assert.equal(record.outcome, 'succeeded');
+  assert.match(
+    await readFile(join(run.dir, 'qemu-cmdline.txt'), 'utf8'),
+    /-no-reboot.*isa-debug-exit|isa-debug-exit.*-no-reboot/,
+  );
+  assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /UNIPROVE-PROOF-BEGIN/);
+  assert.equal(
+    JSON.parse(await readFile(join(run.dir, 'ops-config.json'), 'utf8')).ManifestPassthrough.debug_exit,
+    't',
+  );
+  const csv = (await readFile(join(dir, 'runs', 'proving_report.csv'), 'utf8')).trim().split('\n');
+  assert.equal(csv.length, 2);
+  assert.match(csv[1] ?? '', new RegExp(`^${run.id},demo,.*,0,succeeded,`));
+  assert.ok(csv[1]?.includes(proof.sha256));
+  assert.ok(
+    run.timings.imageBuildMs !== undefined &&
+      run.timings.bootMs !== undefined &&
+      run.timings.totalMs !== undefined,
+  );
+});
+
+test('a failing prover is reported as failed with its exit status', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH, ['3']);
+  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--json'], { cwd: dir });
+  assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+  const run = parseJson<RunJson>(r);
+  assert.equal(run.outcome, 'failed');
+  assert.equal(run.exitCode, 3);
+  assert.equal(run.accel === 'tcg' || run.accel === 'kvm', true);
+  assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /exiting with 3/);
+  const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+  assert.equal(record.qemu.exitCode, 7, 'QEMU exits (3 << 1) | 1');
+
+  // The same package, arguments replaced: exit 0 is success.
+  const ok = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir });
+  assert.equal(ok.exitCode, 0, ok.stdout + ok.stderr);
+  assert.equal(parseJson<RunJson>(ok).exitCode, 0);
+
+  // Many at once: each its own VM and record, non-zero when any failed.
+  await writeFile(join(dir, 'inputs.txt'), '0\n["5"]\n# a comment\n0\n');
+  const many = await uniprove(
+    ['run', join(dir, 'pkg'), '--parallel', '2', '--inputs', 'inputs.txt', '--json'],
+    { cwd: dir },
+  );
+  assert.equal(many.exitCode, 1, many.stdout + many.stderr);
+  const m = parseJson<{ ok: boolean; summary: Record<string, number>; runs: RunJson[] }>(many);
+  assert.equal(m.summary.total, 3);
+  assert.equal(m.summary.succeeded, 2);
+  assert.equal(m.summary.failed, 1);
+  assert.deepEqual(
+    m.runs.map((x) => x.exitCode),
+    [0, 5, 0],
+  );
+  assert.equal(new Set(m.runs.map((x) => x.dir)).size, 3);
+  assert.deepEqual(await qemuProcesses(dir), []);
+});
+
+test('a prover that never exits is killed at the timeout, and no QEMU is left', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
+  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '4', '--json'], {
+    cwd: dir,
+  });
+  assert.equal(r.exitCode, 6, r.stdout + r.stderr);
+  const run = parseJson<RunJson>(r);
+  assert.equal(run.outcome, 'timeout');
+  assert.equal(run.exitCode, null);
+  assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /SLEEPER-STARTED/);
+  assert.deepEqual(await qemuProcesses(run.id), []);
+});
+
+test('Ctrl-C during boot stops QEMU, exits 130 and keeps the record', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
+  const child = execa(
+    process.execPath,
+    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120'],
+    {
+      cwd: dir,
+      reject: false,
+      env: { CI: '1' },
+    },
+  );
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (stderr.includes('> boot')) resolve();
+    });
+    void child.then(() => resolve());
+  });
+  child.kill('SIGINT');
+  const result = await child;
+  assert.equal(result.exitCode, 130, stderr + String(result.stderr));
+  const runs = await readdir(join(dir, 'runs'));
+  const id = runs.find((n) => n !== 'proving_report.csv') ?? '';
+  const record = JSON.parse(await readFile(join(dir, 'runs', id, 'record.json'), 'utf8'));
+  assert.equal(record.outcome, 'interrupted');
+  assert.deepEqual(await qemuProcesses(id), []);
+});
+
+test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5 * 60_000 }, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH);
+  const pkg = join(dir, 'pkg');
+  assert.equal((await uniprove(['package', recipe, '--out', pkg])).exitCode, 0);
+  const config = JSON.parse(await readFile(join(pkg, 'local.json'), 'utf8'));
+  config.Mounts = { 'uniprove-no-such-volume': '/data' };
+  await writeFile(join(pkg, 'local.json'), JSON.stringify(config));
+  const missingVol = await uniprove(['run', pkg, '--json'], { cwd: dir });
+  assert.equal(missingVol.exitCode, 2, missingVol.stdout + missingVol.stderr);
+  assert.match(missingVol.stderr, /E_VOLUME_MISSING.*uniprove-no-such-volume/);
+  const runDir = parseJson<{ error: { details: { runDir: string } } }>(missingVol).error.details.runDir;
+  assert.equal(JSON.parse(await readFile(join(runDir, 'record.json'), 'utf8')).outcome, 'error');
+
+  const noOps = await uniprove(['run', pkg], { cwd: dir, env: { PATH: '/usr/bin:/bin' } });
+  assert.equal(noOps.exitCode, 3, noOps.stderr);
+  assert.match(noOps.stderr, /E_TOOL_MISSING.*ops/);
+
+  const noNanos = await uniprove(['run', pkg], { cwd: dir, env: { OPS_HOME: dir } });
+  assert.equal(noNanos.exitCode, 3, noNanos.stderr);
+  assert.match(noNanos.stderr, /E_NANOS_MISSING/);
+});
+
+test('a disk too small: the prover fails with ENOSPC and the record says so', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const source = `#include <stdio.h>
+int main(void) { FILE *f = fopen("/big", "w"); if (!f) return 9; static char b[1<<20]; for (int i = 0; i < 64; i++) if (fwrite(b, 1, sizeof b, f) != sizeof b || fflush(f)) { perror("write /big"); return 4; } return 0; }`;
+  const recipe = await tinyRecipe(dir, 'filler', source);
+  const r = await uniprove(
+    ['run', recipe, '--package-out', join(dir, 'pkg'), '--image-size', '8m', '--json'],
+    { cwd: dir },
+  );
+  assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+  const run = parseJson<RunJson & { warnings: { code: string }[] }>(r);
+  assert.equal(run.exitCode, 4);
+  assert.ok(
+    run.warnings.some((w) => w.code === 'disk-full'),
+    JSON.stringify(run.warnings),
+  );
+});
+
+test('doctor reports every check with a fix, and KVM as this host has it', {
+  skip: needTool('ops', 'ops') ?? needNanos(),
+  timeout: 120_000,
+}, async () => {
+  const r = await uniprove(['doctor', '--json']);
+  const d = parseJson<{ ok: boolean; checks: { name: string; ok: boolean; detail: string; fix: string }[] }>(
+    r,
+  );
+  const names = d.checks.map((c) => c.name);
+  for (const n of [
+    'ops',
+    'nanos',
+    'qemu',
+    'kvm',
+    'strace',
+    'disk',
+    'memory',
+    'gcp-credentials',
+    'gcp-project',
+  ]) {
+    assert.ok(names.includes(n), `${n} in ${names.join(',')}`);
+  }
+  for (const c of d.checks) if (!c.ok) assert.ok(c.fix.length > 0, `${c.name} has a fix`);
+  const kvm = d.checks.find((c) => c.name === 'kvm');
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8');
+  const devKvm = await readFile('/dev/kvm').then(
+    () => true,
+    (e: NodeJS.ErrnoException) => e.code !== 'ENOENT',
+  );
+  if (devKvm && !/\b(vmx|svm)\b/.test(cpuinfo)) {
+    assert.equal(kvm?.ok, false);
+    assert.match(kvm?.detail ?? '', /\/dev\/kvm present, unusable/);
+  }
+  assert.equal(r.exitCode, d.ok ? 0 : 3);
+});
