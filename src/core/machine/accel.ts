@@ -9,7 +9,7 @@ import { access, open, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../exec.js';
-import { writeJsonAtomic } from '../volume/atomic.js';
+import { writeJsonAtomic } from '../fs.js';
 import { QemuMachine } from './qemu.js';
 import type { Accel } from './types.js';
 

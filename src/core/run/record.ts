@@ -7,7 +7,7 @@ import { appendFile, mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Finding } from '../diagnose/findings.js';
 import type { Accel } from '../machine/types.js';
-import { writeJsonAtomic } from '../volume/atomic.js';
+import { writeJsonAtomic } from '../fs.js';
 
 export const RECORD_FILE = 'record.json';
 export const REPORT_CSV = 'proving_report.csv';
