@@ -10,7 +10,7 @@ import type { CliContext } from './context.js';
 import { type Output, processOutput, renderError } from './render.js';
 
 /** Build the commander program; exported for tests and docs generation. */
-export function createProgram(ctx: CliContext): Command {
+export async function createProgram(ctx: CliContext, only?: string): Promise<Command> {
   const program = new Command('uniprove')
     .description(
       'Turn a zero-knowledge prover binary into a Nanos unikernel, run it under QEMU or on Google Compute Engine, and bring back its logs and proofs. Wraps the Ops CLI (nanovms/ops).',
@@ -34,7 +34,7 @@ Every command takes --json for machine-readable output. Exit status: 0 ok, 1 the
 2 bad input or config, 3 a tool is missing, 4 download/digest, 5 cloud, 6 timeout, 70 internal bug, 130 Ctrl-C.
 Errors are explained in docs/errors.md.`,
   );
-  registerCommands(program, ctx);
+  await registerCommands(program, ctx, only);
   return program;
 }
 
@@ -53,7 +53,11 @@ export async function main(argv: string[], out: Output = processOutput): Promise
   const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
   const json = argv.includes('--json');
   try {
-    const program = createProgram(ctx);
+    // The first word that is not a flag names the command; only its module is loaded.
+    const program = await createProgram(
+      ctx,
+      argv.find((a) => !a.startsWith('-')),
+    );
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {

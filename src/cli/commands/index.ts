@@ -1,21 +1,31 @@
-/** Every verb of the CLI; each file registers one command that calls one core function. */
+/**
+ * Every verb of the CLI; each file registers one command that calls one core function.
+ * Command modules load lazily: a run of one command imports only that command's code,
+ * which keeps start-up short (it sits in front of every proving run).
+ */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { register as debug } from './debug.js';
-import { register as discover } from './discover.js';
-import { register as doctor } from './doctor.js';
-import { register as gcp } from './gcp.js';
-import { register as packageCommand } from './package.js';
-import { register as runCommand } from './run.js';
-import { register as verify } from './verify.js';
-import { register as volume } from './volume.js';
-import { register as why } from './why.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
 
-const commands: Register[] = [discover, why, packageCommand, verify, runCommand, volume, debug, gcp, doctor];
+/** Command name -> its module, in the order --help lists them. */
+const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  discover: () => import('./discover.js'),
+  why: () => import('./why.js'),
+  package: () => import('./package.js'),
+  verify: () => import('./verify.js'),
+  run: () => import('./run.js'),
+  volume: () => import('./volume.js'),
+  debug: () => import('./debug.js'),
+  gcp: () => import('./gcp.js'),
+  doctor: () => import('./doctor.js'),
+};
 
-/** Attach every command to the program. */
-export function registerCommands(program: Command, ctx: CliContext): void {
-  for (const register of commands) register(program, ctx);
+/** Attach the commands to the program: only `only` when it names one, else all (for help). */
+export async function registerCommands(program: Command, ctx: CliContext, only?: string): Promise<void> {
+  const names = only && only in COMMANDS ? [only] : Object.keys(COMMANDS);
+  const modules = await Promise.all(
+    names.map((name) => (COMMANDS[name] as () => Promise<{ register: Register }>)()),
+  );
+  for (const m of modules) m.register(program, ctx);
 }

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Finding } from '../diagnose/findings.js';
-import type { Accel } from '../machine/types.js';
 import { writeJsonAtomic } from '../fs.js';
+import type { Accel } from '../machine/types.js';
 
 export const RECORD_FILE = 'record.json';
 export const REPORT_CSV = 'proving_report.csv';

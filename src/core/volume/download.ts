@@ -8,7 +8,7 @@ import { type FileHandle, mkdir, open, readFile, stat, truncate } from 'node:fs/
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { UniproveError } from '../errors.js';
 import { writeJsonAtomic } from '../fs.js';
 import { removeIfPresent } from './cache.js';
@@ -222,6 +222,7 @@ async function attemptHttp(state: State, file: FileHandle, options: DownloadFile
       state.meta.etag && !state.meta.etag.startsWith('W/') ? state.meta.etag : state.meta.lastModified;
     if (validator) headers['if-range'] = validator;
   }
+  const { request } = await import('undici');
   const response = await request(options.url, {
     method: 'GET',
     headers,

@@ -5,7 +5,7 @@
  */
 import { chmod, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Agent, type Dispatcher, interceptors } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { formatBytes, type OnProgress } from '../progress.js';
 import {
@@ -104,8 +104,9 @@ function formatEta(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** The dispatcher for downloads: keep-alive, follows redirects (gateways redirect). */
-function createDispatcher(jobs: number): Dispatcher {
+/** The dispatcher for downloads: keep-alive, follows redirects (gateways redirect). Loaded only when fetching. */
+async function createDispatcher(jobs: number): Promise<Dispatcher> {
+  const { Agent, interceptors } = await import('undici');
   return new Agent({ connections: jobs * 2, pipelining: 0 }).compose(
     interceptors.redirect({ maxRedirections: 5 }),
   );
@@ -178,7 +179,7 @@ export async function fetchParameterSet(
     step,
     detail: `${set.files.length} files${set.knownBytes ? `, ${formatBytes(set.knownBytes)}` : ''} into ${options.cacheDir}`,
   });
-  const dispatcher = createDispatcher(jobs);
+  const dispatcher = await createDispatcher(jobs);
   const files: (FetchedFile | undefined)[] = new Array(set.files.length);
   const failed: FetchFailure[] = [];
 
