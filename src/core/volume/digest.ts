@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { UniproveError } from '../errors.js';
+import type { HashThreads } from './hash-thread.js';
 
 /**
  * `blake2b512-trunc128`: the first 32 hex characters (128 bits) of BLAKE2b-512,
@@ -50,13 +51,16 @@ export function formatDigest(digest: Digest): string {
 /** An incremental hasher for one algorithm. */
 export interface Hasher {
   update(chunk: Uint8Array): void;
-  /** The digest of everything fed so far, as `<algorithm>:<hex>`. */
-  digest(): string;
+  /** The digest of everything fed so far, as `<algorithm>:<hex>` (once). */
+  digest(): string | Promise<string>;
+  /** Forget the hash without a digest (a restarted download). */
+  discard?(): void;
 }
 
-/** Start hashing with the given algorithm. */
-export function createHasher(algorithm: DigestAlgorithm): Hasher {
+/** Start hashing with the given algorithm, on a worker thread of `threads` when given. */
+export function createHasher(algorithm: DigestAlgorithm, threads?: HashThreads): Hasher {
   const info = DIGEST_ALGORITHMS[algorithm];
+  if (threads) return threads.create(info.node, (hex) => `${algorithm}:${hex.slice(0, info.hexLength)}`);
   const hash: Hash = createHash(info.node);
   return {
     update: (chunk) => {
@@ -95,5 +99,5 @@ export async function hashFile(
 ): Promise<string> {
   const hasher = createHasher(algorithm);
   await hashFileInto(path, hasher, options);
-  return hasher.digest();
+  return await hasher.digest();
 }

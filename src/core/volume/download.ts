@@ -13,6 +13,7 @@ import { UniproveError } from '../errors.js';
 import { writeJsonAtomic } from '../fs.js';
 import { removeIfPresent } from './cache.js';
 import { createHasher, type DigestAlgorithm, type Hasher, hashFileInto } from './digest.js';
+import type { HashThreads } from './hash-thread.js';
 
 /** What is remembered next to a partial download so it can be resumed safely. */
 interface PartialMeta {
@@ -29,6 +30,8 @@ export interface DownloadFileOptions {
   partialPath: string;
   metaPath: string;
   algorithm: DigestAlgorithm;
+  /** Hash on these worker threads instead of the main thread. */
+  hashThreads?: HashThreads;
   /** Size the set expects; a server announcing another size is refused. */
   expectedSize?: number;
   dispatcher: Dispatcher;
@@ -207,7 +210,8 @@ async function restart(state: State, options: DownloadFileOptions): Promise<void
   if (state.offset > 0) options.onBytes(-state.offset, false);
   await truncate(options.partialPath, 0);
   state.offset = 0;
-  state.hasher = createHasher(options.algorithm);
+  state.hasher.discard?.();
+  state.hasher = createHasher(options.algorithm, options.hashThreads);
 }
 
 type Outcome = 'complete' | 'again';
@@ -360,7 +364,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   }
   const file = await open(partialPath, onDisk > 0 ? 'r+' : 'w');
   const state: State = {
-    hasher: createHasher(options.algorithm),
+    hasher: createHasher(options.algorithm, options.hashThreads),
     offset: 0,
     meta: meta ?? { url: options.url, resumable: false },
   };
@@ -409,7 +413,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       }
     }
     await file.sync();
-    return { digest: state.hasher.digest(), size: state.offset, resumedFrom, attempts };
+    return { digest: await state.hasher.digest(), size: state.offset, resumedFrom, attempts };
   } catch (error) {
     await file.close().catch(() => {});
     if (!state.meta.resumable || state.offset === 0) {

@@ -19,6 +19,7 @@ import {
 import { type DigestAlgorithm, parseDigest } from './digest.js';
 import { downloadFile } from './download.js';
 import { urlFor } from './filecoin.js';
+import { HashThreads } from './hash-thread.js';
 import type { ResolvedParameterFile, ResolvedParameterSet } from './spec.js';
 
 export interface FetchParameterSetOptions {
@@ -180,6 +181,8 @@ export async function fetchParameterSet(
     detail: `${set.files.length} files${set.knownBytes ? `, ${formatBytes(set.knownBytes)}` : ''} into ${options.cacheDir}`,
   });
   const dispatcher = await createDispatcher(jobs);
+  // With several downloads at once, hashing moves to worker threads so it runs beside the receiving.
+  const hashThreads = jobs > 1 ? new HashThreads() : undefined;
   const files: (FetchedFile | undefined)[] = new Array(set.files.length);
   const failed: FetchFailure[] = [];
 
@@ -219,6 +222,7 @@ export async function fetchParameterSet(
             partialPath: paths.partial,
             metaPath: paths.partialMeta,
             algorithm,
+            ...(hashThreads ? { hashThreads } : {}),
             ...(file.size === undefined ? {} : { expectedSize: file.size }),
             dispatcher,
             ...(signal ? { signal } : {}),
@@ -298,6 +302,7 @@ export async function fetchParameterSet(
     await Promise.all(Array.from({ length: Math.min(jobs, set.files.length) }, worker));
   } finally {
     await dispatcher.close().catch(() => {});
+    await hashThreads?.close();
   }
   const result: FetchParameterSetResult = {
     set: set.name,
