@@ -15,7 +15,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { needGcc, needNanos, needTool } from '../helpers/tools.js';
 
 const skip =
-  needTool('ops', 'build github.com/nanovms/ops, see /work/nanos-build/REPORT.md') ??
+  needTool('ops', 'go install github.com/nanovms/ops@latest, or build it from its sources') ??
   needNanos() ??
   needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86') ??
   needGcc();

@@ -589,10 +589,20 @@ export class Diagnoser {
         const message = program
           ? `Nanos could not start ${what}: it is not in the image.${searched}`
           : `The program looked for ${what} and did not find it.${searched}${unsure}`;
+        // A file whose folder the image lacks may be one the program meant to write, not read.
+        const folder = guestPath ? guestPath.slice(0, guestPath.lastIndexOf('/')) || '/' : undefined;
+        const folderMissing =
+          this.image &&
+          folder &&
+          folder !== '/' &&
+          ![...this.image.files.keys()].some((g) => g.startsWith(`${folder}/`));
+        const orWrites = folderMissing
+          ? ` If the program writes this file rather than reads it, its folder ${folder} does not exist in the image: mount a volume there or add the folder.`
+          : '';
         const fix = located
-          ? `Add ${located.hostPath} to the image at ${located.guestPath}.`
+          ? `Add ${located.hostPath} to the image at ${located.guestPath}.${orWrites}`
           : guestPath
-            ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.`
+            ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.${orWrites}`
             : `Add ${d.name} to the image where the program looks for it.`;
         return {
           ...base,

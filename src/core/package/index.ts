@@ -245,6 +245,10 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     const name = options.volumeNames?.[v.set] ?? volumeNameFor(set);
     mounts[name] = v.readOnly ? `${guestPath}:ro` : guestPath;
   }
+  // Programs expect a /tmp; a Nanos image has none unless one is put there (or a volume is mounted there).
+  const tmpNeeded =
+    !Object.values(mounts).some((m) => m.split(':')[0] === '/tmp') && !top.files.includes('tmp');
+  if (tmpNeeded && !top.dirs.includes('tmp')) top.dirs = [...top.dirs, 'tmp'].sort();
   const configs = Object.fromEntries(
     bases.map(([target, base]) => [
       target,
@@ -281,6 +285,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   try {
     await mkdir(staging, { recursive: true });
     await writeTree(staging, plan, modes, signal);
+    if (tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
     for (const t of TARGETS) await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string);
     await writeFileAtomic(join(staging, LOCK_FILE), lockText);
     await mkdir(join(staging, STATE_DIR), { recursive: true });
