@@ -1,7 +1,7 @@
 /** `uniprove volume fetch|build|ls|rm|import`: parameter files, verified and cached, and Ops volumes built from them. */
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
 import { writeJsonAtomic } from '../../core/fs.js';
@@ -14,6 +14,7 @@ import {
   parseSectorSize,
   toSetFile,
 } from '../../core/volume/filecoin.js';
+import { setFromDirectory } from '../../core/volume/from-dir.js';
 import { BUILTIN_SETS_DIR, parseJsonFile, readInputFile } from '../../core/volume/spec.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
@@ -288,8 +289,13 @@ Examples:
 
   volume
     .command('import')
-    .argument('<parameters.json>', "rust-fil-proofs' parameters.json or srs-inner-product.json")
-    .description('Turn a rust-fil-proofs parameters.json into a parameter set, filtered by sector size.')
+    .argument(
+      '<source>',
+      "rust-fil-proofs' parameters.json or srs-inner-product.json, or a folder of parameter files",
+    )
+    .description(
+      'Turn a rust-fil-proofs parameters.json into a parameter set, filtered by sector size; or describe a folder of files already on this host (made by paramcache, or copied to an air-gapped host) as a set with file:// URLs.',
+    )
     .addOption(
       new Option(
         '--sector-size <size>',
@@ -306,6 +312,18 @@ Examples:
         flags: { sectorSize?: number; baseUrl?: string; name?: string; mountPath?: string; out?: string },
       ) => {
         const path = resolve(ctx.cwd, file);
+        if ((await stat(path).catch(() => undefined))?.isDirectory()) {
+          const spec = await setFromDirectory(path, {
+            name: flags.name ?? basename(path),
+            ...(flags.mountPath ? { mountPath: flags.mountPath } : {}),
+            signal: ctx.signal,
+          });
+          if (flags.out) {
+            await writeJsonAtomic(resolve(ctx.cwd, flags.out), spec);
+            ctx.out.stderr.write(`wrote ${spec.files.length} files to ${flags.out}\n`);
+          } else printJson(ctx.out, spec);
+          return;
+        }
         const value = parseJsonFile(
           await readInputFile(path, 'parameters file', 'Give the path of parameters.json.'),
           path,
