@@ -7,7 +7,8 @@ import { extractConsoleBlocks, isTraceLine, resolveRunConfig } from '../../src/c
 import { parseInputs } from '../../src/core/run/parallel.js';
 import { csvField, newRunId } from '../../src/core/run/record.js';
 
-const FIXTURES = '/work/shared/fixtures/nanos';
+// Copies of ../shared/fixtures/nanos, one folder per case.
+const FIXTURES = new URL('../fixtures/nanos/', import.meta.url).pathname;
 
 test('QEMU exit statuses decode as the fixtures show', () => {
   assert.deepEqual(decodeQemuExit(1, true), { exitCode: 0 });
@@ -68,7 +69,7 @@ test('console proofs are the lines between the markers', () => {
 
 test('trace lines are told apart from program output on a real trace console', async (t) => {
   const text = await readFile(
-    `${FIXTURES}/dlopen-missing.ops-trace-equivalent.tcg.console.log`,
+    `${FIXTURES}dlopen-missing.ops-trace-equivalent.tcg/console.log`,
     'utf8',
   ).catch(() => undefined);
   if (!text) return t.skip('fixtures not present');
