@@ -64,7 +64,13 @@ test('bad input: empty file, binary garbage, missing file, directory', async () 
 });
 
 test('spellings of one path (//, ./, ../, /proc/..) count as one file, whatever the chunking', async () => {
-  const spellings = ['/srv/p/lib.so', '/srv//p/lib.so', '/srv/./p/lib.so', '/srv/x/../p/lib.so', '/proc/../srv/p/lib.so'];
+  const spellings = [
+    '/srv/p/lib.so',
+    '/srv//p/lib.so',
+    '/srv/./p/lib.so',
+    '/srv/x/../p/lib.so',
+    '/proc/../srv/p/lib.so',
+  ];
   const lines = spellings.map(
     (p, i) => `${200 + i} openat(AT_FDCWD</w>, "${p}", O_RDONLY|O_CLOEXEC) = 3</srv/p/lib.so>\n`,
   );

@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseElf } from '../elf/parse.js';
+import { type ElfInfo, parseElf } from '../elf/parse.js';
 import {
   addToClosure,
   type ClosureFile,
@@ -18,12 +18,13 @@ import {
   resolveClosure,
   resolveLibrary,
 } from '../elf/resolve.js';
+import { isUniproveError } from '../errors.js';
 import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { parseStraceLog } from '../trace/parse.js';
-import { runProbe } from '../trace/probe.js';
+import { type ProbeSyscalls, runProbe } from '../trace/probe.js';
 import type { TraceResult } from '../trace/types.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
 
@@ -45,6 +46,11 @@ export interface DiscoverOptions {
   timeoutMs?: number;
   /** Keep what the probe saw even when the program exits non-zero. */
   allowFailure?: boolean;
+  /**
+   * Which syscalls the probe traces (default `minimal`: opens, execs, cwd and process calls, the
+   * least overhead); `full` also traces stat/access/readlink (files only checked for), slower.
+   */
+  syscalls?: ProbeSyscalls;
   /** Analyse these strace logs (`-f` or `-ff` files) instead of running a probe. */
   fromLogs?: string[];
   /** Extra libraries: names resolved as DT_NEEDED would be, or paths. */
@@ -137,6 +143,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         ...(options.env ? { env: options.env } : {}),
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
         ...(options.allowFailure ? { allowFailure: true } : {}),
+        ...(options.syscalls ? { syscalls: options.syscalls } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       probe = {
@@ -151,7 +158,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         });
       }
       trace = await parseStraceLog(result.logPath, {
-        ...(options.cwd ? { cwd: options.cwd } : {}),
+        cwd: result.cwd,
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } finally {
@@ -170,7 +177,14 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
     for (const access of opened) {
       if (access.isDirectory || written.has(access.path) || access.path === options.binary) continue;
-      const elf = await parseElf(hostOf(access.path)).catch(() => undefined);
+      let elf: ElfInfo | undefined;
+      try {
+        elf = await parseElf(hostOf(access.path));
+      } catch (error) {
+        // A directory opened without O_DIRECTORY (the default probe does not trace stat to tell).
+        if (isUniproveError(error) && error.code === 'E_IS_DIRECTORY') continue;
+        elf = undefined;
+      }
       if (elf && (elf.type === 'dyn' || elf.type === 'exec')) {
         // A program it executed is a runtime file with its own closure; a library it opened was dlopened.
         objects.push({
