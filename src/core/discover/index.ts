@@ -5,7 +5,7 @@
  * configs which name libraries bring those libraries along.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { type ElfInfo, parseElf } from '../elf/parse.js';
@@ -96,6 +96,21 @@ function knownPaths(result: ClosureResult): Set<string> {
     for (const s of f.symlinks) known.add(s);
   }
   return known;
+}
+
+const PYC = /^(.*)\/__pycache__\/([^/]+?)\.[^./]+(?:\.opt-[12])?\.pyc$/;
+
+/** The source a `__pycache__` file was compiled from (PEP 3147), or undefined. */
+function pycSource(path: string): string | undefined {
+  const m = PYC.exec(path);
+  return m ? `${m[1]}/${m[2]}.py` : undefined;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (st) => st.isFile(),
+    () => false,
+  );
 }
 
 /** Find every file `options.binary` needs, each with its reasons and parents. */
@@ -194,6 +209,12 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         });
       } else {
         dataFiles.push({ path: access.path, reason: 'strace-open', parent: options.binary });
+        // Python reads __pycache__/NAME.cpython-311.pyc only after a stat of NAME.py (which the
+        // default probe does not trace), and ignores the .pyc when the source is gone.
+        const source = pycSource(access.path);
+        if (source && (await isFile(hostOf(source)))) {
+          dataFiles.push({ path: source, reason: 'strace-open', parent: options.binary });
+        }
       }
     }
     // In the order they were opened, so a library pulled in by an earlier dlopen is elf-needed, not dlopen.
