@@ -141,8 +141,8 @@ export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './
 export { appendReport, newRunId, reportLine } from './core/run/record.js';
 export type { ParseStraceOptions } from './core/trace/parse.js';
 export { failedSearches, parseStraceLog } from './core/trace/parse.js';
-export type { ProbeOptions, ProbeResult } from './core/trace/probe.js';
-export { PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
+export type { ProbeOptions, ProbeResult, ProbeSyscalls } from './core/trace/probe.js';
+export { PROBE_SYSCALL_SETS, PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
 export type { FailedSearch, TraceAccess, TraceResult, TraceStats, TraceWarning } from './core/trace/types.js';
 export type {
   BuildVolumeOptions,

@@ -186,3 +186,35 @@ test('ptrace refused (strace already traced) gives E_PTRACE_DENIED with a hint',
     return true;
   });
 });
+
+test('the default probe traces opens but not stats; syscalls: full adds files only checked for', {
+  skip,
+}, async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'read.txt'), 'r');
+  await writeFile(join(dir, 'checked.txt'), 'c');
+  const src = `#include <fcntl.h>
+  #include <sys/stat.h>
+  #include <unistd.h>
+  int main(int argc, char **argv) {
+    struct stat st;
+    if (chdir(argv[1]) != 0) return 10;
+    if (stat("checked.txt", &st) != 0 || access("checked.txt", R_OK) != 0) return 11;
+    return open("read.txt", O_RDONLY) < 0 ? 12 : 0;
+  }`;
+  const bin = await compileC(dir, 'checker', src);
+  const minimal = await runProbe({ argv: [bin, dir], logPath: join(dir, 'min.log') });
+  assert.equal(minimal.syscalls, 'minimal');
+  assert.ok(!minimal.command.some((a) => a.includes('%file')), minimal.command.join(' '));
+  const full = await runProbe({ argv: [bin, dir], logPath: join(dir, 'full.log'), syscalls: 'full' });
+  assert.equal(full.syscalls, 'full');
+  const fromMinimal = new Set((await parseStraceLog(minimal.logPath)).opened.map((o) => o.path));
+  const fromFull = new Set((await parseStraceLog(full.logPath)).opened.map((o) => o.path));
+  for (const set of [fromMinimal, fromFull]) {
+    assert.ok(set.has(join(dir, 'read.txt')), 'the opened file, after a chdir');
+    assert.ok(set.has(bin), 'the program (execve)');
+  }
+  assert.ok(!fromMinimal.has(join(dir, 'checked.txt')), 'a file only stat-ed is not traced by default');
+  assert.ok(fromFull.has(join(dir, 'checked.txt')), 'syscalls: full sees the stat');
+  await assert.rejects(runProbe({ argv: [bin, dir], syscalls: 'most' as never }), { code: 'E_USAGE' });
+});

@@ -62,3 +62,42 @@ test('bad input: empty file, binary garbage, missing file, directory', async () 
   await assert.rejects(parseStraceLog(join(dir, 'nope.log')), { code: 'E_NOT_FOUND' });
   await assert.rejects(parseStraceLog(dir), { code: 'E_IS_DIRECTORY' });
 });
+
+test('spellings of one path (//, ./, ../, /proc/..) count as one file, whatever the chunking', async () => {
+  const spellings = [
+    '/srv/p/lib.so',
+    '/srv//p/lib.so',
+    '/srv/./p/lib.so',
+    '/srv/x/../p/lib.so',
+    '/proc/../srv/p/lib.so',
+  ];
+  const lines = spellings.map(
+    (p, i) => `${200 + i} openat(AT_FDCWD</w>, "${p}", O_RDONLY|O_CLOEXEC) = 3</srv/p/lib.so>\n`,
+  );
+  // The normal spelling after the others too, and an escaped one that must not alias a raw one.
+  lines.push('300 openat(AT_FDCWD</w>, "/srv/p/lib.so", O_RDONLY) = 4</srv/p/lib.so>\n');
+  lines.push('300 openat(AT_FDCWD</w>, "/srv/p/a\\\\nb", O_RDONLY) = 5</srv/p/a\\\\nb>\n');
+  lines.push('300 openat(AT_FDCWD</w>, "/srv/p/a\\nb", O_RDONLY) = -1 ENOENT (No such file or directory)\n');
+  const text = lines.join('').repeat(3);
+  for (const size of [text.length, 5, 64]) {
+    const bytes = Buffer.from(text);
+    const result = await parseStraceLog(
+      (async function* () {
+        for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+      })(),
+    );
+    assert.deepEqual(
+      result.opened.map((o) => [o.path, o.count, o.firstLine]),
+      [
+        ['/srv/p/a\\nb', 3, 7],
+        ['/srv/p/lib.so', 18, 1],
+      ],
+      `chunks of ${size}`,
+    );
+    assert.deepEqual(
+      result.missing.map((m) => [m.path, m.count]),
+      [['/srv/p/a\nb', 3]],
+    );
+    assert.equal(result.stats.pseudoDropped, 0);
+  }
+});

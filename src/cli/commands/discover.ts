@@ -62,6 +62,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--timeout <seconds>', 'kill the probe after this long', positiveInt('--timeout'), 120)
     .option('--allow-failure', 'keep what the probe saw even if it exits non-zero')
     .option(
+      '--trace-stats',
+      'also trace stat/access/readlink: lists files the program only checked for (slower: every stat stops the program)',
+    )
+    .option(
       '--family <name>',
       'add a library family: nss, gconv, opencl, openssl, cuda, ld-cache (repeat)',
       (v: string, p: string[] = []) => [...p, v],
@@ -73,7 +77,9 @@ export function register(program: Command, ctx: CliContext): void {
       `
 Reasons: interp (the loader), elf-needed (DT_NEEDED, what ldd shows), dlopen (opened at run time: plugins, NSS,
 gconv, OpenSSL providers...), runtime-file (data the program read), explicit (asked for), config-family.
-The probe runs the program under strace -f --seccomp-bpf (a few % overhead); give it arguments that make it end.
+The probe runs the program under strace -f --seccomp-bpf, tracing only opens, execs, cwd changes and process
+creation (what names a dependency), so most programs run within ~20% of their normal time; --trace-stats also
+traces the stat family, which can make stat-heavy programs several times slower. Give it arguments that make it end.
 Exit status: 0 ok, 1 the probe failed (without --allow-failure), 2 bad input, 3 strace missing, 6 probe timeout.
 
 Examples:
@@ -92,6 +98,7 @@ Examples:
         probe: opts.probe,
         timeoutMs: opts.timeout * 1000,
         allowFailure: Boolean(opts.allowFailure),
+        ...(opts.traceStats ? { syscalls: 'full' as const } : {}),
         ...(opts.fromLog ? { fromLogs: opts.fromLog.map((f: string) => resolve(ctx.cwd, f)) } : {}),
         ...(opts.family ? { families: opts.family as FamilyName[] } : {}),
         signal: ctx.signal,

@@ -5,10 +5,10 @@
  * configs which name libraries bring those libraries along.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseElf } from '../elf/parse.js';
+import { type ElfInfo, parseElf } from '../elf/parse.js';
 import {
   addToClosure,
   type ClosureFile,
@@ -18,12 +18,13 @@ import {
   resolveClosure,
   resolveLibrary,
 } from '../elf/resolve.js';
+import { isUniproveError } from '../errors.js';
 import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { parseStraceLog } from '../trace/parse.js';
-import { runProbe } from '../trace/probe.js';
+import { type ProbeSyscalls, runProbe } from '../trace/probe.js';
 import type { TraceResult } from '../trace/types.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
 
@@ -45,6 +46,11 @@ export interface DiscoverOptions {
   timeoutMs?: number;
   /** Keep what the probe saw even when the program exits non-zero. */
   allowFailure?: boolean;
+  /**
+   * Which syscalls the probe traces (default `minimal`: opens, execs, cwd and process calls, the
+   * least overhead); `full` also traces stat/access/readlink (files only checked for), slower.
+   */
+  syscalls?: ProbeSyscalls;
   /** Analyse these strace logs (`-f` or `-ff` files) instead of running a probe. */
   fromLogs?: string[];
   /** Extra libraries: names resolved as DT_NEEDED would be, or paths. */
@@ -98,6 +104,21 @@ function knownPaths(result: ClosureResult): Set<string> {
   return known;
 }
 
+const PYC = /^(.*)\/__pycache__\/([^/]+?)\.[^./]+(?:\.opt-[12])?\.pyc$/;
+
+/** The source a `__pycache__` file was compiled from (PEP 3147), or undefined. */
+function pycSource(path: string): string | undefined {
+  const m = PYC.exec(path);
+  return m ? `${m[1]}/${m[2]}.py` : undefined;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (st) => st.isFile(),
+    () => false,
+  );
+}
+
 /** Find every file `options.binary` needs, each with its reasons and parents. */
 export async function discover(options: DiscoverOptions): Promise<DiscoverResult> {
   const onProgress = options.onProgress ?? noProgress;
@@ -148,6 +169,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         ...(options.env ? { env: options.env } : {}),
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
         ...(options.allowFailure ? { allowFailure: true } : {}),
+        ...(options.syscalls ? { syscalls: options.syscalls } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       probe = {
@@ -162,7 +184,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         });
       }
       trace = await parseStraceLog(result.logPath, {
-        ...(options.cwd ? { cwd: options.cwd } : {}),
+        cwd: result.cwd,
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } finally {
@@ -181,7 +203,14 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
     for (const access of opened) {
       if (access.isDirectory || written.has(access.path) || access.path === options.binary) continue;
-      const elf = await parseElf(hostOf(access.path)).catch(() => undefined);
+      let elf: ElfInfo | undefined;
+      try {
+        elf = await parseElf(hostOf(access.path));
+      } catch (error) {
+        // A directory opened without O_DIRECTORY (the default probe does not trace stat to tell).
+        if (isUniproveError(error) && error.code === 'E_IS_DIRECTORY') continue;
+        elf = undefined;
+      }
       if (elf && (elf.type === 'dyn' || elf.type === 'exec')) {
         // A program it executed is a runtime file with its own closure; a library it opened was dlopened.
         objects.push({
@@ -191,6 +220,12 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         });
       } else {
         dataFiles.push({ path: access.path, reason: 'strace-open', parent: options.binary });
+        // Python reads __pycache__/NAME.cpython-311.pyc only after a stat of NAME.py (which the
+        // default probe does not trace), and ignores the .pyc when the source is gone.
+        const source = pycSource(access.path);
+        if (source && (await isFile(hostOf(source)))) {
+          dataFiles.push({ path: source, reason: 'strace-open', parent: options.binary });
+        }
       }
     }
     // In the order they were opened, so a library pulled in by an earlier dlopen is elf-needed, not dlopen.

@@ -2,10 +2,15 @@
  * Run a program under strace to see which files it touches at run time
  * (dlopen'ed libraries, data files, helpers it executes).
  *
- * Overhead is kept low: only file syscalls (plus fchdir and the fork family,
- * to follow cwd) are traced, with `--seccomp-bpf` so untraced syscalls never
- * stop the tracee; `-y` makes strace print the path of every fd and of the
- * cwd, so the parser needs no fd bookkeeping.
+ * Overhead is kept low: strace stops the tracee twice on every traced syscall
+ * (ptrace, even with `--seccomp-bpf`, which only spares the untraced ones), so
+ * by default only what names a dependency is traced: opens, execs, cwd changes,
+ * process creation (for cwd inheritance) and the calls that mark outputs. The
+ * stat/access/readlink family, which is what makes `find` or a Python import
+ * slow under strace, is traced only with `syscalls: 'full'`. That mode also
+ * passes `-y` (strace prints the path of every fd and of the cwd); the minimal
+ * one leaves it out, as its /proc look-ups doubled the overhead, and the parser
+ * follows cwd and fds from the traced calls: parse its log with the probe's cwd.
  */
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,8 +36,15 @@ export interface ProbeOptions {
   separateLogs?: boolean;
   /** The strace binary (default: `strace` on PATH). */
   strace?: string;
+  /**
+   * Which syscalls to trace (default `minimal`): see PROBE_SYSCALL_SETS. `full` adds the
+   * stat/access/readlink family: files only checked for, never opened, then show too.
+   */
+  syscalls?: ProbeSyscalls;
   onProgress?: OnProgress;
 }
+
+export type ProbeSyscalls = 'minimal' | 'full';
 
 export interface ProbeResult {
   exitCode: number;
@@ -48,6 +60,10 @@ export interface ProbeResult {
   straceVersion: string;
   /** Whether `--seccomp-bpf` was used (strace >= 5.3). */
   seccompBpf: boolean;
+  /** The syscall set traced. */
+  syscalls: ProbeSyscalls;
+  /** The folder the program started in (options.cwd, or this process's): pass it to parseStraceLog. */
+  cwd: string;
   /** The strace command that ran. */
   command: string[];
   /** Last lines the program (and strace) printed. */
@@ -55,8 +71,46 @@ export interface ProbeResult {
   stderrTail: string;
 }
 
-/** The file syscalls that find dependencies, plus what cwd tracking needs. `?` = may not exist on this arch. */
-export const PROBE_SYSCALLS = '%file,fchdir,clone,?clone3,?fork,?vfork';
+/**
+ * The syscalls each probe mode traces (strace `-e trace=` lists; `?` = may not exist on this arch).
+ * - minimal: every file a program opens (libraries it dlopens, the search-path probes of dlopen,
+ *   which are failed openat calls, data files), every program it executes, cwd changes and process
+ *   creation (children inherit the cwd; `-y` also prints it), and the calls that create outputs
+ *   (so files a run wrote are not taken for dependencies). These calls are rare next to stat.
+ * - full: all of strace's `%file` class (adds stat, access, readlink, statfs...) plus the same
+ *   process calls: also files that were only checked for, at several times the overhead on
+ *   programs that stat a lot.
+ */
+export const PROBE_SYSCALL_SETS: Record<ProbeSyscalls, string> = {
+  minimal: [
+    '?open',
+    'openat',
+    '?openat2',
+    '?creat',
+    'execve',
+    '?execveat',
+    'chdir',
+    'fchdir',
+    'clone',
+    '?clone3',
+    '?fork',
+    '?vfork',
+    '?mkdir',
+    '?mkdirat',
+    '?rename',
+    '?renameat',
+    '?renameat2',
+    '?link',
+    '?linkat',
+    '?symlink',
+    '?symlinkat',
+    '?truncate',
+  ].join(','),
+  full: '%file,fchdir,clone,?clone3,?fork,?vfork',
+};
+
+/** The default probe syscall set (`minimal`). */
+export const PROBE_SYSCALLS = PROBE_SYSCALL_SETS.minimal;
 
 const INSTALL_HINT = 'Install strace: `apt-get install strace` (Debian/Ubuntu) or `dnf install strace`.';
 const TAIL_BYTES = 64 * 1024;
@@ -85,19 +139,23 @@ export function buildStraceArgs(options: {
   argv: string[];
   seccompBpf: boolean;
   separateLogs?: boolean;
+  syscalls?: ProbeSyscalls;
 }): string[] {
   return [
     options.strace,
     options.separateLogs ? '-ff' : '-f',
     ...(options.seccompBpf ? ['--seccomp-bpf'] : []),
     '-qq',
-    '-y',
+    // -y (the path of every fd and of the cwd) costs strace a /proc readlink per fd printed: half the
+    // overhead of the minimal probe. The minimal set traces chdir, fchdir and process creation, so
+    // the parser follows the cwd and the fds from the opens itself (given the probe's cwd).
+    ...((options.syscalls ?? 'minimal') === 'full' ? ['-y'] : []),
     '-s',
     '4096',
     '-e',
     'signal=none',
     '-e',
-    `trace=${PROBE_SYSCALLS}`,
+    `trace=${PROBE_SYSCALL_SETS[options.syscalls ?? 'minimal']}`,
     '-o',
     options.logPath,
     '--',
@@ -169,6 +227,13 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   const versionRun = await run([strace, '-V'], { installHint: INSTALL_HINT, timeoutMs: 10_000 });
   const straceVersion = /version\s+(\S+)/.exec(versionRun.stdout)?.[1] ?? 'unknown';
   const seccompBpf = versionAtLeast(straceVersion, 5, 3);
+  const syscalls = options.syscalls ?? 'minimal';
+  if (syscalls !== 'minimal' && syscalls !== 'full') {
+    throw new UniproveError('E_USAGE', {
+      message: `unknown probe syscall set ${JSON.stringify(syscalls)}`,
+      hint: "Use 'minimal' (the default) or 'full'.",
+    });
+  }
   const logPath = options.logPath ?? join(await mkdtemp(join(tmpdir(), 'uniprove-probe-')), 'strace.log');
   const command = buildStraceArgs({
     strace,
@@ -176,6 +241,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     argv: options.argv,
     seccompBpf,
     separateLogs: options.separateLogs,
+    syscalls,
   });
   if (options.signal?.aborted) {
     throw new UniproveError('E_INTERRUPTED', { message: 'the probe was cancelled before it started' });
@@ -278,6 +344,8 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     logFiles,
     straceVersion,
     seccompBpf,
+    syscalls,
+    cwd: options.cwd ?? process.cwd(),
     command,
     stdoutTail: stdout.value,
     stderrTail: errTail,
