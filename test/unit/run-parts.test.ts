@@ -68,10 +68,9 @@ test('console proofs are the lines between the markers', () => {
 });
 
 test('trace lines are told apart from program output on a real trace console', async (t) => {
-  const text = await readFile(
-    `${FIXTURES}dlopen-missing.ops-trace-equivalent.tcg/console.log`,
-    'utf8',
-  ).catch(() => undefined);
+  const text = await readFile(`${FIXTURES}dlopen-missing.ops-trace-equivalent.tcg/console.log`, 'utf8').catch(
+    () => undefined,
+  );
   if (!text) return t.skip('fixtures not present');
   const lines = text.split('\n');
   assert.ok(lines.filter(isTraceLine).some((l) => /openat\(/.test(l)));

@@ -49,6 +49,10 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
   const stamps: HashCache = {};
   const modes = new Map<string, number>();
   let pool: HashPool | undefined;
+  const hashOnPool = (path: string) => {
+    pool ??= createHashPool();
+    return pool.hash(path);
+  };
   await mapLimit(files, 8, async (entry) => {
     signal?.throwIfAborted();
     const info = await stat(entry.source).catch((error: NodeJS.ErrnoException) => {
@@ -74,10 +78,7 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
       size: info.size,
       mtimeMs: info.mtimeMs,
       ino: info.ino,
-      sha256:
-        info.size >= WORKER_THRESHOLD
-          ? await (pool ??= createHashPool()).hash(entry.source)
-          : await sha256File(entry.source),
+      sha256: info.size >= WORKER_THRESHOLD ? await hashOnPool(entry.source) : await sha256File(entry.source),
     };
   }).finally(() => pool?.close());
   return { stamps, modes };
