@@ -70,13 +70,14 @@ export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: 
       stamps[entry.source] = old;
       return;
     }
+    if (info.size >= WORKER_THRESHOLD) pool ??= createHashPool();
     stamps[entry.source] = {
       size: info.size,
       mtimeMs: info.mtimeMs,
       ino: info.ino,
       sha256:
-        info.size >= WORKER_THRESHOLD
-          ? await (pool ??= createHashPool()).hash(entry.source)
+        pool && info.size >= WORKER_THRESHOLD
+          ? await pool.hash(entry.source)
           : await sha256File(entry.source),
     };
   }).finally(() => pool?.close());
