@@ -100,6 +100,22 @@ export type {
   GcpRunSpec,
 } from './core/gcp/plan.js';
 export { DISK_TYPES, planImage, planImageCommand, planRun, planVolumeDisk } from './core/gcp/plan.js';
+export type {
+  GcpBuiltImage,
+  GcpImageRecipeOptions,
+  GcpImageRecipeResult,
+  GcpRecipePlan,
+  GcpRecipeSource,
+  GcpRunRecipeOptions,
+  GcpRunRecipeResult,
+} from './core/gcp/recipe.js';
+export {
+  buildGcpRecipeImage,
+  fitCustomMachine,
+  gcpImageRecipe,
+  gcpRunRecipe,
+  resolveGcpRecipe,
+} from './core/gcp/recipe.js';
 export { SerialConsoleReader } from './core/gcp/serial.js';
 export type { PackImageOptions, PackImageResult } from './core/gcp/tarball.js';
 export { packImageTarball, sha256File } from './core/gcp/tarball.js';

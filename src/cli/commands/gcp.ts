@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { UniproveError } from '../../core/errors.js';
+import { ExitCode, UniproveError } from '../../core/errors.js';
 import {
   type GcpCommonOptions,
   type GcpDryRunResult,
@@ -21,9 +21,14 @@ import {
   resolveGcpTarget,
 } from '../../core/gcp/config.js';
 import { DISK_TYPES, type GcpDiskType } from '../../core/gcp/plan.js';
+import { type GcpRecipeSource, gcpImageRecipe, gcpRunRecipe, memoryMb } from '../../core/gcp/recipe.js';
+import { opsHomeDir } from '../../core/ops/build.js';
+import type { RunOutcome } from '../../core/run/record.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
-import { printJson, printLines } from '../render.js';
+import { printJson, printLines, printWarnings } from '../render.js';
+import { addRecipeOverrides, recipeLoadOptions } from './shared.js';
+import { cacheDirFrom } from './volume.js';
 
 interface CommonFlags {
   project?: string;
@@ -143,6 +148,60 @@ function positiveNumber(text: string | undefined, flag: string): number | undefi
   return n;
 }
 
+interface RecipeFlags {
+  binary?: string;
+  arg?: string[];
+  env?: string[];
+  memory?: string;
+  cpus?: number;
+  packageOut?: string;
+  nanosVersion?: string;
+}
+
+/** The recipe, the overrides and the tools that build its image, from the flags. */
+function recipeSource(ctx: CliContext, recipe: string, flags: RecipeFlags): GcpRecipeSource {
+  // --memory 32 means 32 GB here (as gcp run always took it); recipes want 32768M.
+  const memory = flags.memory ? `${memoryMb(flags.memory)}M` : undefined;
+  return {
+    ...recipeLoadOptions(ctx, { ...flags, ...(memory ? { memory } : {}) }),
+    recipe,
+    cacheDir: cacheDirFrom(ctx.env),
+    opsHome: opsHomeDir(ctx.env),
+    env: { ...ctx.env } as Record<string, string | undefined>,
+    ...(flags.packageOut ? { packageOut: flags.packageOut } : {}),
+    ...(flags.nanosVersion ? { nanosVersion: flags.nanosVersion } : {}),
+    ...(flags.arg ? { args: flags.arg } : {}),
+  };
+}
+
+/** Recipe flags make no sense with a raw disk: say so rather than ignore them. */
+function noRecipeFlags(flags: RecipeFlags, input: string): void {
+  const given = (
+    [
+      ['--binary', flags.binary],
+      ['--arg', flags.arg],
+      ['--env', flags.env],
+      ['--package-out', flags.packageOut],
+      ['--nanos-version', flags.nanosVersion],
+    ] as const
+  )
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k);
+  if (given.length > 0) {
+    throw new UniproveError('E_USAGE', {
+      message: `${given.join(', ')} change${given.length === 1 ? 's' : ''} a recipe, and ${input} is not one`,
+      hint: 'Give a recipe (or package folder) as the argument, or drop those flags.',
+    });
+  }
+}
+
+function exitFor(outcome: RunOutcome): number {
+  if (outcome === 'succeeded') return ExitCode.ok;
+  if (outcome === 'timeout') return ExitCode.timeout;
+  if (outcome === 'interrupted') return ExitCode.interrupted;
+  return ExitCode.failure;
+}
+
 /** Register `uniprove gcp`. */
 export function register(program: Command, ctx: CliContext): void {
   const gcp = program
@@ -156,6 +215,9 @@ GOOGLE_APPLICATION_CREDENTIALS), or an access token in CLOUDSDK_AUTH_ACCESS_TOKE
 creates carries the label uniprove=1: \`uniprove gcp ls\` lists it, \`uniprove gcp gc\` deletes it.
 Every command takes --dry-run (image, run: prints each API call with its body, needs no credentials).
 
+  $ uniprove gcp run demo --dry-run                                 the calls a recipe run makes
+  $ uniprove gcp run benchy --machine-type n2-standard-16 --spot     package, build, upload, prove
+  $ uniprove gcp image demo                                         import a recipe's image, reused
   $ uniprove gcp image --image-file disk.raw --name benchy          upload once, reused by digest
   $ uniprove gcp run --image-file disk.raw --machine-type n2-standard-8 --spot --dry-run
   $ uniprove gcp run --image uniprove-img-benchy-0123456789ab --cpus 8 --memory 32
@@ -163,49 +225,81 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
   $ uniprove gcp gc --older-than 1d                                 delete leftovers`,
     );
 
-  withCommon(
+  const image = withCommon(
     gcp
       .command('image')
-      .description(
-        "Import a raw disk as a Compute Engine image: pack it as disk.raw in a gzip'd tar (sparse-aware with GNU tar), upload it (resumable), images.insert, wait. An image with the same content digest is reused.",
+      .argument(
+        '[recipe]',
+        'a recipe (name, folder or recipe.json) or a package folder made by `uniprove package`',
       )
-      .requiredOption('--image-file <path>', 'the raw disk image (as ops builds it)')
-      .option('--name <name>', 'a name for the image (default: the file name)')
-      .option('--dry-run', 'print the API calls, make none'),
-  ).action(async (flags: CommonFlags & { imageFile: string; name?: string; dryRun?: boolean }) => {
-    const t = await target(ctx, flags);
-    const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) });
-    try {
-      const result = await gcpImage({
-        ...common(ctx, t, flags, progress.onProgress),
-        disk: { rawPath: resolve(ctx.cwd, flags.imageFile), name: flags.name },
-        bucket: flags.bucket,
-        dryRun: Boolean(flags.dryRun),
-      });
-      await progress.done();
-      if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
-      if (flags.json) return printJson(ctx.out, result);
-      printLines(ctx.out, [
-        `${result.reused ? 'reused' : 'created'} image ${result.image} in project ${result.project}`,
-        `  run it: uniprove gcp run --image ${result.image} --machine-type n2-standard-4`,
-      ]);
-    } finally {
-      await progress.done();
-    }
-  });
+      .description(
+        "Import a prover image into Compute Engine. From a recipe: package it, `ops build` it with the package's gcloud.json, then pack the raw disk as disk.raw in a gzip'd tar (sparse-aware with GNU tar), upload it (resumable), images.insert, wait. An image with the same digest is reused (a recipe image's digest is that of its build inputs: package lock, config, Nanos kernel and klibs).",
+      )
+      .option('--image-file <path>', 'instead of a recipe: a raw disk image (as ops builds it)')
+      .option('--name <name>', 'with --image-file: a name for the image (default: the file name)')
+      .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
+      .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')
+      .option('--dry-run', 'print the API calls, make none; builds nothing, needs no credentials'),
+  );
+  addRecipeOverrides(image).action(
+    async (
+      recipe: string | undefined,
+      flags: CommonFlags & RecipeFlags & { imageFile?: string; name?: string; dryRun?: boolean },
+    ) => {
+      if (Boolean(recipe) === Boolean(flags.imageFile)) {
+        throw new UniproveError('E_USAGE', {
+          message: 'give exactly one of a recipe and --image-file PATH',
+          hint: 'A recipe (e.g. `uniprove gcp image demo`) is packaged and built first; --image-file imports a raw disk as it is.',
+        });
+      }
+      if (flags.imageFile) noRecipeFlags(flags, '--image-file');
+      const t = await target(ctx, flags);
+      const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) || Boolean(flags.json) });
+      try {
+        const c = common(ctx, t, flags, progress.onProgress);
+        const result = recipe
+          ? await gcpImageRecipe({
+              ...recipeSource(ctx, recipe, flags),
+              ...c,
+              ...(flags.bucket ? { bucket: flags.bucket } : {}),
+              dryRun: Boolean(flags.dryRun),
+            })
+          : await gcpImage({
+              ...c,
+              disk: { rawPath: resolve(ctx.cwd, flags.imageFile!), name: flags.name },
+              bucket: flags.bucket,
+              dryRun: Boolean(flags.dryRun),
+            });
+        await progress.done();
+        if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
+        if (flags.json) return printJson(ctx.out, result);
+        printLines(ctx.out, [
+          `${result.reused ? 'reused' : 'created'} image ${result.image} in project ${result.project}`,
+          `  run it: uniprove gcp run --image ${result.image} --machine-type n2-standard-4`,
+        ]);
+      } finally {
+        await progress.done();
+      }
+    },
+  );
 
-  withCommon(
+  const runCmd = withCommon(
     gcp
       .command('run')
-      .description(
-        'Start an instance from an image (and an optional parameter volume attached at creation), stream its serial console, wait for the prover to end, then delete the instance and what it made unless --keep.',
+      .argument(
+        '[recipe]',
+        'a recipe (name, folder or recipe.json) or a package folder made by `uniprove package`',
       )
-      .option('--image <name>', 'an existing image (from `uniprove gcp image`)')
-      .option('--image-file <path>', 'a raw disk to import first (reused by digest)')
-      .option('--volume-file <path>', 'a raw parameter volume, made into a disk (reused by digest)')
-      .option('--machine-type <type>', 'a predefined machine type, e.g. n2-standard-8')
-      .option('--cpus <n>', 'vCPUs of a custom machine type (with --memory)')
-      .option('--memory <gb>', 'memory in GB of a custom machine type (with --cpus)')
+      .description(
+        "Run a prover on a Compute Engine instance. From a recipe: package it, build its image and its parameter volume, import both (reused by digest), start the instance with the volume attached, stream the serial console into runs/<id>/console.log, end at the proof's end marker (or when the instance stops: Nanos powers off at exit), keep the proof with its sha256 in runs/<id>/record.json and a line in runs/proving_report.csv, then delete the instance and what it made unless --keep. --image or --image-file run a raw disk instead.",
+      )
+      .option('--image <name>', 'instead of a recipe: an existing image (from `uniprove gcp image`)')
+      .option('--image-file <path>', 'instead of a recipe: a raw disk to import first (reused by digest)')
+      .option('--volume-file <path>', 'with --image/--image-file: a raw parameter volume, made into a disk')
+      .option(
+        '--machine-type <type>',
+        "a predefined machine type, e.g. n2-standard-8 (default: a custom type from --cpus and --memory, or the recipe's resources)",
+      )
       .option('--family <family>', 'machine family of a custom type', 'n2')
       .option('--spot', 'a Spot instance: much cheaper, may be preempted')
       .option(
@@ -215,7 +309,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
       .addOption(
         new Option('--disk-type <type>', 'volume disk type').choices([...DISK_TYPES]).default('pd-balanced'),
       )
-      .option('--disk-size <gb>', 'volume disk size in GB', '10')
+      .option('--disk-size <gb>', "volume disk size in GB (default: the volume's size, 10 at least)")
       .addOption(
         new Option('--boot-disk-type <type>', 'boot disk type')
           .choices([...DISK_TYPES])
@@ -225,37 +319,66 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
       .option('--label <key=value...>', 'extra labels on the instance')
       .option('--keep', 'keep the instance and the disks it made (print what was kept)')
       .option('--timeout <duration>', 'longest the prover may run, e.g. 90m, 6h', '6h')
-      .option('--console-file <path>', 'append the serial console here')
-      .option('--dry-run', 'print the API calls, make none (needs no credentials)'),
-  ).action(
+      .option('--console-file <path>', 'with --image/--image-file: append the serial console here')
+      .option('--runs-dir <dir>', 'with a recipe: where run folders and proving_report.csv go', 'runs')
+      .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
+      .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')
+      .option('--dry-run', 'print the API calls, make none: builds nothing, needs no credentials'),
+  );
+  addRecipeOverrides(runCmd).addHelpText(
+    'after',
+    `
+--cpus and --memory size the machine: without --machine-type, uniprove asks for a custom type
+(FAMILY-custom-CPUS-MB) with that many vCPUs and that much memory (4G, 512M; a bare number is GB),
+rounded up to what Compute Engine accepts (an even number of vCPUs, 0.5 GB per vCPU at least).
+With a recipe they default to its resources, and they also set the guest's CPUs and memory.
+--binary, --arg and --env change the recipe as they do for \`uniprove package\`.
+
+A recipe mounts at most one parameter volume here (one disk is attached). The prover's exit status
+does not reach uniprove from Compute Engine: a recipe whose proof is printed on the console succeeded
+when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeout.
+
+  $ uniprove gcp run demo --dry-run --json
+  $ uniprove gcp run demo --binary ./target/release/uniprove-demo-prover --cpus 4 --memory 8G --spot
+  $ uniprove gcp run benchy --machine-type n2-highmem-32 --disk-type pd-ssd`,
+  );
+  runCmd.action(
     async (
-      flags: CommonFlags & {
-        image?: string;
-        imageFile?: string;
-        volumeFile?: string;
-        machineType?: string;
-        cpus?: string;
-        memory?: string;
-        family: string;
-        spot?: boolean;
-        gpu?: string;
-        diskType: string;
-        diskSize: string;
-        bootDiskType: string;
-        network: string;
-        label?: string[];
-        keep?: boolean;
-        timeout: string;
-        consoleFile?: string;
-        dryRun?: boolean;
-      },
+      recipe: string | undefined,
+      flags: CommonFlags &
+        RecipeFlags & {
+          image?: string;
+          imageFile?: string;
+          volumeFile?: string;
+          machineType?: string;
+          family: string;
+          spot?: boolean;
+          gpu?: string;
+          diskType: string;
+          diskSize?: string;
+          bootDiskType: string;
+          network: string;
+          label?: string[];
+          keep?: boolean;
+          timeout: string;
+          consoleFile?: string;
+          runsDir: string;
+          dryRun?: boolean;
+        },
     ) => {
-      if (Boolean(flags.image) === Boolean(flags.imageFile)) {
+      if ([recipe, flags.image, flags.imageFile].filter(Boolean).length !== 1) {
         throw new UniproveError('E_USAGE', {
-          message: 'give exactly one of --image NAME and --image-file PATH',
-          hint: '--image runs an image already imported; --image-file imports a raw disk first.',
+          message: 'give exactly one of a recipe, --image NAME and --image-file PATH',
+          hint: 'A recipe (e.g. `uniprove gcp run demo`) is packaged and built first; --image runs an image already imported; --image-file imports a raw disk first.',
         });
       }
+      if (recipe && (flags.volumeFile || flags.consoleFile)) {
+        throw new UniproveError('E_USAGE', {
+          message: `${flags.volumeFile ? '--volume-file' : '--console-file'} goes with --image/--image-file, not with a recipe`,
+          hint: "A recipe's volume comes from its parameter set; its console is kept in runs/<id>/console.log.",
+        });
+      }
+      if (!recipe) noRecipeFlags(flags, flags.image ? '--image' : '--image-file');
       const t = await target(ctx, flags);
       const labels = Object.fromEntries(
         (flags.label ?? []).map((kv) => {
@@ -263,36 +386,87 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
           return i < 0 ? [kv, ''] : [kv.slice(0, i), kv.slice(i + 1)];
         }),
       );
-      const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) });
+      const machine = {
+        ...(flags.machineType ? { machineType: flags.machineType } : {}),
+        family: flags.family,
+        spot: Boolean(flags.spot),
+        gpu: parseGpu(flags.gpu),
+      };
+      const diskType = parseDiskType(flags.diskType, '--disk-type');
+      const diskSize = positiveNumber(flags.diskSize, '--disk-size');
+      const timeoutMs = parseDuration(flags.timeout);
+      const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) || Boolean(flags.json) });
       try {
+        const c = common(ctx, t, flags, progress.onProgress);
+        const shared = {
+          bootDisk: { type: parseDiskType(flags.bootDiskType, '--boot-disk-type') },
+          network: flags.network,
+          labels,
+          ...(flags.bucket ? { bucket: flags.bucket } : {}),
+          keep: Boolean(flags.keep),
+          timeoutMs,
+          dryRun: Boolean(flags.dryRun),
+        };
+        if (recipe) {
+          const result = await gcpRunRecipe({
+            ...recipeSource(ctx, recipe, flags),
+            ...c,
+            ...shared,
+            machine,
+            volumeDisk: { diskType, ...(diskSize ? { sizeGb: diskSize } : {}) },
+            runsDir: resolve(ctx.cwd, flags.runsDir),
+          });
+          await progress.done();
+          if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
+          const r = result.record;
+          if (flags.json) {
+            printJson(ctx.out, {
+              id: r.id,
+              dir: r.dir,
+              outcome: r.outcome,
+              exitCode: r.exitCode,
+              accel: r.accel ?? null,
+              proofs: r.proofs.map((p) => ({
+                path: join(r.dir, p.path),
+                sha256: p.sha256,
+                source: p.source,
+              })),
+              timings: r.timings,
+              gce: r.gce,
+              warnings: r.warnings,
+            });
+          } else {
+            printWarnings(ctx.out, r.warnings);
+            printLines(ctx.out, [
+              `${r.outcome === 'succeeded' ? 'ok: the proof came back' : `${r.outcome.toUpperCase()}: ${r.exitReason ?? ''}`} (run ${r.id} on ${r.gce?.instance}, ${r.gce?.machineType}, ${r.gce?.zone})`,
+              `  record: ${r.dir}`,
+              ...r.proofs.map((p) => `  proof ${join(r.dir, p.path)} sha256:${p.sha256}`),
+              ...(r.gce?.kept ?? []).map((k) => `  kept ${k.kind} ${k.name}`),
+            ]);
+          }
+          process.exitCode = exitFor(result.outcome);
+          return;
+        }
+        const memoryGb = flags.memory ? memoryMb(flags.memory) / 1024 : undefined;
         const result = await gcpRun({
-          ...common(ctx, t, flags, progress.onProgress),
+          ...c,
+          ...shared,
           image: flags.image ? { existing: flags.image } : { rawPath: resolve(ctx.cwd, flags.imageFile!) },
           ...(flags.volumeFile
             ? {
                 volume: {
                   rawPath: resolve(ctx.cwd, flags.volumeFile),
-                  diskType: parseDiskType(flags.diskType, '--disk-type'),
-                  sizeGb: positiveNumber(flags.diskSize, '--disk-size'),
+                  diskType,
+                  sizeGb: diskSize ?? 10,
                 },
               }
             : {}),
           machine: {
-            machineType: flags.machineType,
-            cpus: positiveNumber(flags.cpus, '--cpus'),
-            memoryGb: positiveNumber(flags.memory, '--memory'),
-            family: flags.family,
-            spot: Boolean(flags.spot),
-            gpu: parseGpu(flags.gpu),
+            ...machine,
+            ...(flags.cpus ? { cpus: flags.cpus } : {}),
+            ...(memoryGb ? { memoryGb } : {}),
           },
-          bootDisk: { type: parseDiskType(flags.bootDiskType, '--boot-disk-type') },
-          network: flags.network,
-          labels,
-          bucket: flags.bucket,
-          keep: Boolean(flags.keep),
-          timeoutMs: parseDuration(flags.timeout),
           consolePath: flags.consoleFile ? resolve(ctx.cwd, flags.consoleFile) : undefined,
-          dryRun: Boolean(flags.dryRun),
         });
         await progress.done();
         if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));

@@ -85,6 +85,10 @@ export interface GcpRawDisk {
   rawPath: string;
   /** Defaults to the file name without extension. */
   name?: string;
+  /** A digest already known (a recipe image's build key); without one the file is hashed. */
+  sha256?: string;
+  /** What a dry run shows instead of the digest (the file may not exist yet). */
+  dryRunDigest?: string;
 }
 
 async function sourceOf(disk: GcpRawDisk, dryRun: boolean, signal?: AbortSignal): Promise<GcpImageSource> {
@@ -92,7 +96,9 @@ async function sourceOf(disk: GcpRawDisk, dryRun: boolean, signal?: AbortSignal)
   return {
     name,
     rawPath: disk.rawPath,
-    sha256: dryRun ? `<sha256 of ${basename(disk.rawPath)}>` : await sha256File(disk.rawPath, signal),
+    sha256: dryRun
+      ? (disk.dryRunDigest ?? `<sha256 of ${basename(disk.rawPath)}>`)
+      : (disk.sha256 ?? (await sha256File(disk.rawPath, signal))),
   };
 }
 

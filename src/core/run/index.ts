@@ -104,7 +104,7 @@ export interface RunResult {
   dir: string;
   outcome: RunOutcome;
   exitCode: number | null;
-  accel: AccelDecision['accel'] | undefined;
+  accel: RunRecord['accel'];
   accelReason: string | undefined;
   proofs: RunProof[];
   timings: RunRecord['timings'];

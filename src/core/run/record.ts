@@ -60,12 +60,14 @@ export interface RunRecord {
   prover: string;
   package?: string;
   args: string[];
-  via: 'qemu' | 'ops';
+  /** qemu and ops: this host; gce: a Compute Engine instance (`uniprove gcp run`). */
+  via: 'qemu' | 'ops' | 'gce';
   outcome: RunOutcome | 'running';
   /** The prover's exit status; null when unknown. */
   exitCode: number | null;
   exitReason?: string;
-  accel?: Accel;
+  /** kvm or tcg locally; gce on Compute Engine. */
+  accel?: Accel | 'gce';
   accelReason?: string;
   nanosVersion?: string;
   startedAt: string;
@@ -80,6 +82,20 @@ export interface RunRecord {
   findings?: Finding[];
   warnings: RunWarning[];
   error?: { code: string; message: string; hint?: string };
+  /** Where a `gcp run` ran and what it made (no credentials). */
+  gce?: {
+    project: string;
+    zone: string;
+    instance: string;
+    image: string;
+    machineType: string;
+    volumeDisk?: string;
+    ended?: 'marker' | 'stopped';
+    consoleLostBytes?: number;
+    durationMs?: { setup: number; run: number; cleanup: number };
+    deleted?: { kind: string; name: string }[];
+    kept?: { kind: string; name: string }[];
+  };
 }
 
 /** A sortable run id: UTC timestamp to the millisecond plus 6 random hex digits. */
