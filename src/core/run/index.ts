@@ -424,20 +424,18 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
     await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
     record.files.config = 'ops-config.json';
     const imagesDir = join(options.opsHome, 'images');
-    await checkDiskSpace(
-      imagesDir,
-      (await packageBytes(target.packageDir)) * 1.1 + (options.diskReserveBytes ?? 64 * 2 ** 20),
-    );
+    await checkDiskSpace(imagesDir, pkgBytes * 1.1 + (options.diskReserveBytes ?? 64 * 2 ** 20));
     await writeRecord(record);
 
     const program = config.Program ?? '';
-    const accel = await detectAccel({
+    // The accelerator is decided while the image builds (it may ask QEMU its version): neither waits on the other.
+    const accelPending = detectAccel({
       choice: options.accel ?? 'auto',
       cacheDir: options.cacheDir,
       ...(options.qemu ? { qemu: options.qemu } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    let decision = accel;
+    accelPending.catch(() => {});
 
     if (via === 'ops') {
       await runViaOps({
@@ -447,7 +445,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
         program,
         target,
         imageName,
-        accel: decision,
+        accel: await accelPending,
         dir,
         started,
       });
@@ -472,6 +470,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       onProgress({ kind: 'step-done', step: 'ops build', detail: image.image });
       options.signal?.throwIfAborted();
 
+      let decision = await accelPending;
       if (
         decision.kvmUsable === undefined &&
         decision.kvmPresent &&
