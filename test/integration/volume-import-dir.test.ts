@@ -11,6 +11,9 @@ test('volume import of a folder (locally made parameters) gives a set that fetch
   await mkdir(join(params, 'keys'), { recursive: true });
   await writeFile(join(params, 'v28-local.params'), Buffer.alloc(3 << 20, 7));
   await writeFile(join(params, 'keys', 'v28-local.vk'), 'verifying key\n');
+  // Two files with the same bytes (paramcache writes identical .meta files): one cache entry, no race.
+  await writeFile(join(params, 'a.meta'), '{"sector_size":2048}');
+  await writeFile(join(params, 'b.meta'), '{"sector_size":2048}');
   const setFile = join(dir, 'local.json');
   const imported = await uniprove([
     'volume',
@@ -30,9 +33,11 @@ test('volume import of a folder (locally made parameters) gives a set that fetch
   assert.deepEqual(
     set.files.map((f: { name: string; path?: string; size: number }) => [f.name, f.path, f.size]),
     [
+      ['a.meta', undefined, 20],
+      ['b.meta', undefined, 20],
       ['v28-local.vk', 'keys/v28-local.vk', 14],
       ['v28-local.params', undefined, 3 << 20],
-    ].sort((a, b) => (String(a[1] ?? a[0]) < String(b[1] ?? b[0]) ? -1 : 1)),
+    ],
   );
 
   const cache = join(dir, 'cache');
@@ -41,7 +46,11 @@ test('volume import of a folder (locally made parameters) gives a set that fetch
   const r = parseJson<{ files: { name: string; path: string; verified: boolean; guestPath: string }[] }>(
     fetched,
   );
-  assert.equal(r.files.length, 2);
+  assert.equal(r.files.length, 4);
+  assert.equal(
+    r.files.find((f) => f.name === 'a.meta')?.path,
+    r.files.find((f) => f.name === 'b.meta')?.path,
+  );
   for (const f of r.files) {
     assert.equal(f.verified, true);
     assert.ok(f.path.startsWith(cache), f.path);

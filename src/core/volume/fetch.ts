@@ -186,6 +186,22 @@ export async function fetchParameterSet(
   const files: (FetchedFile | undefined)[] = new Array(set.files.length);
   const failed: FetchFailure[] = [];
 
+  // The cache is content-addressed: files with the same digest (identical .meta files, say) share one
+  // download, or two writers would race on one partial file.
+  const byDigest = new Map<string, Promise<FetchedFile>>();
+  const fetchShared = async (file: ResolvedParameterFile): Promise<FetchedFile> => {
+    const first = byDigest.get(file.digest);
+    if (!first) {
+      const pending = fetchOne(file);
+      byDigest.set(file.digest, pending);
+      return pending;
+    }
+    const { url: _url, ...got } = await first;
+    expected.set(file.name, got.size);
+    addBytes(file.name, got.size, false);
+    return { ...got, name: file.name, guestPath: file.guestPath, source: 'cache' };
+  };
+
   const fetchOne = async (file: ResolvedParameterFile): Promise<FetchedFile> => {
     const paths = cachePaths(options.cacheDir, file.digest);
     const algorithm = parseDigest(file.digest).algorithm as DigestAlgorithm;
@@ -282,7 +298,7 @@ export async function fetchParameterSet(
         continue;
       }
       try {
-        files[index] = await fetchOne(file);
+        files[index] = await fetchShared(file);
       } catch (error) {
         failed.push({
           name: file.name,
