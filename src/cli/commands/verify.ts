@@ -1,10 +1,7 @@
-/** `uniprove verify <package>`: run the packaged program from the package alone, natively. */
-
-import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ExitCode, UniproveError } from '../../core/errors.js';
-import { LOCK_FILE, packageRecipe } from '../../core/package/index.js';
+import { isPackageDir, packageRecipe } from '../../core/package/index.js';
 import { verifyPackage } from '../../core/package/verify.js';
 import type { OnProgress } from '../../core/progress.js';
 import type { CliContext } from '../context.js';
@@ -116,13 +113,7 @@ async function packageFor(
   onProgress: OnProgress,
 ): Promise<string> {
   const dir = resolve(ctx.cwd, ref);
-  if (
-    await stat(join(dir, LOCK_FILE)).then(
-      () => true,
-      () => false,
-    )
-  )
-    return dir;
+  if (await isPackageDir(dir)) return dir;
   const packaged = await packageRecipe({
     recipe: ref,
     ...recipeLoadOptions(ctx, opts),

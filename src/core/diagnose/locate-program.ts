@@ -5,7 +5,7 @@
  * where the library must go in the image, since packages keep host paths.
  */
 import { parseElf } from '../elf/parse.js';
-import { createResolveContext, resolveLibrary } from '../elf/resolve.js';
+import { libraryResolverFor } from '../elf/resolve.js';
 import type { Locate } from './locate.js';
 
 export interface ProgramLocateOptions {
@@ -24,17 +24,10 @@ export async function createProgramLocate(options: ProgramLocateOptions): Promis
     () => undefined,
   );
   if (!info) return options.fallback;
-  const ctx = createResolveContext({ binaries: [options.binary], root });
-  const requester = {
-    path: options.binary,
-    realPath: options.binary,
-    symlinks: [],
-    info,
-    names: new Set([options.binary]),
-  };
+  const resolveName = libraryResolverFor(options.binary, info, { root });
   return async (name, kind, context) => {
     if (kind === 'library' && !name.includes('/')) {
-      const found = await resolveLibrary(name, requester, ctx);
+      const found = await resolveName(name);
       if (found) {
         return { hostPath: root === '/' ? found.path : `${root}${found.path}`, guestPath: found.path };
       }

@@ -14,9 +14,8 @@ import {
   type ClosureFile,
   type ClosureReason,
   type ClosureResult,
-  createResolveContext,
+  libraryResolverFor,
   resolveClosure,
-  resolveLibrary,
 } from '../elf/resolve.js';
 import { isUniproveError } from '../errors.js';
 import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
@@ -244,15 +243,8 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
   for (const f of triggeredFamilies(closure.files.map((f) => f.path))) families.add(f);
   const familyOf = new Map<string, string>();
   const extras: { path: string; reason: ClosureReason; parent?: string }[] = [];
-  const ctx = createResolveContext({ ...resolveOptions, binaries: [options.binary] });
-  const requester = {
-    path: options.binary,
-    realPath: options.binary,
-    symlinks: [],
-    info,
-    names: new Set([options.binary]),
-  };
-  const resolveName = async (name: string) => (await resolveLibrary(name, requester, ctx))?.path;
+  const resolveFound = libraryResolverFor(options.binary, info, resolveOptions);
+  const resolveName = async (name: string) => (await resolveFound(name))?.path;
   for (const lib of options.libraries ?? []) {
     const path = lib.includes('/') ? lib : await resolveName(lib);
     if (path) extras.push({ path, reason: 'explicit', parent: options.binary });

@@ -678,3 +678,23 @@ class Collector {
 function warningKey(w: ClosureWarning): string {
   return `${w.code}\0${w.path ?? ''}\0${w.parent ?? ''}`;
 }
+
+/**
+ * Resolve library names as `binary` itself would (its RPATH/RUNPATH, $ORIGIN, the cache,
+ * the default folders): for dlopen-style lookups on behalf of a program.
+ */
+export function libraryResolverFor(
+  binary: string,
+  info: ElfInfo,
+  options: Omit<ResolveOptions, 'binaries'> = {},
+): (name: string) => Promise<FoundLibrary | undefined> {
+  const ctx = createResolveContext({ ...options, binaries: [binary] });
+  const requester: LoadedObject = {
+    path: binary,
+    realPath: binary,
+    symlinks: [],
+    info,
+    names: new Set([binary]),
+  };
+  return (name) => resolveLibrary(name, requester, ctx);
+}

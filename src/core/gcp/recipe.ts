@@ -16,6 +16,7 @@ import { sha256File } from '../fs.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
 import { findNanosRelease, OPS_INSTALL_HINT, opsBuild, removeImage } from '../ops/build.js';
+import { isPackageDir } from '../package/index.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
@@ -71,14 +72,6 @@ export interface GcpRecipePlan {
   resources: { cpus: number; memory: string };
 }
 
-async function isPackageDir(dir: string): Promise<boolean> {
-  const [config, lock] = await Promise.all([
-    stat(join(dir, 'gcloud.json')).catch(() => undefined),
-    stat(join(dir, 'uniprove.lock.json')).catch(() => undefined),
-  ]);
-  return Boolean(config?.isFile() && lock?.isFile());
-}
-
 async function readConfig(path: string): Promise<OpsConfig> {
   let value: unknown;
   try {
@@ -105,7 +98,7 @@ function tooManyVolumes(name: string, labels: string[]): UniproveError {
 export async function resolveGcpRecipe(source: GcpRecipeSource): Promise<GcpRecipePlan> {
   const cwd = source.cwd ?? process.cwd();
   const asDir = resolve(cwd, source.recipe);
-  if (await isPackageDir(asDir)) {
+  if (await isPackageDir(asDir, 'gcloud')) {
     const gcloud = await readConfig(join(asDir, 'gcloud.json'));
     const local = await readConfig(join(asDir, 'local.json')).catch(() => undefined);
     const lock = JSON.parse(await readFile(join(asDir, 'uniprove.lock.json'), 'utf8')) as {

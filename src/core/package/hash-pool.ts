@@ -16,15 +16,25 @@ export interface HashPool {
 // The worker's body, evaluated as CommonJS: no file to find, so it runs the same from dist/ and under tsx.
 const WORKER_SOURCE = `
 const { createHash } = require('node:crypto');
-const { createReadStream } = require('node:fs');
+const { openSync, readSync, closeSync } = require('node:fs');
 const { parentPort } = require('node:worker_threads');
-parentPort.on('message', async (job) => {
+// Synchronous reads into one reused buffer: a worker has nothing else to do while it hashes.
+const buffer = Buffer.allocUnsafe(8 << 20);
+parentPort.on('message', (job) => {
+  let fd;
   try {
+    fd = openSync(job.path, 'r');
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(job.path, { highWaterMark: 1 << 20 })) hash.update(chunk);
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) break;
+      hash.update(buffer.subarray(0, n));
+    }
     parentPort.postMessage({ id: job.id, sha256: hash.digest('hex') });
   } catch (error) {
-    parentPort.postMessage({ id: job.id, error: String(error && error.message || error) });
+    parentPort.postMessage({ id: job.id, error: String((error && error.message) || error) });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 });
 `;

@@ -32,6 +32,15 @@ export const LOCK_FILE = 'uniprove.lock.json';
 const STATE_DIR = '.uniprove';
 const STATE_FILE = 'state.json';
 
+/** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
+export async function isPackageDir(dir: string, target: 'local' | 'gcloud' = 'local'): Promise<boolean> {
+  const [config, lock] = await Promise.all([
+    stat(join(dir, `${target}.json`)).catch(() => undefined),
+    stat(join(dir, LOCK_FILE)).catch(() => undefined),
+  ]);
+  return Boolean(config?.isFile() && lock?.isFile());
+}
+
 /** Where a package keeps what it remembers between runs. */
 export function packageStatePath(dir: string): string {
   return join(dir, STATE_DIR, STATE_FILE);

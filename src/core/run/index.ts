@@ -24,7 +24,7 @@ import {
   stripAnsi,
 } from '../ops/build.js';
 import { opsVolumeList } from '../ops/volume.js';
-import { packageRecipe } from '../package/index.js';
+import { isPackageDir, packageRecipe } from '../package/index.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
@@ -121,14 +121,6 @@ export interface PreparedTarget {
   proof: Recipe['proof'];
   /** Mounted volumes: Ops volume name -> its .raw file and guest path. */
   volumes: { label: string; path: string; guestPath: string; readOnly: boolean }[];
-}
-
-async function isPackageDir(dir: string): Promise<boolean> {
-  const [config, lock] = await Promise.all([
-    stat(join(dir, 'local.json')).catch(() => undefined),
-    stat(join(dir, 'uniprove.lock.json')).catch(() => undefined),
-  ]);
-  return Boolean(config?.isFile() && lock?.isFile());
 }
 
 async function readJson(path: string): Promise<unknown> {
