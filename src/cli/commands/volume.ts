@@ -121,6 +121,16 @@ function addFetchFlags(command: Command): Command {
 }
 
 /** Register the `volume` command. */
+/** The set a fetch or build names, with the importer options its flags give. */
+function loadSetFor(ctx: CliContext, ref: string, flags: FetchFlags) {
+  return loadParameterSet(ref, {
+    setsDir: SETS_DIR,
+    cwd: ctx.cwd,
+    ...(flags.sectorSize === undefined ? {} : { sectorSize: flags.sectorSize }),
+    ...(flags.baseUrl ? { baseUrl: flags.baseUrl } : {}),
+  });
+}
+
 export function register(program: Command, ctx: CliContext): void {
   const volume = program
     .command('volume')
@@ -150,12 +160,7 @@ Examples:
   ).action(async (ref: string, flags: FetchFlags) => {
     const progress = createProgress(ctx.out);
     try {
-      const set = await loadParameterSet(ref, {
-        setsDir: SETS_DIR,
-        cwd: ctx.cwd,
-        ...(flags.sectorSize === undefined ? {} : { sectorSize: flags.sectorSize }),
-        ...(flags.baseUrl ? { baseUrl: flags.baseUrl } : {}),
-      });
+      const set = await loadSetFor(ctx, ref, flags);
       const result = await fetchParameterSet(set, fetchOptionsFrom(ctx, flags, progress));
       await progress.done();
       if (flags.json) {
@@ -195,12 +200,7 @@ Examples:
     .action(async (ref: string, flags: FetchFlags & { size?: string; name?: string; rebuild?: boolean }) => {
       const progress = createProgress(ctx.out);
       try {
-        const set = await loadParameterSet(ref, {
-          setsDir: SETS_DIR,
-          cwd: ctx.cwd,
-          ...(flags.sectorSize === undefined ? {} : { sectorSize: flags.sectorSize }),
-          ...(flags.baseUrl ? { baseUrl: flags.baseUrl } : {}),
-        });
+        const set = await loadSetFor(ctx, ref, flags);
         const result = await buildVolume(set, {
           ...fetchOptionsFrom(ctx, flags, progress),
           ...(flags.size ? { size: flags.size } : {}),

@@ -43,6 +43,41 @@ function bracketedNumber(
   return undefined;
 }
 
+/** Nanos writes a failed call's result as `-ENOENT`: the errno name, or undefined for a success. */
+function nanosErrno(result: string): string | undefined {
+  if (result.charCodeAt(0) !== 45 /* - */ || result.charCodeAt(1) !== 69 /* E */) return undefined;
+  const space = result.indexOf(' ');
+  return result.slice(1, space === -1 ? undefined : space);
+}
+
+/**
+ * Emit one completed call as a syscall event: calls that name a path, and failed calls of any kind.
+ * `errnoOf` reads the failure from the result, whose shape differs between Nanos and strace.
+ */
+export function emitSyscall(
+  emit: EmitEvent,
+  pid: number,
+  text: string,
+  at: LogLine,
+  errnoOf: (result: string) => string | undefined,
+): void {
+  const parts = splitCall(text);
+  if (!parts) return;
+  const isPath = PATH_SYSCALLS.has(parts.name);
+  const errno = errnoOf(parts.result);
+  if (!isPath && !errno) return;
+  emit({
+    type: 'syscall',
+    at,
+    pid,
+    name: parts.name,
+    path: isPath ? firstQuoted(parts.args) : undefined,
+    result: parts.result,
+    errno,
+    args: parts.args,
+  });
+}
+
 /** Split a completed call into its parts; undefined when it does not look like one. */
 export function splitCall(call: string): { name: string; args: string; result: string } | undefined {
   const paren = call.indexOf('(');
@@ -60,24 +95,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   let inMissing = false;
   let inSummary = false;
 
-  function call(pid: number, text: string, at: LogLine): void {
-    const parts = splitCall(text);
-    if (!parts) return;
-    const isPath = PATH_SYSCALLS.has(parts.name);
-    const failed = parts.result.charCodeAt(0) === 45 /* - */ && parts.result.charCodeAt(1) === 69; /* E */
-    if (!isPath && !failed) return;
-    const space = parts.result.indexOf(' ');
-    emit({
-      type: 'syscall',
-      at,
-      pid,
-      name: parts.name,
-      path: isPath ? firstQuoted(parts.args) : undefined,
-      result: parts.result,
-      errno: failed ? parts.result.slice(1, space === -1 ? undefined : space) : undefined,
-      args: parts.args,
-    });
-  }
+  const call = (pid: number, text: string, at: LogLine) => emitSyscall(emit, pid, text, at, nanosErrno);
 
   function syscallLine(pid: number, rest: string, text: string, lineNo: number): void {
     if (rest.startsWith('<... ')) {

@@ -7,8 +7,13 @@
  * Meant to be swapped for the shared strace parser in src/core/trace/ once it
  * lands: it produces the same events as the Nanos reader.
  */
-import { type EmitEvent, firstQuoted, type LogLine, type LogReader, PATH_SYSCALLS } from './events.js';
-import { splitCall } from './nanos-log.js';
+import { type EmitEvent, type LogLine, type LogReader, PATH_SYSCALLS } from './events.js';
+import { emitSyscall } from './nanos-log.js';
+
+/** strace writes a failed call's result as `-1 ENOENT (No such file or directory)`. */
+function straceErrno(result: string): string | undefined {
+  return /^-1 (E[A-Z0-9]+)/.exec(result)?.[1];
+}
 
 const PREFIX = /^(?:\[pid\s+(\d+)\] |(\d+)\s+)?(?:(?:\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) )?/;
 const EXITED = /^\+\+\+ (?:exited with (\d+)|killed by (SIG[A-Z0-9]+)(?: \(core dumped\))?) \+\+\+$/;
@@ -17,24 +22,7 @@ const EXITED = /^\+\+\+ (?:exited with (\d+)|killed by (SIG[A-Z0-9]+)(?: \(core 
 export function createStraceReader(log: string, emit: EmitEvent): LogReader {
   const pending = new Map<number, { head: string; at: LogLine }>();
 
-  function call(pid: number, text: string, at: LogLine): void {
-    const parts = splitCall(text);
-    if (!parts) return;
-    const isPath = PATH_SYSCALLS.has(parts.name);
-    // strace: "= -1 ENOENT (No such file or directory)"
-    const m = /^-1 (E[A-Z0-9]+)/.exec(parts.result);
-    if (!isPath && !m) return;
-    emit({
-      type: 'syscall',
-      at,
-      pid,
-      name: parts.name,
-      path: isPath ? firstQuoted(parts.args) : undefined,
-      result: parts.result,
-      errno: m?.[1],
-      args: parts.args,
-    });
-  }
+  const call = (pid: number, text: string, at: LogLine) => emitSyscall(emit, pid, text, at, straceErrno);
 
   return {
     format: 'strace',

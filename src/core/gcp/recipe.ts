@@ -11,11 +11,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
-import { which } from '../exec.js';
 import { sha256File } from '../fs.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
-import { findNanosRelease, OPS_INSTALL_HINT, opsBuild, removeImage } from '../ops/build.js';
+import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
 import { isPackageDir } from '../package/index.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
@@ -247,15 +246,7 @@ export async function buildGcpRecipeImage(
   options: { configDir: string; signal?: AbortSignal; onProgress?: GcpCommonOptions['onProgress'] },
 ): Promise<GcpBuiltImage> {
   const onProgress = options.onProgress ?? noProgress;
-  const opsPath = await which(source.ops ?? 'ops', source.env?.PATH);
-  if (!opsPath) {
-    throw new UniproveError('E_TOOL_MISSING', {
-      message: `ops is not installed or not on PATH (looked for ${source.ops ?? 'ops'})`,
-      hint: OPS_INSTALL_HINT,
-      details: { tool: 'ops' },
-    });
-  }
-  const release = await findNanosRelease(source.opsHome, source.nanosVersion);
+  const { release } = await requireOpsAndNanos(source);
   const prepared = await prepareTarget({
     ...loadOptionsOf(source),
     target: source.recipe,

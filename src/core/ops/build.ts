@@ -6,7 +6,7 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { run } from '../exec.js';
+import { run, which } from '../exec.js';
 import type { OpsOptions } from './volume.js';
 
 export const OPS_INSTALL_HINT =
@@ -75,6 +75,24 @@ export async function findNanosRelease(opsHome: string, version?: string): Promi
 }
 
 /** What `ops version` reports. */
+/** Ops on PATH and the Nanos release it will use, checked before anything is built. */
+export async function requireOpsAndNanos(options: {
+  ops?: string | undefined;
+  env?: { PATH?: string | undefined } | undefined;
+  opsHome: string;
+  nanosVersion?: string | undefined;
+}): Promise<{ opsPath: string; release: NanosRelease }> {
+  const opsPath = await which(options.ops ?? 'ops', options.env?.PATH);
+  if (!opsPath) {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: `ops is not installed or not on PATH (looked for ${options.ops ?? 'ops'})`,
+      hint: OPS_INSTALL_HINT,
+      details: { tool: 'ops' },
+    });
+  }
+  return { opsPath, release: await findNanosRelease(options.opsHome, options.nanosVersion) };
+}
+
 export interface OpsVersion {
   ops: string;
   nanos: string | undefined;

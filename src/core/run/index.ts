@@ -16,11 +16,11 @@ import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
 import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
 import {
-  findNanosRelease,
   OPS_INSTALL_HINT,
   opsBuild,
   opsCopyOut,
   removeImage,
+  requireOpsAndNanos,
   stripAnsi,
 } from '../ops/build.js';
 import { opsVolumeList } from '../ops/volume.js';
@@ -371,15 +371,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
   try {
     await writeRecord(record);
     // Tools first: nothing is built when the host cannot run it.
-    const opsPath = await which(options.ops ?? 'ops', options.env?.PATH);
-    if (!opsPath) {
-      throw new UniproveError('E_TOOL_MISSING', {
-        message: `ops is not installed or not on PATH (looked for ${options.ops ?? 'ops'})`,
-        hint: OPS_INSTALL_HINT,
-        details: { tool: 'ops' },
-      });
-    }
-    const release = await findNanosRelease(options.opsHome, options.nanosVersion);
+    const { release } = await requireOpsAndNanos(options);
     record.nanosVersion = release.version;
     if (via === 'qemu' && !(await which(options.qemu ?? 'qemu-system-x86_64', options.env?.PATH))) {
       throw new UniproveError('E_TOOL_MISSING', {
