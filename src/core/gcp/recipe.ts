@@ -20,7 +20,7 @@ import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { extractConsoleBlocks, prepareTarget, resolveRunConfig } from '../run/index.js';
-import { appendReport, type RunOutcome, type RunRecord, writeRecord } from '../run/record.js';
+import { finishRecord, type RunOutcome, type RunRecord, writeRecord } from '../run/record.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { createGcpClients, type GcpClients } from './clients.js';
@@ -539,13 +539,8 @@ async function runWith(
       message: `the proof is a file (${plan.proof.path}); gcp run brings back console proofs only, so it stays on the instance's disk (use a console proof, or --keep and copy it off)`,
     });
   }
-  const finish = async (outcome: RunOutcome) => {
-    record.outcome = outcome;
-    record.endedAt = new Date().toISOString();
-    record.timings.totalMs = Math.round(performance.now() - started);
-    await writeRecord(record);
-    if (!options.noReport) await appendReport(runsDir, record).catch(() => {});
-  };
+  const finish = (outcome: RunOutcome) =>
+    finishRecord(record, outcome, { runsDir, startedAt: started, noReport: options.noReport });
   let built: GcpBuiltImage | undefined;
   let firstLineAt: number | undefined;
   try {

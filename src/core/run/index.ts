@@ -32,7 +32,7 @@ import type { Recipe } from '../recipe/schema.js';
 import { ensureVolume } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import {
-  appendReport,
+  finishRecord,
   newRunId,
   RECORD_FILE,
   type RunOutcome,
@@ -361,13 +361,8 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
   const imageName = `uniprove-${id}`;
   let built = false;
   let machine: QemuMachine | undefined;
-  const finish = async (outcome: RunOutcome) => {
-    record.outcome = outcome;
-    record.endedAt = new Date().toISOString();
-    record.timings.totalMs = Math.round(performance.now() - started);
-    await writeRecord(record);
-    if (!options.noReport) await appendReport(runsDir, record).catch(() => {});
-  };
+  const finish = (outcome: RunOutcome) =>
+    finishRecord(record, outcome, { runsDir, startedAt: started, noReport: options.noReport });
   try {
     await writeRecord(record);
     // Tools first: nothing is built when the host cannot run it.

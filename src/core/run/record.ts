@@ -173,3 +173,16 @@ export async function appendReport(runsRoot: string, record: RunRecord): Promise
   await appendFile(path, `${reportLine(record)}\n`);
   return path;
 }
+
+/** Close a run's record: outcome, end time and total, written atomically, and its line in proving_report.csv. */
+export async function finishRecord(
+  record: RunRecord,
+  outcome: RunOutcome,
+  options: { runsDir: string; startedAt: number; noReport?: boolean | undefined },
+): Promise<void> {
+  record.outcome = outcome;
+  record.endedAt = new Date().toISOString();
+  record.timings.totalMs = Math.round(performance.now() - options.startedAt);
+  await writeRecord(record);
+  if (!options.noReport) await appendReport(options.runsDir, record).catch(() => {});
+}
