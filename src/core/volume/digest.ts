@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { UniproveError } from '../errors.js';
 import type { HashThreads } from './hash-thread.js';
 
@@ -55,12 +56,22 @@ export interface Hasher {
   digest(): string | Promise<string>;
   /** Forget the hash without a digest (a restarted download). */
   discard?(): void;
+  /**
+   * Present on hashers that read their file themselves (hashing threads): feed them the
+   * range [position, position + length) once it is on disk, instead of calling update.
+   */
+  written?(position: number, length: number): void;
 }
 
-/** Start hashing with the given algorithm, on a worker thread of `threads` when given. */
-export function createHasher(algorithm: DigestAlgorithm, threads?: HashThreads): Hasher {
+/**
+ * Start hashing with the given algorithm; with `threads` and the `path` of the file being
+ * written, on a worker thread that reads the written bytes back (see Hasher.written).
+ */
+export function createHasher(algorithm: DigestAlgorithm, threads?: HashThreads, path?: string): Hasher {
   const info = DIGEST_ALGORITHMS[algorithm];
-  if (threads) return threads.create(info.node, (hex) => `${algorithm}:${hex.slice(0, info.hexLength)}`);
+  if (threads && path !== undefined) {
+    return threads.create(info.node, (hex) => `${algorithm}:${hex.slice(0, info.hexLength)}`, path);
+  }
   const hash: Hash = createHash(info.node);
   return {
     update: (chunk) => {
@@ -77,6 +88,12 @@ export async function hashFileInto(
   options: { end?: number; signal?: AbortSignal; onBytes?: (n: number) => void } = {},
 ): Promise<number> {
   if (options.end === 0) return 0;
+  if (hasher.written) {
+    const end = options.end ?? (await stat(path)).size;
+    hasher.written(0, end);
+    options.onBytes?.(end);
+    return end;
+  }
   const stream = createReadStream(path, {
     highWaterMark: 1024 * 1024,
     ...(options.end === undefined ? {} : { end: options.end - 1 }),

@@ -114,7 +114,7 @@ async function readMeta(path: string): Promise<PartialMeta | undefined> {
   }
 }
 
-const WRITE_BATCH = 1024 * 1024;
+const WRITE_BATCH = 4 * 1024 * 1024;
 
 /** Mutable state of one download across attempts. */
 interface State {
@@ -125,7 +125,7 @@ interface State {
 }
 
 /**
- * Append chunks to the partial file, hashing them first. Writes are batched
+ * Append chunks to the partial file, hashing them (as they arrive, or as they are written when the hasher reads its file). Writes are batched
  * (one writev in flight at a time); on error every chunk received is still
  * written, so the file and the hash always cover the same bytes.
  */
@@ -145,7 +145,8 @@ async function appendBody(
     const bytes = pendingBytes;
     pending = [];
     pendingBytes = 0;
-    let position = state.offset;
+    const start = state.offset;
+    let position = start;
     // writev may write less than asked; loop until every byte is on disk.
     let remaining = buffers;
     while (remaining.length > 0) {
@@ -164,6 +165,7 @@ async function appendBody(
       remaining = rest;
     }
     state.offset += bytes;
+    state.hasher.written?.(start, bytes);
     onBytes(bytes, true);
   };
   let failure: unknown;
@@ -175,7 +177,7 @@ async function appendBody(
           hint: 'The server or a proxy is misbehaving; try another --base-url.',
         });
       }
-      state.hasher.update(chunk);
+      if (!state.hasher.written) state.hasher.update(chunk);
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= WRITE_BATCH) {
@@ -211,7 +213,7 @@ async function restart(state: State, options: DownloadFileOptions): Promise<void
   await truncate(options.partialPath, 0);
   state.offset = 0;
   state.hasher.discard?.();
-  state.hasher = createHasher(options.algorithm, options.hashThreads);
+  state.hasher = createHasher(options.algorithm, options.hashThreads, options.partialPath);
 }
 
 type Outcome = 'complete' | 'again';
@@ -364,7 +366,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   }
   const file = await open(partialPath, onDisk > 0 ? 'r+' : 'w');
   const state: State = {
-    hasher: createHasher(options.algorithm, options.hashThreads),
+    hasher: createHasher(options.algorithm, options.hashThreads, options.partialPath),
     offset: 0,
     meta: meta ?? { url: options.url, resumable: false },
   };
