@@ -51,7 +51,10 @@ parentPort.on('message', (m) => {
 /** A small pool of hashing threads; a file's hash stays on one thread so its ranges hash in order. */
 export class HashThreads {
   private readonly workers: Worker[] = [];
-  private readonly waiting = new Map<number, { resolve: (hex: string) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (hex: string) => void; reject: (e: Error) => void }
+  >();
   private nextId = 0;
 
   constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism()))) {}
