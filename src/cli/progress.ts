@@ -7,7 +7,6 @@
  * one-task list. Elsewhere (CI, pipes) one plain line per step, and at most
  * one update a second.
  */
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ProgressEvent } from '../core/progress.js';
 import type { Output } from './render.js';
 
@@ -52,8 +51,13 @@ function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
 }
 
 function listrProgress(stream: NodeJS.WriteStream): ProgressRenderer {
-  // Everything listr2 draws goes to stderr.
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
+  // listr2 loads with the first step drawn, not with every command (start-up sits in front of each run).
+  // Everything it draws goes to stderr.
+  const listr2 = import('listr2').then((m) => ({
+    Listr: m.Listr,
+    logger: new m.ListrLogger({ processOutput: new m.ProcessOutput(stream, stream) }),
+  }));
+  listr2.catch(() => {});
   let live: LiveStep | undefined;
   let chain: Promise<void> = Promise.resolve();
   const start = (step: string, title: string) => {
@@ -63,29 +67,32 @@ function listrProgress(stream: NodeJS.WriteStream): ProgressRenderer {
     const running = new Promise<void>((resolve) => {
       finish = resolve;
     });
-    const list = new Listr(
-      [
-        {
-          title,
-          task: async (_ctx, task) => {
-            setTitle = (t) => {
-              task.title = t;
-            };
-            setOutput = (t) => {
-              task.output = t;
-            };
-            await running;
+    const makeList = ({ Listr, logger }: Awaited<typeof listr2>) =>
+      new Listr(
+        [
+          {
+            title,
+            task: async (_ctx, task) => {
+              setTitle = (t) => {
+                task.title = t;
+              };
+              setOutput = (t) => {
+                task.output = t;
+              };
+              await running;
+            },
           },
-        },
-      ],
-      { rendererOptions: { logger }, exitOnError: false },
-    );
+        ],
+        { rendererOptions: { logger }, exitOnError: false },
+      );
     // Steps render one after another, never two lists at once.
     const rendered = chain.then(() =>
-      list.run().then(
-        () => undefined,
-        () => undefined,
-      ),
+      listr2
+        .then((m) => makeList(m).run())
+        .then(
+          () => undefined,
+          () => undefined,
+        ),
     );
     chain = rendered;
     live = {

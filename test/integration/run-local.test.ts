@@ -29,6 +29,7 @@ interface RunJson {
   accel: string;
   proofs: { path: string; sha256: string; source: string }[];
   timings: Record<string, number>;
+  imageCache: string | null;
 }
 
 /** QEMU processes whose command line mentions `needle`. */
@@ -155,10 +156,33 @@ test('a failing prover is reported as failed with its exit status', {
   const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
   assert.equal(record.qemu.exitCode, 7, 'QEMU exits (3 << 1) | 1');
 
-  // The same package, arguments replaced: exit 0 is success.
+  assert.equal(record.imageCache.state, 'stored');
+
+  // The same package, arguments replaced: exit 0 is success (another config, so another image).
   const ok = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir });
   assert.equal(ok.exitCode, 0, ok.stdout + ok.stderr);
   assert.equal(parseJson<RunJson>(ok).exitCode, 0);
+  assert.equal(parseJson<RunJson>(ok).imageCache, 'stored');
+
+  // Once more with the same inputs: a copy of the cached image boots, with the same result.
+  const again = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir });
+  assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+  assert.equal(parseJson<RunJson>(again).imageCache, 'hit');
+  assert.match(await readFile(join(parseJson<RunJson>(again).dir, 'console.log'), 'utf8'), /exiting with 0/);
+
+  // A prover changed and packaged again is never served from the old image.
+  await compileC(recipe, 'exitwith', EXIT_WITH.replace('exiting with %d', 'version two, exiting with %d'), [
+    '-static',
+  ]);
+  const changed = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--arg', '0', '--json'], {
+    cwd: dir,
+  });
+  assert.equal(changed.exitCode, 0, changed.stdout + changed.stderr);
+  assert.equal(parseJson<RunJson>(changed).imageCache, 'stored');
+  assert.match(
+    await readFile(join(parseJson<RunJson>(changed).dir, 'console.log'), 'utf8'),
+    /version two, exiting with 0/,
+  );
 
   // Many at once: each its own VM and record, non-zero when any failed.
   await writeFile(join(dir, 'inputs.txt'), '0\n["5"]\n# a comment\n0\n');

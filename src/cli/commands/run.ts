@@ -43,6 +43,7 @@ function runJson(r: RunResult) {
     accelReason: r.accelReason ?? null,
     proofs: r.proofs.map((p) => ({ path: join(r.dir, p.path), sha256: p.sha256, source: p.source })),
     timings: r.timings,
+    imageCache: r.record.imageCache?.state ?? null,
     warnings: r.warnings,
     ...(r.record.findings?.length ? { findings: r.record.findings } : {}),
   };
@@ -87,6 +88,10 @@ export function register(program: Command, ctx: CliContext): void {
       "the image's root file system size (Ops BaseVolumeSz), e.g. 512m; default the package plus 64 MiB",
     )
     .option('--keep-image', 'keep the image in ~/.ops/images after the run')
+    .option(
+      '--no-image-cache',
+      'always run `ops build`, even when an image of the same package, config, Ops and Nanos is cached',
+    )
     .addOption(
       new Option('--via <runner>', 'qemu (default), or ops: plain `ops run` for parity')
         .choices(['qemu', 'ops'])
@@ -108,6 +113,10 @@ QEMU is started with -no-reboot (no reboot loops, even with RebootOnExit) and is
 debug_exit, so uniprove's exit status follows the prover's: 0 it succeeded, 1 it failed (its status is in the record),
 6 it hit --timeout and was killed, 130 Ctrl-C; 2 bad input (a volume that does not exist), 3 a missing tool (ops,
 a Nanos release, QEMU) or too little disk. No QEMU process outlives the run.
+
+The image \`ops build\` makes is kept in the cache (the last 4, under $UNIPROVE_CACHE/images), keyed by the
+package files, the run's config, the ops program and the Nanos release: a run of the same inputs boots a copy of
+it instead of building again. --no-image-cache builds anyway.
 
 KVM is used only when it works here: a probe boot decides once per host and the verdict is cached (TCG otherwise).
 
@@ -139,6 +148,7 @@ Examples:
       ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
       ...(opts.copyOut.length ? { copyOut: opts.copyOut } : {}),
       ...(opts.keepImage ? { keepImage: true } : {}),
+      ...(opts.imageCache === false ? { imageCache: false } : {}),
       ...(opts.imageSize ? { imageSize: opts.imageSize } : {}),
       ...(opts.packageOut ? { packageOut: opts.packageOut } : {}),
       signal: ctx.signal,
@@ -209,7 +219,7 @@ Examples:
       printLines(ctx.out, [
         head,
         `  record: ${result.dir}`,
-        `  timings: image build ${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
+        `  timings: image ${result.record.imageCache?.state === 'hit' ? '(cached) ' : 'build '}${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
         ...result.proofs.map((p) => `  proof ${join(result.dir, p.path)} sha256:${p.sha256}`),
         ...(result.record.findings ?? []).flatMap((f) => [
           `  finding: ${f.message}`,

@@ -16,6 +16,7 @@ import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
 import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
 import {
+  type NanosRelease,
   OPS_INSTALL_HINT,
   opsBuild,
   opsCopyOut,
@@ -23,6 +24,7 @@ import {
   requireOpsAndNanos,
   stripAnsi,
 } from '../ops/build.js';
+import { copyImage, ImageCache, imageCacheKey, uncacheableReason } from '../ops/image-cache.js';
 import { opsVolumeList } from '../ops/volume.js';
 import { isPackageDir, packageRecipe } from '../package/index.js';
 import type { OnProgress } from '../progress.js';
@@ -83,6 +85,8 @@ export interface RunProverOptions extends LoadRecipeOptions {
   copyOut?: string[];
   /** Keep the image in ~/.ops/images after the run. */
   keepImage?: boolean;
+  /** false: always `ops build`, even when an image of the same inputs is cached. */
+  imageCache?: boolean;
   /** Parameter sets folder (default uniprove's volumes/). */
   setsDir?: string;
   /** Do not add the run to proving_report.csv. */
@@ -366,7 +370,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
   try {
     await writeRecord(record);
     // Tools first: nothing is built when the host cannot run it.
-    const { release } = await requireOpsAndNanos(options);
+    const { opsPath, release } = await requireOpsAndNanos(options);
     record.nanosVersion = release.version;
     if (via === 'qemu' && !(await which(options.qemu ?? 'qemu-system-x86_64', options.env?.PATH))) {
       throw new UniproveError('E_TOOL_MISSING', {
@@ -430,23 +434,23 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       });
       built = true;
     } else {
-      onProgress({ kind: 'step-start', step: 'ops build', detail: `${program} (Nanos ${release.version})` });
-      const image = await opsBuild(
-        {
-          cwd: target.packageDir,
-          program,
-          config: configPath,
-          imageName,
-          ...(options.nanosVersion ? { nanosVersion: options.nanosVersion } : {}),
-        },
+      const image = await buildImage({
+        options,
+        record,
+        opsPath,
+        release,
+        target,
+        config,
+        configPath,
+        program,
+        imageName,
         opsOpts,
-      );
+      });
       built = true;
       record.image = image.image;
       record.timings.imageBuildMs = Math.round(image.durationMs);
       await writeFile(join(dir, 'manifest.txt'), `${image.manifest}\n`);
       record.files.manifest = 'manifest.txt';
-      onProgress({ kind: 'step-done', step: 'ops build', detail: image.image });
       options.signal?.throwIfAborted();
 
       let decision = await accelPending;
@@ -575,6 +579,75 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
   } finally {
     if (built && !options.keepImage) await removeImage(options.opsHome, imageName).catch(() => {});
   }
+}
+
+/**
+ * The run's image under <opsHome>/images/<imageName>: a copy of the cached one
+ * when `ops build` already made it from the same inputs, else `ops build`
+ * (and a copy kept for next time, taken before anything boots it).
+ */
+async function buildImage(a: {
+  options: RunProverOptions;
+  record: RunRecord;
+  opsPath: string;
+  release: NanosRelease;
+  target: PreparedTarget;
+  config: OpsConfig;
+  configPath: string;
+  program: string;
+  imageName: string;
+  opsOpts: { ops?: string; env?: Record<string, string | undefined>; signal?: AbortSignal };
+}): Promise<{ image: string; manifest: string; durationMs: number }> {
+  const { options, record, release, program } = a;
+  const onProgress = options.onProgress ?? noProgress;
+  const t0 = performance.now();
+  const notCacheable = options.imageCache === false ? 'off (--no-image-cache)' : uncacheableReason(a.config);
+  const cache = notCacheable ? undefined : new ImageCache(join(options.cacheDir, 'images'));
+  const key = cache
+    ? await imageCacheKey({
+        opsPath: a.opsPath,
+        release,
+        packageDir: a.target.packageDir,
+        config: a.config,
+        volumes: a.target.volumes,
+      })
+    : undefined;
+  const hit = cache && key ? await cache.get(key) : undefined;
+  if (hit) {
+    const image = join(options.opsHome, 'images', a.imageName);
+    await mkdir(join(options.opsHome, 'images'), { recursive: true });
+    onProgress({
+      kind: 'step-start',
+      step: 'image',
+      detail: 'a copy of the one ops build made from the same inputs',
+    });
+    await copyImage(hit.image, image, options.signal);
+    record.imageCache = { state: 'hit', key: key as string };
+    onProgress({ kind: 'step-done', step: 'image', detail: image });
+    return { image, manifest: hit.manifest, durationMs: performance.now() - t0 };
+  }
+  onProgress({ kind: 'step-start', step: 'ops build', detail: `${program} (Nanos ${release.version})` });
+  const built = await opsBuild(
+    {
+      cwd: a.target.packageDir,
+      program,
+      config: a.configPath,
+      imageName: a.imageName,
+      ...(options.nanosVersion ? { nanosVersion: options.nanosVersion } : {}),
+    },
+    a.opsOpts,
+  );
+  onProgress({ kind: 'step-done', step: 'ops build', detail: built.image });
+  if (cache && key) {
+    try {
+      await cache.put(key, built, options.signal);
+      record.imageCache = { state: 'stored', key };
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      record.imageCache = { state: 'off', reason: `could not keep a copy: ${String(error)}` };
+    }
+  } else record.imageCache = { state: 'off', reason: notCacheable ?? 'off' };
+  return { image: built.image, manifest: built.manifest, durationMs: performance.now() - t0 };
 }
 
 function applyStatus(record: RunRecord, status: MachineStatus, bootStartMs: number): void {

@@ -28,7 +28,7 @@ export type RunOutcome =
   | 'interrupted';
 
 export interface RunTimings {
-  /** ops build. */
+  /** ops build, or copying the cached image. */
   imageBuildMs?: number;
   /** QEMU's start to the first console line. */
   bootMs?: number;
@@ -75,6 +75,8 @@ export interface RunRecord {
   timings: RunTimings;
   timeoutSeconds?: number;
   image?: string;
+  /** hit: a copy of an image `ops build` made earlier from the same inputs; stored: built, and kept for next time. */
+  imageCache?: { state: 'hit' | 'stored'; key: string } | { state: 'off'; reason: string };
   qemu?: { argv: string[]; exitCode?: number; signal?: string; stderrTail?: string };
   volumes: { label: string; path: string; guestPath: string; readOnly: boolean }[];
   proofs: RunProof[];

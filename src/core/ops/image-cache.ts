@@ -1,0 +1,161 @@
+/**
+ * Images `ops build` made, kept for the next run of the same inputs. A run
+ * needs a fresh image (the guest writes to it), but building one means an Ops
+ * start and a file-system write that are the same every time for the same
+ * package, config, Ops and Nanos release. The key covers all of them: the
+ * package tree by stat stamps (path, type, mode, size, mtime, inode, link
+ * target), the run's Ops config, the ops program, the kernel, boot loader and
+ * klibs, and the volumes mounted (their UUIDs end up in the manifest). A hit
+ * costs one sparse (or reflink) copy instead of `ops build`.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { run } from '../exec.js';
+import { writeJsonAtomic } from '../fs.js';
+import type { OpsConfig } from '../manifest/ops-config.js';
+import type { NanosRelease } from './build.js';
+
+/** Images kept at most; the least recently used go first. */
+export const IMAGE_CACHE_ENTRIES = 4;
+
+export interface ImageKeyInput {
+  /** The ops program that builds (its file is part of the key). */
+  opsPath: string;
+  release: NanosRelease;
+  packageDir: string;
+  /** The run's Ops config, as written for `ops build`. */
+  config: OpsConfig;
+  /** Volumes the config mounts (their files name their UUIDs). */
+  volumes: { label: string; path: string }[];
+}
+
+/**
+ * Why an image cannot be cached, or undefined when it can: a config that
+ * reads host files outside the package could change under an unchanged key.
+ */
+export function uncacheableReason(config: OpsConfig): string | undefined {
+  const outside = (p: string) => isAbsolute(p) || p.split('/').includes('..');
+  const paths = [
+    ...(config.Files ?? []),
+    ...(config.Dirs ?? []),
+    ...Object.keys(config.MapDirs ?? {}),
+    ...(config.Program ? [config.Program] : []),
+  ];
+  const bad = paths.find(outside);
+  return bad === undefined ? undefined : `the config reads ${bad}, outside the package`;
+}
+
+async function stamp(path: string): Promise<string> {
+  const s = await stat(path, { bigint: true }).catch(() => undefined);
+  return s ? `${s.size}:${s.mtimeNs}:${s.ino}:${s.mode}` : 'absent';
+}
+
+/** The package tree's stat stamps, sorted by path. */
+async function treeStamps(root: string, rel = '', out: string[] = []): Promise<string[]> {
+  const entries = (await readdir(join(root, rel), { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  for (const e of entries) {
+    const path = rel ? `${rel}/${e.name}` : e.name;
+    const s = await lstat(join(root, path), { bigint: true });
+    if (e.isSymbolicLink()) out.push(`l ${path} -> ${await readlink(join(root, path))}`);
+    else if (e.isDirectory()) {
+      out.push(`d ${path} ${s.mode}`);
+      await treeStamps(root, path, out);
+    } else out.push(`f ${path} ${s.mode} ${s.size} ${s.mtimeNs} ${s.ino}`);
+  }
+  return out;
+}
+
+/** The cache key of the image `ops build` would make from these inputs. */
+export async function imageCacheKey(input: ImageKeyInput): Promise<string> {
+  const hash = createHash('sha256');
+  const klibs = (input.config.Klibs ?? []).map((k) => join(input.release.dir, 'klibs', k));
+  const parts = [
+    'uniprove-image-cache/1',
+    `ops ${input.opsPath} ${await stamp(input.opsPath)}`,
+    `nanos ${input.release.version} ${await stamp(input.release.kernel)} ${await stamp(input.release.boot)}`,
+    ...(await Promise.all(klibs.map(async (k) => `klib ${k} ${await stamp(k)}`))),
+    `config ${JSON.stringify(input.config)}`,
+    ...input.volumes.map((v) => `volume ${v.label} ${v.path}`),
+    ...(await treeStamps(input.packageDir)),
+  ];
+  for (const p of parts) hash.update(`${p}\n`);
+  return hash.digest('hex');
+}
+
+export interface CachedImage {
+  image: string;
+  manifest: string;
+}
+
+/** Copy a (sparse) image: a reflink where the file system can, else a copy that keeps the holes. */
+export async function copyImage(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  await run(['cp', '--reflink=auto', '--sparse=always', '--', from, to], {
+    timeoutMs: 10 * 60_000,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+export class ImageCache {
+  constructor(readonly dir: string) {}
+
+  private paths(key: string) {
+    return { image: join(this.dir, `${key}.img`), meta: join(this.dir, `${key}.json`) };
+  }
+
+  /** The cached image for `key`, marked as just used; undefined on a miss. */
+  async get(key: string): Promise<CachedImage | undefined> {
+    const p = this.paths(key);
+    const meta = (await readFile(p.meta, 'utf8')
+      .then((t) => JSON.parse(t) as { manifest?: string })
+      .catch(() => undefined)) as { manifest?: string } | undefined;
+    if (!meta || !(await stat(p.image).catch(() => undefined))?.isFile()) return undefined;
+    const now = new Date();
+    await utimes(p.meta, now, now).catch(() => {});
+    return { image: p.image, manifest: meta.manifest ?? '' };
+  }
+
+  /** Keep a copy of a freshly built image (before anything boots it), then drop the oldest entries. */
+  async put(key: string, built: CachedImage, signal?: AbortSignal): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const p = this.paths(key);
+    const tmp = `${p.image}.${process.pid}.${Date.now()}.partial`;
+    try {
+      await copyImage(built.image, tmp, signal);
+      await rename(tmp, p.image);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    }
+    await writeJsonAtomic(p.meta, { manifest: built.manifest, createdAt: new Date().toISOString() });
+    await this.prune();
+  }
+
+  /** Remove all but the IMAGE_CACHE_ENTRIES most recently used images, and stray partial copies. */
+  async prune(keep = IMAGE_CACHE_ENTRIES): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const metas = await Promise.all(
+      names
+        .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
+        .map(async (n) => ({ key: n.slice(0, 64), used: (await stat(join(this.dir, n))).mtimeMs })),
+    );
+    metas.sort((a, b) => b.used - a.used);
+    for (const old of metas.slice(keep)) {
+      const p = this.paths(old.key);
+      await rm(p.meta, { force: true });
+      await rm(p.image, { force: true });
+    }
+    const live = new Set(metas.slice(0, keep).map((m) => m.key));
+    for (const n of names) {
+      const key = n.slice(0, 64);
+      // An image without its meta (a copy cut short by a crash) is never served: remove it.
+      if (n.endsWith('.img') && !live.has(key)) await rm(join(this.dir, n), { force: true });
+      if (n.endsWith('.partial')) {
+        const age = Date.now() - ((await stat(join(this.dir, n)).catch(() => undefined))?.mtimeMs ?? 0);
+        if (age > 60 * 60_000) await rm(join(this.dir, n), { force: true });
+      }
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The image cache: a key that moves with every input `ops build` reads and stays put otherwise,
+ * images kept sparse, the least recently used dropped first.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, open, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { OpsConfig } from '../../src/core/manifest/ops-config.js';
+import type { NanosRelease } from '../../src/core/ops/build.js';
+import { ImageCache, imageCacheKey, uncacheableReason } from '../../src/core/ops/image-cache.js';
+import { tempDir } from '../helpers/tmp.js';
+
+async function fixture() {
+  const dir = await tempDir();
+  const pkg = join(dir, 'pkg');
+  await mkdir(join(pkg, 'lib'), { recursive: true });
+  await writeFile(join(pkg, 'prover'), 'ELF v1');
+  await writeFile(join(pkg, 'lib', 'libfoo.so.1.2'), 'lib');
+  await symlink('libfoo.so.1.2', join(pkg, 'lib', 'libfoo.so.1'));
+  const rel = join(dir, 'ops', '0.1.55');
+  await mkdir(join(rel, 'klibs'), { recursive: true });
+  await writeFile(join(rel, 'kernel.img'), 'kernel');
+  await writeFile(join(rel, 'boot.img'), 'boot');
+  await writeFile(join(rel, 'klibs', 'strace'), 'klib');
+  await writeFile(join(dir, 'ops-bin'), 'ops');
+  const release: NanosRelease = {
+    version: '0.1.55',
+    dir: rel,
+    kernel: join(rel, 'kernel.img'),
+    boot: join(rel, 'boot.img'),
+  };
+  const config: OpsConfig = { Program: 'prover', Dirs: ['lib'], Args: ['1'] };
+  const input = { opsPath: join(dir, 'ops-bin'), release, packageDir: pkg, config, volumes: [] };
+  return { dir, pkg, release, config, input };
+}
+
+test('the key stays put when nothing changed, and moves with each input ops build reads', async () => {
+  const f = await fixture();
+  const key = await imageCacheKey(f.input);
+  assert.match(key, /^[0-9a-f]{64}$/);
+  assert.equal(await imageCacheKey(f.input), key, 'same inputs, same key');
+
+  const changed: [string, () => Promise<unknown>][] = [
+    ['the prover rewritten', () => writeFile(join(f.pkg, 'prover'), 'ELF v2')],
+    ['a library relinked', () => writeFile(join(f.pkg, 'lib', 'extra.so'), 'x')],
+    ['the kernel replaced', () => utimes(f.release.kernel, new Date(1e12), new Date(1e12))],
+    ['ops replaced', () => writeFile(f.input.opsPath, 'ops 2')],
+  ];
+  let last = key;
+  for (const [what, change] of changed) {
+    await change();
+    const next = await imageCacheKey(f.input);
+    assert.notEqual(next, last, what);
+    last = next;
+  }
+  const args = await imageCacheKey({ ...f.input, config: { ...f.config, Args: ['2'] } });
+  assert.notEqual(args, last, 'other arguments');
+  const klib = await imageCacheKey({ ...f.input, config: { ...f.config, Klibs: ['strace'] } });
+  assert.notEqual(klib, last, 'a klib added');
+  const vol = await imageCacheKey({
+    ...f.input,
+    volumes: [{ label: 'params', path: '/root/.ops/volumes/params:1111.raw' }],
+  });
+  const vol2 = await imageCacheKey({
+    ...f.input,
+    volumes: [{ label: 'params', path: '/root/.ops/volumes/params:2222.raw' }],
+  });
+  assert.notEqual(vol, vol2, 'a volume rebuilt under the same name has another UUID');
+});
+
+test('configs that read host files outside the package are not cached', () => {
+  assert.equal(uncacheableReason({ Program: 'prover', Dirs: ['lib'], Files: ['etc/hosts'] }), undefined);
+  assert.match(uncacheableReason({ Program: 'prover', Files: ['/etc/hosts'] }) ?? '', /\/etc\/hosts/);
+  assert.match(uncacheableReason({ Program: 'prover', Dirs: ['../lib'] }) ?? '', /outside the package/);
+  assert.match(uncacheableReason({ Program: 'prover', MapDirs: { '/host/x': '/x' } }) ?? '', /\/host\/x/);
+});
+
+test('a cached image comes back byte for byte, still sparse; the least recently used go first', async () => {
+  const dir = await tempDir();
+  const built = join(dir, 'built.img');
+  // 64 MiB with a few bytes at each end, as an Ops image is mostly holes.
+  const fh = await open(built, 'w');
+  await fh.write('BOOT', 0);
+  await fh.write('TAIL', 64 * 2 ** 20 - 4);
+  await fh.close();
+  const cache = new ImageCache(join(dir, 'cache'));
+  const keys = ['a', 'b', 'c', 'd', 'e'].map((c) => c.repeat(64));
+  assert.equal(await cache.get(keys[0] as string), undefined, 'a miss before anything is stored');
+  await cache.put(keys[0] as string, { image: built, manifest: '(manifest)' });
+  const hit = await cache.get(keys[0] as string);
+  assert.ok(hit);
+  assert.equal(hit.manifest, '(manifest)');
+  assert.deepEqual(await readFile(hit.image), await readFile(built));
+  const s = await stat(hit.image);
+  assert.equal(s.size, 64 * 2 ** 20);
+  assert.ok(s.blocks * 512 < 4 * 2 ** 20, `the copy keeps the holes (${s.blocks * 512} bytes allocated)`);
+
+  for (const [i, key] of keys.slice(1).entries()) {
+    // mtimes a second apart, so "least recently used" does not depend on the clock's resolution.
+    await cache.put(key, { image: built, manifest: '' });
+    await utimes(join(dir, 'cache', `${key}.json`), new Date(2e12 + i * 1000), new Date(2e12 + i * 1000));
+  }
+  assert.equal(await cache.get(keys[0] as string), undefined, 'the oldest of 5 is gone');
+  for (const key of keys.slice(1)) assert.ok(await cache.get(key), 'the 4 newest stay');
+});
