@@ -10,7 +10,8 @@
  *   objects, plus the stat storm of the import system, like a prover loading its libraries.
  * - find /usr/lib (extreme): opens every directory and stats every entry.
  * - a CPU-heavy command: the floor, where tracing should cost nothing.
- * Each is run with the default syscall set (minimal) and with --trace-stats (full).
+ * Each is run with the default syscall set (minimal), with --probe-cpu 0 (strace and the program on
+ * one CPU), and with --trace-stats (full).
  */
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -60,8 +61,8 @@ async function timeNative(argv: string[]): Promise<number> {
   return performance.now() - t;
 }
 
-async function timeProbe(argv: string[], syscalls: ProbeSyscalls): Promise<number> {
-  const probe = await runProbe({ argv, allowFailure: true, syscalls });
+async function timeProbe(argv: string[], syscalls: ProbeSyscalls, cpu?: number): Promise<number> {
+  const probe = await runProbe({ argv, allowFailure: true, syscalls, ...(cpu === undefined ? {} : { cpu }) });
   await rm(dirname(probe.logPath), { recursive: true, force: true });
   return probe.durationMs;
 }
@@ -69,15 +70,17 @@ async function timeProbe(argv: string[], syscalls: ProbeSyscalls): Promise<numbe
 const rows: Record<string, unknown>[] = [];
 for (const c of cases) {
   let native = Number.POSITIVE_INFINITY;
-  const best: Record<ProbeSyscalls, number> = {
+  const best: Record<ProbeSyscalls | 'oneCpu', number> = {
     minimal: Number.POSITIVE_INFINITY,
     full: Number.POSITIVE_INFINITY,
+    oneCpu: Number.POSITIVE_INFINITY,
   };
   await timeNative(c.argv); // warm the page cache
   for (let i = 0; i < runs; i++) {
     native = Math.min(native, await timeNative(c.argv));
     best.minimal = Math.min(best.minimal, await timeProbe(c.argv, 'minimal'));
     best.full = Math.min(best.full, await timeProbe(c.argv, 'full'));
+    best.oneCpu = Math.min(best.oneCpu, await timeProbe(c.argv, 'minimal', 0));
   }
   const ratio = best.minimal / native;
   const row = {
@@ -85,6 +88,8 @@ for (const c of cases) {
     nativeMs: +native.toFixed(0),
     probeMs: +best.minimal.toFixed(0),
     ratio: +ratio.toFixed(2),
+    probeCpu0Ms: +best.oneCpu.toFixed(0),
+    probeCpu0Ratio: +(best.oneCpu / native).toFixed(2),
     traceStatsMs: +best.full.toFixed(0),
     traceStatsRatio: +(best.full / native).toFixed(2),
     target: `<= ${TARGET}: ${ratio <= TARGET ? 'met' : 'NOT met'}${c.primary ? ' (primary)' : ''}`,

@@ -218,3 +218,35 @@ test('the default probe traces opens but not stats; syscalls: full adds files on
   assert.ok(fromFull.has(join(dir, 'checked.txt')), 'syscalls: full sees the stat');
   await assert.rejects(runProbe({ argv: [bin, dir], syscalls: 'most' as never }), { code: 'E_USAGE' });
 });
+
+test('--probe-cpu runs strace and the program (and its children) on that one CPU, and sees the same files', {
+  skip: skip ?? needTool('taskset', 'apt-get install util-linux'),
+}, async () => {
+  const { dir, work, bin } = await walkerFixture();
+  const free = await runProbe({ argv: [bin, work], cwd: dir, logPath: join(dir, 'free.log') });
+  const pinned = await runProbe({ argv: [bin, work], cwd: dir, logPath: join(dir, 'pinned.log'), cpu: 0 });
+  assert.equal(pinned.exitCode, 0);
+  assert.equal(pinned.command[0]?.endsWith('taskset'), true, pinned.command.join(' '));
+  const paths = async (log: string) =>
+    (await parseStraceLog(log, { cwd: dir })).opened.map((o) => o.path).sort();
+  assert.deepEqual(await paths(pinned.logPath), await paths(free.logPath));
+
+  // What the program itself sees: one allowed CPU, in a child process too.
+  const out = join(dir, 'affinity.txt');
+  await runProbe({
+    argv: ['sh', '-c', `grep Cpus_allowed_list /proc/self/status > ${out}`],
+    cwd: dir,
+    cpu: 0,
+  });
+  assert.match(await readFile(out, 'utf8'), /Cpus_allowed_list:\s*0\s*$/);
+
+  // A CPU this process may not use is a usage error naming the CPUs it may, before anything runs.
+  await assert.rejects(
+    runProbe({ argv: [bin, work], cwd: dir, cpu: 4095 }),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'E_USAGE');
+      assert.match(error.message, /CPU 4095 is not one this process may run on \(allowed: /);
+      return true;
+    },
+  );
+});

@@ -7,7 +7,7 @@ import type { FamilyName } from '../../core/package/families.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { positiveInt } from './shared.js';
+import { nonNegativeInt, positiveInt } from './shared.js';
 
 const ORDER: Reason[] = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'];
 const TITLES: Record<Reason, string> = {
@@ -66,6 +66,11 @@ export function register(program: Command, ctx: CliContext): void {
       'also trace stat/access/readlink: lists files the program only checked for (slower: every stat stops the program)',
     )
     .option(
+      '--probe-cpu <n>',
+      'run the probe on this one CPU (taskset): far less strace overhead where waking another CPU is slow (nested VMs); multi-threaded programs get one CPU',
+      nonNegativeInt('--probe-cpu'),
+    )
+    .option(
       '--family <name>',
       'add a library family: nss, gconv, opencl, openssl, cuda, ld-cache (repeat)',
       (v: string, p: string[] = []) => [...p, v],
@@ -79,7 +84,9 @@ Reasons: interp (the loader), elf-needed (DT_NEEDED, what ldd shows), dlopen (op
 gconv, OpenSSL providers...), runtime-file (data the program read), explicit (asked for), config-family.
 The probe runs the program under strace -f --seccomp-bpf, tracing only opens, execs, cwd changes and process
 creation (what names a dependency), so most programs run within ~20% of their normal time; --trace-stats also
-traces the stat family, which can make stat-heavy programs several times slower. Give it arguments that make it end.
+traces the stat family, which can make stat-heavy programs several times slower. Each traced call wakes strace on
+another CPU and back: in a VM where that is slow (nested virtualisation), --probe-cpu 0 keeps both on one CPU and
+cuts the overhead several times, at the cost of one CPU for a multi-threaded program. Give it arguments that make it end.
 Exit status: 0 ok, 1 the probe failed (without --allow-failure), 2 bad input, 3 strace missing, 6 probe timeout.
 
 Examples:
@@ -99,6 +106,7 @@ Examples:
         timeoutMs: opts.timeout * 1000,
         allowFailure: Boolean(opts.allowFailure),
         ...(opts.traceStats ? { syscalls: 'full' as const } : {}),
+        ...(opts.probeCpu !== undefined ? { probeCpu: opts.probeCpu as number } : {}),
         ...(opts.fromLog ? { fromLogs: opts.fromLog.map((f: string) => resolve(ctx.cwd, f)) } : {}),
         ...(opts.family ? { families: opts.family as FamilyName[] } : {}),
         signal: ctx.signal,

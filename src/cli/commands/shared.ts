@@ -30,6 +30,17 @@ export function positiveInt(flag: string) {
   };
 }
 
+/** A commander parser for integers >= 0 (a CPU number) that names the flag in its error. */
+export function nonNegativeInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) {
+      throw new UniproveError('E_USAGE', { message: `${flag} must be a whole number >= 0, got "${value}"` });
+    }
+    return n;
+  };
+}
+
 /** Recipe-loading options from the environment and the override flags. */
 export function recipeLoadOptions(
   ctx: CliContext,

@@ -50,6 +50,8 @@ export interface DiscoverOptions {
    * least overhead); `full` also traces stat/access/readlink (files only checked for), slower.
    */
   syscalls?: ProbeSyscalls;
+  /** Run the probe (strace and the program) on this one CPU: see ProbeOptions.cpu. */
+  probeCpu?: number;
   /** Analyse these strace logs (`-f` or `-ff` files) instead of running a probe. */
   fromLogs?: string[];
   /** Extra libraries: names resolved as DT_NEEDED would be, or paths. */
@@ -169,6 +171,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
         ...(options.allowFailure ? { allowFailure: true } : {}),
         ...(options.syscalls ? { syscalls: options.syscalls } : {}),
+        ...(options.probeCpu !== undefined ? { cpu: options.probeCpu } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       probe = {

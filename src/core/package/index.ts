@@ -201,6 +201,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       probe: !recipe.probe.skip,
       timeoutMs: recipe.probe.timeoutSeconds * 1000,
       allowFailure: recipe.probe.allowFailure,
+      ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
       libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
       families: recipe.families,
       ...(signal ? { signal } : {}),

@@ -42,6 +42,11 @@ export const ProbeSpec = z.strictObject({
   skip: z.boolean().default(false),
   /** Keep what was found even when the probe exits non-zero. */
   allowFailure: z.boolean().default(false),
+  /**
+   * Run the probe on this one CPU (taskset): several times less strace overhead where waking
+   * another CPU is slow (nested VMs), but a multi-threaded prover gets one CPU.
+   */
+  cpu: z.number().int().min(0).max(4095).optional(),
 });
 
 export const VolumeMount = z.strictObject({

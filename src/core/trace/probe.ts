@@ -41,6 +41,13 @@ export interface ProbeOptions {
    * stat/access/readlink family: files only checked for, never opened, then show too.
    */
   syscalls?: ProbeSyscalls;
+  /**
+   * Run strace and the program on this one CPU (with taskset). Every traced call wakes strace and
+   * then the program again; where waking another CPU is slow (nested virtualisation: measured here
+   * ~110 µs a traced call across CPUs, ~20 µs on one) this cuts the probe's overhead several times,
+   * but a multi-threaded program then has one CPU for all its threads.
+   */
+  cpu?: number;
   onProgress?: OnProgress;
 }
 
@@ -212,6 +219,27 @@ async function killTree(stracePid: number): Promise<void> {
   }
 }
 
+/** The CPUs this process may run on (Cpus_allowed_list), or undefined where /proc does not say. */
+async function allowedCpus(): Promise<Set<number> | undefined> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const list = /\nCpus_allowed_list:\s*(\S+)/.exec(status)?.[1];
+  if (!list) return undefined;
+  const cpus = new Set<number>();
+  for (const part of list.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (a === undefined || Number.isNaN(a)) continue;
+    for (let c = a; c <= (b ?? a); c++) cpus.add(c);
+  }
+  return cpus;
+}
+
+function formatCpus(cpus: Set<number>): string {
+  const sorted = [...cpus].sort((x, y) => x - y);
+  return sorted.length > 8
+    ? `${sorted[0]}-${sorted[sorted.length - 1]} (${sorted.length} CPUs)`
+    : sorted.join(', ');
+}
+
 /** Run `options.argv` under strace, writing a log for parseStraceLog. */
 export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   if (options.argv.length === 0 || !options.argv[0]) {
@@ -234,8 +262,32 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
       hint: "Use 'minimal' (the default) or 'full'.",
     });
   }
+  let pin: string[] = [];
+  if (options.cpu !== undefined) {
+    if (!Number.isInteger(options.cpu) || options.cpu < 0) {
+      throw new UniproveError('E_USAGE', {
+        message: `probe CPU ${JSON.stringify(options.cpu)} is not a CPU number`,
+        hint: 'Give a CPU number this process may use, e.g. 0 (see `taskset -cp $$`).',
+      });
+    }
+    const allowed = await allowedCpus();
+    if (allowed && !allowed.has(options.cpu)) {
+      throw new UniproveError('E_USAGE', {
+        message: `CPU ${options.cpu} is not one this process may run on (allowed: ${formatCpus(allowed)})`,
+        hint: `Pick one of ${formatCpus(allowed)}.`,
+      });
+    }
+    const taskset = await which('taskset', options.env?.PATH);
+    if (!taskset) {
+      throw new UniproveError('E_TOOL_MISSING', {
+        message: 'taskset is not installed or not on PATH; it is needed to run the probe on one CPU',
+        hint: 'Install util-linux (apt-get install util-linux), or probe without a CPU.',
+      });
+    }
+    pin = [taskset, '-c', String(options.cpu)];
+  }
   const logPath = options.logPath ?? join(await mkdtemp(join(tmpdir(), 'uniprove-probe-')), 'strace.log');
-  const command = buildStraceArgs({
+  const straceCommand = buildStraceArgs({
     strace,
     logPath,
     argv: options.argv,
@@ -243,6 +295,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     separateLogs: options.separateLogs,
     syscalls,
   });
+  const command = [...pin, ...straceCommand];
   if (options.signal?.aborted) {
     throw new UniproveError('E_INTERRUPTED', { message: 'the probe was cancelled before it started' });
   }
