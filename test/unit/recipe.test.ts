@@ -31,6 +31,26 @@ test('provers/recipe.schema.json is generated from the schema (npm run schemas)'
   assert.deepEqual(committed, JSON.parse(JSON.stringify(recipeJsonSchema())));
 });
 
+test('every recipe field an editor completes has a description to show', () => {
+  const missing: string[] = [];
+  const walk = (node: Record<string, unknown>, path: string) => {
+    const props = node.properties as Record<string, Record<string, unknown>> | undefined;
+    for (const [key, child] of Object.entries(props ?? {})) {
+      if (!child.description) missing.push(`${path}${key}`);
+      walk(child, `${path}${key}.`);
+      for (const option of (child.oneOf ?? child.anyOf ?? []) as Record<string, unknown>[])
+        walk(option, `${path}${key}.`);
+      if (child.items) walk(child.items as Record<string, unknown>, `${path}${key}[].`);
+    }
+  };
+  walk(recipeJsonSchema() as Record<string, unknown>, '');
+  // The discriminator of the proof union names itself.
+  assert.deepEqual(
+    missing.filter((m) => !m.endsWith('.kind')),
+    [],
+  );
+});
+
 test('recipe errors name the field by its dot-path', () => {
   assert.throws(
     () =>

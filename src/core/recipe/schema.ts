@@ -24,104 +24,154 @@ const EnvName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be a valid environment variable name' });
 
+// Every field carries its description (.describe): provers/recipe.schema.json shows it in editors.
+
 export const FileEntry = z.strictObject({
-  /** Where the file is on the host (relative: to the recipe folder). */
-  host: HostPath,
-  /** Where it goes in the image; default: its host path (absolute host paths) or /<basename>. */
-  guest: GuestPath.optional(),
-  /** Why it is there, shown by `uniprove why`. */
-  reason: z.string().optional(),
+  host: HostPath.describe('Where the file is on the host; a relative path is relative to the recipe folder.'),
+  guest: GuestPath.optional().describe(
+    'Where it goes in the image. Default: its host path (for an absolute host path), else /<basename>.',
+  ),
+  reason: z.string().optional().describe('Why it is there; `uniprove why` shows it.'),
 });
 
-export const ProbeSpec = z.strictObject({
-  /** Arguments for the discovery run; default: the recipe's args. */
-  args: z.array(z.string()).optional(),
-  env: z.record(EnvName, z.string()).optional(),
-  timeoutSeconds: z.number().positive().max(86_400).default(120),
-  /** Skip the strace run (ELF closure and families only). */
-  skip: z.boolean().default(false),
-  /** Keep what was found even when the probe exits non-zero. */
-  allowFailure: z.boolean().default(false),
-  /**
-   * Run the probe on this one CPU (taskset): several times less strace overhead where waking
-   * another CPU is slow (nested VMs), but a multi-threaded prover gets one CPU.
-   */
-  cpu: z.number().int().min(0).max(4095).optional(),
-});
+export const ProbeSpec = z
+  .strictObject({
+    args: z
+      .array(z.string())
+      .optional()
+      .describe("Arguments for the discovery run (strace). Default: the recipe's args."),
+    env: z
+      .record(EnvName, z.string())
+      .optional()
+      .describe("Extra environment for the discovery run, over the recipe's env."),
+    timeoutSeconds: z
+      .number()
+      .positive()
+      .max(86_400)
+      .default(120)
+      .describe('Kill the discovery run (and its children) after this many seconds.'),
+    skip: z
+      .boolean()
+      .default(false)
+      .describe('Do not run the program: ELF closure, listed files and families only.'),
+    allowFailure: z
+      .boolean()
+      .default(false)
+      .describe('Keep what the discovery run opened even when it exits non-zero.'),
+    cpu: z
+      .number()
+      .int()
+      .min(0)
+      .max(4095)
+      .optional()
+      .describe(
+        'Run the discovery run and strace on this one CPU (taskset): several times less strace overhead where waking another CPU is slow (nested VMs), but a multi-threaded prover gets one CPU.',
+      ),
+  })
+  .describe('How `uniprove package` runs the prover once under strace to find what it opens at run time.');
 
 export const VolumeMount = z.strictObject({
-  /** A parameter set name from volumes/ (or a path to a set file). */
-  set: z.string().min(1),
-  /** Where the volume is mounted; default the set's mountPath. */
-  guestPath: GuestPath.optional(),
-  readOnly: z.boolean().default(false),
-  /** Size of the Ops volume (room for working files), e.g. 40g. */
+  set: z
+    .string()
+    .min(1)
+    .describe('A parameter set: a name from volumes/ (e.g. filecoin-2KiB) or a path to a set file.'),
+  guestPath: GuestPath.optional().describe(
+    "Where the volume is mounted in the guest. Default: the set's mountPath.",
+  ),
+  readOnly: z.boolean().default(false).describe('Mount it read-only.'),
   size: z
     .string()
     .regex(/^\d+[kmgtKMGT]?$/, { message: 'must be a size such as 512m or 40g' })
-    .optional(),
+    .optional()
+    .describe('Size of the Ops volume, with room for files the prover writes there, e.g. 40g.'),
 });
 
-export const ProofSpec = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('file'),
-    /** Guest path of the proof file or folder (inside a mounted volume). */
-    path: GuestPath,
-  }),
-  z.strictObject({
-    kind: z.literal('console'),
-    begin: z.string().min(1).default('UNIPROVE-PROOF-BEGIN'),
-    end: z.string().min(1).default('UNIPROVE-PROOF-END'),
-  }),
-  z.strictObject({ kind: z.literal('none') }),
-]);
+export const ProofSpec = z
+  .discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('file'),
+      path: GuestPath.describe(
+        'Guest path of the proof file or folder; copied out of the volume (or the image) after the run.',
+      ),
+    }),
+    z.strictObject({
+      kind: z.literal('console'),
+      begin: z
+        .string()
+        .min(1)
+        .default('UNIPROVE-PROOF-BEGIN')
+        .describe('The console line that starts the proof.'),
+      end: z.string().min(1).default('UNIPROVE-PROOF-END').describe('The console line that ends it.'),
+    }),
+    z.strictObject({ kind: z.literal('none') }),
+  ])
+  .describe('Where the proof appears: a file in the guest, the console between two marker lines, or none.');
 
-export const BuildSpec = z.strictObject({
-  /** A command (argv, no shell) that builds the binary; run in the recipe folder. */
-  argv: z.array(z.string()).min(1),
-  env: z.record(EnvName, z.string()).optional(),
-});
+export const BuildSpec = z
+  .strictObject({
+    argv: z
+      .array(z.string())
+      .min(1)
+      .describe('The command as an argument list (no shell), run in the recipe folder.'),
+    env: z.record(EnvName, z.string()).optional().describe('Extra environment for the build.'),
+  })
+  .describe('A build step that makes `binary` when it is missing (e.g. cargo build).');
 
 export const RecipeSchema = z.strictObject({
-  $schema: z.string().optional(),
+  $schema: z.string().optional().describe('The JSON Schema of this file, for editors.'),
   name: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9._-]*$/, { message: 'must be lower-case letters, digits, ., _ or -' }),
-  description: z.string().optional(),
-  /** The prover binary: a path (relative to the recipe folder) or a name looked up on PATH. */
-  binary: HostPath,
-  /** Build step that produces `binary` when it is missing (e.g. cargo build). */
+    .regex(/^[a-z0-9][a-z0-9._-]*$/, { message: 'must be lower-case letters, digits, ., _ or -' })
+    .describe('The recipe name: lower-case letters, digits, ., _ or -. Packages go to build/<name>.'),
+  description: z.string().optional().describe('One line on what this prover is.'),
+  binary: HostPath.describe(
+    'The prover binary: a path (relative to the recipe folder) or a name looked up on PATH. `--binary` overrides it.',
+  ),
   build: BuildSpec.optional(),
-  /** Guest path of the program; default /<basename of binary>. */
-  program: GuestPath.optional(),
-  args: z.array(z.string()).default([]),
-  env: z.record(EnvName, z.string()).default({}),
-  files: z.array(FileEntry).default([]),
-  /** Whole folders to include: host folder -> guest folder. */
-  dirs: z.array(FileEntry).default([]),
+  program: GuestPath.optional().describe('Guest path of the program. Default: /<basename of binary>.'),
+  args: z.array(z.string()).default([]).describe("The prover's arguments in the guest."),
+  env: z.record(EnvName, z.string()).default({}).describe("The prover's environment in the guest."),
+  files: z.array(FileEntry).default([]).describe('Single files to include: host path -> guest path.'),
+  dirs: z.array(FileEntry).default([]).describe('Whole folders to include: host folder -> guest folder.'),
   probe: ProbeSpec.default({ timeoutSeconds: 120, skip: false, allowFailure: false }),
-  /** Extra libraries (names resolved like DT_NEEDED, or paths). */
-  libraries: z.array(z.string()).default([]),
-  /** Library families to add whatever the probe sees: nss, gconv, opencl, openssl, cuda, ld-cache. */
-  families: z.array(z.enum(['nss', 'gconv', 'opencl', 'openssl', 'cuda', 'ld-cache'])).default([]),
-  volumes: z.array(VolumeMount).default([]),
+  libraries: z
+    .array(z.string())
+    .default([])
+    .describe('Extra libraries: names resolved as DT_NEEDED ones are (libfoo.so.1), or paths.'),
+  families: z
+    .array(z.enum(['nss', 'gconv', 'opencl', 'openssl', 'cuda', 'ld-cache']))
+    .default([])
+    .describe(
+      'Library families to add whatever the probe sees: each adds its config files and the libraries they name.',
+    ),
+  volumes: z.array(VolumeMount).default([]).describe('Parameter volumes to build (or reuse) and mount.'),
   proof: ProofSpec.default({ kind: 'none' }),
   resources: z
     .strictObject({
       memory: z
         .string()
         .regex(/^\d+[MGmg]$/, { message: 'must be like 2G or 512M' })
-        .default('2G'),
-      cpus: z.number().int().positive().max(512).default(2),
+        .default('2G')
+        .describe('Guest memory, e.g. 2G or 512M.'),
+      cpus: z.number().int().positive().max(512).default(2).describe('Guest CPUs.'),
     })
-    .default({ memory: '2G', cpus: 2 }),
-  klibs: z.array(z.string().regex(/^[a-z0-9_]+$/)).default([]),
-  /** Nanos debug flags (manifest debug flags such as trace, debugsyscalls, missing_files). */
-  debugFlags: z.array(z.string().regex(/^[a-z0-9_]+$/)).default([]),
-  /** Extra Nanos manifest keys passed through Ops's ManifestPassthrough. */
-  manifestPassthrough: z.record(z.string(), z.unknown()).default({}),
-  /** Resolve libraries against another tree (sysroot, unpacked container image). */
-  root: HostPath.optional(),
+    .default({ memory: '2G', cpus: 2 })
+    .describe('What the VM gets (Ops RunConfig.Memory and CPUs).'),
+  klibs: z
+    .array(z.string().regex(/^[a-z0-9_]+$/))
+    .default([])
+    .describe('Nanos klibs to add (Ops Klibs), e.g. strace, tls.'),
+  debugFlags: z
+    .array(z.string().regex(/^[a-z0-9_]+$/))
+    .default([])
+    .describe('Nanos debug flags (Ops Debugflags), e.g. trace, debugsyscalls, missing_files.'),
+  manifestPassthrough: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe("Extra Nanos manifest keys, passed through Ops's ManifestPassthrough."),
+  root: HostPath.optional().describe(
+    'Resolve libraries inside this tree (a sysroot or an unpacked container image) instead of this host.',
+  ),
 });
 
 export type Recipe = z.infer<typeof RecipeSchema>;
