@@ -203,6 +203,27 @@ test('a failing prover is reported as failed with its exit status', {
   assert.deepEqual(await qemuProcesses(dir), []);
 });
 
+test('--via ops runs plain `ops run` for parity: the console comes back, the status is unknown and says why', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH, ['4']);
+  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--via', 'ops', '--json'], {
+    cwd: dir,
+  });
+  const run = parseJson<RunJson & { warnings: { code: string }[] }>(r);
+  assert.equal(run.outcome, 'unknown', r.stdout + r.stderr);
+  assert.equal(run.exitCode, null, 'ops run loses the exit status; uniprove does not make one up');
+  assert.notEqual(r.exitCode, 0, 'an unknown outcome is not a success');
+  assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /exiting with 4/);
+  assert.ok(run.warnings.some((w) => w.code === 'via-ops'));
+  const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+  assert.equal(record.qemu.argv[0], 'ops');
+  assert.match(record.exitReason, /Ops ignores QEMU's status/);
+  assert.deepEqual(await qemuProcesses(run.id), []);
+});
+
 test('a prover that never exits is killed at the timeout, and no QEMU is left', {
   skip,
   timeout: 5 * 60_000,
