@@ -4,8 +4,11 @@
  * `12 openat(...)` (strace -f -o FILE), optional -t/-tt/-ttt timestamps,
  * `<unfinished ...>`/`<... resumed>` pairs and `+++ exited with N +++`.
  *
- * Meant to be swapped for the shared strace parser in src/core/trace/ once it
- * lands: it produces the same events as the Nanos reader.
+ * It sits beside the parser in src/core/trace/ on purpose: that one folds a
+ * whole log into sets of files (what discovery needs), this one emits every
+ * call with the log line it came from (the evidence a finding quotes), as the
+ * Nanos reader does, so one set of rules reads both kinds of log. What they
+ * share is the line shapes, not the output.
  */
 import { type EmitEvent, type LogLine, type LogReader, PATH_SYSCALLS } from './events.js';
 import { emitSyscall } from './nanos-log.js';
