@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   E_KVM: 'environment',
   E_VOLUME: 'failure',
   E_VOLUME_MISSING: 'usage',
+  E_VOLUME_EXISTS: 'usage',
   E_DISK_SPACE: 'environment',
   E_GCP: 'cloud',
   E_GCP_AUTH: 'cloud',

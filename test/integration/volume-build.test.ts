@@ -74,3 +74,74 @@ test('volume build makes an Ops volume holding the verified files, reuses it, an
     await server.close();
   }
 });
+
+test('a volume left under the same name by another cache is replaced, never doubled; a name the user chose is not touched', {
+  skip: needTool('ops', 'see /work/nanos-build or https://ops.city; volume build needs it'),
+  timeout: 180_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'q.params'), randomBytes(4096));
+  const server = await startParamServer(src);
+  const created: string[] = [];
+  try {
+    const set = resolveParameterSet(
+      {
+        name: 'clash-test',
+        mountPath: '/params',
+        files: [
+          {
+            name: 'q.params',
+            digest: await hashFile(join(src, 'q.params'), 'sha256'),
+            urls: [`${server.url}q.params`],
+          },
+        ],
+      },
+      'test',
+    );
+    // The first cache builds it under the name uniprove derives from the set.
+    const first = await buildVolume(set, { cacheDir: join(dir, 'cache-a'), size: '4m' });
+    created.push(first.volume.uuid);
+    // A second cache (a cleared ~/.cache/uniprove) knows nothing of it, and builds again.
+    const second = await buildVolume(set, { cacheDir: join(dir, 'cache-b'), size: '4m' });
+    created.push(second.volume.uuid);
+    assert.equal(second.reused, false);
+    assert.equal(second.volume.name, first.volume.name);
+    const named = (await opsVolumeList()).filter((v) => v.name === first.volume.name);
+    assert.deepEqual(
+      named.map((v) => v.uuid),
+      [second.volume.uuid],
+      'one volume under the name, so a package can mount it',
+    );
+
+    // A name the user picked that another volume already has: refused, and that volume stays.
+    await assert.rejects(
+      buildVolume(set, { cacheDir: join(dir, 'cache-c'), name: first.volume.name }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'E_VOLUME_EXISTS');
+        assert.match(error.message, new RegExp(second.volume.uuid));
+        return true;
+      },
+    );
+    assert.ok((await opsVolumeList()).some((v) => v.uuid === second.volume.uuid));
+
+    // --rebuild in the cache that built it: a new volume replaces the old, under the same name.
+    const rebuilt = await buildVolume(set, { cacheDir: join(dir, 'cache-b'), size: '4m', rebuild: true });
+    created.push(rebuilt.volume.uuid);
+    assert.notEqual(rebuilt.volume.uuid, second.volume.uuid);
+    assert.deepEqual(
+      (await opsVolumeList()).filter((v) => v.name === first.volume.name).map((v) => v.uuid),
+      [rebuilt.volume.uuid],
+    );
+    assert.deepEqual(
+      (await listVolumes({ cacheDir: join(dir, 'cache-b') })).volumes.map((v) => [v.uuid, v.present]),
+      [[rebuilt.volume.uuid, true]],
+      'the registry forgets the volume it deleted',
+    );
+  } finally {
+    const left = (await opsVolumeList().catch(() => [])).filter((v) => created.includes(v.uuid));
+    for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});
+    await server.close();
+  }
+});

@@ -196,7 +196,7 @@ Examples:
   )
     .option('-s, --size <size>', 'volume size for ops, e.g. 40g or 512m (default: the files plus room)')
     .option('-n, --name <name>', 'Ops volume name (default <set>-<digest prefix>)')
-    .option('--rebuild', 'create a new volume even when one exists for this set')
+    .option('--rebuild', 'create the volume again even when one exists for this set (the old one is deleted)')
     .action(async (ref: string, flags: FetchFlags & { size?: string; name?: string; rebuild?: boolean }) => {
       const progress = createProgress(ctx.out);
       try {

@@ -175,14 +175,25 @@ export async function buildVolume(
   const existing = registry.volumes.find(
     (v) => v.setDigest === set.setDigest && (options.name === undefined || v.name === options.name),
   );
-  if (existing && !options.rebuild) {
-    const present = (await opsVolumeList(ops)).some((v) => v.uuid === existing.uuid);
-    if (present) {
-      progress({ kind: 'note', step: 'volume', detail: `reusing volume ${existing.name}:${existing.uuid}` });
-      return { volume: existing, reused: true, fetch: fetched };
-    }
-    registry.volumes = registry.volumes.filter((v) => v !== existing);
+  const listed = await opsVolumeList(ops);
+  const keep =
+    existing && !options.rebuild && listed.some((v) => v.uuid === existing.uuid) ? existing : undefined;
+  // Packages mount volumes by name, so a name two volumes share cannot be mounted: clear the others first.
+  const ours = new Set(registry.volumes.map((v) => v.uuid));
+  const deleted = await clearNameClash(
+    name,
+    listed,
+    keep?.uuid,
+    ours,
+    options.name !== undefined,
+    ops,
+    progress,
+  );
+  if (keep) {
+    progress({ kind: 'note', step: 'volume', detail: `reusing volume ${keep.name}:${keep.uuid}` });
+    return { volume: keep, reused: true, fetch: fetched };
   }
+  if (existing) registry.volumes = registry.volumes.filter((v) => v !== existing);
   const layout = join(options.cacheDir, 'volumes', `layout-${randomBytes(6).toString('hex')}`);
   const bytes = fetched.files.reduce((sum, f) => sum + f.size, 0);
   const size = options.size ?? defaultVolumeSize(bytes);
@@ -209,9 +220,48 @@ export async function buildVolume(
     createdAt: new Date().toISOString(),
   };
   const latest = await readRegistry(options.cacheDir);
-  latest.volumes = [...latest.volumes.filter((v) => v.uuid !== record.uuid), record];
+  latest.volumes = [...latest.volumes.filter((v) => v.uuid !== record.uuid && !deleted.has(v.uuid)), record];
   await writeRegistry(options.cacheDir, latest);
   return { volume: record, reused: false, fetch: fetched };
+}
+
+/**
+ * Other Ops volumes named `name` than `keepUuid`. This cache's own (`ours`: a --rebuild) are
+ * deleted. Of the rest, under a name uniprove derived (`<set>-<set digest>`) is
+ * uniprove's own: volumes left under it by another cache (a cleared ~/.cache/uniprove, another
+ * UNIPROVE_CACHE) are deleted, as the set's files are laid out again. A name the user chose may be
+ * theirs: uniprove refuses to touch it.
+ */
+async function clearNameClash(
+  name: string,
+  listed: OpsVolume[],
+  keepUuid: string | undefined,
+  ours: Set<string>,
+  userNamed: boolean,
+  ops: OpsOptions,
+  progress: OnProgress,
+): Promise<Set<string>> {
+  const others = listed.filter((v) => v.name === name && v.uuid !== keepUuid);
+  if (others.length === 0) return new Set();
+  const foreign = others.filter((v) => !ours.has(v.uuid));
+  if (userNamed && foreign.length > 0) {
+    throw new UniproveError('E_VOLUME_EXISTS', {
+      message: `an Ops volume named ${name} already exists (${foreign.map((v) => v.uuid).join(', ')}) that this cache did not build`,
+      hint: `Pick another --name, or delete it first: ops volume delete ${foreign[0]?.uuid}. Packages mount volumes by name, so two volumes cannot share one.`,
+      details: { name, uuids: foreign.map((v) => v.uuid) },
+    });
+  }
+  for (const v of others) {
+    progress({
+      kind: 'note',
+      step: 'volume',
+      detail: ours.has(v.uuid)
+        ? `deleting volume ${v.name}:${v.uuid}, built again`
+        : `deleting volume ${v.name}:${v.uuid}, left by another uniprove cache (two volumes cannot share a name)`,
+    });
+    await opsVolumeDelete(v.uuid, ops);
+  }
+  return new Set(others.map((v) => v.uuid));
 }
 
 export interface EnsureVolumeOptions
