@@ -1,7 +1,7 @@
 /**
  * Time from `uniprove run` to the prover's first console line, against `ops run` of the same
  * package on the same host, and the run's overhead on top of the prover itself.
- * Needs ops, a Nanos release, QEMU and gcc. Run: node --import tsx bench/run-vs-ops.ts [reps]
+ * Needs ops, a Nanos release, QEMU and gcc. Run: node --import tsx bench/run-vs-ops.ts [reps] [library MB]
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,9 @@ import { execa } from 'execa';
 const CLI = fileURLToPath(new URL('../bin/uniprove.js', import.meta.url));
 const MARKER = 'BENCH-PROVER-FIRST-LINE';
 const reps = Number(process.argv[2] ?? 5);
+// Library MB in the package besides the prover: 0 for a bare static prover; a GPU prover ships hundreds
+// (libcudart, libcublas...), which `ops build` writes into every image.
+const libMb = Number(process.argv[3] ?? 0);
 
 /** Spawn argv, return ms until MARKER appears on stdout or stderr, and the total ms. */
 async function timeToMarker(
@@ -48,13 +51,19 @@ try {
     `#include <stdio.h>\n#include <time.h>\nint main(void){printf("${MARKER}\\n");fflush(stdout);struct timespec s=${'{'}1,0${'}'};nanosleep(&s,0);printf("done\\n");return 0;}\n`,
   );
   await execa('gcc', ['-O1', '-static', '-o', join(dir, 'prover'), join(dir, 'prover.c')]);
+  const { mkdir } = await import('node:fs/promises');
+  const { randomBytes } = await import('node:crypto');
+  await mkdir(join(dir, 'lib'));
+  for (let i = 0; i < libMb / 16; i++)
+    await writeFile(join(dir, 'lib', `libbench${i}.so`), randomBytes(16 << 20));
   await writeFile(
     join(dir, 'recipe.json'),
     JSON.stringify({
       name: 'bench',
       binary: './prover',
       probe: { skip: true },
-      resources: { memory: '256M', cpus: 1 },
+      ...(libMb > 0 ? { dirs: [{ host: 'lib', guest: '/usr/lib/bench' }] } : {}),
+      resources: { memory: '512M', cpus: 1 },
     }),
   );
   await execa(process.execPath, [CLI, 'package', join(dir, 'recipe.json'), '--out', join(dir, 'pkg')], {
@@ -102,7 +111,9 @@ try {
     );
     theirs.push(o.first);
   }
-  console.log(`reps: ${reps} (median), TCG, a static prover that prints a line then sleeps 1 s`);
+  console.log(
+    `reps: ${reps} (median), TCG, a static prover that prints a line then sleeps 1 s, ${libMb} MB of libraries in the package`,
+  );
   console.log(
     `time to the prover's first console line: uniprove run ${f(median(ours))} (image cached), ${f(median(oursCold))} (--no-image-cache: ops build every time); ops run ${f(median(theirs))}`,
   );
