@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { UniproveError } from '../../src/core/errors.js';
 import { failedSearches, parseStraceLog } from '../../src/core/trace/parse.js';
 import { runProbe } from '../../src/core/trace/probe.js';
 import { compileC } from '../helpers/gcc.js';
@@ -87,7 +88,7 @@ test('a probe exiting 3 fails with E_PROBE_FAILED, and with allowFailure its log
   skip,
 }, async () => {
   const { dir, work, bin } = await walkerFixture();
-  await assert.rejects(runProbe({ argv: [bin, work, 'fail'], cwd: dir }), (error: any) => {
+  await assert.rejects(runProbe({ argv: [bin, work, 'fail'], cwd: dir }), (error: UniproveError) => {
     assert.equal(error.code, 'E_PROBE_FAILED');
     assert.equal(error.exitCode, 1);
     assert.equal(error.details.exitCode, 3);
@@ -151,7 +152,7 @@ test('a probe that never ends is killed at its timeout with all its children', {
   }`;
   const bin = await compileC(dir, 'hang', src);
   const started = Date.now();
-  await assert.rejects(runProbe({ argv: [bin, pidFile], timeoutMs: 1500 }), (error: any) => {
+  await assert.rejects(runProbe({ argv: [bin, pidFile], timeoutMs: 1500 }), (error: UniproveError) => {
     assert.equal(error.code, 'E_PROBE_TIMEOUT');
     assert.equal(error.exitCode, 6);
     return true;
@@ -166,11 +167,14 @@ test('a probe that never ends is killed at its timeout with all its children', {
 });
 
 test('strace missing from PATH gives E_TOOL_MISSING with the install hint', { skip }, async () => {
-  await assert.rejects(runProbe({ argv: ['/bin/true'], env: { PATH: '/nonexistent' } }), (error: any) => {
-    assert.equal(error.code, 'E_TOOL_MISSING');
-    assert.match(error.hint, /apt-get install strace/);
-    return true;
-  });
+  await assert.rejects(
+    runProbe({ argv: ['/bin/true'], env: { PATH: '/nonexistent' } }),
+    (error: UniproveError) => {
+      assert.equal(error.code, 'E_TOOL_MISSING');
+      assert.match(error.hint ?? '', /apt-get install strace/);
+      return true;
+    },
+  );
 });
 
 test('ptrace refused (strace already traced) gives E_PTRACE_DENIED with a hint', { skip }, async () => {
@@ -180,9 +184,9 @@ test('ptrace refused (strace already traced) gives E_PTRACE_DENIED with a hint',
   const real = execFileSync('sh', ['-c', 'command -v strace'], { encoding: 'utf8' }).trim();
   await writeFile(wrapper, `#!/bin/sh\nexec ${real} -f -o /dev/null ${real} "$@"\n`);
   await chmod(wrapper, 0o755);
-  await assert.rejects(runProbe({ argv: ['/bin/true'], strace: wrapper }), (error: any) => {
+  await assert.rejects(runProbe({ argv: ['/bin/true'], strace: wrapper }), (error: UniproveError) => {
     assert.equal(error.code, 'E_PTRACE_DENIED');
-    assert.match(error.hint, /SYS_PTRACE/);
+    assert.match(error.hint ?? '', /SYS_PTRACE/);
     return true;
   });
 });
