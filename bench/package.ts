@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { createHashPool } from '../src/core/package/hash-pool.js';
+import { HashWorkers } from '../src/core/hash-workers.js';
 import { packageRecipe } from '../src/core/package/index.js';
 
 const totalMb = Number(process.argv[2] ?? 256);
@@ -51,8 +51,8 @@ try {
   // The floor: the lock needs the sha256 of every byte; the same pool hashing the files and nothing else.
   const files = (await readdir(data)).map((f) => join(data, f));
   const floor = await best(`sha256 alone, ${Math.min(4, availableParallelism())} threads`, async () => {
-    const pool = createHashPool();
-    await Promise.all(files.map((f) => pool.hash(f)));
+    const pool = new HashWorkers();
+    await Promise.all(files.map((f) => pool.hashFile(f)));
     await pool.close();
   });
   let m = 0;

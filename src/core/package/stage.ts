@@ -3,7 +3,7 @@ import { chmod, copyFile, link, mkdir, rename, rm, stat, symlink } from 'node:fs
 import { dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { mapLimit, sha256File } from '../fs.js';
-import { createHashPool, type HashPool, WORKER_THRESHOLD } from './hash-pool.js';
+import { HashWorkers } from '../hash-workers.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
 /** One line of uniprove.lock.json. */
@@ -43,15 +43,18 @@ export interface SourceStamp {
 
 export type HashCache = Record<string, SourceStamp>;
 
+/** Files from this size on are hashed on worker threads; smaller ones are cheaper to hash in place. */
+export const WORKER_THRESHOLD = 4 << 20;
+
 /** Hash every plan file's source, reusing `cache` entries whose size/mtime/inode still match. */
 export async function hashSources(plan: PackagePlan, cache: HashCache, signal?: AbortSignal) {
   const files = plan.entries.filter((e): e is Extract<PlanEntry, { type: 'file' }> => e.type === 'file');
   const stamps: HashCache = {};
   const modes = new Map<string, number>();
-  let pool: HashPool | undefined;
+  let pool: HashWorkers | undefined;
   const hashOnPool = (path: string) => {
-    pool ??= createHashPool();
-    return pool.hash(path);
+    pool ??= new HashWorkers();
+    return pool.hashFile(path, 'sha256');
   };
   await mapLimit(files, 8, async (entry) => {
     signal?.throwIfAborted();

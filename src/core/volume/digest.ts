@@ -6,7 +6,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { UniproveError } from '../errors.js';
-import type { HashThreads } from './hash-thread.js';
+import type { HashWorkers } from '../hash-workers.js';
 
 /**
  * `blake2b512-trunc128`: the first 32 hex characters (128 bits) of BLAKE2b-512,
@@ -67,10 +67,18 @@ export interface Hasher {
  * Start hashing with the given algorithm; with `threads` and the `path` of the file being
  * written, on a worker thread that reads the written bytes back (see Hasher.written).
  */
-export function createHasher(algorithm: DigestAlgorithm, threads?: HashThreads, path?: string): Hasher {
+export function createHasher(algorithm: DigestAlgorithm, threads?: HashWorkers, path?: string): Hasher {
   const info = DIGEST_ALGORITHMS[algorithm];
   if (threads && path !== undefined) {
-    return threads.create(info.node, (hex) => `${algorithm}:${hex.slice(0, info.hexLength)}`, path);
+    const h = threads.hashWritten(path, info.node);
+    return {
+      update: () => {
+        throw new Error('a hashing-thread hasher reads its file: call written(position, length)');
+      },
+      written: (position, length) => h.written(position, length),
+      digest: async () => `${algorithm}:${(await h.digest()).slice(0, info.hexLength)}`,
+      discard: () => h.discard(),
+    };
   }
   const hash: Hash = createHash(info.node);
   return {

@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { UniproveError } from '../errors.js';
 import { writeJsonAtomic } from '../fs.js';
+import type { HashWorkers } from '../hash-workers.js';
 import { removeIfPresent } from './cache.js';
 import { createHasher, type DigestAlgorithm, type Hasher, hashFileInto } from './digest.js';
-import type { HashThreads } from './hash-thread.js';
 
 /** What is remembered next to a partial download so it can be resumed safely. */
 interface PartialMeta {
@@ -31,7 +31,7 @@ export interface DownloadFileOptions {
   metaPath: string;
   algorithm: DigestAlgorithm;
   /** Hash on these worker threads instead of the main thread. */
-  hashThreads?: HashThreads;
+  hashThreads?: HashWorkers;
   /** Size the set expects; a server announcing another size is refused. */
   expectedSize?: number;
   dispatcher: Dispatcher;

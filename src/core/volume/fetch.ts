@@ -7,6 +7,7 @@ import { chmod, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { isUniproveError, UniproveError } from '../errors.js';
+import { HashWorkers } from '../hash-workers.js';
 import { formatBytes, type OnProgress } from '../progress.js';
 import {
   cachePaths,
@@ -19,7 +20,6 @@ import {
 import { type DigestAlgorithm, parseDigest } from './digest.js';
 import { downloadFile } from './download.js';
 import { urlFor } from './filecoin.js';
-import { HashThreads } from './hash-thread.js';
 import type { ResolvedParameterFile, ResolvedParameterSet } from './spec.js';
 
 export interface FetchParameterSetOptions {
@@ -182,7 +182,7 @@ export async function fetchParameterSet(
   });
   const dispatcher = await createDispatcher(jobs);
   // With several downloads at once, hashing moves to worker threads so it runs beside the receiving.
-  const hashThreads = jobs > 1 ? new HashThreads() : undefined;
+  const hashThreads = jobs > 1 ? new HashWorkers() : undefined;
   const files: (FetchedFile | undefined)[] = new Array(set.files.length);
   const failed: FetchFailure[] = [];
 
