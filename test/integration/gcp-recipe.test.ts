@@ -254,3 +254,72 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
     assert.ok(!text.includes(fake.token), `token in runs/${f}`);
   }
 });
+
+test('gcp image demo --binary X on its own: packaged, built, uploaded once, reused by its build key, gone after gc', {
+  skip: skipReal,
+  timeout: 600_000,
+}, async () => {
+  const binary = await buildDemoProver();
+  assert.ok(binary);
+  const fake = await GceServer.start({ serialChunk: 1 << 20 });
+  after(() => fake.close());
+  const cwd = join(dir, 'cwd-image');
+  await mkdir(cwd, { recursive: true });
+  const env = {
+    HOME: homedir(),
+    PATH: process.env.PATH ?? '',
+    CLOUDSDK_CONFIG: join(dir, 'gcloud-image'),
+    UNIPROVE_CACHE: join(dir, 'cache-image'),
+    UNIPROVE_GCP_COMPUTE_ENDPOINT: fake.url,
+    UNIPROVE_GCP_STORAGE_ENDPOINT: fake.url,
+    CLOUDSDK_AUTH_ACCESS_TOKEN: fake.token,
+    CLOUDSDK_CORE_PROJECT: 'image-project',
+    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+  };
+  const imagesBefore = await readdir(join(homedir(), '.ops', 'images')).catch(() => []);
+  const first = await uniprove(['gcp', 'image', 'demo', '--binary', binary, '--json'], {
+    env,
+    cwd,
+    timeoutMs: 480_000,
+  });
+  assert.equal(first.exitCode, 0, first.stderr);
+  const img = parseJson<{ image: string; project: string; reused: boolean }>(first);
+  assert.equal(img.project, 'image-project');
+  assert.equal(img.reused, false);
+  assert.ok(existsSync(join(cwd, 'build', 'demo', 'gcloud.json')), 'the recipe was packaged');
+  assert.deepEqual(fake.violations, []);
+  assert.equal(fake.uploads.size, 1);
+  assert.ok(fake.calls().includes('images.insert'));
+  assert.deepEqual(
+    fake.leftovers(),
+    [`image ${img.image}`],
+    'an image and nothing else: no instance, no disk',
+  );
+  assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
+
+  // The same inputs: the image is found by its build key, nothing is uploaded again.
+  const again = await uniprove(['gcp', 'image', 'demo', '--binary', binary, '--json'], {
+    env,
+    cwd,
+    timeoutMs: 480_000,
+  });
+  assert.equal(again.exitCode, 0, again.stderr);
+  const img2 = parseJson<{ image: string; reused: boolean }>(again);
+  assert.deepEqual([img2.image, img2.reused], [img.image, true]);
+  assert.equal(fake.uploads.size, 1);
+
+  const human = await uniprove(['gcp', 'image', 'demo', '--binary', binary], {
+    env,
+    cwd,
+    timeoutMs: 480_000,
+  });
+  assert.match(human.stdout, new RegExp(`reused image ${img.image} in project image-project`));
+  assert.match(human.stdout, /run it: uniprove gcp run --image /);
+
+  const gc = await uniprove(['gcp', 'gc'], { env, cwd });
+  assert.equal(gc.exitCode, 0, gc.stderr);
+  assert.deepEqual(fake.leftovers(), []);
+  for (const r of [first, again, human, gc]) {
+    assert.ok(!r.stdout.includes(fake.token) && !r.stderr.includes(fake.token), 'token printed');
+  }
+});
