@@ -145,8 +145,10 @@ test('a failing prover is reported as failed with its exit status', {
   timeout: 5 * 60_000,
 }, async () => {
   const dir = await tempDir();
+  // A cache of its own: the image cache hits and misses below are this test's, whatever else runs.
+  const env = { UNIPROVE_CACHE: join(dir, 'cache') };
   const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH, ['3']);
-  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--json'], { cwd: dir });
+  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--json'], { cwd: dir, env });
   assert.equal(r.exitCode, 1, r.stdout + r.stderr);
   const run = parseJson<RunJson>(r);
   assert.equal(run.outcome, 'failed');
@@ -159,13 +161,13 @@ test('a failing prover is reported as failed with its exit status', {
   assert.equal(record.imageCache.state, 'stored');
 
   // The same package, arguments replaced: exit 0 is success (another config, so another image).
-  const ok = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir });
+  const ok = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir, env });
   assert.equal(ok.exitCode, 0, ok.stdout + ok.stderr);
   assert.equal(parseJson<RunJson>(ok).exitCode, 0);
   assert.equal(parseJson<RunJson>(ok).imageCache, 'stored');
 
   // Once more with the same inputs: a copy of the cached image boots, with the same result.
-  const again = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir });
+  const again = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir, env });
   assert.equal(again.exitCode, 0, again.stdout + again.stderr);
   assert.equal(parseJson<RunJson>(again).imageCache, 'hit');
   assert.match(await readFile(join(parseJson<RunJson>(again).dir, 'console.log'), 'utf8'), /exiting with 0/);
@@ -176,6 +178,7 @@ test('a failing prover is reported as failed with its exit status', {
   ]);
   const changed = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--arg', '0', '--json'], {
     cwd: dir,
+    env,
   });
   assert.equal(changed.exitCode, 0, changed.stdout + changed.stderr);
   assert.equal(parseJson<RunJson>(changed).imageCache, 'stored');
@@ -188,7 +191,7 @@ test('a failing prover is reported as failed with its exit status', {
   await writeFile(join(dir, 'inputs.txt'), '0\n["5"]\n# a comment\n0\n');
   const many = await uniprove(
     ['run', join(dir, 'pkg'), '--parallel', '2', '--inputs', 'inputs.txt', '--json'],
-    { cwd: dir },
+    { cwd: dir, env },
   );
   assert.equal(many.exitCode, 1, many.stdout + many.stderr);
   const m = parseJson<{ ok: boolean; summary: Record<string, number>; runs: RunJson[] }>(many);
