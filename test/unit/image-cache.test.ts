@@ -103,4 +103,12 @@ test('a cached image comes back byte for byte, still sparse; the least recently 
   }
   assert.equal(await cache.get(keys[0] as string), undefined, 'the oldest of 5 is gone');
   for (const key of keys.slice(1)) assert.ok(await cache.get(key), 'the 4 newest stay');
+
+  // A disk budget smaller than two images: only the most recently used one stays.
+  const allocated = s.blocks * 512;
+  await utimes(join(dir, 'cache', `${keys[2]}.json`), new Date(3e12), new Date(3e12));
+  await cache.prune(4, allocated * 1.5);
+  const left = [];
+  for (const key of keys) if (await cache.get(key)) left.push(key);
+  assert.deepEqual(left, [keys[2]]);
 });

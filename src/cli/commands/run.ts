@@ -114,7 +114,7 @@ debug_exit, so uniprove's exit status follows the prover's: 0 it succeeded, 1 it
 6 it hit --timeout and was killed, 130 Ctrl-C; 2 bad input (a volume that does not exist), 3 a missing tool (ops,
 a Nanos release, QEMU) or too little disk. No QEMU process outlives the run.
 
-The image \`ops build\` makes is kept in the cache (the last 4, under $UNIPROVE_CACHE/images), keyed by the
+The image \`ops build\` makes is kept in the cache (the last 4, 8 GiB at most, under $UNIPROVE_CACHE/images), keyed by the
 package files, the run's config, the ops program and the Nanos release: a run of the same inputs boots a copy of
 it instead of building again. --no-image-cache builds anyway.
 

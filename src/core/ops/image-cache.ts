@@ -18,6 +18,8 @@ import type { NanosRelease } from './build.js';
 
 /** Images kept at most; the least recently used go first. */
 export const IMAGE_CACHE_ENTRIES = 4;
+/** Disk the kept images may take (allocated bytes: images are sparse); the newest is kept whatever its size. */
+export const IMAGE_CACHE_BYTES = 8 * 2 ** 30;
 
 export interface ImageKeyInput {
   /** The ops program that builds (its file is part of the key). */
@@ -133,21 +135,37 @@ export class ImageCache {
     await this.prune();
   }
 
-  /** Remove all but the IMAGE_CACHE_ENTRIES most recently used images, and stray partial copies. */
-  async prune(keep = IMAGE_CACHE_ENTRIES): Promise<void> {
+  /**
+   * Keep the most recently used images, at most `keep` of them and `maxBytes` of disk (the newest
+   * always stays); remove the rest, and stray partial copies.
+   */
+  async prune(keep = IMAGE_CACHE_ENTRIES, maxBytes = IMAGE_CACHE_BYTES): Promise<void> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const metas = await Promise.all(
       names
         .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
-        .map(async (n) => ({ key: n.slice(0, 64), used: (await stat(join(this.dir, n))).mtimeMs })),
+        .map(async (n) => {
+          const key = n.slice(0, 64);
+          const image = await stat(join(this.dir, `${key}.img`)).catch(() => undefined);
+          return {
+            key,
+            used: (await stat(join(this.dir, n))).mtimeMs,
+            bytes: image ? image.blocks * 512 : 0,
+          };
+        }),
     );
     metas.sort((a, b) => b.used - a.used);
-    for (const old of metas.slice(keep)) {
+    let total = 0;
+    const kept = metas.filter((m, i) => {
+      total += m.bytes;
+      return i === 0 || (i < keep && total <= maxBytes);
+    });
+    const live = new Set(kept.map((m) => m.key));
+    for (const old of metas.filter((m) => !live.has(m.key))) {
       const p = this.paths(old.key);
       await rm(p.meta, { force: true });
       await rm(p.image, { force: true });
     }
-    const live = new Set(metas.slice(0, keep).map((m) => m.key));
     for (const n of names) {
       const key = n.slice(0, 64);
       // An image without its meta (a copy cut short by a crash) is never served: remove it.
