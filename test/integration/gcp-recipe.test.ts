@@ -262,7 +262,14 @@ test('gcp image demo --binary X on its own: packaged, built, uploaded once, reus
   const binary = await buildDemoProver();
   assert.ok(binary);
   const fake = await GceServer.start({ serialChunk: 1 << 20 });
-  after(() => fake.close());
+  try {
+    await imageOnItsOwn(binary, fake);
+  } finally {
+    await fake.close();
+  }
+});
+
+async function imageOnItsOwn(binary: string, fake: GceServer): Promise<void> {
   const cwd = join(dir, 'cwd-image');
   await mkdir(cwd, { recursive: true });
   const env = {
@@ -322,4 +329,4 @@ test('gcp image demo --binary X on its own: packaged, built, uploaded once, reus
   for (const r of [first, again, human, gc]) {
     assert.ok(!r.stdout.includes(fake.token) && !r.stderr.includes(fake.token), 'token printed');
   }
-});
+}
