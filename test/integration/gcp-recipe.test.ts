@@ -166,92 +166,94 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
   const expectedSha = createHash('sha256').update(expected).digest('hex');
   const consoleText = `en1: assigned 10.128.0.7\n${printed.replace(/\r?\n?$/, '\n')}exit status 0\n`;
   const fake = await GceServer.start({ serialChunk: 1 << 20, console: () => consoleText });
-  after(() => fake.close());
+  try {
+    const cwd = join(dir, 'cwd-real');
+    const cache = join(dir, 'cache-real');
+    await mkdir(cwd, { recursive: true });
+    const env = {
+      HOME: homedir(),
+      PATH: process.env.PATH ?? '',
+      CLOUDSDK_CONFIG: join(dir, 'gcloud-real'),
+      UNIPROVE_CACHE: cache,
+      UNIPROVE_GCP_COMPUTE_ENDPOINT: fake.url,
+      UNIPROVE_GCP_STORAGE_ENDPOINT: fake.url,
+      CLOUDSDK_AUTH_ACCESS_TOKEN: fake.token,
+      CLOUDSDK_CORE_PROJECT: 'recipe-project',
+      CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+    };
+    const imagesBefore = await readdir(join(homedir(), '.ops', 'images')).catch(() => []);
+    const run = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json', '--timeout', '10m'], {
+      env,
+      cwd,
+      timeoutMs: 480_000,
+    });
+    assert.equal(run.exitCode, 0, run.stderr);
+    const out = parseJson<{
+      id: string;
+      dir: string;
+      outcome: string;
+      accel: string;
+      proofs: { path: string; sha256: string; source: string }[];
+      gce: { instance: string; image: string; machineType: string; ended: string };
+    }>(run);
+    assert.equal(out.outcome, 'succeeded');
+    assert.equal(out.accel, 'gce');
+    assert.equal(out.gce.ended, 'marker');
+    assert.equal(out.proofs.length, 1);
+    assert.equal(out.proofs[0]!.sha256, expectedSha);
+    assert.equal(await readFile(out.proofs[0]!.path, 'utf8'), expected);
 
-  const cwd = join(dir, 'cwd-real');
-  const cache = join(dir, 'cache-real');
-  await mkdir(cwd, { recursive: true });
-  const env = {
-    HOME: homedir(),
-    PATH: process.env.PATH ?? '',
-    CLOUDSDK_CONFIG: join(dir, 'gcloud-real'),
-    UNIPROVE_CACHE: cache,
-    UNIPROVE_GCP_COMPUTE_ENDPOINT: fake.url,
-    UNIPROVE_GCP_STORAGE_ENDPOINT: fake.url,
-    CLOUDSDK_AUTH_ACCESS_TOKEN: fake.token,
-    CLOUDSDK_CORE_PROJECT: 'recipe-project',
-    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
-  };
-  const imagesBefore = await readdir(join(homedir(), '.ops', 'images')).catch(() => []);
-  const run = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json', '--timeout', '10m'], {
-    env,
-    cwd,
-    timeoutMs: 480_000,
-  });
-  assert.equal(run.exitCode, 0, run.stderr);
-  const out = parseJson<{
-    id: string;
-    dir: string;
-    outcome: string;
-    accel: string;
-    proofs: { path: string; sha256: string; source: string }[];
-    gce: { instance: string; image: string; machineType: string; ended: string };
-  }>(run);
-  assert.equal(out.outcome, 'succeeded');
-  assert.equal(out.accel, 'gce');
-  assert.equal(out.gce.ended, 'marker');
-  assert.equal(out.proofs.length, 1);
-  assert.equal(out.proofs[0]!.sha256, expectedSha);
-  assert.equal(await readFile(out.proofs[0]!.path, 'utf8'), expected);
+    // The record and the report, as a local run keeps them.
+    const record = JSON.parse(await readFile(join(out.dir, 'record.json'), 'utf8'));
+    assert.equal(record.via, 'gce');
+    assert.equal(record.outcome, 'succeeded');
+    assert.equal(record.proofs[0].sha256, expectedSha);
+    assert.ok(record.timings.imageBuildMs > 0);
+    assert.ok(record.timings.totalMs >= record.timings.imageBuildMs);
+    assert.equal(record.files.console, 'console.log');
+    assert.equal(await readFile(join(out.dir, 'console.log'), 'utf8'), consoleText);
+    assert.ok(existsSync(join(cwd, 'build', 'demo', 'gcloud.json')), 'the recipe was packaged');
+    const csv = (await readFile(join(cwd, 'runs', 'proving_report.csv'), 'utf8')).trim().split('\n');
+    assert.equal(csv.length, 2);
+    assert.ok(csv[1]!.startsWith(`${out.id},demo,`), csv[1]);
+    assert.match(csv[1]!, new RegExp(`,succeeded,gce,proofs/console-proof.txt=sha256:${expectedSha},`));
 
-  // The record and the report, as a local run keeps them.
-  const record = JSON.parse(await readFile(join(out.dir, 'record.json'), 'utf8'));
-  assert.equal(record.via, 'gce');
-  assert.equal(record.outcome, 'succeeded');
-  assert.equal(record.proofs[0].sha256, expectedSha);
-  assert.ok(record.timings.imageBuildMs > 0);
-  assert.ok(record.timings.totalMs >= record.timings.imageBuildMs);
-  assert.equal(record.files.console, 'console.log');
-  assert.equal(await readFile(join(out.dir, 'console.log'), 'utf8'), consoleText);
-  assert.ok(existsSync(join(cwd, 'build', 'demo', 'gcloud.json')), 'the recipe was packaged');
-  const csv = (await readFile(join(cwd, 'runs', 'proving_report.csv'), 'utf8')).trim().split('\n');
-  assert.equal(csv.length, 2);
-  assert.ok(csv[1]!.startsWith(`${out.id},demo,`), csv[1]);
-  assert.match(csv[1]!, new RegExp(`,succeeded,gce,proofs/console-proof.txt=sha256:${expectedSha},`));
+    // The fake saw a real image: a tarball holding disk.raw (it checks), then an instance of the custom type.
+    assert.deepEqual(fake.violations, []);
+    assert.equal(fake.uploads.size, 1);
+    const methods = fake.calls();
+    for (const mth of ['storage.objects.insert', 'images.insert', 'instances.insert', 'instances.delete'])
+      assert.ok(methods.includes(mth), mth);
+    const insert = fake.requests.find((q) => q.api === 'instances.insert')!.body as Record<string, unknown>;
+    assert.match(String(insert.machineType), /machineTypes\/n2-custom-2-1024$/);
+    // Only the image is left (kept for reuse), and ops's local image is gone.
+    assert.deepEqual(fake.leftovers(), [`image ${out.gce.image}`]);
+    assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
 
-  // The fake saw a real image: a tarball holding disk.raw (it checks), then an instance of the custom type.
-  assert.deepEqual(fake.violations, []);
-  assert.equal(fake.uploads.size, 1);
-  const methods = fake.calls();
-  for (const mth of ['storage.objects.insert', 'images.insert', 'instances.insert', 'instances.delete'])
-    assert.ok(methods.includes(mth), mth);
-  const insert = fake.requests.find((q) => q.api === 'instances.insert')!.body as Record<string, unknown>;
-  assert.match(String(insert.machineType), /machineTypes\/n2-custom-2-1024$/);
-  // Only the image is left (kept for reuse), and ops's local image is gone.
-  assert.deepEqual(fake.leftovers(), [`image ${out.gce.image}`]);
-  assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
+    // Same inputs: the second run reuses the image (no upload), by its build key.
+    const again = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json'], {
+      env,
+      cwd,
+      timeoutMs: 480_000,
+    });
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.equal(parseJson<{ gce: { image: string } }>(again).gce.image, out.gce.image);
+    assert.equal(fake.uploads.size, 1, 'the image was uploaded again');
 
-  // Same inputs: the second run reuses the image (no upload), by its build key.
-  const again = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json'], {
-    env,
-    cwd,
-    timeoutMs: 480_000,
-  });
-  assert.equal(again.exitCode, 0, again.stderr);
-  assert.equal(parseJson<{ gce: { image: string } }>(again).gce.image, out.gce.image);
-  assert.equal(fake.uploads.size, 1, 'the image was uploaded again');
+    const gc = await uniprove(['gcp', 'gc'], { env, cwd });
+    assert.equal(gc.exitCode, 0, gc.stderr);
+    assert.deepEqual(fake.leftovers(), []);
 
-  const gc = await uniprove(['gcp', 'gc'], { env, cwd });
-  assert.equal(gc.exitCode, 0, gc.stderr);
-  assert.deepEqual(fake.leftovers(), []);
-
-  // The token is nowhere: not printed, not in the record folder or the report.
-  for (const r of [run, again, gc]) {
-    assert.ok(!r.stdout.includes(fake.token) && !r.stderr.includes(fake.token), 'token printed');
-  }
-  for (const f of await listAll(join(cwd, 'runs'))) {
-    const text = await readFile(join(cwd, 'runs', f), 'utf8').catch(() => '');
-    assert.ok(!text.includes(fake.token), `token in runs/${f}`);
+    // The token is nowhere: not printed, not in the record folder or the report.
+    for (const r of [run, again, gc]) {
+      assert.ok(!r.stdout.includes(fake.token) && !r.stderr.includes(fake.token), 'token printed');
+    }
+    for (const f of await listAll(join(cwd, 'runs'))) {
+      const text = await readFile(join(cwd, 'runs', f), 'utf8').catch(() => '');
+      assert.ok(!text.includes(fake.token), `token in runs/${f}`);
+    }
+  } finally {
+    await fake.close();
   }
 });
 
