@@ -67,7 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option(
       '--probe-cpu <n>',
-      'run the probe on this one CPU (taskset): far less strace overhead where waking another CPU is slow (nested VMs); multi-threaded programs get one CPU',
+      'run the probe on this one CPU (taskset): far less strace overhead where waking another CPU is slow (nested VMs), for single-threaded probes; a parallel program sees one CPU',
       nonNegativeInt('--probe-cpu'),
     )
     .option(
@@ -86,7 +86,8 @@ The probe runs the program under strace -f --seccomp-bpf, tracing only opens, ex
 creation (what names a dependency), so most programs run within ~20% of their normal time; --trace-stats also
 traces the stat family, which can make stat-heavy programs several times slower. Each traced call wakes strace on
 another CPU and back: in a VM where that is slow (nested virtualisation), --probe-cpu 0 keeps both on one CPU and
-cuts the overhead several times, at the cost of one CPU for a multi-threaded program. Give it arguments that make it end.
+cuts the overhead several times for a single-threaded probe (a Python import storm). A parallel prover then sees one
+CPU and sizes its thread pools to it (rayon, Go, OpenMP): leave it off for those. Give it arguments that make it end.
 Exit status: 0 ok, 1 the probe failed (without --allow-failure), 2 bad input, 3 strace missing, 6 probe timeout.
 
 Examples:

@@ -65,7 +65,7 @@ export const ProbeSpec = z
       .max(4095)
       .optional()
       .describe(
-        'Run the discovery run and strace on this one CPU (taskset): several times less strace overhead where waking another CPU is slow (nested VMs), but a multi-threaded prover gets one CPU.',
+        'Run the discovery run and strace on this one CPU (taskset): several times less strace overhead where waking another CPU is slow (nested VMs), for single-threaded probes. A parallel prover sees one CPU and sizes its thread pools to it.',
       ),
   })
   .describe('How `uniprove package` runs the prover once under strace to find what it opens at run time.');

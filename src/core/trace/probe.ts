@@ -44,8 +44,10 @@ export interface ProbeOptions {
   /**
    * Run strace and the program on this one CPU (with taskset). Every traced call wakes strace and
    * then the program again; where waking another CPU is slow (nested virtualisation: measured here
-   * ~110 µs a traced call across CPUs, ~20 µs on one) this cuts the probe's overhead several times,
-   * but a multi-threaded program then has one CPU for all its threads.
+   * ~110 µs a traced call across CPUs, ~20 µs on one) this cuts the probe's overhead several times.
+   * But the program sees one CPU: runtimes that size their thread pools from the CPUs they may use
+   * (Rust's available_parallelism and rayon, Go, OpenMP) start one worker. benchy's probe took
+   * 8.4 s pinned against 4.6 s, which is why this is never the default, nor switched on by itself.
    */
   cpu?: number;
   onProgress?: OnProgress;
