@@ -321,6 +321,29 @@ int main(void) { FILE *f = fopen("/big", "w"); if (!f) return 9; static char b[1
   );
 });
 
+test('doctor says what the image cache holds and how to empty it', async () => {
+  const dir = await tempDir();
+  const images = join(dir, 'cache', 'images');
+  await execa('mkdir', ['-p', images]);
+  // One cached image: 64 MiB long, 1 MiB written (images are sparse; doctor counts the disk they take).
+  await execa('dd', [
+    'if=/dev/zero',
+    `of=${join(images, `${'a'.repeat(64)}.img`)}`,
+    'bs=1M',
+    'count=1',
+    'seek=63',
+  ]);
+  await writeFile(join(images, `${'a'.repeat(64)}.json`), '{"manifest":""}');
+  const r = await uniprove(['doctor', '--json', '--no-probe'], {
+    env: { UNIPROVE_CACHE: join(dir, 'cache') },
+  });
+  const d = parseJson<{ checks: { name: string; ok: boolean; detail: string }[] }>(r);
+  const check = d.checks.find((c) => c.name === 'image-cache');
+  assert.ok(check, d.checks.map((c) => c.name).join(','));
+  assert.equal(check.ok, true);
+  assert.match(check.detail, new RegExp(`^1 image, 1 MiB on disk in ${images} `));
+});
+
 test('doctor reports every check with a fix, and KVM as this host has it', {
   skip: needTool('ops', 'ops') ?? needNanos(),
   timeout: 120_000,
@@ -340,6 +363,7 @@ test('doctor reports every check with a fix, and KVM as this host has it', {
     'memory',
     'gcp-credentials',
     'gcp-project',
+    'image-cache',
   ]) {
     assert.ok(names.includes(n), `${n} in ${names.join(',')}`);
   }

@@ -241,6 +241,19 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
     });
   }
 
+  // The image cache (run keeps the images ops build made): what it holds, and how to empty it.
+  const imagesDir = join(options.cacheDir, 'images');
+  const cached = (await readdir(imagesDir).catch(() => [] as string[])).filter((n) => n.endsWith('.img'));
+  let cachedBytes = 0;
+  for (const n of cached)
+    cachedBytes += ((await stat(join(imagesDir, n)).catch(() => undefined))?.blocks ?? 0) * 512;
+  add({
+    name: 'image-cache',
+    ok: true,
+    required: false,
+    detail: `${cached.length} image${cached.length === 1 ? '' : 's'}, ${(cachedBytes / 2 ** 20).toFixed(0)} MiB on disk in ${imagesDir} (at most 4 and 8 GiB; rm -rf it to empty)`,
+  });
+
   // Memory
   const want = options.memory ? sizeToBytes(options.memory) : undefined;
   add({
