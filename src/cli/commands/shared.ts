@@ -19,26 +19,25 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** A commander parser for positive integers that names the flag in its error. */
-export function positiveInt(flag: string) {
+/** A commander parser for whole numbers from `min` on, whose error names the flag and says what it wants. */
+function wholeNumber(flag: string, min: number, wanted: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) {
-      throw new UniproveError('E_USAGE', { message: `${flag} must be a positive integer, got "${value}"` });
+    if (value.trim() === '' || !Number.isInteger(n) || n < min) {
+      throw new UniproveError('E_USAGE', { message: `${flag} must be ${wanted}, got "${value}"` });
     }
     return n;
   };
 }
 
+/** A commander parser for positive integers that names the flag in its error. */
+export function positiveInt(flag: string) {
+  return wholeNumber(flag, 1, 'a positive integer');
+}
+
 /** A commander parser for integers >= 0 (a CPU number) that names the flag in its error. */
 export function nonNegativeInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < 0) {
-      throw new UniproveError('E_USAGE', { message: `${flag} must be a whole number >= 0, got "${value}"` });
-    }
-    return n;
-  };
+  return wholeNumber(flag, 0, 'a whole number >= 0');
 }
 
 /** Recipe-loading options from the environment and the override flags. */
