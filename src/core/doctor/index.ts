@@ -10,6 +10,7 @@ import { isUniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { checkDevKvm, detectAccel } from '../machine/accel.js';
 import { findNanosRelease, opsBuild, opsVersion, removeImage } from '../ops/build.js';
+import { IMAGE_CACHE_BYTES, IMAGE_CACHE_ENTRIES, ImageCache } from '../ops/image-cache.js';
 
 export interface DoctorCheck {
   name: string;
@@ -242,16 +243,13 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
   }
 
   // The image cache (run keeps the images ops build made): what it holds, and how to empty it.
-  const imagesDir = join(options.cacheDir, 'images');
-  const cached = (await readdir(imagesDir).catch(() => [] as string[])).filter((n) => n.endsWith('.img'));
-  let cachedBytes = 0;
-  for (const n of cached)
-    cachedBytes += ((await stat(join(imagesDir, n)).catch(() => undefined))?.blocks ?? 0) * 512;
+  const imageCache = ImageCache.in(options.cacheDir);
+  const cached = await imageCache.usage();
   add({
     name: 'image-cache',
     ok: true,
     required: false,
-    detail: `${cached.length} image${cached.length === 1 ? '' : 's'}, ${(cachedBytes / 2 ** 20).toFixed(0)} MiB on disk in ${imagesDir} (at most 4 and 8 GiB; rm -rf it to empty)`,
+    detail: `${cached.images} image${cached.images === 1 ? '' : 's'}, ${(cached.bytes / 2 ** 20).toFixed(0)} MiB on disk in ${imageCache.dir} (at most ${IMAGE_CACHE_ENTRIES} and ${IMAGE_CACHE_BYTES / GiB} GiB; rm -rf it to empty)`,
   });
 
   // Memory

@@ -103,6 +103,11 @@ export async function copyImage(from: string, to: string, signal?: AbortSignal):
 export class ImageCache {
   constructor(readonly dir: string) {}
 
+  /** The image cache inside uniprove's cache folder. */
+  static in(cacheDir: string): ImageCache {
+    return new ImageCache(join(cacheDir, 'images'));
+  }
+
   private paths(key: string) {
     return { image: join(this.dir, `${key}.img`), meta: join(this.dir, `${key}.json`) };
   }
@@ -135,18 +140,14 @@ export class ImageCache {
     await this.prune();
   }
 
-  /**
-   * Keep the most recently used images, at most `keep` of them and `maxBytes` of disk (the newest
-   * always stays); remove the rest, and stray partial copies.
-   */
-  async prune(keep = IMAGE_CACHE_ENTRIES, maxBytes = IMAGE_CACHE_BYTES): Promise<void> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
-    const metas = await Promise.all(
+  /** The cached entries, most recently used first, with the disk each image takes (images are sparse). */
+  private async entries(names: string[]): Promise<{ key: string; used: number; bytes: number }[]> {
+    const entries = await Promise.all(
       names
         .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
         .map(async (n) => {
           const key = n.slice(0, 64);
-          const image = await stat(join(this.dir, `${key}.img`)).catch(() => undefined);
+          const image = await stat(this.paths(key).image).catch(() => undefined);
           return {
             key,
             used: (await stat(join(this.dir, n))).mtimeMs,
@@ -154,7 +155,22 @@ export class ImageCache {
           };
         }),
     );
-    metas.sort((a, b) => b.used - a.used);
+    return entries.sort((a, b) => b.used - a.used);
+  }
+
+  /** How many images are kept, and the disk they take. */
+  async usage(): Promise<{ images: number; bytes: number }> {
+    const entries = await this.entries(await readdir(this.dir).catch(() => [] as string[]));
+    return { images: entries.length, bytes: entries.reduce((n, e) => n + e.bytes, 0) };
+  }
+
+  /**
+   * Keep the most recently used images, at most `keep` of them and `maxBytes` of disk (the newest
+   * always stays); remove the rest, and stray partial copies.
+   */
+  async prune(keep = IMAGE_CACHE_ENTRIES, maxBytes = IMAGE_CACHE_BYTES): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const metas = await this.entries(names);
     let total = 0;
     const kept = metas.filter((m, i) => {
       total += m.bytes;

@@ -602,7 +602,7 @@ async function buildImage(a: {
   const onProgress = options.onProgress ?? noProgress;
   const t0 = performance.now();
   const notCacheable = options.imageCache === false ? 'off (--no-image-cache)' : uncacheableReason(a.config);
-  const cache = notCacheable ? undefined : new ImageCache(join(options.cacheDir, 'images'));
+  const cache = notCacheable ? undefined : ImageCache.in(options.cacheDir);
   const key = cache
     ? await imageCacheKey({
         opsPath: a.opsPath,
