@@ -10,7 +10,7 @@ import type { CliContext } from './context.js';
 import { type Output, processOutput, renderError } from './render.js';
 
 /** Build the commander program; exported for tests and docs generation. */
-export async function createProgram(ctx: CliContext, only?: string): Promise<Command> {
+export async function createProgram(ctx: CliContext, only?: string | null): Promise<Command> {
   const program = new Command('uniprove')
     .description(
       'Turn a zero-knowledge prover binary into a Nanos unikernel, run it under QEMU or on Google Compute Engine, and bring back its logs and proofs. Wraps the Ops CLI (nanovms/ops).',
@@ -38,6 +38,10 @@ Errors are explained in docs/errors.md.`,
   return program;
 }
 
+function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 /** Run the CLI with the given argv (without node and script); returns the exit status. */
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   const controller = new AbortController();
@@ -50,14 +54,18 @@ export async function main(argv: string[], out: Output = processOutput): Promise
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // A reader that goes away (`uniprove --help | head`, a closed pager) is no reason to crash or to abandon a
+  // run half-recorded: what it would have read is dropped and the work goes on to its end.
+  for (const stream of [out.stdout, out.stderr]) {
+    if (stream.listenerCount('error') === 0) stream.on('error', ignoreClosedPipe);
+  }
   const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
   const json = argv.includes('--json');
   try {
-    // The first word that is not a flag names the command; only its module is loaded.
-    const program = await createProgram(
-      ctx,
-      argv.find((a) => !a.startsWith('-')),
-    );
+    // The first word that is not a flag names the command; only its module is loaded (none for --version).
+    const command = argv.find((a) => !a.startsWith('-'));
+    const versionOnly = !command && argv.some((a) => a === '-V' || a === '--version');
+    const program = await createProgram(ctx, versionOnly ? null : command);
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {

@@ -21,9 +21,16 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   doctor: () => import('./doctor.js'),
 };
 
-/** Attach the commands to the program: only `only` when it names one, else all (for help). */
-export async function registerCommands(program: Command, ctx: CliContext, only?: string): Promise<void> {
-  const names = only && only in COMMANDS ? [only] : Object.keys(COMMANDS);
+/**
+ * Attach the commands to the program: only `only` when it names one, none when it is null
+ * (`uniprove --version` needs none), else all (for help).
+ */
+export async function registerCommands(
+  program: Command,
+  ctx: CliContext,
+  only?: string | null,
+): Promise<void> {
+  const names = only === null ? [] : only && only in COMMANDS ? [only] : Object.keys(COMMANDS);
   const modules = await Promise.all(
     names.map((name) => (COMMANDS[name] as () => Promise<{ register: Register }>)()),
   );
