@@ -64,7 +64,7 @@ export {
 } from './core/elf/index.js';
 export type { ErrorCode, UniproveErrorOptions } from './core/errors.js';
 export { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from './core/errors.js';
-export type { ExecOptions, ExecResult } from './core/exec.js';
+export type { ExecOptions, ExecResult, ProcessEnd, RunningProcess } from './core/exec.js';
 export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js';
 export type { GcpClientOptions, GcpEndpoints } from './core/gcp/clients.js';
 export type {

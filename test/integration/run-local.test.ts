@@ -166,11 +166,42 @@ test('a failing prover is reported as failed with its exit status', {
   assert.equal(parseJson<RunJson>(ok).exitCode, 0);
   assert.equal(parseJson<RunJson>(ok).imageCache, 'stored');
 
-  // Once more with the same inputs: a copy of the cached image boots, with the same result.
+  // Once more with the same inputs: the cached image boots as a snapshot (no copy), with the same result,
+  // and the cached image is left as it was.
+  const cachedImages = async () => {
+    const images = join(dir, 'cache', 'images');
+    const names = (await readdir(images)).filter((n) => n.endsWith('.img')).sort();
+    return Promise.all(
+      names.map(async (n) => `${n} ${(await execa('sha256sum', [join(images, n)])).stdout}`),
+    );
+  };
+  const before = await cachedImages();
   const again = await uniprove(['run', join(dir, 'pkg'), '--arg', '0', '--json'], { cwd: dir, env });
   assert.equal(again.exitCode, 0, again.stdout + again.stderr);
   assert.equal(parseJson<RunJson>(again).imageCache, 'hit');
+  const againRecord = JSON.parse(await readFile(join(parseJson<RunJson>(again).dir, 'record.json'), 'utf8'));
+  assert.equal(againRecord.imageCache.boot, 'snapshot');
+  assert.ok(
+    againRecord.qemu.argv.some((a: string) => a.endsWith(',snapshot=on')),
+    againRecord.qemu.argv,
+  );
   assert.match(await readFile(join(parseJson<RunJson>(again).dir, 'console.log'), 'utf8'), /exiting with 0/);
+  assert.deepEqual(await cachedImages(), before, 'a snapshot boot writes nothing into the cached image');
+  // A run that reads the image afterwards (--copy-out on the root file system) boots a copy instead.
+  const copied = await uniprove(
+    ['run', join(dir, 'pkg'), '--arg', '0', '--copy-out', '/exitwith', '--json'],
+    { cwd: dir, env },
+  );
+  assert.equal(copied.exitCode, 0, copied.stdout + copied.stderr);
+  const copiedRun = parseJson<RunJson>(copied);
+  const copiedRecord = JSON.parse(await readFile(join(copiedRun.dir, 'record.json'), 'utf8'));
+  assert.equal(copiedRecord.imageCache.boot, 'copy');
+  assert.equal(copiedRun.proofs.length, 1, JSON.stringify(copiedRun.proofs));
+  assert.equal(
+    copiedRun.proofs[0]?.sha256,
+    (await execa('sha256sum', [join(recipe, 'exitwith')])).stdout.split(' ')[0],
+    'the program copied back out of the image is the one packaged',
+  );
 
   // A prover changed and packaged again is never served from the old image.
   await compileC(recipe, 'exitwith', EXIT_WITH.replace('exiting with %d', 'version two, exiting with %d'), [

@@ -4,10 +4,9 @@ import type { Command } from 'commander';
 import { runDoctor } from '../../core/doctor/index.js';
 import { ExitCode } from '../../core/errors.js';
 import { opsHomeDir } from '../../core/ops/build.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { printJson, printLines } from '../render.js';
 import { positiveInt } from './shared.js';
-import { cacheDirFrom } from './volume.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program

@@ -24,11 +24,10 @@ import { DISK_TYPES, type GcpDiskType } from '../../core/gcp/plan.js';
 import { type GcpRecipeSource, gcpImageRecipe, gcpRunRecipe, memoryMb } from '../../core/gcp/recipe.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import type { RunOutcome } from '../../core/run/record.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import { addRecipeOverrides, recipeLoadOptions } from './shared.js';
-import { cacheDirFrom } from './volume.js';
 
 interface CommonFlags {
   project?: string;

@@ -5,13 +5,11 @@ import { ExitCode } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
-import { runParallel } from '../../core/run/parallel.js';
 import type { RunOutcome } from '../../core/run/record.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
-import { cacheDirFrom } from './volume.js';
 
 function exitFor(outcome: RunOutcome): number {
   switch (outcome) {
@@ -115,8 +113,9 @@ debug_exit, so uniprove's exit status follows the prover's: 0 it succeeded, 1 it
 a Nanos release, QEMU) or too little disk. No QEMU process outlives the run.
 
 The image \`ops build\` makes is kept in the cache (the last 4, 8 GiB at most, under $UNIPROVE_CACHE/images), keyed by the
-package files, the run's config, the ops program and the Nanos release: a run of the same inputs boots a copy of
-it instead of building again. --no-image-cache builds anyway.
+package files, the run's config, the ops program and the Nanos release: a run of the same inputs boots it as a
+snapshot (writes go to a throwaway overlay) instead of building again, or a copy of it when the run reads the image
+afterwards (a file proof or --copy-out outside a volume, --keep-image). --no-image-cache builds anyway.
 
 KVM is used only when it works here: a probe boot decides once per host and the verdict is cached (TCG otherwise).
 
@@ -157,6 +156,7 @@ Examples:
     if (opts.arg) base.args = opts.arg;
     if (opts.inputs || opts.parallel) {
       if (!opts.inputs) throw new InvalidArgumentError('--parallel needs --inputs FILE');
+      const { runParallel } = await import('../../core/run/parallel.js');
       const result = await runParallel({
         ...base,
         inputs: opts.inputs,

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ExitCode, UniproveError } from '../../core/errors.js';
-import { isPackageDir, packageRecipe } from '../../core/package/index.js';
+import { packageRecipe } from '../../core/package/index.js';
+import { isPackageDir } from '../../core/package/layout.js';
 import { verifyPackage } from '../../core/package/verify.js';
 import type { OnProgress } from '../../core/progress.js';
 import type { CliContext } from '../context.js';

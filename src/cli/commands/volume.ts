@@ -1,7 +1,6 @@
 /** `uniprove volume fetch|build|ls|rm|import`: parameter files, verified and cached, and Ops volumes built from them. */
 import { readdir, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
 import { writeJsonAtomic } from '../../core/fs.js';
@@ -16,18 +15,12 @@ import {
 } from '../../core/volume/filecoin.js';
 import { setFromDirectory } from '../../core/volume/from-dir.js';
 import { BUILTIN_SETS_DIR, parseJsonFile, readInputFile } from '../../core/volume/spec.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings, renderError } from '../render.js';
 
 /** The parameter sets shipped with uniprove. */
 export const SETS_DIR = BUILTIN_SETS_DIR;
-
-/** $UNIPROVE_CACHE, else $XDG_CACHE_HOME/uniprove, else ~/.cache/uniprove. */
-export function cacheDirFrom(env: NodeJS.ProcessEnv): string {
-  if (env.UNIPROVE_CACHE) return env.UNIPROVE_CACHE;
-  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'uniprove');
-}
 
 function parseJobs(value: string): number {
   const n = Number(value);

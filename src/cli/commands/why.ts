@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import { explain, type WhyEntry } from '../../core/discover/why.js';
 import { UniproveError } from '../../core/errors.js';
-import { LOCK_FILE } from '../../core/package/index.js';
+import { LOCK_FILE } from '../../core/package/layout.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../render.js';
 

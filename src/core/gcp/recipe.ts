@@ -15,7 +15,7 @@ import { sha256File } from '../fs.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
-import { isPackageDir } from '../package/index.js';
+import { isPackageDir } from '../package/layout.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';

@@ -8,7 +8,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, spawn, tailOf } from '../exec.js';
+import { formatCommand, type RunningProcess, spawn, tailOf } from '../exec.js';
 import type { Machine, MachineSpec, MachineStatus, WaitOptions } from './types.js';
 
 export const CONSOLE_LOG = 'console.log';
@@ -82,15 +82,13 @@ export function isQemuStartFailure(stderr: string, consoleBytes: number): boolea
   return consoleBytes === 0 && /qemu-system-[\w-]+: /.test(stderr);
 }
 
-type Child = ReturnType<typeof spawn>;
-
 /** A machine run by QEMU on this host. */
 export class QemuMachine implements Machine {
   readonly spec: MachineSpec;
   readonly argv: string[];
   /** Called with every chunk of console output as it arrives. */
   onConsole: ((chunk: string) => void) | undefined;
-  private child: Child | undefined;
+  private child: RunningProcess['child'] | undefined;
   private console: WriteStream | undefined;
   private stderr = '';
   private current: MachineStatus = { state: 'created', consoleBytes: 0 };
@@ -119,7 +117,7 @@ export class QemuMachine implements Machine {
     this.console = createWriteStream(this.consolePath);
     this.startedPerf = performance.now();
     this.current = { ...this.current, state: 'running', startedAt: Date.now() };
-    const child = spawn(this.argv, {
+    const { child, ended } = spawn(this.argv, {
       installHint:
         'Install QEMU: apt-get install qemu-system-x86 (or your distribution’s qemu-system-x86_64).',
     });
@@ -136,14 +134,7 @@ export class QemuMachine implements Machine {
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-64 * 1024);
     });
-    this.exited = child.then(
-      async (result) => {
-        await this.finish(result.exitCode, result.signal, (result as { code?: string }).code);
-      },
-      async (error: unknown) => {
-        await this.finish(undefined, undefined, (error as { code?: string }).code);
-      },
-    );
+    this.exited = ended.then((end) => this.finish(end.exitCode, end.signal, end.spawnError?.code));
   }
 
   private async finish(exitCode: number | undefined, signal: string | undefined, code?: string) {

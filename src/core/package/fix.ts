@@ -10,7 +10,8 @@ import type { ImageContents } from '../diagnose/image.js';
 import { UniproveError } from '../errors.js';
 import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
 import { parseOpsConfig } from '../manifest/ops-config.js';
-import { LOCK_FILE, type PackageState, packageStatePath } from './index.js';
+import { type PackageState, packageStatePath } from './index.js';
+import { LOCK_FILE } from './layout.js';
 import type { PackageLock } from './stage.js';
 
 /** The image a package builds: its files (guest -> host source), its mounts and manifest flags. */

@@ -18,6 +18,7 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
+import { configDigest, LOCK_FILE } from './layout.js';
 import { checkGuestPath, planPackage, toGuest } from './plan.js';
 import {
   buildLock,
@@ -28,18 +29,8 @@ import {
   writeTree,
 } from './stage.js';
 
-export const LOCK_FILE = 'uniprove.lock.json';
 const STATE_DIR = '.uniprove';
 const STATE_FILE = 'state.json';
-
-/** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
-export async function isPackageDir(dir: string, target: 'local' | 'gcloud' = 'local'): Promise<boolean> {
-  const [config, lock] = await Promise.all([
-    stat(join(dir, `${target}.json`)).catch(() => undefined),
-    stat(join(dir, LOCK_FILE)).catch(() => undefined),
-  ]);
-  return Boolean(config?.isFile() && lock?.isFile());
-}
 
 /** Where a package keeps what it remembers between runs. */
 export function packageStatePath(dir: string): string {
@@ -265,6 +256,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       stableJson(buildOpsConfig({ base, recipe, files: top.files, dirs: top.dirs, mounts })),
     ]),
   );
+  lock.configs = Object.fromEntries(TARGETS.map((t) => [t, configDigest(configs[t] as string)]));
   const lockText = stableJson(lock);
   const bytes = lock.files.reduce((n, f) => n + (f.size ?? 0), 0);
   const result = (changed: boolean): PackageResult => ({

@@ -31,6 +31,8 @@ export interface PackageLock {
   program: string;
   proof: LockProof;
   files: LockEntry[];
+  /** sha256 of each Ops config as written (local, gcloud): runs trust a config only while it is unchanged. */
+  configs?: Partial<Record<'local' | 'gcloud', string>>;
 }
 
 /** A host file's identity, to skip re-hashing files that did not change. */

@@ -15,7 +15,7 @@ import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../trace/parse.js';
 import { runProbe } from '../trace/probe.js';
-import { LOCK_FILE } from './index.js';
+import { LOCK_FILE } from './layout.js';
 import type { PackageLock } from './stage.js';
 
 export interface VerifyOptions {

@@ -75,8 +75,14 @@ export interface RunRecord {
   timings: RunTimings;
   timeoutSeconds?: number;
   image?: string;
-  /** hit: a copy of an image `ops build` made earlier from the same inputs; stored: built, and kept for next time. */
-  imageCache?: { state: 'hit' | 'stored'; key: string } | { state: 'off'; reason: string };
+  /**
+   * hit: an image `ops build` made earlier from the same inputs, booted as a snapshot (nothing reads it after
+   * the run) or as a copy; stored: built, and kept for next time.
+   */
+  imageCache?:
+    | { state: 'hit'; key: string; boot: 'snapshot' | 'copy' }
+    | { state: 'stored'; key: string }
+    | { state: 'off'; reason: string };
   qemu?: { argv: string[]; exitCode?: number; signal?: string; stderrTail?: string };
   volumes: { label: string; path: string; guestPath: string; readOnly: boolean }[];
   proofs: RunProof[];

@@ -16,7 +16,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, run, spawn, tailOf, which } from '../exec.js';
+import { formatCommand, type ProcessEnd, run, spawn, tailOf, which } from '../exec.js';
 import type { OnProgress } from '../progress.js';
 
 export interface ProbeOptions {
@@ -304,7 +304,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
 
   options.onProgress?.({ kind: 'step-start', step: 'probe', detail: formatCommand(options.argv) });
   const started = performance.now();
-  const child = spawn(command, { cwd: options.cwd, env: options.env });
+  const { child, ended } = spawn(command, { cwd: options.cwd, env: options.env });
   const stdout = new Tail();
   const stderr = new Tail();
   child.stdout?.on('data', (c: Buffer) => stdout.push(c));
@@ -329,9 +329,9 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
-  let result: Awaited<typeof child>;
+  let result: ProcessEnd;
   try {
-    result = await child;
+    result = await ended;
   } finally {
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
@@ -343,7 +343,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   const errTail = stderr.value;
   const details = { command, logPath, exitCode, signal, stderrTail: errTail };
 
-  if ((result as { code?: string }).code === 'ENOENT') {
+  if (result.spawnError?.code === 'ENOENT') {
     throw new UniproveError('E_TOOL_MISSING', {
       message: `${strace} could not be started`,
       hint: INSTALL_HINT,

@@ -1,0 +1,70 @@
+/**
+ * Reading a package folder without loading what builds one: `uniprove run <package>`
+ * starts here, and every module it loads comes before QEMU starts.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UniproveError } from '../errors.js';
+import type { OpsConfig } from '../manifest/ops-config.js';
+import type { PackageLock } from './stage.js';
+
+export const LOCK_FILE = 'uniprove.lock.json';
+
+/** The Ops configs a package holds, one per target. */
+export type ConfigTarget = 'local' | 'gcloud';
+
+/** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
+export async function isPackageDir(dir: string, target: ConfigTarget = 'local'): Promise<boolean> {
+  const [config, lock] = await Promise.all([
+    stat(join(dir, `${target}.json`)).catch(() => undefined),
+    stat(join(dir, LOCK_FILE)).catch(() => undefined),
+  ]);
+  return Boolean(config?.isFile() && lock?.isFile());
+}
+
+/** sha256 (hex) of a config's text, as the lock records it. */
+export function configDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A package's lock file, parsed. */
+export async function readPackageLock(dir: string): Promise<PackageLock> {
+  const path = join(dir, LOCK_FILE);
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as PackageLock;
+  } catch (error) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${path} is not a readable lock file: ${(error as Error).message}`,
+      hint: 'Package again with `uniprove package <recipe>` (it rewrites the lock).',
+      cause: error,
+    });
+  }
+}
+
+/**
+ * A package's Ops config for `target`. A config whose bytes are the ones `uniprove package`
+ * validated and wrote (its digest is in the lock) is taken as it is; any other (edited by hand,
+ * or from a package older than the digests) goes through the full schema, which is loaded only then.
+ */
+export async function readPackageConfig(
+  dir: string,
+  lock: Pick<PackageLock, 'configs'>,
+  target: ConfigTarget = 'local',
+): Promise<OpsConfig> {
+  const path = join(dir, `${target}.json`);
+  const text = await readFile(path, 'utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${path} is not JSON: ${(error as Error).message}`,
+      hint: 'Fix the file, or package again with `uniprove package <recipe>`.',
+      cause: error,
+    });
+  }
+  if (lock.configs?.[target] === configDigest(text)) return value as OpsConfig;
+  const { parseOpsConfig } = await import('../manifest/ops-config.js');
+  return parseOpsConfig(value, path);
+}
