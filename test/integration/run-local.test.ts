@@ -287,7 +287,7 @@ test('Ctrl-C during boot stops QEMU, exits 130 and keeps the record', {
     {
       cwd: dir,
       reject: false,
-      env: { CI: '1' },
+      env: { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') },
     },
   );
   let stderr = '';
