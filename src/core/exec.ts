@@ -136,6 +136,26 @@ function terminate(child: ChildProcess): void {
   force.unref();
 }
 
+/**
+ * Call `stop` when `timeoutMs` passes or `signal` aborts (at once if it already has); returns the function
+ * that disarms both. Every runner of a program that must end (run, the strace probe, QEMU, `ops run`)
+ * stops it through this.
+ */
+export function stopOnTimeoutOrAbort(
+  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined },
+  stop: (why: 'timeout' | 'abort') => void,
+): () => void {
+  const { timeoutMs, signal } = options;
+  const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => stop('timeout'), timeoutMs) : undefined;
+  const onAbort = () => stop('abort');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  return () => {
+    if (timer) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  };
+}
+
 /** Collect a stream's bytes up to a limit; decoded once at the end so multi-byte characters stay whole. */
 function collect(stream: NodeJS.ReadableStream | null, limit: number): () => string {
   const chunks: Buffer[] = [];
@@ -159,24 +179,16 @@ export async function run(argv: readonly string[], options: ExecOptions = {}): P
   const stderrText = collect(child.stderr, limit);
   let timedOut = false;
   let canceled = false;
-  const timer =
-    options.timeoutMs && options.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          terminate(child);
-        }, options.timeoutMs)
-      : undefined;
-  const onAbort = () => {
-    canceled = true;
+  const disarm = stopOnTimeoutOrAbort(options, (why) => {
+    if (why === 'timeout') timedOut = true;
+    else canceled = true;
     terminate(child);
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
   let end: ProcessEnd;
   try {
     end = await ended;
   } finally {
-    if (timer) clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+    disarm();
   }
   const durationMs = performance.now() - started;
   const stdout = stdoutText();

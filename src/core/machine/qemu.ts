@@ -8,7 +8,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, type RunningProcess, spawn, tailOf } from '../exec.js';
+import { formatCommand, type RunningProcess, spawn, stopOnTimeoutOrAbort, tailOf } from '../exec.js';
 import type { Machine, MachineSpec, MachineStatus, WaitOptions } from './types.js';
 
 export const CONSOLE_LOG = 'console.log';
@@ -170,25 +170,21 @@ export class QemuMachine implements Machine {
 
   async wait(options: WaitOptions = {}): Promise<MachineStatus> {
     if (!this.exited) throw new UniproveError('E_INTERNAL', { message: 'wait() before start()' });
-    const { signal, timeoutMs } = options;
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => void this.stop('interrupted');
-    try {
-      if (timeoutMs && timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.stopReason = {
-            state: 'timeout',
-            reason: `killed after the ${Math.round(timeoutMs / 1000)} s timeout`,
-          };
-          this.kill();
-        }, timeoutMs);
+    const disarm = stopOnTimeoutOrAbort(options, (why) => {
+      if (why === 'abort') {
+        void this.stop('interrupted');
+        return;
       }
-      if (signal?.aborted) onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      this.stopReason = {
+        state: 'timeout',
+        reason: `killed after the ${Math.round((options.timeoutMs ?? 0) / 1000)} s timeout`,
+      };
+      this.kill();
+    });
+    try {
       await this.exited;
     } finally {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      disarm();
     }
     return this.status();
   }

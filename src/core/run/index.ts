@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
-import { spawn, which } from '../exec.js';
+import { spawn, stopOnTimeoutOrAbort, which } from '../exec.js';
 import { type AccelChoice, type AccelDecision, detectAccel } from '../machine/accel.js';
 import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
@@ -731,18 +731,12 @@ async function runViaOps(a: {
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   let timedOut = false;
-  const timer =
-    options.timeoutMs && options.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill('SIGKILL');
-        }, options.timeoutMs)
-      : undefined;
-  const onAbort = () => child.kill('SIGKILL');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const disarm = stopOnTimeoutOrAbort(options, (why) => {
+    if (why === 'timeout') timedOut = true;
+    child.kill('SIGKILL');
+  });
   const result = await ended;
-  if (timer) clearTimeout(timer);
-  options.signal?.removeEventListener('abort', onAbort);
+  disarm();
   await new Promise<void>((r) => out.end(r));
   const end = performance.now();
   if (first !== undefined) {

@@ -16,7 +16,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, type ProcessEnd, run, spawn, tailOf, which } from '../exec.js';
+import { formatCommand, type ProcessEnd, run, spawn, stopOnTimeoutOrAbort, tailOf, which } from '../exec.js';
 import type { OnProgress } from '../progress.js';
 
 export interface ProbeOptions {
@@ -316,25 +316,17 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   const kill = () => {
     if (child.pid !== undefined && !killing) killing = killTree(child.pid);
   };
-  const timer =
-    options.timeoutMs && options.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          kill();
-        }, options.timeoutMs)
-      : undefined;
-  const onAbort = () => {
-    aborted = true;
+  const disarm = stopOnTimeoutOrAbort(options, (why) => {
+    if (why === 'timeout') timedOut = true;
+    else aborted = true;
     kill();
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
 
   let result: ProcessEnd;
   try {
     result = await ended;
   } finally {
-    if (timer) clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+    disarm();
     if (killing) await killing;
   }
   const durationMs = performance.now() - started;
