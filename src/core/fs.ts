@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { UniproveError } from './errors.js';
 
 /** Write `data` to `path` atomically (temp file in the same folder, then rename): no reader sees half a file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -25,6 +26,23 @@ export function stableJson(value: unknown): string {
 /** Write a value as indented JSON, atomically. */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeFileAtomic(path, stableJson(value));
+}
+
+/** Parse JSON text, naming the file (E_CONFIG) when it is not JSON. */
+export function parseJsonFile(
+  text: string,
+  origin: string,
+  hint = 'Check the file for a missing comma or quote.',
+): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${origin} is not valid JSON: ${(error as Error).message}`,
+      hint,
+      cause: error,
+    });
+  }
 }
 
 /** Read a JSON file, or undefined when it is absent or unreadable. */

@@ -82,5 +82,5 @@ test('a config edited by hand is checked in full: a bad key is E_CONFIG, a lower
   assert.deepEqual(target.config.Args, ['--edited']);
 
   await writeFile(local, '{ "Program": ');
-  await assert.rejects(prepareTarget(options), /local\.json is not JSON/);
+  await assert.rejects(prepareTarget(options), /local\.json is not valid JSON/);
 });

@@ -3,7 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
-import { writeJsonAtomic } from '../../core/fs.js';
+import { parseJsonFile, writeJsonAtomic } from '../../core/fs.js';
 import { formatBytes } from '../../core/progress.js';
 import { buildVolume, listVolumes, loadParameterSet, removeVolume } from '../../core/volume/build.js';
 import { type FetchParameterSetResult, fetchParameterSet } from '../../core/volume/fetch.js';
@@ -14,7 +14,7 @@ import {
   toSetFile,
 } from '../../core/volume/filecoin.js';
 import { setFromDirectory } from '../../core/volume/from-dir.js';
-import { BUILTIN_SETS_DIR, parseJsonFile, readInputFile } from '../../core/volume/spec.js';
+import { BUILTIN_SETS_DIR, readInputFile } from '../../core/volume/spec.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings, renderError } from '../render.js';

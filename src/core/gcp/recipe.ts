@@ -13,9 +13,10 @@ import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { sha256File } from '../fs.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
-import { type OpsConfig, parseOpsConfig } from '../manifest/ops-config.js';
+import type { OpsConfig } from '../manifest/ops-config.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
-import { isPackageDir } from '../package/layout.js';
+import { isPackageDir, LOCK_FILE, readPackageConfig, readPackageLock } from '../package/layout.js';
+import type { PackageLock } from '../package/stage.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
@@ -71,20 +72,6 @@ export interface GcpRecipePlan {
   resources: { cpus: number; memory: string };
 }
 
-async function readConfig(path: string): Promise<OpsConfig> {
-  let value: unknown;
-  try {
-    value = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new UniproveError('E_CONFIG', {
-      message: `${path} cannot be read as JSON: ${(error as Error).message}`,
-      hint: 'Package the recipe again with `uniprove package`.',
-      cause: error,
-    });
-  }
-  return parseOpsConfig(value, path);
-}
-
 function tooManyVolumes(name: string, labels: string[]): UniproveError {
   return new UniproveError('E_USAGE', {
     message: `${name} mounts ${labels.length} volumes (${labels.join(', ')}), but gcp run attaches one disk`,
@@ -98,12 +85,9 @@ export async function resolveGcpRecipe(source: GcpRecipeSource): Promise<GcpReci
   const cwd = source.cwd ?? process.cwd();
   const asDir = resolve(cwd, source.recipe);
   if (await isPackageDir(asDir, 'gcloud')) {
-    const gcloud = await readConfig(join(asDir, 'gcloud.json'));
-    const local = await readConfig(join(asDir, 'local.json')).catch(() => undefined);
-    const lock = JSON.parse(await readFile(join(asDir, 'uniprove.lock.json'), 'utf8')) as {
-      name?: string;
-      proof?: Recipe['proof'];
-    };
+    const lock = await readPackageLock(asDir);
+    const gcloud = await readPackageConfig(asDir, lock, 'gcloud');
+    const local = await readPackageConfig(asDir, lock, 'local').catch(() => undefined);
     const labels = Object.keys(gcloud.Mounts ?? {});
     const name = lock.name ?? basename(asDir);
     if (labels.length > 1) throw tooManyVolumes(`package ${asDir}`, labels);
@@ -259,10 +243,9 @@ export async function buildGcpRecipeImage(
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress,
   });
-  const gcloud = await readConfig(join(prepared.packageDir, 'gcloud.json'));
-  const lockText = await readFile(join(prepared.packageDir, 'uniprove.lock.json'), 'utf8');
-  const lock = JSON.parse(lockText) as { files?: { size?: number }[] };
-  const bytes = (lock.files ?? []).reduce((n, f) => n + (f.size ?? 0), 0);
+  const lockText = await readFile(join(prepared.packageDir, LOCK_FILE), 'utf8');
+  const gcloud = await readPackageConfig(prepared.packageDir, JSON.parse(lockText) as PackageLock, 'gcloud');
+  const bytes = prepared.bytes;
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
   const { config } = resolveRunConfig(gcloud, {
     imageSize: source.imageSize ?? gcloud.BaseVolumeSz ?? `${Math.ceil(bytes / 2 ** 20) + 64}m`,

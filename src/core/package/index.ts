@@ -18,7 +18,7 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
-import { configDigest, LOCK_FILE } from './layout.js';
+import { configDigest, LOCK_FILE, packageBytes } from './layout.js';
 import { checkGuestPath, planPackage, toGuest } from './plan.js';
 import {
   buildLock,
@@ -258,7 +258,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   );
   lock.configs = Object.fromEntries(TARGETS.map((t) => [t, configDigest(configs[t] as string)]));
   const lockText = stableJson(lock);
-  const bytes = lock.files.reduce((n, f) => n + (f.size ?? 0), 0);
+  const bytes = packageBytes(lock);
   const result = (changed: boolean): PackageResult => ({
     name: recipe.name,
     package: out,

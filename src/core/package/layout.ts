@@ -6,16 +6,15 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
+import { parseJsonFile } from '../fs.js';
+import type { Target } from '../manifest/build.js';
 import type { OpsConfig } from '../manifest/ops-config.js';
 import type { PackageLock } from './stage.js';
 
 export const LOCK_FILE = 'uniprove.lock.json';
 
-/** The Ops configs a package holds, one per target. */
-export type ConfigTarget = 'local' | 'gcloud';
-
 /** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
-export async function isPackageDir(dir: string, target: ConfigTarget = 'local'): Promise<boolean> {
+export async function isPackageDir(dir: string, target: Target = 'local'): Promise<boolean> {
   const [config, lock] = await Promise.all([
     stat(join(dir, `${target}.json`)).catch(() => undefined),
     stat(join(dir, LOCK_FILE)).catch(() => undefined),
@@ -42,6 +41,11 @@ export async function readPackageLock(dir: string): Promise<PackageLock> {
   }
 }
 
+/** The bytes of the files a package holds, from its lock. */
+export function packageBytes(lock: Pick<PackageLock, 'files'>): number {
+  return (lock.files ?? []).reduce((n, f) => n + (f.size ?? 0), 0);
+}
+
 /**
  * A package's Ops config for `target`. A config whose bytes are the ones `uniprove package`
  * validated and wrote (its digest is in the lock) is taken as it is; any other (edited by hand,
@@ -50,20 +54,17 @@ export async function readPackageLock(dir: string): Promise<PackageLock> {
 export async function readPackageConfig(
   dir: string,
   lock: Pick<PackageLock, 'configs'>,
-  target: ConfigTarget = 'local',
+  target: Target = 'local',
 ): Promise<OpsConfig> {
   const path = join(dir, `${target}.json`);
-  const text = await readFile(path, 'utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
+  const text = await readFile(path, 'utf8').catch((error: unknown) => {
     throw new UniproveError('E_CONFIG', {
-      message: `${path} is not JSON: ${(error as Error).message}`,
-      hint: 'Fix the file, or package again with `uniprove package <recipe>`.',
+      message: `${path} cannot be read: ${(error as Error).message}`,
+      hint: 'Package again with `uniprove package <recipe>`.',
       cause: error,
     });
-  }
+  });
+  const value = parseJsonFile(text, path, 'Fix the file, or package again with `uniprove package <recipe>`.');
   if (lock.configs?.[target] === configDigest(text)) return value as OpsConfig;
   const { parseOpsConfig } = await import('../manifest/ops-config.js');
   return parseOpsConfig(value, path);

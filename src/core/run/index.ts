@@ -25,7 +25,7 @@ import {
 } from '../ops/build.js';
 import { copyImage, ImageCache, imageCacheKey, uncacheableReason } from '../ops/image-cache.js';
 import { opsVolumeList } from '../ops/volume.js';
-import { isPackageDir, readPackageConfig, readPackageLock } from '../package/layout.js';
+import { isPackageDir, packageBytes, readPackageConfig, readPackageLock } from '../package/layout.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import type { LoadRecipeOptions, ResolvedRecipe } from '../recipe/load.js';
@@ -218,7 +218,7 @@ export async function prepareTarget(options: RunProverOptions): Promise<Prepared
     recipe,
     proof: recipe?.proof ?? lock.proof ?? { kind: 'none' },
     volumes,
-    bytes: (lock.files ?? []).reduce((n, f) => n + (f.size ?? 0), 0),
+    bytes: packageBytes(lock),
   };
 }
 
@@ -660,10 +660,14 @@ async function buildImage(a: {
   };
 }
 
+/** The guest paths copied out after the run: a file proof, then each --copy-out. */
+function copyOutPaths(target: PreparedTarget, copyOut: readonly string[]): string[] {
+  return [...(target.proof.kind === 'file' ? [target.proof.path] : []), ...copyOut];
+}
+
 /** True when a proof or a --copy-out path lies on the image's own file system (not on a volume). */
 function readsImageAfterRun(target: PreparedTarget, copyOut: readonly string[]): boolean {
-  const paths = [...(target.proof.kind === 'file' ? [target.proof.path] : []), ...copyOut];
-  return paths.some((guest) => !volumeFor(target, guest));
+  return copyOutPaths(target, copyOut).some((guest) => !volumeFor(target, guest));
 }
 
 /** The mounted volume a guest path lies on, if any. */
@@ -802,8 +806,7 @@ async function collectProofs(
       });
     }
   }
-  const paths = [...(target.proof.kind === 'file' ? [target.proof.path] : []), ...(options.copyOut ?? [])];
-  for (const guest of paths) {
+  for (const guest of copyOutPaths(target, options.copyOut ?? [])) {
     const volume = volumeFor(target, guest);
     const dest = join(proofsDir, guest.replace(/^\/+/, '').replaceAll('/', '__'));
     await mkdir(proofsDir, { recursive: true });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { writeJsonAtomic } from '../fs.js';
+import { parseJsonFile, writeJsonAtomic } from '../fs.js';
 import {
   type OpsOptions,
   type OpsVolume,
@@ -20,7 +20,6 @@ import { type FetchParameterSetOptions, type FetchParameterSetResult, fetchParam
 import { importFilecoinParameters, isFilecoinParameters } from './filecoin.js';
 import {
   looksLikePath,
-  parseJsonFile,
   type ResolvedParameterSet,
   readInputFile,
   resolveParameterSet,

@@ -167,19 +167,6 @@ export function resolveParameterSet(value: unknown, origin: string): ResolvedPar
   };
 }
 
-/** Parse JSON text, naming the file when it is not JSON. */
-export function parseJsonFile(text: string, origin: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new UniproveError('E_CONFIG', {
-      message: `${origin} is not valid JSON: ${(error as Error).message}`,
-      hint: 'Check the file for a missing comma or quote.',
-      cause: error,
-    });
-  }
-}
-
 /** True when a name refers to a file (has a slash or ends in .json) rather than a set in volumes/. */
 export function looksLikePath(ref: string): boolean {
   return ref.includes('/') || ref.endsWith('.json');
