@@ -136,9 +136,10 @@ export type {
   OpsBuildResult,
   OpsBuildSpec,
   OpsCopyOutSpec,
+  OpsLocation,
   OpsVersion,
 } from './core/ops/build.js';
-export { findNanosRelease, opsBuild, opsCopyOut, opsHomeDir, opsVersion } from './core/ops/build.js';
+export { findNanosRelease, findOps, opsBuild, opsCopyOut, opsHomeDir, opsVersion } from './core/ops/build.js';
 export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volume.js';
 export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
@@ -155,6 +156,8 @@ export type { ParallelEntry, RunParallelOptions, RunParallelResult } from './cor
 export { parseInputs, runParallel } from './core/run/parallel.js';
 export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './core/run/record.js';
 export { appendReport, newRunId, reportLine } from './core/run/record.js';
+export type { SetupOptions, SetupResult, SetupStep } from './core/setup/index.js';
+export { readSetupRecord, setupToolchain } from './core/setup/index.js';
 export type { ParseStraceOptions } from './core/trace/parse.js';
 export { failedSearches, parseStraceLog } from './core/trace/parse.js';
 export type { ProbeOptions, ProbeResult, ProbeSyscalls } from './core/trace/probe.js';

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { REPO_ROOT } from './cli.js';
-import { findTool } from './tools.js';
+import { findTool, gate } from './tools.js';
 
 export const DEMO_MANIFEST = join(REPO_ROOT, 'provers', 'demo', 'Cargo.toml');
 
@@ -23,9 +23,12 @@ function findCargo(): string | undefined {
 
 /** undefined when cargo can build the demo prover, else the reason to print when skipping. */
 export function needCargo(): string | undefined {
-  return findCargo()
-    ? undefined
-    : 'cargo is not installed (install Rust with rustup: https://rustup.rs) so the demo prover cannot be built';
+  return gate(
+    'cargo',
+    findCargo()
+      ? undefined
+      : 'cargo is not installed (bash scripts/setup.sh installs it; or Rust with rustup: https://rustup.rs) so the demo prover cannot be built',
+  );
 }
 
 let building: Promise<string | undefined> | undefined;

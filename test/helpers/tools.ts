@@ -1,31 +1,87 @@
-/** Detect heavy tools so tests that need them run when present and skip with the reason otherwise. */
+/**
+ * Detect heavy tools so tests that need them run when present and skip with the reason otherwise.
+ *
+ * UNIPROVE_REQUIRE (CI sets it) turns a skip into a failure: `UNIPROVE_REQUIRE=ops,nanos,qemu,benchy`, or
+ * `all` for every tool a test asks for. A test file whose required tool is missing then fails as it loads,
+ * naming the tool and how to install it, instead of skipping in silence. Only what no machine here can have
+ * (working KVM) is never required.
+ */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-/** The path of a program on PATH, or undefined. */
+/** The tools UNIPROVE_REQUIRE names ('all' for every one). */
+function required(): Set<string> {
+  return new Set(
+    (process.env.UNIPROVE_REQUIRE ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+/** The name a tool goes by in UNIPROVE_REQUIRE: qemu-system-x86_64 and qemu-img are `qemu`. */
+function requireKey(name: string): string {
+  return name.startsWith('qemu') ? 'qemu' : name;
+}
+
+/**
+ * The reason to skip, or undefined when there is none; throws when UNIPROVE_REQUIRE names the tool, so the
+ * test file fails instead of skipping.
+ */
+export function gate(tool: string, reason: string | undefined): string | undefined {
+  if (reason === undefined) return undefined;
+  const want = required();
+  if (want.has('all') || want.has(requireKey(tool))) {
+    throw new Error(`UNIPROVE_REQUIRE names ${requireKey(tool)}, but ${reason}`);
+  }
+  return reason;
+}
+
+/** The path of a program on PATH (ops also in ~/.ops/bin, where `uniprove setup` puts it), or undefined. */
 export function findTool(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
+  if (name === 'ops' && existsSync(join(opsHome(), 'bin', 'ops'))) return join(opsHome(), 'bin', 'ops');
   return undefined;
+}
+
+function opsHome(): string {
+  return join(process.env.OPS_HOME || homedir(), '.ops');
 }
 
 /** undefined when the tool is there, else the reason to print when skipping. */
 export function needTool(name: string, install: string): string | undefined {
-  return findTool(name) ? undefined : `${name} is not installed (${install})`;
+  return gate(name, findTool(name) ? undefined : `${name} is not installed (${install})`);
+}
+
+/** Ops, for tests that run it: installed by `uniprove setup`. */
+export function needOps(): string | undefined {
+  return needTool('ops', 'bash scripts/setup.sh, or uniprove setup, installs it into ~/.ops/bin');
+}
+
+/** QEMU, for tests that boot Nanos. */
+export function needQemu(): string | undefined {
+  return needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86; bash scripts/setup.sh installs it');
 }
 
 /** undefined when a Nanos release is in ~/.ops, else why not. */
 export function needNanos(): string | undefined {
-  const ops = join(homedir(), '.ops');
+  const ops = opsHome();
   const latest = join(ops, 'latest.txt');
-  if (!existsSync(latest)) return `no Nanos release: ${latest} is missing`;
+  const fix = 'bash scripts/setup.sh, or uniprove setup, installs one';
+  if (!existsSync(latest)) return gate('nanos', `no Nanos release: ${latest} is missing (${fix})`);
   const version = readFileSync(latest, 'utf8').trim();
   if (!existsSync(join(ops, version, 'kernel.img')))
-    return `no Nanos kernel at ${join(ops, version, 'kernel.img')}`;
+    return gate('nanos', `no Nanos kernel at ${join(ops, version, 'kernel.img')} (${fix})`);
   return undefined;
+}
+
+/** Everything a test that boots Nanos needs: ops, a Nanos release and QEMU. */
+export function needUnikernel(): string | undefined {
+  return needOps() ?? needNanos() ?? needQemu();
 }
 
 /** undefined when gcc can build a test program. */
@@ -34,6 +90,6 @@ export function needGcc(): string | undefined {
     execFileSync('gcc', ['--version'], { stdio: 'ignore' });
     return undefined;
   } catch {
-    return 'gcc is not installed (apt-get install gcc)';
+    return gate('gcc', 'gcc is not installed (apt-get install gcc)');
   }
 }

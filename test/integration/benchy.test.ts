@@ -3,24 +3,32 @@
  * benchy is not published on crates.io; it builds with cargo from the rust-fil-proofs sources
  * (`cargo build --release -p fil-proofs-tooling --bin benchy`), and `paramcache` (crate
  * fil-proofs-param) makes 2KiB parameters locally. Point UNIPROVE_BENCHY at the binary and
- * UNIPROVE_BENCHY_PARAMS at a folder of 2KiB parameters; without them these tests skip.
+ * UNIPROVE_BENCHY_PARAMS at a folder of 2KiB parameters, or UNIPROVE_TOOLCHAIN at a toolchain folder that has
+ * both; without them these tests skip (and fail under UNIPROVE_REQUIRE=benchy).
  */
 import assert from 'node:assert/strict';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { findBenchy, findBenchyParams } from '../helpers/benchy.js';
 import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
 import { tempDirOutsideTmp } from '../helpers/tmp.js';
-import { findTool, needNanos, needTool } from '../helpers/tools.js';
+import { gate, needTool, needUnikernel } from '../helpers/tools.js';
 
-const benchy = process.env.UNIPROVE_BENCHY ?? findTool('benchy');
-const params = process.env.UNIPROVE_BENCHY_PARAMS;
-const noBenchy = benchy
-  ? undefined
-  : 'no benchy binary: build it from rust-fil-proofs (cargo build --release -p fil-proofs-tooling --bin benchy) and set UNIPROVE_BENCHY';
-const noParams = params
-  ? undefined
-  : 'no 2KiB parameters: make them with paramcache and set UNIPROVE_BENCHY_PARAMS';
+const benchy = findBenchy();
+const params = findBenchyParams();
+const noBenchy = gate(
+  'benchy',
+  benchy
+    ? undefined
+    : 'no benchy binary: set UNIPROVE_TOOLCHAIN to a toolchain folder (CI: ../shared/toolchain), or build it from rust-fil-proofs (cargo build --release -p fil-proofs-tooling --bin benchy) and set UNIPROVE_BENCHY',
+);
+const noParams = gate(
+  'benchy',
+  params
+    ? undefined
+    : 'no 2KiB parameters: set UNIPROVE_TOOLCHAIN, or make them with paramcache and set UNIPROVE_BENCHY_PARAMS',
+);
 for (const why of [noBenchy, noParams]) if (why) console.log(`# benchy tests: ${why}`);
 
 test('package benchy --binary: the Gevulot guide config, generated and explained', {
@@ -70,7 +78,7 @@ test('verify benchy from the package alone, with the 2KiB parameters at /tmp', {
 });
 
 test('run benchy inside Nanos with its parameter volume at /tmp', {
-  skip: noBenchy ?? noParams ?? needTool('ops', 'go install github.com/nanovms/ops@latest') ?? needNanos(),
+  skip: noBenchy ?? noParams ?? needUnikernel(),
   timeout: 1_800_000,
 }, async () => {
   const dir = await tempDirOutsideTmp();

@@ -10,13 +10,9 @@ import { test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { buildPluginFixture } from '../helpers/plugin-fixture.js';
 import { tempDirOutsideTmp } from '../helpers/tmp.js';
-import { needGcc, needNanos, needTool } from '../helpers/tools.js';
+import { needGcc, needUnikernel } from '../helpers/tools.js';
 
-const skip =
-  needTool('ops', 'go install github.com/nanovms/ops@latest, or build it from its sources') ??
-  needNanos() ??
-  needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86') ??
-  needGcc();
+const skip = needUnikernel() ?? needGcc();
 if (skip) console.log(`# debug-nanos tests skipped: ${skip}`);
 
 interface RunJson {

@@ -19,7 +19,9 @@ function realPython(): string | undefined {
 }
 
 const python = realPython();
-const skip = needTool('strace', 'apt-get install strace') ?? (python ? undefined : 'needs python3');
+const skip =
+  needTool('strace', 'apt-get install strace') ??
+  (python ? undefined : needTool('python3', 'apt-get install python3'));
 
 test('the default probe (no stat tracing) still lists the .py source behind a cached .pyc', {
   skip,

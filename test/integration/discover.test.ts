@@ -44,7 +44,7 @@ function realPython(): string | undefined {
 const python = realPython();
 
 test('python3 importing ssl, sqlite3 and ctypes: extension modules are dlopen finds with their own libraries', {
-  skip: needStrace ?? (python ? undefined : 'python3 is not installed'),
+  skip: needStrace ?? (python ? undefined : needTool('python3', 'apt-get install python3')),
 }, async () => {
   const d = discovered(
     await uniprove(['discover', python as string, '--json', '--', '-c', 'import ssl, sqlite3, ctypes']),
@@ -64,7 +64,7 @@ test('python3 importing ssl, sqlite3 and ctypes: extension modules are dlopen fi
 });
 
 test('a shell-script shim is refused with a hint to pass the real binary', {
-  skip: findTool('python3') ? undefined : 'python3 is not installed',
+  skip: needTool('python3', 'apt-get install python3'),
 }, async () => {
   const shim = findTool('python3') as string;
   const head = await readFile(shim).then((b) => b.subarray(0, 2).toString());

@@ -7,9 +7,9 @@ import { addToClosure, type ClosureResult, parseElf, resolveClosure } from '../.
 import { buildElf } from '../helpers/elf.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { findTool, needGcc } from '../helpers/tools.js';
+import { findTool, needGcc, needTool } from '../helpers/tools.js';
 
-const skip = needGcc() ?? (findTool('ldd') ? undefined : 'ldd is not installed');
+const skip = needGcc() ?? needTool('ldd', 'apt-get install libc-bin');
 
 /** The libraries ldd lists (realpath-normalised), plus the names it could not find. */
 async function lddSet(path: string, env: Record<string, string> = {}) {
@@ -232,7 +232,7 @@ test('agrees with ldd on 50+ programs and libraries of this host', { skip }, asy
 });
 
 test('resolving inside a root uses only the root: its ld.so.cache, re-rooted absolute links', {
-  skip: skip ?? (findTool('ldconfig') ? undefined : 'ldconfig missing'),
+  skip: skip ?? needTool('ldconfig', 'apt-get install libc-bin'),
 }, async () => {
   const base = await realpath(await tempDir());
   const root = join(base, 'root');

@@ -16,7 +16,7 @@ import { parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { GceServer } from '../helpers/gce-server.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needNanos, needTool } from '../helpers/tools.js';
+import { needNanos, needOps } from '../helpers/tools.js';
 
 const dir = await tempDir('uniprove-gcp-recipe-');
 const server = await GceServer.start({ serialChunk: 1 << 20 });
@@ -146,8 +146,7 @@ test('bad input leaves nothing: two volumes, a bad --gpu, recipe flags with --im
   assert.deepEqual(await listAll(cwd), [], 'bad input left a package or a run folder');
 });
 
-const skipReal =
-  needTool('ops', 'see docs/run.md: ops builds the image') ?? needNanos() ?? needCargo() ?? undefined;
+const skipReal = needOps() ?? needNanos() ?? needCargo();
 
 test('gcp run demo --binary X against the fake: image built and uploaded, console streamed, proof in the record, nothing left', {
   skip: skipReal,

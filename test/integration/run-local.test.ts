@@ -12,13 +12,9 @@ import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needGcc, needNanos, needTool } from '../helpers/tools.js';
+import { needGcc, needNanos, needOps, needUnikernel } from '../helpers/tools.js';
 
-const skip =
-  needTool('ops', 'go install github.com/nanovms/ops@latest, or build it from its sources') ??
-  needNanos() ??
-  needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86') ??
-  needGcc();
+const skip = needUnikernel() ?? needGcc();
 if (skip) console.log(`# run-local tests skipped: ${skip}`);
 
 interface RunJson {
@@ -376,7 +372,7 @@ test('doctor says what the image cache holds and how to empty it', async () => {
 });
 
 test('doctor reports every check with a fix, and KVM as this host has it', {
-  skip: needTool('ops', 'ops') ?? needNanos(),
+  skip: needOps() ?? needNanos(),
   timeout: 120_000,
 }, async () => {
   const r = await uniprove(['doctor', '--json']);

@@ -11,10 +11,10 @@ import { hashFile } from '../../src/core/volume/digest.js';
 import { resolveParameterSet } from '../../src/core/volume/spec.js';
 import { startParamServer } from '../helpers/param-server.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needTool } from '../helpers/tools.js';
+import { needOps } from '../helpers/tools.js';
 
 test('volume build makes an Ops volume holding the verified files, reuses it, and rm deletes it', {
-  skip: needTool('ops', 'see /work/nanos-build or https://ops.city; volume build needs it'),
+  skip: needOps(),
   timeout: 180_000,
 }, async () => {
   const dir = await tempDir();
@@ -76,7 +76,7 @@ test('volume build makes an Ops volume holding the verified files, reuses it, an
 });
 
 test('a volume left under the same name by another cache is replaced, never doubled; a name the user chose is not touched', {
-  skip: needTool('ops', 'see /work/nanos-build or https://ops.city; volume build needs it'),
+  skip: needOps(),
   timeout: 180_000,
 }, async () => {
   const dir = await tempDir();

@@ -4,8 +4,9 @@ import type { Command } from 'commander';
 import { runDoctor } from '../../core/doctor/index.js';
 import { ExitCode } from '../../core/errors.js';
 import { opsHomeDir } from '../../core/ops/build.js';
-import { type CliContext, cacheDirFrom } from '../context.js';
+import { type CliContext, cacheDirFrom, userPath } from '../context.js';
 import { printJson, printLines } from '../render.js';
+import { describeSetup, runSetup } from './setup.js';
 import { positiveInt } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -19,7 +20,15 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--gpus <n>', 'check that this many GPUs are bound to vfio-pci', positiveInt('--gpus'))
     .option('--no-probe', 'do not boot a probe image to see whether KVM works')
     .option('--runs-dir <dir>', 'where runs are written (its disk is checked)', 'runs')
-    .option('--json', 'print { ok, checks: [{ name, ok, detail, fix, required }] }')
+    .option(
+      '--fix',
+      'first install what is missing, as `uniprove setup` does (QEMU, Ops, a Nanos release), then check',
+    )
+    .option(
+      '--toolchain <dir>',
+      'with --fix: install from this toolchain folder (default: $UNIPROVE_TOOLCHAIN)',
+    )
+    .option('--json', 'print { ok, checks: [{ name, ok, detail, fix, required }] } (and setup, with --fix)')
     .addHelpText(
       'after',
       `
@@ -28,21 +37,28 @@ Exit status: 0 when every required check passed (ops, nanos, qemu, disk; memory,
 
 Examples:
   $ uniprove doctor
+  $ uniprove doctor --fix                  install QEMU, Ops and a Nanos release first (see uniprove setup)
   $ uniprove doctor --memory 16G --json`,
     )
     .action(async (opts) => {
+      // --fix applies the fixes the checks name for ops, nanos and qemu: that is set-up.
+      const fixed = opts.fix
+        ? await runSetup(ctx, { toolchain: opts.toolchain, json: opts.json })
+        : undefined;
+      if (fixed && !opts.json) printLines(ctx.out, describeSetup(fixed, ctx));
       const result = await runDoctor({
         opsHome: opsHomeDir(ctx.env),
         cacheDir: cacheDirFrom(ctx.env),
         runsDir: resolve(ctx.cwd, opts.runsDir),
-        env: { ...ctx.env },
+        env: { ...ctx.env, PATH: userPath(ctx) },
         ...(opts.memory ? { memory: opts.memory } : {}),
         ...(opts.hugepages ? { hugepages: true } : {}),
         ...(opts.gpus ? { gpus: opts.gpus } : {}),
         probe: opts.probe !== false,
         signal: ctx.signal,
       });
-      if (opts.json) printJson(ctx.out, { ok: result.ok, checks: result.checks });
+      if (opts.json)
+        printJson(ctx.out, { ok: result.ok, checks: result.checks, ...(fixed ? { setup: fixed } : {}) });
       else {
         printLines(
           ctx.out,

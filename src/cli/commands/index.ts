@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   volume: () => import('./volume.js'),
   debug: () => import('./debug.js'),
   gcp: () => import('./gcp.js'),
+  setup: () => import('./setup.js'),
   doctor: () => import('./doctor.js'),
 };
 

@@ -9,8 +9,18 @@ import { dirname, join } from 'node:path';
 import { isUniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { checkDevKvm, detectAccel } from '../machine/accel.js';
-import { findNanosRelease, opsBuild, opsVersion, removeImage } from '../ops/build.js';
+import {
+  findNanosRelease,
+  findOps,
+  NANOS_INSTALL_HINT,
+  OPS_INSTALL_HINT,
+  opsBuild,
+  opsInstallPath,
+  opsVersion,
+  removeImage,
+} from '../ops/build.js';
 import { IMAGE_CACHE_BYTES, IMAGE_CACHE_ENTRIES, ImageCache } from '../ops/image-cache.js';
+import { readSetupRecord } from '../setup/index.js';
 
 export interface DoctorCheck {
   name: string;
@@ -74,35 +84,48 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
   const env = options.env ?? {};
   const add = (c: Omit<DoctorCheck, 'fix'> & { fix?: string }) =>
     checks.push({ ...c, fix: c.ok ? '' : (c.fix ?? '') });
-  const opsOpts = { ...(options.ops ? { ops: options.ops } : {}), env: env as Record<string, string> };
 
-  // ops
-  const opsPath = await which(options.ops ?? 'ops', env.PATH);
+  // ops, and where it came from
+  const record = await readSetupRecord(options.opsHome);
+  const origin = (part: 'ops' | 'nanos', matches: boolean) => {
+    const r = record[part];
+    if (!r || !matches) return 'installed outside `uniprove setup`';
+    return `from ${r.source === 'toolchain' ? `the toolchain folder ${r.from}` : r.source === 'online' ? `${r.from} (online)` : r.source} by \`uniprove setup\``;
+  };
+  const found = await findOps({
+    ...(options.ops ? { ops: options.ops } : {}),
+    env,
+    opsHome: options.opsHome,
+  });
+  const opsOpts = { ...(found ? { ops: found.path } : {}), env: env as Record<string, string> };
   let opsOk = false;
-  if (!opsPath) {
+  if (!found) {
     add({
       name: 'ops',
       ok: false,
       required: true,
-      detail: 'ops is not on PATH',
-      fix: 'Install Ops: `curl https://ops.city/get.sh -sSfL | sh`, or build github.com/nanovms/ops and put it on PATH.',
+      detail: `ops is not on PATH, nor in ${opsInstallPath(options.opsHome)}`,
+      fix: OPS_INSTALL_HINT,
     });
   } else {
+    const where = found.onPath
+      ? found.path
+      : `${found.path} (not on PATH; uniprove finds it there; to run ops yourself: export PATH="$HOME/.ops/bin:$PATH")`;
     try {
-      const v = await opsVersion({ ...opsOpts, ops: opsPath });
+      const v = await opsVersion(opsOpts);
       opsOk = true;
       add({
         name: 'ops',
         ok: true,
         required: true,
-        detail: `${opsPath}: Ops ${v.ops}${v.nanos ? `, Nanos ${v.nanos}` : ''}`,
+        detail: `${where}: Ops ${v.ops}, ${origin('ops', record.ops?.path === found.path)}`,
       });
     } catch (error) {
       add({
         name: 'ops',
         ok: false,
         required: true,
-        detail: `${opsPath}: ${isUniproveError(error) ? error.message : String(error)}`,
+        detail: `${where}: ${isUniproveError(error) ? error.message : String(error)}`,
         fix: isUniproveError(error) && error.hint ? error.hint : 'Run `ops version` by hand.',
       });
     }
@@ -113,14 +136,19 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
   try {
     const rel = await findNanosRelease(options.opsHome);
     nanosOk = true;
-    add({ name: 'nanos', ok: true, required: true, detail: `Nanos ${rel.version} in ${rel.dir}` });
+    add({
+      name: 'nanos',
+      ok: true,
+      required: true,
+      detail: `Nanos ${rel.version} in ${rel.dir}, ${origin('nanos', record.nanos?.version === rel.version)}`,
+    });
   } catch (error) {
     add({
       name: 'nanos',
       ok: false,
       required: true,
       detail: isUniproveError(error) ? error.message : String(error),
-      fix: isUniproveError(error) && error.hint ? error.hint : 'Run `ops update`.',
+      fix: isUniproveError(error) && error.hint ? error.hint : NANOS_INSTALL_HINT,
     });
   }
 
@@ -142,7 +170,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
       ok: false,
       required: true,
       detail: 'qemu-system-x86_64 is not on PATH',
-      fix: 'apt-get install qemu-system-x86 (Debian/Ubuntu), dnf install qemu-system-x86 (Fedora).',
+      fix: 'Run `uniprove setup` (it runs apt-get install qemu-system-x86 qemu-utils), or install QEMU with your package manager (dnf install qemu-system-x86 on Fedora).',
     });
   }
 

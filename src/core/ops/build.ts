@@ -9,12 +9,45 @@ import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import type { OpsOptions } from './volume.js';
 
+/** The one way to install Ops and a Nanos release that uniprove names everywhere. */
 export const OPS_INSTALL_HINT =
-  'Install Ops: `curl https://ops.city/get.sh -sSfL | sh` (or build github.com/nanovms/ops from source), and put it on PATH.';
+  "Run `uniprove setup`: it installs Ops into ~/.ops/bin with Ops's own installer and a Nanos release with `ops update` (offline: `UNIPROVE_TOOLCHAIN=DIR uniprove setup` installs both from a toolchain folder).";
+
+/** What to do when no Nanos release is installed. */
+export const NANOS_INSTALL_HINT =
+  'Run `uniprove setup` (it runs `ops update`, or installs the release of a toolchain folder named by UNIPROVE_TOOLCHAIN), or unpack a release into ~/.ops/<version>/ and write <version> to ~/.ops/latest.txt.';
 
 /** Ops's home folder: $OPS_HOME/.ops when set, else ~/.ops (as lepton.GetOpsHome does). */
 export function opsHomeDir(env: { OPS_HOME?: string | undefined; HOME?: string | undefined }): string {
   return join(env.OPS_HOME || env.HOME || '/root', '.ops');
+}
+
+/** Where Ops's own installer puts the ops program: <opsHome>/bin/ops. */
+export function opsInstallPath(opsHome: string): string {
+  return join(opsHome, 'bin', 'ops');
+}
+
+/** The ops program uniprove will run, and whether the user's PATH finds it too. */
+export interface OpsLocation {
+  path: string;
+  /** false when it was found only in <opsHome>/bin, which Ops's installer adds to a shell profile, not to PATH. */
+  onPath: boolean;
+}
+
+/**
+ * The ops program: the one named (`--ops`), else the first on PATH, else <opsHome>/bin/ops, where Ops's
+ * installer and `uniprove setup` put it (a new shell has it on PATH; this one may not). undefined when none.
+ */
+export async function findOps(options: {
+  ops?: string | undefined;
+  env?: { PATH?: string | undefined } | undefined;
+  opsHome: string;
+}): Promise<OpsLocation | undefined> {
+  const named = await which(options.ops ?? 'ops', options.env?.PATH);
+  if (named) return { path: named, onPath: true };
+  if (options.ops) return undefined;
+  const installed = await which(opsInstallPath(options.opsHome));
+  return installed ? { path: installed, onPath: false } : undefined;
 }
 
 /** Remove the ANSI colours Ops prints even when stdout is not a terminal. */
@@ -42,7 +75,7 @@ export async function findNanosRelease(opsHome: string, version?: string): Promi
     if (!v) {
       throw new UniproveError('E_NANOS_MISSING', {
         message: `no Nanos release: ${latest} is missing or empty`,
-        hint: 'Run `ops update` (online) to download the latest Nanos release, or install one into ~/.ops/<version>/ and write its version to ~/.ops/latest.txt.',
+        hint: NANOS_INSTALL_HINT,
         details: { opsHome },
       });
     }
@@ -66,7 +99,7 @@ export async function findNanosRelease(opsHome: string, version?: string): Promi
         message: `Nanos release ${v} is incomplete or absent: ${file} is missing`,
         hint: version
           ? `Fetch it with \`ops update --nanos-version ${v}\` (online), or drop --nanos-version to use the release in ~/.ops/latest.txt.`
-          : 'Run `ops update` to download the release again.',
+          : NANOS_INSTALL_HINT,
         details: { opsHome, version: v },
       });
     }
@@ -74,25 +107,27 @@ export async function findNanosRelease(opsHome: string, version?: string): Promi
   return release;
 }
 
-/** What `ops version` reports. */
-/** Ops on PATH and the Nanos release it will use, checked before anything is built. */
+/** Ops (on PATH or in ~/.ops/bin) and the Nanos release it will use, checked before anything is built. */
 export async function requireOpsAndNanos(options: {
   ops?: string | undefined;
   env?: { PATH?: string | undefined } | undefined;
   opsHome: string;
   nanosVersion?: string | undefined;
 }): Promise<{ opsPath: string; release: NanosRelease }> {
-  const opsPath = await which(options.ops ?? 'ops', options.env?.PATH);
-  if (!opsPath) {
+  const found = await findOps(options);
+  if (!found) {
     throw new UniproveError('E_TOOL_MISSING', {
-      message: `ops is not installed or not on PATH (looked for ${options.ops ?? 'ops'})`,
+      message: options.ops
+        ? `ops is not installed at ${options.ops}`
+        : `ops is not installed: not on PATH, nor in ${opsInstallPath(options.opsHome)}`,
       hint: OPS_INSTALL_HINT,
       details: { tool: 'ops' },
     });
   }
-  return { opsPath, release: await findNanosRelease(options.opsHome, options.nanosVersion) };
+  return { opsPath: found.path, release: await findNanosRelease(options.opsHome, options.nanosVersion) };
 }
 
+/** What `ops version` reports. */
 export interface OpsVersion {
   ops: string;
   nanos: string | undefined;

@@ -5,9 +5,7 @@
 
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-
-const INSTALL_HINT =
-  'Install Ops: `curl https://ops.city/get.sh -sSfL | sh` or `go install github.com/nanovms/ops@latest`, and put it on PATH.';
+import { OPS_INSTALL_HINT as INSTALL_HINT } from './build.js';
 
 export interface OpsOptions {
   /** The ops program (default `ops` on PATH). */
