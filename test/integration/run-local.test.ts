@@ -318,9 +318,11 @@ test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5
   const runDir = parseJson<{ error: { details: { runDir: string } } }>(missingVol).error.details.runDir;
   assert.equal(JSON.parse(await readFile(join(runDir, 'record.json'), 'utf8')).outcome, 'error');
 
-  const noOps = await uniprove(['run', pkg], { cwd: dir, env: { PATH: '/usr/bin:/bin' } });
+  // Neither on PATH nor in <OPS_HOME>/.ops/bin, where `uniprove setup` puts it.
+  const noOps = await uniprove(['run', pkg], { cwd: dir, env: { PATH: '/usr/bin:/bin', OPS_HOME: dir } });
   assert.equal(noOps.exitCode, 3, noOps.stderr);
-  assert.match(noOps.stderr, /E_TOOL_MISSING.*ops/);
+  assert.match(noOps.stderr, /E_TOOL_MISSING.*ops is not installed: not on PATH, nor in .*\.ops\/bin\/ops/);
+  assert.match(noOps.stderr, /hint: Run `uniprove setup`/);
 
   const noNanos = await uniprove(['run', pkg], { cwd: dir, env: { OPS_HOME: dir } });
   assert.equal(noNanos.exitCode, 3, noNanos.stderr);
