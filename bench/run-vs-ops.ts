@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { opsProgram } from '../src/core/ops/build.js';
 
+/** ops as `uniprove setup` installs it: on PATH, or in ~/.ops/bin. */
+const OPS = opsProgram({});
 const CLI = fileURLToPath(new URL('../bin/uniprove.js', import.meta.url));
 const MARKER = 'BENCH-PROVER-FIRST-LINE';
 const reps = Number(process.argv[2] ?? 5);
@@ -121,7 +124,7 @@ try {
     parts.before.push(first - record.timings.bootMs);
     parts.prover.push(record.timings.proverMs);
     const o = await timeToMarker(
-      ['ops', 'run', 'prover', '-c', 'local.json', '--accel=false', '-i', 'uniprove-bench-ops'],
+      [OPS, 'run', 'prover', '-c', 'local.json', '--accel=false', '-i', 'uniprove-bench-ops'],
       join(dir, 'pkg'),
     );
     theirs.push(o.first);

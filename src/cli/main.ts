@@ -6,7 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, UniproveError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerCommands } from './commands/index.js';
-import { addOpsBinToPath, type CliContext } from './context.js';
+import type { CliContext } from './context.js';
 import { type Output, processOutput, renderError } from './render.js';
 
 /** Build the commander program; exported for tests and docs generation. */
@@ -59,14 +59,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
   for (const stream of [out.stdout, out.stderr]) {
     if (stream.listenerCount('error') === 0) stream.on('error', ignoreClosedPipe);
   }
-  const opsBinAdded = addOpsBinToPath(process.env);
-  const ctx: CliContext = {
-    out,
-    signal: controller.signal,
-    env: process.env,
-    cwd: process.cwd(),
-    ...(opsBinAdded ? { opsBinAdded } : {}),
-  };
+  const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
   const json = argv.includes('--json');
   try {
     // The first word that is not a flag names the command; only its module is loaded (none for --version).

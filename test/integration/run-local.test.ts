@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needGcc, needNanos, needOps, needUnikernel } from '../helpers/tools.js';
+import { findTool, needGcc, needNanos, needOps, needUnikernel } from '../helpers/tools.js';
 
 const skip = needUnikernel() ?? needGcc();
 if (skip) console.log(`# run-local tests skipped: ${skip}`);
@@ -324,7 +324,12 @@ test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5
   assert.match(noOps.stderr, /E_TOOL_MISSING.*ops is not installed: not on PATH, nor in .*\.ops\/bin\/ops/);
   assert.match(noOps.stderr, /hint: Run `uniprove setup`/);
 
-  const noNanos = await uniprove(['run', pkg], { cwd: dir, env: { OPS_HOME: dir } });
+  // Ops as installed, and an OPS_HOME without a release.
+  const opsBin = dirname(findTool('ops') as string);
+  const noNanos = await uniprove(['run', pkg], {
+    cwd: dir,
+    env: { OPS_HOME: dir, PATH: `${opsBin}:${process.env.PATH}` },
+  });
   assert.equal(noNanos.exitCode, 3, noNanos.stderr);
   assert.match(noNanos.stderr, /E_NANOS_MISSING/);
 });

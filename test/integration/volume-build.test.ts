@@ -11,7 +11,10 @@ import { hashFile } from '../../src/core/volume/digest.js';
 import { resolveParameterSet } from '../../src/core/volume/spec.js';
 import { startParamServer } from '../helpers/param-server.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needOps } from '../helpers/tools.js';
+import { findTool, needOps } from '../helpers/tools.js';
+
+/** ops as installed: on PATH, or in ~/.ops/bin. */
+const OPS = findTool('ops') ?? 'ops';
 
 test('volume build makes an Ops volume holding the verified files, reuses it, and rm deletes it', {
   skip: needOps(),
@@ -43,11 +46,11 @@ test('volume build makes an Ops volume holding the verified files, reuses it, an
     assert.equal(first.volume.name, name);
     assert.match(first.volume.uuid, /^[0-9a-f-]{36}$/);
 
-    const ls = await execa('ops', ['volume', 'ls', name, '/keys'], { reject: false });
+    const ls = await execa(OPS, ['volume', 'ls', name, '/keys'], { reject: false });
     assert.match(ls.stdout, /p\.vk/, ls.stdout + ls.stderr);
     const out = join(dir, 'out');
     await mkdir(out);
-    await execa('ops', ['volume', 'cp', name, '/p.params', out]);
+    await execa(OPS, ['volume', 'cp', name, '/p.params', out]);
     assert.ok((await readFile(join(out, 'p.params'))).equals(bytes['p.params']));
 
     const requests = server.requests.length;

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { runDoctor } from '../../core/doctor/index.js';
 import { ExitCode } from '../../core/errors.js';
 import { opsHomeDir } from '../../core/ops/build.js';
-import { type CliContext, cacheDirFrom, userPath } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { printJson, printLines } from '../render.js';
 import { describeSetup, runSetup } from './setup.js';
 import { positiveInt } from './shared.js';
@@ -50,7 +50,7 @@ Examples:
         opsHome: opsHomeDir(ctx.env),
         cacheDir: cacheDirFrom(ctx.env),
         runsDir: resolve(ctx.cwd, opts.runsDir),
-        env: { ...ctx.env, PATH: userPath(ctx) },
+        env: { ...ctx.env },
         ...(opts.memory ? { memory: opts.memory } : {}),
         ...(opts.hugepages ? { hugepages: true } : {}),
         ...(opts.gpus ? { gpus: opts.gpus } : {}),

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type SetupResult, setupToolchain } from '../../core/setup/index.js';
-import { type CliContext, userPath } from '../context.js';
+import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines } from '../render.js';
 
@@ -57,7 +57,7 @@ export async function runSetup(
   try {
     return await setupToolchain({
       opsHome: opsHomeDir(ctx.env),
-      env: { ...ctx.env, PATH: userPath(ctx) },
+      env: { ...ctx.env },
       ...(toolchain ? { toolchainDir: resolve(ctx.cwd, toolchain) } : {}),
       ...(opts.force ? { force: true } : {}),
       qemu: opts.qemu !== false,

@@ -5,7 +5,7 @@
 
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-import { OPS_INSTALL_HINT as INSTALL_HINT } from './build.js';
+import { OPS_INSTALL_HINT as INSTALL_HINT, opsProgram } from './build.js';
 
 export interface OpsOptions {
   /** The ops program (default `ops` on PATH). */
@@ -91,7 +91,7 @@ export function parseOpsVolumeTable(text: string): OpsVolume[] {
 
 /** `ops volume list`, parsed. */
 export async function opsVolumeList(options: OpsOptions = {}): Promise<OpsVolume[]> {
-  const result = await run([options.ops ?? 'ops', 'volume', 'list'], execOptions(options));
+  const result = await run([opsProgram(options), 'volume', 'list'], execOptions(options));
   return parseOpsVolumeTable(result.stdout);
 }
 
@@ -122,7 +122,7 @@ export async function opsVolumeCreate(
     });
   }
   const before = new Set((await opsVolumeList(options)).map((v) => v.uuid));
-  const argv = [options.ops ?? 'ops', 'volume', 'create', spec.name, '-d', spec.dataDir];
+  const argv = [opsProgram(options), 'volume', 'create', spec.name, '-d', spec.dataDir];
   if (spec.size) argv.push('-s', spec.size.toLowerCase());
   const result = await run(argv, execOptions(options));
   const created = (await opsVolumeList(options)).filter((v) => v.name === spec.name && !before.has(v.uuid));
@@ -138,5 +138,5 @@ export async function opsVolumeCreate(
 
 /** `ops volume delete NAME_OR_UUID`. */
 export async function opsVolumeDelete(nameOrUuid: string, options: OpsOptions = {}): Promise<void> {
-  await run([options.ops ?? 'ops', 'volume', 'delete', nameOrUuid], execOptions(options));
+  await run([opsProgram(options), 'volume', 'delete', nameOrUuid], execOptions(options));
 }
