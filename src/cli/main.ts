@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, UniproveError } from '../core/errors.js';
+import { toWriteError } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import { registerCommands } from './commands/index.js';
 import type { CliContext } from './context.js';
@@ -42,6 +43,16 @@ function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
   if (error.code !== 'EPIPE') throw error;
 }
 
+/**
+ * A full or read-only disk is the host's state, never a bug: a refusal that a writer did not type itself
+ * (with the file it was writing) still becomes E_DISK_FULL or E_READ_ONLY here, naming the path the system gave.
+ */
+async function typeStrayDiskError(error: unknown): Promise<unknown> {
+  const errno = error as NodeJS.ErrnoException;
+  if (!['ENOSPC', 'EDQUOT', 'EROFS'].includes(errno?.code ?? '')) return error;
+  return toWriteError(error, { what: 'a file', path: errno.path ?? process.cwd() });
+}
+
 /** Run the CLI with the given argv (without node and script); returns the exit status. */
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   const controller = new AbortController();
@@ -77,7 +88,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     if (controller.signal.aborted && !(error instanceof UniproveError)) {
       return renderError(out, controller.signal.reason, json);
     }
-    return renderError(out, error, json);
+    return renderError(out, await typeStrayDiskError(error), json);
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);

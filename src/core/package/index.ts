@@ -10,7 +10,14 @@ import type { DiscoveredFile, DiscoverResult, DiscoverWarning } from '../discove
 import { parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
+import {
+  assertWritable,
+  readJsonIfExists,
+  stableJson,
+  toWriteError,
+  type WriteContext,
+  writeFileAtomic,
+} from '../fs.js';
 import { buildOpsConfig, loadBase, TARGETS } from '../manifest/build.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
@@ -165,6 +172,13 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const cwd = options.cwd ?? process.cwd();
   const out = resolve(cwd, options.out ?? join('build', recipe.name));
   const bases = await Promise.all(TARGETS.map(async (t) => [t, await loadBase(t)] as const));
+  const writing: WriteContext = {
+    what: 'the package',
+    path: out,
+    elsewhere: 'pass --out DIR on a disk with room that you can write',
+  };
+  // The package is swapped in next to `out`: a folder that cannot take it is refused before the long work.
+  await assertWritable({ ...writing, path: dirname(out) });
   await ensureBinary(recipe, onProgress, signal);
   if (!recipe.programExplicit) {
     // $ORIGIN in RPATH/RUNPATH is the program's own folder: keep the program where it is, or its libraries move away.
@@ -282,22 +296,26 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
 
   onProgress({ kind: 'step-start', step: 'stage', detail: `${lock.files.length} files` });
-  await mkdir(dirname(out), { recursive: true });
   const staging = `${out}.staging-${process.pid}-${Date.now()}`;
   try {
-    await mkdir(staging, { recursive: true });
+    await mkdir(dirname(out), { recursive: true });
+    // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
+    await mkdir(staging);
     await writeTree(staging, plan, modes, signal);
     if (tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
-    for (const t of TARGETS) await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string);
-    await writeFileAtomic(join(staging, LOCK_FILE), lockText);
+    const inPackage = { ...writing, bytes };
+    for (const t of TARGETS) {
+      await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string, inPackage);
+    }
+    await writeFileAtomic(join(staging, LOCK_FILE), lockText, inPackage);
     await mkdir(join(staging, STATE_DIR), { recursive: true });
     const state: PackageState = { uniprove: VERSION, source: recipe.source, key, discovery, hashes: stamps };
-    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state));
+    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state), inPackage);
     signal?.throwIfAborted();
     await swapIntoPlace(staging, out);
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
-    throw error;
+    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    throw await toWriteError(error, { ...writing, bytes });
   }
   onProgress({ kind: 'step-done', step: 'stage', detail: out });
   return result(true);
