@@ -277,7 +277,12 @@ export async function requireRegularFile(path: string, what: string, hint?: stri
       details: { path },
     });
   }
-  throw new UniproveError('E_NOT_REGULAR_FILE', {
+  throw notRegularFile(info, path, what, hint);
+}
+
+/** E_NOT_REGULAR_FILE for a FIFO, socket or device found at `path` where a regular file was expected. */
+export function notRegularFile(info: Stats, path: string, what: string, hint?: string): UniproveError {
+  return new UniproveError('E_NOT_REGULAR_FILE', {
     message: `${what}: ${path} is ${describeFileType(info)}, not a regular file`,
     hint: hint ?? 'Give the path of a regular file (copy what the pipe or device holds into a file first).',
     details: { path, type: describeFileType(info) },
