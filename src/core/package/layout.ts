@@ -13,6 +13,25 @@ import type { PackageLock } from './stage.js';
 
 export const LOCK_FILE = 'uniprove.lock.json';
 
+/**
+ * What a package folder holds besides the image tree, by guest path: a recipe file placed there would be
+ * overwritten by the package's own (one Ops config per target, the lock, the state folder).
+ */
+export const PACKAGE_OWN_PATHS: Readonly<Record<string, string>> = {
+  '/local.json': 'the Ops config for local runs (local.json)',
+  '/gcloud.json': 'the Ops config for Google Cloud (gcloud.json)',
+  [`/${LOCK_FILE}`]: `the lock file (${LOCK_FILE})`,
+  '/.uniprove': 'what it remembers between runs (.uniprove/)',
+};
+
+/** What the package itself keeps at `guestPath` (or above it), or undefined when the path is free. */
+export function packageOwnPath(guestPath: string): string | undefined {
+  for (const [own, what] of Object.entries(PACKAGE_OWN_PATHS)) {
+    if (guestPath === own || guestPath.startsWith(`${own}/`)) return what;
+  }
+  return undefined;
+}
+
 /** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
 export async function isPackageDir(dir: string, target: Target = 'local'): Promise<boolean> {
   const [config, lock] = await Promise.all([
