@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import { explain, type WhyEntry } from '../../core/discover/why.js';
 import { UniproveError } from '../../core/errors.js';
+import { notRegularFile } from '../../core/fs.js';
 import { LOCK_FILE } from '../../core/package/layout.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../render.js';
@@ -25,6 +26,8 @@ async function loadEntries(from: string, ctx: CliContext): Promise<WhyEntry[]> {
     }
     return lock.files;
   }
+  // Opening a FIFO waits for a writer: only a regular file is opened.
+  if (!info.isFile()) throw notRegularFile(info, path, '--from');
   const head = Buffer.alloc(4);
   const fh = await (await import('node:fs/promises')).open(path, 'r');
   await fh.read(head, 0, 4, 0);

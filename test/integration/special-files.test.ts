@@ -1,0 +1,137 @@
+/**
+ * FIFOs, sockets and devices where a file is expected are refused at once; a log read from a pipe stops at
+ * Ctrl-C, and a second Ctrl-C ends uniprove whatever it waits on. Real FIFOs (mkfifo) and the real CLI.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI, parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+async function fifo(name: string): Promise<string> {
+  const path = join(await tempDir(), name);
+  execFileSync('mkfifo', [path]);
+  return path;
+}
+
+/** Resolves once process `pid` holds `path` open (or after 15 s, failing). */
+async function waitUntilOpen(pid: number, path: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === path) return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`process ${pid} never opened ${path}`);
+}
+
+/** `uniprove debug <path>` as a child process, its output collected. */
+function debugChild(path: string): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, 'debug', path], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: '1' },
+  });
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  return { child, output: () => output };
+}
+
+/** How the child ended, within `ms` (or 'still running'). */
+async function endOf(
+  child: ChildProcess,
+  ms: number,
+): Promise<{ code: number | null; signal: string | null }> {
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  if (signal === 'SIGKILL') assert.fail(`still running ${ms} ms after the signal`);
+  return { code, signal };
+}
+
+test('a FIFO as the recipe binary or a files entry is refused at once with E_NOT_REGULAR_FILE', async () => {
+  const pipe = await fifo('prover');
+  const started = Date.now();
+  const bare = await uniprove(['package', pipe, '--json'], { timeoutMs: 20_000 });
+  assert.equal(bare.exitCode, 2, bare.stderr);
+  assert.equal(parseJson<{ error: { code: string } }>(bare).error.code, 'E_NOT_REGULAR_FILE');
+  assert.match(bare.stderr, /is a FIFO \(named pipe\), not a regular file/);
+
+  const dir = await tempDir();
+  await writeFile(join(dir, 'recipe.json'), JSON.stringify({ name: 'x', binary: pipe }));
+  const recipe = await uniprove(['package', dir], { timeoutMs: 20_000 });
+  assert.equal(recipe.exitCode, 2, recipe.stderr);
+  assert.match(recipe.stderr, /error\[E_NOT_REGULAR_FILE\]: binary: .*prover is a FIFO \(named pipe\)/);
+
+  await writeFile(
+    join(dir, 'recipe.json'),
+    JSON.stringify({ name: 'x', binary: process.execPath, files: [{ host: pipe, guest: '/in' }] }),
+  );
+  const file = await uniprove(['package', dir], { timeoutMs: 20_000 });
+  assert.equal(file.exitCode, 2, file.stderr);
+  assert.match(file.stderr, /error\[E_NOT_REGULAR_FILE\]: files\[0\]\.host: .*prover is a FIFO/);
+  assert.ok(Date.now() - started < 15_000, 'nothing waited on the pipe');
+});
+
+test('discover and volume import refuse a FIFO; debug refuses a device', async () => {
+  const pipe = await fifo('thing');
+  const discover = await uniprove(['discover', pipe], { timeoutMs: 20_000 });
+  assert.equal(discover.exitCode, 2, discover.stderr);
+  assert.match(discover.stderr, /error\[E_NOT_REGULAR_FILE\]/);
+  const imported = await uniprove(['volume', 'import', pipe], { timeoutMs: 20_000 });
+  assert.equal(imported.exitCode, 2, imported.stderr);
+  assert.match(imported.stderr, /error\[E_NOT_REGULAR_FILE\]: parameters file: .* is a FIFO/);
+  const device = await uniprove(['debug', '/dev/zero'], { timeoutMs: 20_000 });
+  assert.equal(device.exitCode, 2, device.stderr);
+  assert.match(
+    device.stderr,
+    /error\[E_NOT_REGULAR_FILE\]: \/dev\/zero is a character device, not a log file/,
+  );
+});
+
+test('debug reads a console log from a pipe, as debug <(ops run ...) gives it', async () => {
+  const pipe = await fifo('console');
+  const log = await readFile(join(REPO_ROOT, 'test/fixtures/nanos/dlopen-missing.tcg/console.log'));
+  const { child, output } = debugChild(pipe);
+  await waitUntilOpen(child.pid as number, pipe);
+  // The writer comes after the reader opened the pipe, as a slow `ops run` would.
+  await writeFile(pipe, log);
+  const end = await endOf(child, 20_000);
+  assert.equal(end.code, 1, output());
+  assert.match(output(), /missing-library libzkplug\.so/);
+});
+
+test('debug on a FIFO nobody writes: Ctrl-C ends it with 130', async () => {
+  const pipe = await fifo('silent');
+  const { child, output } = debugChild(pipe);
+  await waitUntilOpen(child.pid as number, pipe);
+  child.kill('SIGINT');
+  const end = await endOf(child, 5_000);
+  assert.equal(end.code, 130, output());
+  assert.match(output(), /error\[E_INTERRUPTED\]/);
+});
+
+test('debug on a FIFO nobody writes: Ctrl-C twice, or Ctrl-C then SIGTERM, ends it at once', async () => {
+  for (const second of ['SIGINT', 'SIGTERM'] as const) {
+    const pipe = await fifo(`silent-${second}`);
+    const { child, output } = debugChild(pipe);
+    await waitUntilOpen(child.pid as number, pipe);
+    child.kill('SIGINT');
+    child.kill(second);
+    const end = await endOf(child, 5_000);
+    // Either the first Ctrl-C had already ended the read (exit 130), or the second signal ended the process
+    // (a shell shows 128 + its number: 130 for Ctrl-C).
+    assert.ok(end.code === 130 || end.signal === second, `${JSON.stringify(end)}\n${output()}`);
+    assert.doesNotMatch(output(), /internal error/);
+  }
+});
