@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, type Stats } from 'node:fs';
 import { access, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type ErrorCode, UniproveError } from './errors.js';
+import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
 import { formatBytes } from './progress.js';
 
 /**
@@ -134,6 +134,20 @@ const WRITE_ERRNO: Record<string, ErrorCode> = {
   EISDIR: 'E_IS_DIRECTORY',
 };
 
+/** The codes toWriteError gives for a file system that refused a write: retrying cannot help. */
+const WRITE_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'E_DISK_FULL',
+  'E_READ_ONLY',
+  'E_PERMISSION',
+  'E_NAME_TOO_LONG',
+  'E_FS_LIMIT',
+]);
+
+/** True for the typed error of a full, read-only or refusing file system. */
+export function isWriteRefusal(error: unknown): error is UniproveError {
+  return isUniproveError(error) && WRITE_REFUSALS.has(error.code);
+}
+
 /** The nearest folder of `path` (or `path` itself) that exists, to ask its file system for free space. */
 async function existingAncestor(path: string): Promise<string> {
   let at = path;
@@ -157,9 +171,17 @@ async function existingAncestor(path: string): Promise<string> {
  * The one place that maps file-system refusals, so every writer says the same thing.
  */
 export async function toWriteError(error: unknown, context: WriteContext): Promise<unknown> {
-  const errno = error as NodeJS.ErrnoException & { dest?: string };
+  let errno = error as NodeJS.ErrnoException & { dest?: string };
+  if (errno?.code === 'ENOENT' && errno.syscall === 'mkdir' && errno.path) {
+    // A recursive mkdir reports a read-only or forbidden parent as ENOENT: ask the folder that exists.
+    const refusal = await access(await existingAncestor(errno.path), constants.W_OK).then(
+      () => undefined,
+      (probe: NodeJS.ErrnoException) => probe,
+    );
+    if (refusal?.code) errno = Object.assign(refusal, { path: errno.path, syscall: 'mkdir', cause: error });
+  }
   const code = typeof errno?.code === 'string' ? WRITE_ERRNO[errno.code] : undefined;
-  if (!code || !(error instanceof Error)) return error;
+  if (!code || !(errno instanceof Error)) return error;
   const at = errno.dest ?? errno.path ?? context.path;
   const call = errno.syscall ? `${errno.syscall} ${at}` : at;
   const elsewhere = context.elsewhere ?? 'write it somewhere else';
@@ -170,7 +192,7 @@ export async function toWriteError(error: unknown, context: WriteContext): Promi
     ...(context.bytes ? { bytes: context.bytes } : {}),
   };
   const make = (message: string, hint: string) =>
-    new UniproveError(code, { message, hint, cause: error, details });
+    new UniproveError(code, { message, hint, cause: errno, details });
   switch (errno.code) {
     case 'ENOSPC':
     case 'EDQUOT': {
@@ -233,9 +255,18 @@ export async function withWriteErrors<T>(context: WriteContext, work: () => Prom
 
 /**
  * Refuse, before any long work, a destination the file system will not let us write (read-only, not ours):
- * the nearest existing folder of `context.path` must be writable.
+ * the nearest existing folder of `context.path` must be writable, and every name of `created` (the path
+ * that will be made, a staging folder beside it) must fit in 255 bytes.
  */
-export async function assertWritable(context: WriteContext): Promise<void> {
+export async function assertWritable(context: WriteContext, created = context.path): Promise<void> {
+  const long = created.split('/').find((name) => Buffer.byteLength(name) > 255);
+  if (long !== undefined) {
+    throw new UniproveError('E_NAME_TOO_LONG', {
+      message: `cannot write ${context.what}: the name ${long.slice(0, 40)}… in ${created} has ${Buffer.byteLength(long)} bytes, more than the 255 a file system holds`,
+      hint: 'Shorten the path: a file or folder name holds at most 255 bytes, a whole path 4096.',
+      details: { path: context.path },
+    });
+  }
   const at = await existingAncestor(context.path);
   await withWriteErrors(context, () => access(at, constants.W_OK));
 }

@@ -91,7 +91,7 @@ test('package onto a read-only disk: E_READ_ONLY before any work, naming the fol
   assert.equal(run.exitCode, 3, run.stderr);
   assert.match(
     run.stderr,
-    /error\[E_READ_ONLY\]: cannot write the package: .*\/ro is on a read-only file system/,
+    /error\[E_READ_ONLY\]: cannot write the package: .*\/ro\/pkg is on a read-only file system \(access .*\/ro\)/,
   );
   assert.doesNotMatch(run.stderr, /internal error| {4}at |discover/);
   assert.deepEqual(await readdir(disk), []);
@@ -107,4 +107,50 @@ test('volume import --out on a read-only disk: E_READ_ONLY naming the set file',
   const run = await uniprove(['volume', 'import', params, '--out', join(disk, 'set.json')]);
   assert.equal(run.exitCode, 3, run.stderr);
   assert.match(run.stderr, /error\[E_READ_ONLY\]: cannot write the set file/);
+});
+
+test('run --out on a read-only disk: E_READ_ONLY naming the run record, before anything is built', {
+  skip,
+}, async () => {
+  const t = await testDir();
+  const disk = await smallDisk(t, 'ro', '1m', true);
+  const run = await uniprove(['run', 'demo', '--out', join(disk, 'runs', 'one')]);
+  assert.equal(run.exitCode, 3, run.stderr);
+  assert.match(
+    run.stderr,
+    /error\[E_READ_ONLY\]: cannot write the run record: .*\/ro\/runs\/one is on a read-only/,
+  );
+  assert.doesNotMatch(run.stderr, /internal error| {4}at /);
+});
+
+test('volume fetch into a full cache: E_DISK_FULL with the bytes the file needs, no partial file kept', {
+  skip,
+}, async () => {
+  const t = await testDir();
+  const params = join(t.dir, 'params');
+  await mkdir(params);
+  await writeFile(join(params, 'big.params'), Buffer.alloc(3_000_000, 1));
+  const setFile = join(t.dir, 'set.json');
+  const imported = await uniprove(['volume', 'import', params, '--out', setFile]);
+  assert.equal(imported.exitCode, 0, imported.stderr);
+  const cache = await smallDisk(t, 'cache', '1m');
+  const run = await uniprove(['volume', 'fetch', setFile, '--json'], { env: { UNIPROVE_CACHE: cache } });
+  assert.equal(run.exitCode, 3, run.stderr);
+  const error = parseJson<{ error: { code: string; message: string } }>(run).error;
+  assert.equal(error.code, 'E_DISK_FULL');
+  assert.match(error.message, /no space left on the disk holding .*; it needs 2\.9 MiB/);
+  const left = execFileSync('find', [cache, '-type', 'f'], { encoding: 'utf8' });
+  assert.equal(left, '', 'no partial file is left in the cache');
+});
+
+test('an --out whose name is too long for the file system: E_NAME_TOO_LONG before any work', async () => {
+  const dir = await mkdtemp('/tmp/uniprove-disk-');
+  after(() => rm(dir, { recursive: true, force: true }));
+  const run = await uniprove(['package', 'demo', '--out', join(dir, 'n'.repeat(300), 'pkg')]);
+  assert.equal(run.exitCode, 2, run.stderr);
+  assert.match(
+    run.stderr,
+    /error\[E_NAME_TOO_LONG\]: cannot write the package: the name n+… in .* has 300 bytes/,
+  );
+  assert.doesNotMatch(run.stderr, /build|discover/);
 });

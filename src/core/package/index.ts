@@ -309,8 +309,10 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     path: out,
     elsewhere: 'pass --out DIR on a disk with room that you can write',
   };
-  // The package is swapped in next to `out`: a folder that cannot take it is refused before the long work.
-  await assertWritable({ ...writing, path: dirname(out) });
+  // The package is staged next to `out` and swapped in: a folder that cannot take it (or a name too long for
+  // the staging folder's) is refused before the long work.
+  const staging = `${out}.staging-${process.pid}-${Date.now()}`;
+  await assertWritable(writing, staging);
   await ensureBinary(recipe, onProgress, signal);
   const elf = await checkProgramElf(recipe);
   if (!recipe.programExplicit) {
@@ -454,7 +456,6 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
 
   onProgress({ kind: 'step-start', step: 'stage', detail: `${lock.files.length} files` });
-  const staging = `${out}.staging-${process.pid}-${Date.now()}`;
   try {
     await mkdir(dirname(out), { recursive: true });
     // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
