@@ -234,7 +234,13 @@ export async function toWriteError(error: unknown, context: WriteContext): Promi
       );
     default:
       return make(
-        `cannot write ${context.what}: the file system refused (${errno.code}: ${errno.message})`,
+        `cannot write ${context.what}: ${
+          errno.code === 'EMLINK'
+            ? 'a folder holds as many entries or links as the file system allows'
+            : errno.code === 'EFBIG'
+              ? 'the file is larger than the file system holds'
+              : 'a rename or link would cross file systems'
+        } (${errno.code}, ${call})`,
         errno.code === 'EMLINK'
           ? `A folder there holds as many entries or links as the file system allows; ${elsewhere}.`
           : errno.code === 'EFBIG'
