@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
@@ -28,6 +29,19 @@ async function waitUntilOpen(pid: number, path: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.fail(`process ${pid} never opened ${path}`);
+}
+
+/** Resolves once process `pid` catches `signal` (its handler is installed: SigCgt in /proc/PID/status). */
+async function waitUntilCatching(pid: number, signal: 'SIGINT'): Promise<void> {
+  const bit = 1n << BigInt(osConstants.signals[signal] - 1);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (caught && (BigInt(`0x${caught}`) & bit) !== 0n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`process ${pid} never caught ${signal}`);
 }
 
 /** `uniprove debug <path>` as a child process, its output collected. */
@@ -134,4 +148,42 @@ test('debug on a FIFO nobody writes: Ctrl-C twice, or Ctrl-C then SIGTERM, ends 
     assert.ok(end.code === 130 || end.signal === second, `${JSON.stringify(end)}\n${output()}`);
     assert.doesNotMatch(output(), /internal error/);
   }
+});
+
+test('a second Ctrl-C ends uniprove even while a thread is stuck in a system call (exit by SIGINT: 130 in a shell)', async () => {
+  // One pool thread, held by an open() of a FIFO nobody writes: everything else uniprove would do waits behind
+  // it, so the first Ctrl-C cannot finish, and process.exit() would wait for that thread forever.
+  const stuck = await fifo('stuck');
+  const script = `
+    import { open } from 'node:fs/promises';
+    const { main } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/cli/main.js'))});
+    open(process.argv[1]).catch(() => {});
+    process.stdout.write('ready\\n');
+    process.exitCode = await main(['debug', process.argv[2]]);
+  `;
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      script,
+      stuck,
+      join(REPO_ROOT, 'test/fixtures/nanos/dlopen-missing.tcg/console.log'),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '1' } },
+  );
+  let output = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  const [ready] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+  assert.equal(ready.toString(), 'ready\n');
+  await waitUntilCatching(child.pid as number, 'SIGINT');
+  child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(child.exitCode, null, `the first Ctrl-C cannot end it here\n${output}`);
+  assert.match(output, /interrupted: cleaning up \(Ctrl-C again to quit at once\)/);
+  child.kill('SIGINT');
+  const end = await endOf(child, 3_000);
+  assert.equal(end.signal, 'SIGINT', `${JSON.stringify(end)}\n${output}`);
 });
