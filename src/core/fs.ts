@@ -317,6 +317,15 @@ export async function requireRegularFile(path: string, what: string, hint?: stri
   throw notRegularFile(info, path, what, hint);
 }
 
+/**
+ * Refuse a FIFO, socket or device at `path` before anything opens it (opening a FIFO waits for a writer);
+ * a missing file or a folder is left to the caller's own error.
+ */
+export async function refuseSpecialFile(path: string, what: string, hint?: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info && !info.isFile() && !info.isDirectory()) throw notRegularFile(info, path, what, hint);
+}
+
 /** E_NOT_REGULAR_FILE for a FIFO, socket or device found at `path` where a regular file was expected. */
 export function notRegularFile(info: Stats, path: string, what: string, hint?: string): UniproveError {
   return new UniproveError('E_NOT_REGULAR_FILE', {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -186,4 +186,22 @@ test('a second Ctrl-C ends uniprove even while a thread is stuck in a system cal
   child.kill('SIGINT');
   const end = await endOf(child, 3_000);
   assert.equal(end.signal, 'SIGINT', `${JSON.stringify(end)}\n${output}`);
+});
+
+test('a package whose lock is a FIFO, or whose config is not JSON: verify and why say so, never hang', async () => {
+  const pkg = await tempDir();
+  await writeFile(join(pkg, 'local.json'), '{"Program": "hello"}');
+  execFileSync('mkfifo', [join(pkg, 'uniprove.lock.json')]);
+  const why = await uniprove(['why', 'libc.so.6', '--from', pkg], { timeoutMs: 20_000 });
+  assert.equal(why.exitCode, 2, why.stderr);
+  assert.match(why.stderr, /error\[E_NOT_REGULAR_FILE\]: lock file: .*uniprove\.lock\.json is a FIFO/);
+  // Without a regular lock file the folder is no package: verify says what it looked for.
+  const verify = await uniprove(['verify', pkg], { timeoutMs: 20_000 });
+  assert.equal(verify.exitCode, 2, verify.stderr);
+  await rm(join(pkg, 'uniprove.lock.json'));
+  await writeFile(join(pkg, 'uniprove.lock.json'), '{"files": []}');
+  await writeFile(join(pkg, 'local.json'), '{"Program": ');
+  const broken = await uniprove(['verify', pkg], { timeoutMs: 20_000 });
+  assert.equal(broken.exitCode, 2, broken.stderr);
+  assert.match(broken.stderr, /error\[E_CONFIG\]: .*local\.json is not valid JSON/);
 });

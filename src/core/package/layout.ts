@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { parseJsonFile } from '../fs.js';
+import { parseJsonFile, refuseSpecialFile } from '../fs.js';
 import type { Target } from '../manifest/build.js';
 import type { OpsConfig } from '../manifest/ops-config.js';
 import type { PackageLock } from './stage.js';
@@ -49,6 +49,7 @@ export function configDigest(text: string): string {
 /** A package's lock file, parsed. */
 export async function readPackageLock(dir: string): Promise<PackageLock> {
   const path = join(dir, LOCK_FILE);
+  await refuseSpecialFile(path, 'lock file', 'Package again with `uniprove package <recipe>`.');
   try {
     return JSON.parse(await readFile(path, 'utf8')) as PackageLock;
   } catch (error) {
@@ -76,6 +77,7 @@ export async function readPackageConfig(
   target: Target = 'local',
 ): Promise<OpsConfig> {
   const path = join(dir, `${target}.json`);
+  await refuseSpecialFile(path, 'Ops config', 'Package again with `uniprove package <recipe>`.');
   const text = await readFile(path, 'utf8').catch((error: unknown) => {
     throw new UniproveError('E_CONFIG', {
       message: `${path} cannot be read: ${(error as Error).message}`,

@@ -4,12 +4,12 @@
  * steps: parse the JSON, check the shape, then check rules across files.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UniproveError } from '../errors.js';
-import { notRegularFile } from '../fs.js';
+import { refuseSpecialFile } from '../fs.js';
 import { DIGEST_PATTERN, parseDigest } from './digest.js';
 
 const FILE_NAME = /^[A-Za-z0-9._+-]+$/;
@@ -175,9 +175,7 @@ export function looksLikePath(ref: string): boolean {
 
 /** Read a file, mapping "does not exist" to E_NOT_FOUND. */
 export async function readInputFile(path: string, what: string, hint: string): Promise<string> {
-  // A FIFO is refused before it is opened: opening one waits for a writer.
-  const info = await stat(path).catch(() => undefined);
-  if (info && !info.isFile() && !info.isDirectory()) throw notRegularFile(info, path, what, hint);
+  await refuseSpecialFile(path, what, hint);
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
