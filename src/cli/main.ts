@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, UniproveError } from '../core/errors.js';
+import { toWriteError } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import { registerCommands } from './commands/index.js';
 import type { CliContext } from './context.js';
@@ -42,13 +43,37 @@ function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
   if (error.code !== 'EPIPE') throw error;
 }
 
+/**
+ * The second Ctrl-C (or SIGTERM): end now, whatever is pending. process.exit() is no way out: it waits for
+ * Node's worker threads, and one blocked in a system call (an open() of a FIFO nobody writes) never returns.
+ * Dying of the signal itself cannot wait on anything, and tells the shell and any calling script what happened:
+ * the shell shows exit status 128 + signal (130 for Ctrl-C), as for any program Ctrl-C stops.
+ */
+function quitAtOnce(signal: NodeJS.Signals): never {
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  process.kill(process.pid, signal);
+  // Only reached if the signal could not end the process (it cannot be delivered to ourselves).
+  process.exit(ExitCode.interrupted);
+}
+
+/**
+ * A full or read-only disk is the host's state, never a bug: a refusal that a writer did not type itself
+ * (with the file it was writing) still becomes E_DISK_FULL or E_READ_ONLY here, naming the path the system gave.
+ */
+async function typeStrayDiskError(error: unknown): Promise<unknown> {
+  const errno = error as NodeJS.ErrnoException;
+  if (!['ENOSPC', 'EDQUOT', 'EROFS'].includes(errno?.code ?? '')) return error;
+  return toWriteError(error, { what: 'a file', path: errno.path ?? process.cwd() });
+}
+
 /** Run the CLI with the given argv (without node and script); returns the exit status. */
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   const controller = new AbortController();
   let interrupts = 0;
-  const onSigint = () => {
+  const onSigint = (signal: NodeJS.Signals) => {
     interrupts++;
-    if (interrupts > 1) process.exit(ExitCode.interrupted);
+    if (interrupts > 1) quitAtOnce(signal);
     process.stderr.write('\ninterrupted: cleaning up (Ctrl-C again to quit at once)\n');
     controller.abort(new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C' }));
   };
@@ -77,7 +102,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     if (controller.signal.aborted && !(error instanceof UniproveError)) {
       return renderError(out, controller.signal.reason, json);
     }
-    return renderError(out, error, json);
+    return renderError(out, await typeStrayDiskError(error), json);
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);

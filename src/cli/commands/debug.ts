@@ -7,6 +7,7 @@ import { parseNanosManifest } from '../../core/diagnose/image.js';
 import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
 import { createProgramLocate } from '../../core/diagnose/locate-program.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
+import { requireRegularFile } from '../../core/fs.js';
 import {
   addFilesToRecipe,
   imageFromPackage,
@@ -85,8 +86,14 @@ Examples:
       let image: ReturnType<typeof parseNanosManifest> | undefined;
       if (flags.manifest) {
         let text: string;
+        const path = resolve(ctx.cwd, flags.manifest);
+        await requireRegularFile(
+          path,
+          '--manifest',
+          'Give the Nanos manifest the image was built from, or leave --manifest out.',
+        );
         try {
-          text = await readFile(resolve(ctx.cwd, flags.manifest), 'utf8');
+          text = await readFile(path, 'utf8');
         } catch (error) {
           throw new UniproveError('E_NOT_FOUND', {
             message: `cannot read manifest ${flags.manifest}`,

@@ -312,7 +312,10 @@ Examples:
             signal: ctx.signal,
           });
           if (flags.out) {
-            await writeJsonAtomic(resolve(ctx.cwd, flags.out), spec);
+            await writeJsonAtomic(resolve(ctx.cwd, flags.out), spec, {
+              what: 'the set file',
+              elsewhere: 'pass --out FILE in a folder you can write, on a disk with room',
+            });
             ctx.out.stderr.write(`wrote ${spec.files.length} files to ${flags.out}\n`);
           } else printJson(ctx.out, spec);
           return;
@@ -330,7 +333,10 @@ Examples:
         });
         const out = toSetFile(set);
         if (flags.out) {
-          await writeJsonAtomic(resolve(ctx.cwd, flags.out), out);
+          await writeJsonAtomic(resolve(ctx.cwd, flags.out), out, {
+            what: 'the set file',
+            elsewhere: 'pass --out FILE in a folder you can write, on a disk with room',
+          });
           ctx.out.stderr.write(`wrote ${set.files.length} files to ${flags.out}\n`);
         } else printJson(ctx.out, out);
       },

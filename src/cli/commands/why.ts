@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import { explain, type WhyEntry } from '../../core/discover/why.js';
 import { UniproveError } from '../../core/errors.js';
+import { notRegularFile, refuseSpecialFile } from '../../core/fs.js';
 import { LOCK_FILE } from '../../core/package/layout.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../render.js';
@@ -14,6 +15,7 @@ async function loadEntries(from: string, ctx: CliContext): Promise<WhyEntry[]> {
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new UniproveError('E_NOT_FOUND', { message: `--from ${from} does not exist` });
   if (info.isDirectory()) {
+    await refuseSpecialFile(join(path, LOCK_FILE), 'lock file');
     const lock = JSON.parse(await readFile(join(path, LOCK_FILE), 'utf8').catch(() => '{}')) as {
       files?: WhyEntry[];
     };
@@ -25,6 +27,8 @@ async function loadEntries(from: string, ctx: CliContext): Promise<WhyEntry[]> {
     }
     return lock.files;
   }
+  // Opening a FIFO waits for a writer: only a regular file is opened.
+  if (!info.isFile()) throw notRegularFile(info, path, '--from');
   const head = Buffer.alloc(4);
   const fh = await (await import('node:fs/promises')).open(path, 'r');
   await fh.read(head, 0, 4, 0);

@@ -4,9 +4,13 @@
  * core dump or disk image given by mistake is refused with a clear error.
  */
 import { isAscii } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { constants, openSync, type Stats } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { UniproveError } from '../errors.js';
+import { describeFileType } from '../fs.js';
 
 export interface ReadLogOptions {
   /** Bytes read at a time (default 1 MiB). */
@@ -38,8 +42,42 @@ export function looksBinary(block: Uint8Array): boolean {
 }
 
 /**
- * Read `path`, calling `start(sample)` with the first block's text (to pick a
- * reader) and then `onLine` for each line, without its newline.
+ * The bytes of a FIFO (what `debug <(ops run ...)` gives), read through the event loop: opened without
+ * blocking (O_NONBLOCK: a FIFO's writer may not have come yet), so Ctrl-C stops the wait at any moment;
+ * a blocking open or read would hold a thread that even process.exit waits for.
+ */
+function pipeBlocks(path: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const pipe = new Socket({ fd, readable: true, writable: false });
+  if (signal) addAbortSignal(signal, pipe);
+  return readPipe(pipe, signal);
+}
+
+async function* readPipe(pipe: Socket, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of pipe) yield chunk as Buffer;
+  } catch (error) {
+    signal?.throwIfAborted();
+    throw error;
+  } finally {
+    pipe.destroy();
+  }
+}
+
+/** The bytes of a regular file, `chunkBytes` at a time into one reused buffer. */
+async function* fileBlocks(handle: FileHandle, chunkBytes: number): AsyncGenerator<Buffer> {
+  const buffer = Buffer.allocUnsafe(chunkBytes);
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, chunkBytes, null);
+    if (bytesRead === 0) return;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+/**
+ * Read `path` (a file, or a FIFO such as `<(ops run ...)`), calling `start(sample)` with the first block's
+ * text (to pick a reader) and then `onLine` for each line, without its newline. What the path is, is
+ * checked with stat before it is opened: a socket or a device is refused, a FIFO is read without blocking.
  */
 export async function readLogLines(
   path: string,
@@ -48,28 +86,50 @@ export async function readLogLines(
 ): Promise<ReadLogStatus> {
   const chunkBytes = options.chunkBytes ?? 1024 * 1024;
   const maxLine = options.maxLineChars ?? 64 * 1024;
-  let handle: Awaited<ReturnType<typeof open>>;
+  const hint = 'Give the path of a console log (ops run output, a run record) or an strace log.';
+  let info: Stats;
   try {
-    handle = await open(path, 'r');
+    info = await stat(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new UniproveError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_LOG_INPUT', {
       message: code === 'ENOENT' ? `log ${path} does not exist` : `cannot read log ${path}: ${code ?? error}`,
-      hint: 'Give the path of a console log (ops run output, a run record) or an strace log.',
+      hint,
+      cause: error,
+      details: { path },
+    });
+  }
+  if (info.isDirectory()) {
+    throw new UniproveError('E_IS_DIRECTORY', {
+      message: `${path} is a folder, not a log`,
+      hint: 'Give the console log file inside it (a run record keeps it as console.log).',
+      details: { path },
+    });
+  }
+  if (!info.isFile() && !info.isFIFO()) {
+    throw new UniproveError('E_NOT_REGULAR_FILE', {
+      message: `${path} is ${describeFileType(info)}, not a log file`,
+      hint: `${hint} A pipe works too: uniprove debug <(ops run ...).`,
+      details: { path, type: describeFileType(info) },
+    });
+  }
+  let handle: FileHandle | undefined;
+  let blocks: AsyncGenerator<Buffer>;
+  try {
+    if (info.isFIFO()) blocks = pipeBlocks(path, options.signal);
+    else {
+      handle = await open(path, 'r');
+      blocks = fileBlocks(handle, chunkBytes);
+    }
+  } catch (error) {
+    throw new UniproveError('E_LOG_INPUT', {
+      message: `cannot read log ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+      hint,
       cause: error,
       details: { path },
     });
   }
   try {
-    const info = await handle.stat();
-    if (info.isDirectory()) {
-      throw new UniproveError('E_IS_DIRECTORY', {
-        message: `${path} is a folder, not a log`,
-        hint: 'Give the console log file inside it (a run record keeps it as console.log).',
-        details: { path },
-      });
-    }
-    const buffer = Buffer.allocUnsafe(chunkBytes);
     const decoder = new StringDecoder('utf8');
     const status: ReadLogStatus = { bytes: 0, lines: 0, endsMidLine: false, longLines: 0 };
     let onLine: ((text: string, lineNo: number) => void) | undefined;
@@ -77,11 +137,8 @@ export async function readLogLines(
     let skipping = false;
     let sawText = false;
     let sawNonAscii = false;
-    for (;;) {
+    for await (const block of blocks) {
       options.signal?.throwIfAborted();
-      const { bytesRead } = await handle.read(buffer, 0, chunkBytes, null);
-      if (bytesRead === 0) break;
-      const block = buffer.subarray(0, bytesRead);
       if (status.bytes === 0 && looksBinary(block.subarray(0, 64 * 1024))) {
         throw new UniproveError('E_LOG_INPUT', {
           message: `${path} is not a text log (it holds NUL or control bytes): is it an image, a core dump or a compressed file?`,
@@ -89,7 +146,7 @@ export async function readLogLines(
           details: { path },
         });
       }
-      status.bytes += bytesRead;
+      status.bytes += block.length;
       // Trace logs are ASCII: copying bytes is faster than decoding UTF-8 (no partial character can be pending then).
       // Once a non-ASCII byte was seen the decoder may hold part of a character: stay with it.
       if (!sawNonAscii && !isAscii(block)) sawNonAscii = true;
@@ -136,6 +193,7 @@ export async function readLogLines(
     }
     return status;
   } finally {
-    await handle.close();
+    await blocks.return(undefined);
+    await handle?.close();
   }
 }

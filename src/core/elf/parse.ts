@@ -9,6 +9,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { UniproveError } from '../errors.js';
+import { notRegularFile } from '../fs.js';
 
 /** What uniprove needs to know about one ELF file. */
 export interface ElfInfo {
@@ -102,6 +103,8 @@ export async function parseElf(path: string): Promise<ElfInfo> {
         details: { path },
       });
     }
+    // Opening a FIFO waits for a writer: what is not a regular file is refused before it is opened.
+    if (!st.isFile()) throw notRegularFile(st, path, 'ELF file', 'Pass the program file itself.');
     size = st.size;
   } catch (error) {
     throw fsError(error, path);
@@ -159,6 +162,14 @@ function fsError(error: unknown, path: string): unknown {
     return new UniproveError('E_IS_DIRECTORY', {
       message: `${path} is a directory, not an ELF file`,
       hint: 'Pass the program file itself, not the folder that holds it.',
+      cause: error,
+      details: { path },
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new UniproveError('E_PERMISSION', {
+      message: `${path} cannot be read: permission denied`,
+      hint: `Make it readable for this user (ls -l ${path}).`,
       cause: error,
       details: { path },
     });

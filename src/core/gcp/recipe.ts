@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
-import { sha256File } from '../fs.js';
+import { sha256File, toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import type { OpsConfig } from '../manifest/ops-config.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
@@ -491,7 +491,12 @@ async function runWith(
   const id = newRunId();
   const dir = join(runsDir, id);
   const started = performance.now();
-  await mkdir(dir, { recursive: true });
+  const writing: WriteContext = {
+    what: 'the run record',
+    path: dir,
+    elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
+  };
+  await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record: RunRecord = {
     id,
     dir,
@@ -606,8 +611,9 @@ async function runWith(
     const outcome = await collectConsoleProofs(record, proof, result.ended);
     await finish(outcome);
     return { dryRun: false, id, dir, outcome, record, gcp: result };
-  } catch (error) {
+  } catch (caught) {
     const aborted = options.signal?.aborted === true;
+    const error = await toWriteError(caught, writing);
     if (isUniproveError(error)) {
       record.error = {
         code: error.code,

@@ -90,6 +90,8 @@ export class QemuMachine implements Machine {
   onConsole: ((chunk: string) => void) | undefined;
   private child: RunningProcess['child'] | undefined;
   private console: WriteStream | undefined;
+  /** Why the console log could not be written (a full disk), if it could not: the run lost its evidence. */
+  consoleError: Error | undefined;
   private stderr = '';
   private current: MachineStatus = { state: 'created', consoleBytes: 0 };
   private startedPerf = 0;
@@ -115,6 +117,10 @@ export class QemuMachine implements Machine {
     if (this.child)
       throw new UniproveError('E_INTERNAL', { message: `machine ${this.spec.name} started twice` });
     this.console = createWriteStream(this.consolePath);
+    // A full disk is no reason to crash mid-run: the error is kept, the run goes on, and the caller decides.
+    this.console.on('error', (error) => {
+      this.consoleError ??= error;
+    });
     this.startedPerf = performance.now();
     this.current = { ...this.current, state: 'running', startedAt: Date.now() };
     const { child, ended } = spawn(this.argv, {

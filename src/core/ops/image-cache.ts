@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { run } from '../exec.js';
-import { writeJsonAtomic } from '../fs.js';
+import { toWriteError, type WriteContext, writeJsonAtomic } from '../fs.js';
 import type { OpsConfig } from '../manifest/ops-config.js';
 import type { NanosRelease } from './build.js';
 
@@ -126,17 +126,23 @@ export class ImageCache {
 
   /** Keep a copy of a freshly built image (before anything boots it), then drop the oldest entries. */
   async put(key: string, built: CachedImage, signal?: AbortSignal): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    const writing: WriteContext = {
+      what: 'the image cache',
+      path: this.dir,
+      bytes: (await stat(built.image).catch(() => undefined))?.size ?? 0,
+      elsewhere: 'point UNIPROVE_CACHE at a folder on a disk with room, or run with --no-image-cache',
+    };
     const p = this.paths(key);
     const tmp = `${p.image}.${process.pid}.${Date.now()}.partial`;
     try {
+      await mkdir(this.dir, { recursive: true });
       await copyImage(built.image, tmp, signal);
       await rename(tmp, p.image);
     } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
+      await rm(tmp, { force: true }).catch(() => {});
+      throw await toWriteError(error, writing);
     }
-    await writeJsonAtomic(p.meta, { manifest: built.manifest, createdAt: new Date().toISOString() });
+    await writeJsonAtomic(p.meta, { manifest: built.manifest, createdAt: new Date().toISOString() }, writing);
     await this.prune();
   }
 

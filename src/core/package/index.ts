@@ -4,13 +4,21 @@
  * there. Same inputs give the same bytes; unchanged inputs do no work.
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { discover } from '../discover/index.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning } from '../discover/types.js';
-import { parseElf } from '../elf/parse.js';
+import { type ElfInfo, EM_AARCH64, EM_X86_64, parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
+import {
+  assertWritable,
+  notRegularFile,
+  readJsonIfExists,
+  stableJson,
+  toWriteError,
+  type WriteContext,
+  writeFileAtomic,
+} from '../fs.js';
 import { buildOpsConfig, loadBase, TARGETS } from '../manifest/build.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
@@ -18,8 +26,8 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
-import { configDigest, LOCK_FILE, packageBytes } from './layout.js';
-import { checkGuestPath, planPackage, toGuest } from './plan.js';
+import { configDigest, LOCK_FILE, packageBytes, packageOwnPath } from './layout.js';
+import { checkGuestPath, type PlanEntry, planPackage, toGuest } from './plan.js';
 import {
   buildLock,
   type HashCache,
@@ -128,33 +136,164 @@ async function ensureBinary(recipe: ResolvedRecipe, onProgress: OnProgress, sign
   onProgress({ kind: 'step-done', step: 'build' });
 }
 
-/** Files the recipe lists itself (files and whole dirs), as discovered files with reason explicit. */
-async function explicitFiles(
-  recipe: ResolvedRecipe,
-): Promise<{ files: DiscoveredFile[]; hostToGuest: Map<string, string> }> {
-  const { readdir } = await import('node:fs/promises');
+/** Where a guest path of the image was claimed by the recipe: the field, and the host file for dirs. */
+interface Claim {
+  field: string;
+  host: string;
+  replace: boolean;
+}
+
+function claimLabel(claim: Claim): string {
+  return claim.field.startsWith('dirs') ? `${claim.field} (${claim.host})` : claim.field;
+}
+
+/**
+ * Files the recipe lists itself (files and whole dirs), as discovered files with reason explicit, each guest
+ * path claimed once: two entries at one path, an entry on the program, or one where the package keeps its
+ * own files are refused. Symlinks in dirs are kept when they stay inside their folder (E_PATH_ESCAPE else).
+ */
+async function explicitFiles(recipe: ResolvedRecipe): Promise<{
+  files: DiscoveredFile[];
+  hostToGuest: Map<string, string>;
+  claims: Map<string, Claim>;
+}> {
+  const { readdir, readlink, realpath } = await import('node:fs/promises');
   const files: DiscoveredFile[] = [];
   const hostToGuest = new Map<string, string>();
-  const push = (host: string, guest: string, reason: string | undefined) => {
+  const claims = new Map<string, Claim>();
+  const claim = (path: string, c: Claim) => {
+    if (path === recipe.program) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${claimLabel(c)}: ${path} is where the program goes`,
+        hint: 'To package another program, change "binary"; else give the file another guest path.',
+        details: { field: c.field, source: recipe.source },
+      });
+    }
+    const own = packageOwnPath(path);
+    if (own) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${claimLabel(c)}: ${path} is where the package keeps ${own}; the file would be overwritten`,
+        hint: 'Give the file another guest path.',
+        details: { field: c.field, source: recipe.source },
+      });
+    }
+    const other = claims.get(path);
+    if (other) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${claimLabel(c)}: ${path} is also where ${claimLabel(other)} goes`,
+        hint: 'Give each file its own guest path, or remove one of the two entries.',
+        details: { field: c.field, other: other.field, source: recipe.source },
+      });
+    }
+    claims.set(path, c);
+  };
+  const push = (host: string, guest: string, reason: string | undefined, c: Claim) => {
     const path = checkGuestPath(guest, host);
+    claim(path, c);
     hostToGuest.set(path, host);
     files.push({ path, chain: [path], reasons: ['explicit'], parents: reason ? [reason] : [], isElf: false });
   };
-  for (const f of recipe.files) push(f.hostPath, f.guestPath, f.reason);
+  for (const f of recipe.files) {
+    push(f.hostPath, f.guestPath, f.reason, { field: f.field, host: f.hostPath, replace: f.replace });
+  }
   for (const d of recipe.dirs) {
+    const top = await realpath(d.hostPath);
+    const guestTop = d.guestPath === '/' ? '' : d.guestPath;
+    const inside = (host: string, root: string) => host === root || host.startsWith(`${root}/`);
     const walk = async (hostDir: string, guestDir: string): Promise<void> => {
       for (const e of (await readdir(hostDir, { withFileTypes: true })).sort((a, b) =>
         a.name < b.name ? -1 : 1,
       )) {
         const h = join(hostDir, e.name);
         const g = `${guestDir}/${e.name}`;
+        const c: Claim = { field: d.field, host: h, replace: d.replace };
         if (e.isDirectory()) await walk(h, g);
-        else if (e.isFile()) push(h, g, d.reason);
+        else if (e.isFile()) push(h, g, d.reason, c);
+        else if (e.isSymbolicLink()) {
+          // In the image a link means what it means here only if it stays inside the folder; an absolute target
+          // or one that climbs out would point at the guest's own /etc, or at nothing.
+          const target = await readlink(h);
+          const real = await realpath(h).catch(() => undefined);
+          if (
+            target.startsWith('/') ||
+            !inside(resolve(hostDir, target), d.hostPath) ||
+            (real && !inside(real, top))
+          ) {
+            throw new UniproveError('E_PATH_ESCAPE', {
+              message: `${d.field}: ${h} is a symlink to ${target}, outside the folder ${d.hostPath}`,
+              hint: 'Make the link relative to a file inside the folder, or list the file itself under "files" (with the guest path the program opens).',
+              details: { field: d.field, path: h, target, source: recipe.source },
+            });
+          }
+          const info = real ? await stat(real) : undefined;
+          if (!info?.isFile()) {
+            throw new UniproveError(info ? 'E_NOT_REGULAR_FILE' : 'E_NOT_FOUND', {
+              message: `${d.field}: ${h} is a symlink to ${target}, which ${info ? 'is not a regular file' : 'does not exist'}`,
+              hint: 'Links inside a "dirs" folder must lead to regular files in it; remove the link or fix its target.',
+              details: { field: d.field, path: h, target, source: recipe.source },
+            });
+          }
+          const path = checkGuestPath(g, h);
+          const to = `${guestTop}/${relative(top, real as string)}`;
+          claim(path, c);
+          hostToGuest.set(to, real as string);
+          files.push({
+            path,
+            chain: [path, to],
+            reasons: ['explicit'],
+            parents: d.reason ? [d.reason] : [],
+            isElf: false,
+          });
+        } else {
+          throw notRegularFile(
+            await stat(h),
+            h,
+            d.field,
+            'A "dirs" folder may hold regular files, folders and links to files in it.',
+          );
+        }
       }
     };
-    await walk(d.hostPath, d.guestPath.replace(/\/$/, ''));
+    await walk(d.hostPath, guestTop);
   }
-  return { files, hostToGuest };
+  return { files, hostToGuest, claims };
+}
+
+/** The machine each recipe `arch` names, as ELF e_machine. */
+const ARCH_MACHINES = { x86_64: EM_X86_64, aarch64: EM_AARCH64 } as const;
+
+/** Refuse a binary that cannot be the program of a Nanos image for the recipe's machine (exit 2, with what it is). */
+async function checkProgramElf(recipe: ResolvedRecipe): Promise<ElfInfo> {
+  const info = await parseElf(recipe.binary);
+  const arch = recipe.arch;
+  const fits =
+    info.class === 64 &&
+    info.endianness === 'little' &&
+    info.machine === ARCH_MACHINES[arch] &&
+    (info.type === 'exec' || info.type === 'dyn');
+  if (fits) return info;
+  const found = `a ${info.class}-bit ${info.endianness}-endian ELF ${info.type === 'rel' ? 'object file' : info.type === 'core' ? 'core dump' : info.type === 'exec' || info.isPie ? 'executable' : 'shared object'} for ${info.machineName}`;
+  throw new UniproveError('E_ELF_UNSUPPORTED', {
+    message: `binary: ${recipe.binary} is ${found}; a Nanos image for ${arch} runs a 64-bit little-endian executable for ${arch}`,
+    hint:
+      info.machine !== ARCH_MACHINES[arch] && info.class === 64
+        ? `Build the prover for ${arch} (e.g. cargo build --target ${arch}-unknown-linux-gnu), or set "arch" in the recipe to the machine it is for.`
+        : 'Point "binary" at the prover executable (a 64-bit ELF program); the file may be damaged: build or copy it again.',
+    details: { path: recipe.binary, class: info.class, machine: info.machineName, type: info.type, arch },
+  });
+}
+
+/** True when two host paths lead to one file (links followed). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return Boolean(x && y && x.dev === y.dev && x.ino === y.ino);
+}
+
+/** What the package already holds at a path, for the error that refuses a recipe file there. */
+function describeEntry(entry: PlanEntry): string {
+  const why = entry.reasons.join(', ');
+  const parents = entry.parents.length ? `, for ${entry.parents.slice(0, 2).join(', ')}` : '';
+  return `${entry.type === 'symlink' ? 'a link' : 'a file'} the package found itself (${why}${parents})`;
 }
 
 /** Package a recipe into a folder Ops can build and run from. */
@@ -165,14 +304,25 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const cwd = options.cwd ?? process.cwd();
   const out = resolve(cwd, options.out ?? join('build', recipe.name));
   const bases = await Promise.all(TARGETS.map(async (t) => [t, await loadBase(t)] as const));
+  const writing: WriteContext = {
+    what: 'the package',
+    path: out,
+    elsewhere: 'pass --out DIR on a disk with room that you can write',
+  };
+  // The package is staged next to `out` and swapped in: a folder that cannot take it (or a name too long for
+  // the staging folder's) is refused before the long work.
+  const staging = `${out}.staging-${process.pid}-${Date.now()}`;
+  await assertWritable(writing, staging);
   await ensureBinary(recipe, onProgress, signal);
+  const elf = await checkProgramElf(recipe);
   if (!recipe.programExplicit) {
     // $ORIGIN in RPATH/RUNPATH is the program's own folder: keep the program where it is, or its libraries move away.
-    const info = await parseElf(recipe.binary);
-    if ([...info.rpath, ...info.runpath].some((p) => /\$\{?ORIGIN\}?/.test(p))) {
+    if ([...elf.rpath, ...elf.runpath].some((p) => /\$\{?ORIGIN\}?/.test(p))) {
       recipe.program = toGuest(recipe.binary, recipe.root ?? '/');
     }
   }
+  // What the recipe lists is checked before the long work: each guest path claimed once.
+  const { files: explicit, hostToGuest, claims } = await explicitFiles(recipe);
 
   const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
@@ -203,24 +353,48 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
 
   // The program goes to its guest path; everything else at the path the guest's loader opens.
   const root = recipe.root ?? '/';
-  const { files: explicit, hostToGuest } = await explicitFiles(recipe);
   // The binary itself is placed at the program's guest path; what it pulled in names the program as parent.
   const discovered = discovery.files
     .filter((f) => f.path !== recipe.binary)
     .map((f) => ({ ...f, parents: f.parents.map((p) => (p === recipe.binary ? recipe.program : p)) }));
-  const plan = await planPackage(
-    [
-      ...discovered,
-      { path: recipe.program, chain: [recipe.program], reasons: ['explicit'], parents: [], isElf: true },
-      ...explicit,
-    ],
-    root,
-  );
+  const programEntry: DiscoveredFile = {
+    path: recipe.program,
+    chain: [recipe.program],
+    reasons: ['explicit'],
+    parents: [],
+    isElf: true,
+  };
+  // A recipe file where the closure has one (libc, the loader) replaces it only when the recipe says so.
+  const closure = await planPackage([...discovered, programEntry], root);
+  for (const entry of closure.entries) {
+    const c = claims.get(entry.path);
+    // The same file listed again (what `debug --fix` adds at its own host path) takes nobody's place.
+    if (c && !c.replace && !(await sameFile(c.host, root === '/' ? entry.path : join(root, entry.path)))) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${claimLabel(c)}: ${entry.path} already holds ${describeEntry(entry)}`,
+        hint: 'Give the file another guest path, or set "replace": true on the entry to put it there on purpose.',
+        details: { field: c.field, path: entry.path, source: recipe.source },
+      });
+    }
+  }
+  const plan = await planPackage([...discovered, programEntry, ...explicit], root);
   // Explicit entries and the program take their bytes from their host paths, not from inside the root.
-  for (const e of plan.entries) {
-    if (e.type !== 'file') continue;
-    if (e.path === recipe.program) e.source = recipe.binary;
+  for (const [i, e] of plan.entries.entries()) {
     const host = hostToGuest.get(e.path);
+    if (e.type === 'symlink') {
+      // A link of the closure that a recipe file replaces becomes that file.
+      if (host && claims.get(e.path)?.replace) {
+        plan.entries[i] = {
+          type: 'file',
+          path: e.path,
+          source: host,
+          reasons: e.reasons,
+          parents: e.parents,
+        };
+      }
+      continue;
+    }
+    if (e.path === recipe.program) e.source = recipe.binary;
     if (host) e.source = host;
   }
 
@@ -282,22 +456,25 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
 
   onProgress({ kind: 'step-start', step: 'stage', detail: `${lock.files.length} files` });
-  await mkdir(dirname(out), { recursive: true });
-  const staging = `${out}.staging-${process.pid}-${Date.now()}`;
   try {
-    await mkdir(staging, { recursive: true });
+    await mkdir(dirname(out), { recursive: true });
+    // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
+    await mkdir(staging);
     await writeTree(staging, plan, modes, signal);
     if (tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
-    for (const t of TARGETS) await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string);
-    await writeFileAtomic(join(staging, LOCK_FILE), lockText);
+    const inPackage = { ...writing, bytes };
+    for (const t of TARGETS) {
+      await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string, inPackage);
+    }
+    await writeFileAtomic(join(staging, LOCK_FILE), lockText, inPackage);
     await mkdir(join(staging, STATE_DIR), { recursive: true });
     const state: PackageState = { uniprove: VERSION, source: recipe.source, key, discovery, hashes: stamps };
-    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state));
+    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state), inPackage);
     signal?.throwIfAborted();
     await swapIntoPlace(staging, out);
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
-    throw error;
+    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    throw await toWriteError(error, { ...writing, bytes });
   }
   onProgress({ kind: 'step-done', step: 'stage', detail: out });
   return result(true);

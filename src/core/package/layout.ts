@@ -6,12 +6,31 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { parseJsonFile } from '../fs.js';
+import { parseJsonFile, refuseSpecialFile } from '../fs.js';
 import type { Target } from '../manifest/build.js';
 import type { OpsConfig } from '../manifest/ops-config.js';
 import type { PackageLock } from './stage.js';
 
 export const LOCK_FILE = 'uniprove.lock.json';
+
+/**
+ * What a package folder holds besides the image tree, by guest path: a recipe file placed there would be
+ * overwritten by the package's own (one Ops config per target, the lock, the state folder).
+ */
+export const PACKAGE_OWN_PATHS: Readonly<Record<string, string>> = {
+  '/local.json': 'the Ops config for local runs (local.json)',
+  '/gcloud.json': 'the Ops config for Google Cloud (gcloud.json)',
+  [`/${LOCK_FILE}`]: `the lock file (${LOCK_FILE})`,
+  '/.uniprove': 'what it remembers between runs (.uniprove/)',
+};
+
+/** What the package itself keeps at `guestPath` (or above it), or undefined when the path is free. */
+export function packageOwnPath(guestPath: string): string | undefined {
+  for (const [own, what] of Object.entries(PACKAGE_OWN_PATHS)) {
+    if (guestPath === own || guestPath.startsWith(`${own}/`)) return what;
+  }
+  return undefined;
+}
 
 /** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
 export async function isPackageDir(dir: string, target: Target = 'local'): Promise<boolean> {
@@ -30,6 +49,7 @@ export function configDigest(text: string): string {
 /** A package's lock file, parsed. */
 export async function readPackageLock(dir: string): Promise<PackageLock> {
   const path = join(dir, LOCK_FILE);
+  await refuseSpecialFile(path, 'lock file', 'Package again with `uniprove package <recipe>`.');
   try {
     return JSON.parse(await readFile(path, 'utf8')) as PackageLock;
   } catch (error) {
@@ -57,6 +77,7 @@ export async function readPackageConfig(
   target: Target = 'local',
 ): Promise<OpsConfig> {
   const path = join(dir, `${target}.json`);
+  await refuseSpecialFile(path, 'Ops config', 'Package again with `uniprove package <recipe>`.');
   const text = await readFile(path, 'utf8').catch((error: unknown) => {
     throw new UniproveError('E_CONFIG', {
       message: `${path} cannot be read: ${(error as Error).message}`,

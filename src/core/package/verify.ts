@@ -9,14 +9,13 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
-import { sha256File } from '../fs.js';
+import { parseJsonFile, refuseSpecialFile, sha256File } from '../fs.js';
 import { parseOpsConfig } from '../manifest/ops-config.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../trace/parse.js';
 import { runProbe } from '../trace/probe.js';
-import { LOCK_FILE } from './layout.js';
-import type { PackageLock } from './stage.js';
+import { readPackageLock } from './layout.js';
 
 export interface VerifyOptions {
   /** The package folder (from `uniprove package`). */
@@ -123,6 +122,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   const onProgress = options.onProgress ?? noProgress;
   const pkg = options.package;
   const configPath = join(pkg, 'local.json');
+  await refuseSpecialFile(configPath, 'Ops config', 'Package again with `uniprove package <recipe>`.');
   const configText = await readFile(configPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
     throw new UniproveError('E_NOT_FOUND', {
       message: `${pkg} is not a uniprove package (${configPath}: ${error.code ?? error.message})`,
@@ -130,8 +130,8 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       cause: error,
     });
   });
-  const config = parseOpsConfig(JSON.parse(configText), configPath);
-  const lock = JSON.parse(await readFile(join(pkg, LOCK_FILE), 'utf8')) as PackageLock;
+  const config = parseOpsConfig(parseJsonFile(configText, configPath), configPath);
+  const lock = await readPackageLock(pkg);
   const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
   const argv = [program, ...(config.Args ?? [])];
   const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');

@@ -7,11 +7,13 @@
  */
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
 import { which } from '../exec.js';
+import { notRegularFile, requireRegularFile } from '../fs.js';
 import { formatZodIssues } from '../manifest/ops-config.js';
+import { packageOwnPath } from '../package/layout.js';
 import { type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
 
 /** Recipes shipped with uniprove. */
@@ -39,8 +41,13 @@ export interface RecipeOverrides {
 /** A file to put in the image, host path resolved. */
 export interface ResolvedFile {
   hostPath: string;
+  /** Normalised: absolute, no trailing slash, no "." or empty names. */
   guestPath: string;
   reason: string | undefined;
+  /** The recipe says this file may take the place of one the ELF closure holds. */
+  replace: boolean;
+  /** Where the recipe names it: files[2], dirs[0]. */
+  field: string;
 }
 
 /** A recipe with every path absolute and every default filled in. */
@@ -71,6 +78,8 @@ async function locateRecipe(
   } else if (info?.isFile()) {
     if (ref.endsWith('.json')) return { recipeFile: asPath };
     return { binary: asPath };
+  } else if (info) {
+    throw notRegularFile(info, asPath, 'recipe', 'Give a recipe name, a recipe file, or the binary itself.');
   }
   if (/^[a-z0-9][a-z0-9._-]*$/.test(ref)) {
     for (const dir of [...(options.proversDirs ?? []), BUILTIN_PROVERS_DIR]) {
@@ -130,16 +139,73 @@ async function resolveBinary(binary: string, baseDir: string, pathEnv: string | 
         hint: 'Point binary at the prover executable itself.',
       });
     }
+    // A FIFO would hang the first open (it waits for a writer): refused before anything opens it.
+    if (!info.isFile())
+      throw notRegularFile(info, path, field, 'Point binary at the prover executable itself.');
     return { path, found: true as const };
   }
   const found = await which(binary, pathEnv);
   return found ? { path: found, found: true as const } : { path: binary, found: false as const };
 }
 
-function resolveEntry(entry: FileEntrySpec, baseDir: string): ResolvedFile {
+function resolveEntry(entry: FileEntrySpec, baseDir: string, field: string, source: string): ResolvedFile {
   const hostPath = isAbsolute(entry.host) ? entry.host : resolve(baseDir, entry.host);
   const guestPath = entry.guest ?? (isAbsolute(entry.host) ? entry.host : `/${basename(entry.host)}`);
-  return { hostPath, guestPath, reason: entry.reason };
+  return {
+    hostPath,
+    guestPath: checkRecipeGuestPath(guestPath, `${field}.guest`, source, {
+      rootAllowed: field.startsWith('dirs'),
+    }),
+    reason: entry.reason,
+    replace: entry.replace ?? false,
+    field,
+  };
+}
+
+/** "/a//b/./c/" -> "/a/b/c": the one spelling of a guest path that collisions are found by. */
+export function normaliseGuestPath(path: string): string {
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
+}
+
+function recipeFieldError(field: string, source: string, message: string, hint: string): UniproveError {
+  return new UniproveError('E_CONFIG', {
+    message: `${field}: ${message}`,
+    hint,
+    details: { field, source },
+  });
+}
+
+/**
+ * Normalise a guest path from the recipe and refuse one the package cannot hold: the image root (for a
+ * file), a path where the package keeps its own files. (Absolute, no "..", names of at most 255 bytes:
+ * the schema.)
+ */
+export function checkRecipeGuestPath(
+  path: string,
+  field: string,
+  source: string,
+  { rootAllowed = false } = {},
+): string {
+  const normal = normaliseGuestPath(path);
+  if (normal === '/' && !rootAllowed) {
+    throw recipeFieldError(
+      field,
+      source,
+      `${JSON.stringify(path)} is the image root, not a file`,
+      'Give the full guest path of the file, e.g. /data/params.bin.',
+    );
+  }
+  const own = packageOwnPath(normal);
+  if (own) {
+    throw recipeFieldError(
+      field,
+      source,
+      `${normal} is where the package keeps ${own}; a file there would be overwritten`,
+      'Put the file at another guest path (e.g. under /etc or /data).',
+    );
+  }
+  return normal;
 }
 
 /**
@@ -154,6 +220,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
   if (located.recipeFile) {
     source = located.recipeFile;
     baseDir = dirname(located.recipeFile);
+    await requireRegularFile(located.recipeFile, 'recipe');
     const text = await readFile(located.recipeFile, 'utf8');
     try {
       raw = JSON.parse(text);
@@ -171,15 +238,24 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     raw = { name: sanitiseName(basename(binary)), binary };
   }
   const o = options.overrides ?? {};
+  const rawResources = (raw as { resources?: unknown }).resources;
   const merged = {
     ...(raw as Record<string, unknown>),
     ...(o.binary ? { binary: resolve(options.cwd ?? process.cwd(), o.binary) } : {}),
     ...(o.args ? { args: o.args } : {}),
+    // --memory and --cpus go through the schema's checks, as the recipe's own values do.
+    ...(o.memory || o.cpus
+      ? {
+          resources: {
+            ...(typeof rawResources === 'object' && rawResources ? rawResources : {}),
+            ...(o.memory ? { memory: o.memory } : {}),
+            ...(o.cpus ? { cpus: o.cpus } : {}),
+          },
+        }
+      : {}),
   };
   const recipe = parseRecipe(merged, source);
   if (o.env) recipe.env = { ...recipe.env, ...o.env };
-  if (o.memory) recipe.resources.memory = o.memory;
-  if (o.cpus) recipe.resources.cpus = o.cpus;
 
   const bin = await resolveBinary(recipe.binary, baseDir, options.pathEnv, 'binary');
   if (!bin.found && !recipe.build) {
@@ -189,16 +265,16 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
       details: { field: 'binary', source },
     });
   }
-  const files = recipe.files.map((f) => resolveEntry(f, baseDir));
-  const dirs = recipe.dirs.map((f) => resolveEntry(f, baseDir));
-  for (const [i, f] of files.entries()) {
-    if (!(await exists(f.hostPath))) {
-      throw new UniproveError('E_NOT_FOUND', {
-        message: `files[${i}].host: ${f.hostPath} does not exist`,
-        hint: 'Fix the path (relative paths are relative to the recipe folder) or remove the entry.',
-        details: { field: `files[${i}].host`, source },
-      });
-    }
+  const program = checkRecipeGuestPath(recipe.program ?? `/${basename(bin.path)}`, 'program', source);
+  const files = recipe.files.map((f, i) => resolveEntry(f, baseDir, `files[${i}]`, source));
+  const dirs = recipe.dirs.map((f, i) => resolveEntry(f, baseDir, `dirs[${i}]`, source));
+  for (const f of files) {
+    // A FIFO, socket or device is refused before anything opens it (a FIFO would hang the open).
+    await requireRegularFile(
+      f.hostPath,
+      `${f.field}.host`,
+      'Fix the path (relative paths are relative to the recipe folder) or remove the entry; list folders under "dirs".',
+    );
   }
   for (const [i, d] of dirs.entries()) {
     const info = await stat(d.hostPath).catch(() => undefined);
@@ -216,7 +292,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     source,
     baseDir,
     binary: bin.path,
-    program: recipe.program ?? `/${basename(bin.path)}`,
+    program,
     programExplicit: recipe.program !== undefined,
     files,
     dirs,

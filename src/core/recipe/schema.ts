@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 
+/** The longest file or folder name (bytes) that Linux file systems, and so Nanos images, hold. */
+export const MAX_NAME_BYTES = 255;
+
 /** A guest path: absolute, normalised, never climbing out of the image root. */
 export const GuestPath = z
   .string()
@@ -12,13 +15,27 @@ export const GuestPath = z
   .refine((p) => !p.split('/').includes('..'), {
     message: 'must not contain ".." (it would escape the image root)',
   })
-  .refine((p) => !p.includes('\0'), { message: 'must not contain NUL' });
+  .refine((p) => !p.includes('\0'), { message: 'must not contain NUL' })
+  .refine((p) => p.split('/').every((name) => Buffer.byteLength(name) <= MAX_NAME_BYTES), {
+    message: `must not hold a name longer than ${MAX_NAME_BYTES} bytes (the most a file system allows)`,
+  });
 
 /** A host path as written in a recipe; relative ones are relative to the recipe's folder. */
 const HostPath = z
   .string()
   .min(1)
   .refine((p) => !p.includes('\0'), { message: 'must not contain NUL' });
+
+/** Guest memory bounds: less than 64 MiB cannot boot a Nanos guest with a prover; more than 4 TiB no host offers. */
+export const MIN_MEMORY_MIB = 64;
+export const MAX_MEMORY_MIB = 4 * 1024 * 1024;
+
+/** MiB in a memory size as recipes write it (512M, 2G); NaN when it is not one. */
+export function memoryMiB(size: string): number {
+  const m = /^(\d+)([MGmg])$/.exec(size);
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (m[2]?.toLowerCase() === 'g' ? 1024 : 1);
+}
 
 const EnvName = z
   .string()
@@ -32,6 +49,12 @@ export const FileEntry = z.strictObject({
     'Where it goes in the image. Default: its host path (for an absolute host path), else /<basename>.',
   ),
   reason: z.string().optional().describe('Why it is there; `uniprove why` shows it.'),
+  replace: z
+    .boolean()
+    .optional()
+    .describe(
+      'Put this file where the package would put one of the libraries it found (the C library, the loader): without it, a guest path the ELF closure already holds is refused.',
+    ),
 });
 
 export const ProbeSpec = z
@@ -82,6 +105,7 @@ export const VolumeMount = z.strictObject({
   size: z
     .string()
     .regex(/^\d+[kmgtKMGT]?$/, { message: 'must be a size such as 512m or 40g' })
+    .refine((v) => Number.parseInt(v, 10) > 0, { message: 'must be more than 0' })
     .optional()
     .describe('Size of the Ops volume, with room for files the prover writes there, e.g. 40g.'),
 });
@@ -128,6 +152,10 @@ export const RecipeSchema = z.strictObject({
     'The prover binary: a path (relative to the recipe folder) or a name looked up on PATH. `--binary` overrides it.',
   ),
   build: BuildSpec.optional(),
+  arch: z
+    .enum(['x86_64', 'aarch64'])
+    .default('x86_64')
+    .describe('The machine the image is for: the binary must be a 64-bit ELF program for it.'),
   program: GuestPath.optional().describe('Guest path of the program. Default: /<basename of binary>.'),
   args: z.array(z.string()).default([]).describe("The prover's arguments in the guest."),
   env: z.record(EnvName, z.string()).default({}).describe("The prover's environment in the guest."),
@@ -151,8 +179,15 @@ export const RecipeSchema = z.strictObject({
       memory: z
         .string()
         .regex(/^\d+[MGmg]$/, { message: 'must be like 2G or 512M' })
+        .refine(
+          (v) => {
+            const mib = memoryMiB(v);
+            return mib >= MIN_MEMORY_MIB && mib <= MAX_MEMORY_MIB;
+          },
+          { message: `must be from ${MIN_MEMORY_MIB}M to ${MAX_MEMORY_MIB / 1024}G` },
+        )
         .default('2G')
-        .describe('Guest memory, e.g. 2G or 512M.'),
+        .describe(`Guest memory, e.g. 2G or 512M (${MIN_MEMORY_MIB}M to ${MAX_MEMORY_MIB / 1024}G).`),
       cpus: z.number().int().positive().max(512).default(2).describe('Guest CPUs.'),
     })
     .default({ memory: '2G', cpus: 2 })

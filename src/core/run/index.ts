@@ -10,6 +10,7 @@ import { copyFile, mkdir, readdir, readFile, stat, statfs, writeFile } from 'nod
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { spawn, stopOnTimeoutOrAbort, which } from '../exec.js';
+import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import { type AccelChoice, type AccelDecision, detectAccel } from '../machine/accel.js';
 import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
@@ -335,7 +336,13 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
   const id = newRunId();
   const dir = options.out ? resolve(cwd, options.out) : join(runsDir, id);
   const via = options.via ?? 'qemu';
-  await mkdir(dir, { recursive: true });
+  const writing: WriteContext = {
+    what: 'the run record',
+    path: dir,
+    elsewhere:
+      'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
+  };
+  await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record: RunRecord = {
     id,
     dir,
@@ -513,6 +520,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       onProgress({ kind: 'step-done', step: 'boot', detail: status.state });
       applyStatus(record, status, bootStart);
       record.outcome = outcomeOf(status, via);
+      if (machine.consoleError) throw machine.consoleError;
     }
 
     const outcome = record.outcome as RunOutcome;
@@ -564,7 +572,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       ? error
       : aborted
         ? new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C', cause: error })
-        : error;
+        : await toWriteError(error, writing);
     if (isUniproveError(err)) {
       record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       (err.details as Record<string, unknown>).runDir = dir;
@@ -650,7 +658,9 @@ async function buildImage(a: {
       record.imageCache = { state: 'stored', key };
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      record.imageCache = { state: 'off', reason: `could not keep a copy: ${String(error)}` };
+      const reason = isUniproveError(error) ? error.message : String(error);
+      record.imageCache = { state: 'off', reason: `could not keep a copy: ${reason}` };
+      record.warnings.push({ code: 'image-cache', message: `the image was not cached: ${reason}` });
     }
   } else record.imageCache = { state: 'off', reason: notCacheable ?? 'off' };
   return {
@@ -721,6 +731,10 @@ async function runViaOps(a: {
   record.files.console = CONSOLE_LOG;
   const { createWriteStream } = await import('node:fs');
   const out = createWriteStream(join(dir, CONSOLE_LOG));
+  let consoleError: Error | undefined;
+  out.on('error', (error) => {
+    consoleError ??= error;
+  });
   const { child, ended } = spawn(argv, {
     cwd: a.target.packageDir,
     installHint: OPS_INSTALL_HINT,
@@ -743,6 +757,8 @@ async function runViaOps(a: {
   const result = await ended;
   disarm();
   await new Promise<void>((r) => out.end(r));
+  // The console is the run's evidence: a log the disk could not take fails the run (as a typed error).
+  if (consoleError) throw consoleError;
   const end = performance.now();
   if (first !== undefined) {
     record.timings.bootMs = Math.round(first - t0);

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
+import { requireRegularFile } from '../fs.js';
 import { prepareTarget, type RunProverOptions, type RunResult, runProver } from './index.js';
 import type { RunOutcome } from './record.js';
 
@@ -74,6 +75,7 @@ export interface RunParallelResult {
 /** Run the prover once per input line, N VMs at a time. */
 export async function runParallel(options: RunParallelOptions): Promise<RunParallelResult> {
   const file = resolve(options.cwd ?? process.cwd(), options.inputs);
+  await requireRegularFile(file, '--inputs', 'Give a file with one line of prover arguments per run.');
   const text = await readFile(file, 'utf8').catch((error: unknown) => {
     throw new UniproveError('E_NOT_FOUND', {
       message: `--inputs ${file} cannot be read: ${(error as Error).message}`,

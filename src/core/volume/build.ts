@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { parseJsonFile, writeJsonAtomic } from '../fs.js';
+import { parseJsonFile, withWriteErrors, writeJsonAtomic } from '../fs.js';
 import {
   type OpsOptions,
   type OpsVolume,
@@ -199,12 +199,22 @@ export async function buildVolume(
   let created: OpsVolume;
   try {
     const byName = new Map(fetched.files.map((f) => [f.name, f]));
-    for (const file of set.files) await linkOrCopy(byName.get(file.name)!.path, join(layout, file.path));
+    await withWriteErrors(
+      {
+        what: `the layout of volume ${name}`,
+        path: layout,
+        bytes,
+        elsewhere: 'point UNIPROVE_CACHE at a folder on a disk with room',
+      },
+      async () => {
+        for (const file of set.files) await linkOrCopy(byName.get(file.name)!.path, join(layout, file.path));
+      },
+    );
     progress({ kind: 'step-start', step: 'ops volume create', detail: `${name}, ${size}` });
     created = await opsVolumeCreate({ name, dataDir: layout, size }, ops);
     progress({ kind: 'step-done', step: 'ops volume create', detail: `${created.name}:${created.uuid}` });
   } finally {
-    await rm(layout, { recursive: true, force: true });
+    await rm(layout, { recursive: true, force: true }).catch(() => {});
   }
   const record: VolumeRecord = {
     name: created.name,

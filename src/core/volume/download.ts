@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { UniproveError } from '../errors.js';
-import { writeJsonAtomic } from '../fs.js';
+import { withWriteErrors, writeJsonAtomic } from '../fs.js';
 import type { HashWorkers } from '../hash-workers.js';
 import { removeIfPresent } from './cache.js';
 import { createHasher, type DigestAlgorithm, type Hasher, hashFileInto } from './digest.js';
@@ -353,6 +353,18 @@ function interrupted(url: string, cause: unknown): UniproveError {
  * partial that the server can resume is kept; any other is removed.
  */
 export async function downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult> {
+  return withWriteErrors(
+    {
+      what: `the download of ${options.url}`,
+      path: options.partialPath,
+      ...(options.expectedSize ? { bytes: options.expectedSize } : {}),
+      elsewhere: 'point UNIPROVE_CACHE at a folder on a disk with room',
+    },
+    () => download(options),
+  );
+}
+
+async function download(options: DownloadFileOptions): Promise<DownloadFileResult> {
   const { partialPath, metaPath } = options;
   await mkdir(dirname(partialPath), { recursive: true });
   let meta = await readMeta(metaPath);

@@ -7,6 +7,7 @@ import { chmod, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { isUniproveError, UniproveError } from '../errors.js';
+import { isWriteRefusal, toWriteError, type WriteContext } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
 import { formatBytes, type OnProgress } from '../progress.js';
 import {
@@ -284,6 +285,13 @@ export async function fetchParameterSet(
     }
   };
 
+  const writing: WriteContext = {
+    what: `the parameter cache (${set.name})`,
+    path: options.cacheDir,
+    ...(set.knownBytes ? { bytes: set.knownBytes } : {}),
+    elsewhere: 'point UNIPROVE_CACHE at a folder on a disk with room',
+  };
+  let diskError: UniproveError | undefined;
   let next = 0;
   const worker = async () => {
     while (next < set.files.length) {
@@ -299,7 +307,10 @@ export async function fetchParameterSet(
       }
       try {
         files[index] = await fetchShared(file);
-      } catch (error) {
+      } catch (caught) {
+        // A full or read-only cache is the host's state: typed, and it fails the fetch as itself, not as a download.
+        const error = await toWriteError(caught, writing);
+        if (isWriteRefusal(error)) diskError ??= error;
         failed.push({
           name: file.name,
           digest: file.digest,
@@ -328,6 +339,7 @@ export async function fetchParameterSet(
     bytesDownloaded: meter.bytes,
     durationMs: performance.now() - started,
   };
+  if (diskError && !signal?.aborted) throw diskError;
   if (failed.length > 0) {
     const code = signal?.aborted
       ? 'E_INTERRUPTED'

@@ -9,6 +9,7 @@ import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UniproveError } from '../errors.js';
+import { refuseSpecialFile } from '../fs.js';
 import { DIGEST_PATTERN, parseDigest } from './digest.js';
 
 const FILE_NAME = /^[A-Za-z0-9._+-]+$/;
@@ -174,6 +175,7 @@ export function looksLikePath(ref: string): boolean {
 
 /** Read a file, mapping "does not exist" to E_NOT_FOUND. */
 export async function readInputFile(path: string, what: string, hint: string): Promise<string> {
+  await refuseSpecialFile(path, what, hint);
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
