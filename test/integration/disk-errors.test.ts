@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
-import { needGcc } from '../helpers/tools.js';
+import { gate, needGcc } from '../helpers/tools.js';
 
 const skip =
-  process.getuid?.() !== 0
-    ? 'mounting small tmpfs file systems needs root (run the tests as root to cover full and read-only disks)'
-    : needGcc();
+  gate(
+    'root',
+    process.getuid?.() !== 0
+      ? 'mounting small tmpfs file systems needs root (run the tests as root to cover full and read-only disks)'
+      : undefined,
+  ) ?? needGcc();
 
 /** A folder for one test, outside /tmp (verify mounts its own /tmp); its mounts go before it is removed. */
 async function testDir(): Promise<{ dir: string; mounts: string[] }> {
