@@ -4,7 +4,7 @@
  * the console of a start without that folder into a fix that makes the next run succeed.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
@@ -32,6 +32,25 @@ int main(void) {
   printf("CWD=%s\\n", cwd);
   return 0;
 }`;
+
+interface LockJson {
+  files: { path: string; type: string; mode?: string; reasons: string[]; parents: string[] }[];
+}
+
+/** Every path under `dir` with its type and mode, sorted: what two packages must share to be the same. */
+async function treeListing(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (rel === '' && e.name === '.uniprove') continue;
+      const info = await stat(join(d, e.name));
+      out.push(`${rel}/${e.name} ${e.isDirectory() ? 'dir' : 'file'} ${(info.mode & 0o7777).toString(8)}`);
+      if (e.isDirectory()) await walk(join(d, e.name), `${rel}/${e.name}`);
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
 
 interface RunJson {
   dir: string;
@@ -78,4 +97,64 @@ test('`run <recipe> --out X`: X is the record folder only, the package goes to b
     assert.ok(!inRecord.includes(name), `${name} is not in the record folder: ${inRecord.join(' ')}`);
   }
   assert.ok((await stat(join(dir, 'build', 'incwd', 'uniprove.lock.json'))).isFile());
+});
+
+test('a program that starts in an empty folder runs in Nanos and exits 0; the lock lists the folder', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await cwdRecipe(dir, [
+    { host: './work', guest: '/tmp/work' },
+    { guest: '/scratch', mode: '0700', reason: 'the prover keeps its spill files here' },
+  ]);
+  // The host folder holds only empty folders: nothing in it is a file.
+  await mkdir(join(recipe, 'work', 'in', 'deeper'), { recursive: true });
+  const pkg = join(dir, 'pkg');
+  const r = await uniprove(['run', recipe, '--package-out', pkg, '--json'], { cwd: dir });
+  const run = parseJson<RunJson>(r);
+  const consoleLog = await readFile(join(run.dir, 'console.log'), 'utf8');
+  assert.equal(r.exitCode, 0, `${r.stderr}\n${consoleLog}`);
+  assert.equal(run.exitCode, 0);
+  assert.match(consoleLog, /CWD=\/tmp\/work/);
+  // Ops put the empty folders in the image, at every depth.
+  assert.match(await readFile(join(run.dir, 'manifest.txt'), 'utf8'), /work:map\[in:map\[deeper:map\[\]\]\]/);
+
+  const lock = JSON.parse(await readFile(join(pkg, 'uniprove.lock.json'), 'utf8')) as LockJson;
+  const folders = lock.files.filter((f) => f.type === 'dir');
+  assert.deepEqual(
+    folders.map((f) => [f.path, f.mode]),
+    [
+      ['/scratch', '0700'],
+      ['/tmp/work', '0755'],
+      ['/tmp/work/in', '0755'],
+      ['/tmp/work/in/deeper', '0755'],
+    ],
+  );
+  assert.equal(((await stat(join(pkg, 'scratch'))).mode & 0o7777).toString(8), '700');
+
+  // why names the recipe entry each folder comes from.
+  const why = await uniprove(['why', '/tmp/work/in/deeper', '--from', pkg, '--json'], { cwd: dir });
+  assert.equal(why.exitCode, 0, why.stderr);
+  const chain = parseJson<{ chains: { path: string }[][] }>(why).chains[0]!.map((s) => s.path);
+  assert.deepEqual(chain, [`recipe dirs[0]: ${join(recipe, 'work')}`, '/tmp/work/in/deeper']);
+  const whyScratch = await uniprove(['why', '/scratch', '--from', pkg], { cwd: dir });
+  assert.match(whyScratch.stdout, /the prover keeps its spill files here/);
+
+  // Same inputs, same bytes: a second package elsewhere has the same lock and the same tree.
+  const again = join(dir, 'again');
+  assert.equal((await uniprove(['package', recipe, '--out', again], { cwd: dir })).exitCode, 0);
+  assert.equal(
+    await readFile(join(again, 'uniprove.lock.json'), 'utf8'),
+    await readFile(join(pkg, 'uniprove.lock.json'), 'utf8'),
+  );
+  assert.deepEqual(await treeListing(again), await treeListing(pkg));
+
+  // verify runs it from the package alone, in its working directory, and checks the folders are there.
+  const verified = await uniprove(['verify', again], { cwd: dir });
+  assert.equal(verified.exitCode, 0, verified.stdout + verified.stderr);
+  await rmdir(join(again, 'tmp', 'work', 'in', 'deeper'));
+  const broken = await uniprove(['verify', again], { cwd: dir });
+  assert.equal(broken.exitCode, 1, broken.stdout + broken.stderr);
+  assert.match(broken.stderr, /lacks folder its lock lists: \/tmp\/work\/in\/deeper/);
 });

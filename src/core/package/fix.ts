@@ -26,7 +26,7 @@ export async function imageFromPackage(dir: string): Promise<ImageContents> {
   }
   const config = parseOpsConfig(JSON.parse(configText), join(dir, 'local.json'));
   const files = new Map<string, string | undefined>();
-  for (const f of lock.files) files.set(f.path, f.source ?? join(dir, f.path));
+  for (const f of lock.files) if (f.type !== 'dir') files.set(f.path, f.source ?? join(dir, f.path));
   const mounts = Object.entries(config.Mounts ?? {}).map(([volume, value]) => {
     const [path = '', flag] = value.split(':');
     return { volume, path, readonly: flag === 'ro' };

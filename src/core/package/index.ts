@@ -19,7 +19,7 @@ import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { configDigest, LOCK_FILE, packageBytes } from './layout.js';
-import { checkGuestPath, planPackage, toGuest } from './plan.js';
+import { checkGuestPath, type PlanDir, type PlanEntry, planPackage, toGuest } from './plan.js';
 import {
   buildLock,
   type HashCache,
@@ -61,8 +61,10 @@ export interface PackageResult {
   configs: Record<string, string>;
   lock: string;
   program: string;
-  /** Number of entries (files and symlinks) in the image tree. */
+  /** Number of files and symlinks in the image tree. */
   files: number;
+  /** Number of folders the recipe names (the lock lists each, empty ones included). */
+  dirs: number;
   bytes: number;
   /** false when nothing changed and no work was done. */
   changed: boolean;
@@ -95,7 +97,7 @@ async function discoveryKey(recipe: ResolvedRecipe): Promise<string> {
     libraries: recipe.libraries,
     families: recipe.families,
     files: await Promise.all(recipe.files.map(async (f) => `${f.guestPath}=${await fileKey(f.hostPath)}`)),
-    dirs: recipe.dirs.map((d) => `${d.guestPath}=${d.hostPath}`),
+    dirs: recipe.dirs.map((d) => `${d.guestPath}=${d.hostPath ?? ''}:${d.mode ?? ''}`),
     root: recipe.root ?? '/',
   };
   return JSON.stringify(inputs);
@@ -128,12 +130,16 @@ async function ensureBinary(recipe: ResolvedRecipe, onProgress: OnProgress, sign
   onProgress({ kind: 'step-done', step: 'build' });
 }
 
-/** Files the recipe lists itself (files and whole dirs), as discovered files with reason explicit. */
+/**
+ * Files and folders the recipe lists itself (files, whole dirs with every folder in them, empty folders),
+ * as discovered files with reason explicit and as plan folders.
+ */
 async function explicitFiles(
   recipe: ResolvedRecipe,
-): Promise<{ files: DiscoveredFile[]; hostToGuest: Map<string, string> }> {
+): Promise<{ files: DiscoveredFile[]; dirs: PlanDir[]; hostToGuest: Map<string, string> }> {
   const { readdir } = await import('node:fs/promises');
   const files: DiscoveredFile[] = [];
+  const dirs: PlanDir[] = [];
   const hostToGuest = new Map<string, string>();
   const push = (host: string, guest: string, reason: string | undefined) => {
     const path = checkGuestPath(guest, host);
@@ -141,8 +147,21 @@ async function explicitFiles(
     files.push({ path, chain: [path], reasons: ['explicit'], parents: reason ? [reason] : [], isElf: false });
   };
   for (const f of recipe.files) push(f.hostPath, f.guestPath, f.reason);
-  for (const d of recipe.dirs) {
+  for (const [i, d] of recipe.dirs.entries()) {
+    // `why` names the recipe entry a folder comes from.
+    const parents = [d.reason ?? `recipe dirs[${i}]: ${d.hostPath ?? 'an empty folder'}`];
+    const folder = async (host: string | undefined, guest: string, mode: number | undefined) => {
+      const path = checkGuestPath(guest, host ?? `dirs[${i}].guest`);
+      if (path === '/') return; // the image root is there anyway
+      const bits = mode ?? (await stat(host as string)).mode & 0o7777;
+      dirs.push({ path, mode: bits, reasons: ['explicit'], parents });
+    };
+    if (d.hostPath === undefined) {
+      await folder(undefined, d.guestPath, d.mode);
+      continue;
+    }
     const walk = async (hostDir: string, guestDir: string): Promise<void> => {
+      await folder(hostDir, guestDir || '/', undefined);
       for (const e of (await readdir(hostDir, { withFileTypes: true })).sort((a, b) =>
         a.name < b.name ? -1 : 1,
       )) {
@@ -154,7 +173,7 @@ async function explicitFiles(
     };
     await walk(d.hostPath, d.guestPath.replace(/\/$/, ''));
   }
-  return { files, hostToGuest };
+  return { files, dirs, hostToGuest };
 }
 
 /** Package a recipe into a folder Ops can build and run from. */
@@ -203,7 +222,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
 
   // The program goes to its guest path; everything else at the path the guest's loader opens.
   const root = recipe.root ?? '/';
-  const { files: explicit, hostToGuest } = await explicitFiles(recipe);
+  const { files: explicit, dirs: folders, hostToGuest } = await explicitFiles(recipe);
   // The binary itself is placed at the program's guest path; what it pulled in names the program as parent.
   const discovered = discovery.files
     .filter((f) => f.path !== recipe.binary)
@@ -215,6 +234,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       ...explicit,
     ],
     root,
+    folders,
   );
   // Explicit entries and the program take their bytes from their host paths, not from inside the root.
   for (const e of plan.entries) {
@@ -226,10 +246,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
   const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
-  const top = topLevel(
-    plan.entries.map((e) => e.path),
-    recipe.program,
-  );
+  const top = topLevel(plan.entries, recipe.program);
   const mounts: Record<string, string> = {};
   for (const [i, v] of recipe.volumes.entries()) {
     const set = await loadParameterSet(v.set, {
@@ -266,7 +283,8 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     configs: Object.fromEntries(TARGETS.map((t) => [t, join(out, `${t}.json`)])),
     lock: join(out, LOCK_FILE),
     program: recipe.program,
-    files: lock.files.length,
+    files: lock.files.filter((f) => f.type !== 'dir').length,
+    dirs: lock.files.filter((f) => f.type === 'dir').length,
     bytes,
     changed,
     warnings: discovery.warnings,
@@ -331,14 +349,17 @@ export function defaultVolumeName(set: string): string {
 }
 
 /** Split the image tree's top level into Ops `Files` and `Dirs` (the program is given to Ops separately). */
-function topLevel(paths: string[], program: string): { files: string[]; dirs: string[] } {
+function topLevel(
+  entries: readonly Pick<PlanEntry, 'path' | 'type'>[],
+  program: string,
+): { files: string[]; dirs: string[] } {
   const files = new Set<string>();
   const dirs = new Set<string>();
-  for (const p of paths) {
+  for (const { path: p, type } of entries) {
     if (p === program) continue;
     const [first, ...rest] = p.replace(/^\//, '').split('/');
     if (!first) continue;
-    if (rest.length === 0) files.add(first);
+    if (rest.length === 0 && type !== 'dir') files.add(first);
     else dirs.add(first);
   }
   // A program inside a folder lives in that folder's tree too.

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
 import { which } from '../exec.js';
 import { formatZodIssues } from '../manifest/ops-config.js';
-import { type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
+import { type DirEntrySpec, type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
 
 /** Recipes shipped with uniprove. */
 export const BUILTIN_PROVERS_DIR = fileURLToPath(new URL('../../../provers/', import.meta.url));
@@ -43,6 +43,17 @@ export interface ResolvedFile {
   reason: string | undefined;
 }
 
+/** A folder to put in the image: a host folder's tree (hostPath), or an empty folder with a mode. */
+export interface ResolvedDir {
+  /** The host folder copied, with every folder and file under it; undefined for an empty folder. */
+  hostPath: string | undefined;
+  /** Normalised: no trailing slash. */
+  guestPath: string;
+  /** Mode of an empty folder (no hostPath); a host folder keeps its own. */
+  mode: number | undefined;
+  reason: string | undefined;
+}
+
 /** A recipe with every path absolute and every default filled in. */
 export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary' | 'program'> {
   /** Where the recipe came from (a recipe.json, or the binary itself for ad-hoc runs). */
@@ -54,7 +65,7 @@ export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary'
   /** false when `program` is the default (/<basename>), which packaging may move to keep $ORIGIN working. */
   programExplicit: boolean;
   files: ResolvedFile[];
-  dirs: ResolvedFile[];
+  dirs: ResolvedDir[];
 }
 
 /** Where a recipe name or argument points: a recipe file, or a bare binary. */
@@ -142,6 +153,24 @@ function resolveEntry(entry: FileEntrySpec, baseDir: string): ResolvedFile {
   return { hostPath, guestPath, reason: entry.reason };
 }
 
+function resolveDir(entry: DirEntrySpec, baseDir: string): ResolvedDir {
+  const mode = entry.mode !== undefined ? Number.parseInt(entry.mode, 8) : undefined;
+  if (entry.host === undefined) {
+    return {
+      hostPath: undefined,
+      guestPath: trimSlash(entry.guest as string),
+      mode: mode ?? 0o755,
+      reason: entry.reason,
+    };
+  }
+  const { hostPath, guestPath } = resolveEntry({ host: entry.host, guest: entry.guest }, baseDir);
+  return { hostPath, guestPath: trimSlash(guestPath), mode, reason: entry.reason };
+}
+
+function trimSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+}
+
 /**
  * Load a recipe by name, folder, recipe file or bare binary path, apply
  * overrides and check it against the file system. Builds nothing.
@@ -190,7 +219,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     });
   }
   const files = recipe.files.map((f) => resolveEntry(f, baseDir));
-  const dirs = recipe.dirs.map((f) => resolveEntry(f, baseDir));
+  const dirs = recipe.dirs.map((d) => resolveDir(d, baseDir));
   for (const [i, f] of files.entries()) {
     if (!(await exists(f.hostPath))) {
       throw new UniproveError('E_NOT_FOUND', {
@@ -201,6 +230,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     }
   }
   for (const [i, d] of dirs.entries()) {
+    if (d.hostPath === undefined) continue;
     const info = await stat(d.hostPath).catch(() => undefined);
     if (!info?.isDirectory()) {
       throw new UniproveError('E_NOT_FOUND', {
