@@ -158,3 +158,53 @@ test('a program that starts in an empty folder runs in Nanos and exits 0; the lo
   assert.equal(broken.exitCode, 1, broken.stdout + broken.stderr);
   assert.match(broken.stderr, /lacks folder its lock lists: \/tmp\/work\/in\/deeper/);
 });
+
+test('debug explains a start without its working directory, and --fix makes the next run succeed', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  // The program starts in /tmp/work, which nothing in the recipe makes.
+  const recipe = await cwdRecipe(dir, []);
+  const pkg = join(dir, 'pkg');
+  const failed = await uniprove(['run', recipe, '--package-out', pkg, '--json'], { cwd: dir });
+  assert.equal(failed.exitCode, 1, failed.stdout + failed.stderr);
+  const run = parseJson<RunJson>(failed);
+  assert.equal(run.exitCode, 127);
+  const consoleLog = join(run.dir, 'console.log');
+  assert.match(
+    await readFile(consoleLog, 'utf8'),
+    /program startup failed on exec: .*unable to change cwd to "\/tmp\/work"/,
+  );
+
+  const debug = await uniprove(['debug', consoleLog, '--package', pkg, '--json'], { cwd: dir });
+  assert.equal(debug.exitCode, 1, debug.stdout + debug.stderr);
+  const finding = parseJson<{
+    findings: { kind: string; guestPath?: string; field?: string; fix: string }[];
+  }>(debug).findings.find((f) => f.kind === 'missing-cwd');
+  assert.ok(finding, debug.stdout);
+  assert.equal(finding.guestPath, '/tmp/work');
+  assert.equal(finding.field, 'dirs');
+  assert.match(finding.fix, /\{ "guest": "\/tmp\/work" \}/);
+  const text = await uniprove(['debug', consoleLog, '--package', pkg], { cwd: dir });
+  assert.match(text.stdout, /error: missing-cwd \/tmp\/work/);
+  assert.match(text.stdout, /recipe field: dirs/);
+
+  const fixed = await uniprove(['debug', consoleLog, '--package', pkg, '--fix'], { cwd: dir });
+  assert.equal(fixed.exitCode, 0, fixed.stdout + fixed.stderr);
+  assert.match(fixed.stdout, /fix: added the folder \/tmp\/work to the dirs of /);
+  const written = JSON.parse(await readFile(join(recipe, 'recipe.json'), 'utf8'));
+  assert.deepEqual(
+    written.dirs.map((d: { guest: string }) => d.guest),
+    ['/tmp/work'],
+  );
+  const lock = JSON.parse(await readFile(join(pkg, 'uniprove.lock.json'), 'utf8')) as LockJson;
+  assert.ok(lock.files.some((f) => f.path === '/tmp/work' && f.type === 'dir'));
+
+  const again = await uniprove(['run', recipe, '--package-out', pkg, '--json'], { cwd: dir });
+  assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+  assert.match(await readFile(join(parseJson<RunJson>(again).dir, 'console.log'), 'utf8'), /CWD=\/tmp\/work/);
+  // A second --fix finds the folder already there and changes nothing.
+  const twice = await uniprove(['debug', consoleLog, '--package', pkg, '--fix'], { cwd: dir });
+  assert.match(twice.stdout, /\/tmp\/work is already in /);
+});
