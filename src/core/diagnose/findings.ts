@@ -604,6 +604,17 @@ export class Diagnoser {
       }
       case 'missing-cwd': {
         const path = d.name;
+        if (this.image?.files.has(path)) {
+          // Nanos says "no entry" for a cwd that is a file too: a folder cannot be added there.
+          return {
+            ...base,
+            severity: 'error',
+            guestPath: path,
+            field: 'manifestPassthrough.cwd',
+            message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is a file in the image, not a folder (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
+            fix: `Set "manifestPassthrough": { "cwd": ... } to a folder (add one to the recipe's "dirs" if the image has none there), not the file ${path}.`,
+          };
+        }
         return {
           ...base,
           severity: 'error',
@@ -749,7 +760,8 @@ export class Diagnoser {
 export function fixFoldersFromFindings(findings: readonly Finding[]): FixFolder[] {
   const out: FixFolder[] = [];
   for (const f of findings) {
-    if (f.kind !== 'missing-cwd' || !f.guestPath || out.some((o) => o.guestPath === f.guestPath)) continue;
+    if (f.kind !== 'missing-cwd' || f.field !== 'dirs' || !f.guestPath) continue;
+    if (out.some((o) => o.guestPath === f.guestPath)) continue;
     const first = f.evidence[0];
     out.push({
       guestPath: f.guestPath,
