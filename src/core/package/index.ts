@@ -20,6 +20,7 @@ import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { configDigest, LOCK_FILE, packageBytes } from './layout.js';
 import { checkGuestPath, type PlanDir, type PlanEntry, planPackage, toGuest } from './plan.js';
+import { guestCwd, makeProbeTree } from './probe-tree.js';
 import {
   buildLock,
   type HashCache,
@@ -196,33 +197,44 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
   const key = await discoveryKey(recipe);
+  const { files: explicit, dirs: folders, hostToGuest } = await explicitFiles(recipe);
   let discovery: DiscoverResult;
   if (previous && previous.key === key && previous.uniprove === VERSION) {
     discovery = previous.discovery;
     onProgress({ kind: 'note', step: 'discover', detail: 'inputs unchanged: reusing the last discovery' });
   } else {
     onProgress({ kind: 'step-start', step: 'discover', detail: basename(recipe.binary) });
-    discovery = await discover({
-      binary: recipe.binary,
-      args: recipe.probe.args ?? recipe.args,
-      env: { ...recipe.env, ...recipe.probe.env },
-      cwd: recipe.baseDir,
-      ...(recipe.root ? { root: recipe.root } : {}),
-      probe: !recipe.probe.skip,
-      timeoutMs: recipe.probe.timeoutSeconds * 1000,
-      allowFailure: recipe.probe.allowFailure,
-      ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
-      libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
-      families: recipe.families,
-      ...(signal ? { signal } : {}),
-      onProgress,
-    });
+    // The probe runs on copies of the recipe's files, at their guest paths, in the guest's working
+    // directory: a program that rewrites its inputs changes the copies, never what goes into the package.
+    const tree =
+      recipe.probe.skip || recipe.root
+        ? undefined
+        : await makeProbeTree(hostToGuest, folders, guestCwd(recipe.manifestPassthrough), signal);
+    try {
+      discovery = await discover({
+        binary: recipe.binary,
+        args: recipe.probe.args ?? recipe.args,
+        env: { ...recipe.env, ...recipe.probe.env },
+        cwd: tree?.cwd ?? recipe.baseDir,
+        ...(tree ? { ownTree: tree.root } : {}),
+        ...(recipe.root ? { root: recipe.root } : {}),
+        probe: !recipe.probe.skip,
+        timeoutMs: recipe.probe.timeoutSeconds * 1000,
+        allowFailure: recipe.probe.allowFailure,
+        ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
+        libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
+        families: recipe.families,
+        ...(signal ? { signal } : {}),
+        onProgress,
+      });
+    } finally {
+      await tree?.remove();
+    }
     onProgress({ kind: 'step-done', step: 'discover', detail: `${discovery.files.length} files` });
   }
 
   // The program goes to its guest path; everything else at the path the guest's loader opens.
   const root = recipe.root ?? '/';
-  const { files: explicit, dirs: folders, hostToGuest } = await explicitFiles(recipe);
   // The binary itself is placed at the program's guest path; what it pulled in names the program as parent.
   const discovered = discovery.files
     .filter((f) => f.path !== recipe.binary)
