@@ -177,6 +177,14 @@ test('debug explains a start without its working directory, and --fix makes the 
     /program startup failed on exec: .*unable to change cwd to "\/tmp\/work"/,
   );
 
+  // verify sees it without a VM: the working directory is not a folder of the package.
+  const verify = await uniprove(['verify', pkg], { cwd: dir });
+  assert.equal(verify.exitCode, 1, verify.stdout + verify.stderr);
+  assert.match(
+    verify.stderr,
+    /the working directory \/tmp\/work \(manifestPassthrough\.cwd\) is not a folder/,
+  );
+
   const debug = await uniprove(['debug', consoleLog, '--package', pkg, '--json'], { cwd: dir });
   assert.equal(debug.exitCode, 1, debug.stdout + debug.stderr);
   const finding = parseJson<{

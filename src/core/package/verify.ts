@@ -149,6 +149,18 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     const info = await stat(join(pkg, f.path)).catch(() => undefined);
     if (!info?.isDirectory()) absent.push(f.path);
   }
+  // Nanos refuses to start a program whose working directory the image lacks (a volume may hold it).
+  const mountPoints = Object.values(config.Mounts ?? {}).map((m) => m.split(':')[0] ?? '');
+  if (cwd !== '/' && !mountPoints.some((m) => cwd === m || cwd.startsWith(`${m}/`))) {
+    const info = await stat(join(pkg, cwd)).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new UniproveError('E_VERIFY_FAILED', {
+        message: `the working directory ${cwd} (manifestPassthrough.cwd) is not a folder in ${pkg}: Nanos would refuse to start the program ("unable to change cwd")`,
+        hint: `Add the folder to the recipe's "dirs" ({ "guest": "${cwd}" }) and package again, or change manifestPassthrough.cwd.`,
+        details: { cwd },
+      });
+    }
+  }
   if (absent.length > 0) {
     throw new UniproveError('E_VERIFY_FAILED', {
       message: `${pkg} lacks folder${absent.length === 1 ? '' : 's'} its lock lists: ${absent.join(', ')}`,
