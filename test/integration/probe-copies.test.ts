@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, tempDirOutsideTmp } from '../helpers/tmp.js';
 import { needGcc, needNanos, needTool } from '../helpers/tools.js';
 
 const skip = needGcc() ?? needTool('strace', 'apt-get install strace');
@@ -95,7 +95,7 @@ async function rewriterRecipe(dir: string): Promise<string> {
 }
 
 interface LockJson {
-  files: { path: string; type: string; sha256?: string; source?: string }[];
+  files: { path: string; type: string; sha256?: string; source?: string; parents: string[] }[];
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -139,4 +139,56 @@ test('the image holds the user bytes: under Nanos the program reads what the use
   assert.match(consoleLog, /input\.txt=the user input\n/);
   assert.match(consoleLog, /data\/params\.txt=the user parameters\n/);
   assert.deepEqual(await digestTree(recipe), before);
+});
+
+test('a library the probe loads from its copy of the recipe still brings what it needs, named by its guest path', {
+  skip: skip ?? needTool('bwrap', 'apt-get install bubblewrap'),
+}, async () => {
+  // Outside /tmp: verify mounts a fresh /tmp, which would hide libdep.so at its host path.
+  const dir = await tempDirOutsideTmp();
+  const deps = join(dir, 'deps');
+  const recipe = join(dir, 'recipe');
+  await mkdir(deps, { recursive: true });
+  await mkdir(join(recipe, 'plugins'), { recursive: true });
+  const dep = await compileC(deps, 'libdep.so', 'int dep_value(void) { return 42; }\n', [
+    '-shared',
+    '-fPIC',
+    '-Wl,-soname,libdep.so',
+  ]);
+  await compileC(
+    join(recipe, 'plugins'),
+    'libplug.so',
+    'int dep_value(void);\nint plugin_run(void) { return dep_value(); }\n',
+    ['-shared', '-fPIC', `-L${deps}`, '-ldep', `-Wl,-rpath,${deps}`],
+  );
+  await compileC(
+    recipe,
+    'main',
+    `#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+  void *h = dlopen("./plugins/libplug.so", RTLD_NOW);
+  if (!h) { fprintf(stderr, "main: %s\\n", dlerror()); return 3; }
+  int (*run)(void) = (int (*)(void))dlsym(h, "plugin_run");
+  printf("plugin says %d\\n", run());
+  return 0;
+}`,
+    ['-ldl'],
+  );
+  await writeFile(
+    join(recipe, 'recipe.json'),
+    JSON.stringify({ name: 'plugcwd', binary: './main', dirs: [{ host: './plugins', guest: '/plugins' }] }),
+  );
+  const pkg = join(dir, 'pkg');
+  const r = await uniprove(['package', recipe, '--out', pkg], { cwd: dir });
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  const lock = JSON.parse(await readFile(join(pkg, 'uniprove.lock.json'), 'utf8')) as LockJson;
+  const depEntry = lock.files.find((f) => f.path === dep);
+  assert.ok(depEntry, lock.files.map((f) => f.path).join(' '));
+  assert.deepEqual(depEntry.parents, ['/plugins/libplug.so']);
+  for (const f of lock.files) {
+    assert.ok(!/uniprove-probe-tree-/.test(`${f.path} ${f.parents.join(' ')}`), f.path);
+  }
+  const verified = await uniprove(['verify', pkg], { cwd: dir });
+  assert.equal(verified.exitCode, 0, verified.stdout + verified.stderr);
 });

@@ -100,6 +100,8 @@ async function discoveryKey(recipe: ResolvedRecipe): Promise<string> {
     files: await Promise.all(recipe.files.map(async (f) => `${f.guestPath}=${await fileKey(f.hostPath)}`)),
     dirs: recipe.dirs.map((d) => `${d.guestPath}=${d.hostPath ?? ''}:${d.mode ?? ''}`),
     root: recipe.root ?? '/',
+    // The probe starts in the guest's working directory (inside its copy of the recipe's files).
+    cwd: guestCwd(recipe.manifestPassthrough),
   };
   return JSON.stringify(inputs);
 }
