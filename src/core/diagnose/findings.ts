@@ -455,7 +455,6 @@ export class Diagnoser {
       return;
     }
     // Nanos could not start the program: `program startup failed on exec: (result:CAUSE)`.
-    const startup = /program startup failed (?:on )?(\S+): \(?(?:result:)?(.*?)\)?\s*$/.exec(text);
     m = /unable to change cwd to "([^"]*)"(?:; ([^)]*))?/.exec(text);
     if (m) {
       const d = this.draft('missing-cwd', m[1]!, 'program');
@@ -472,6 +471,7 @@ export class Diagnoser {
       this.addEvidence(d, at);
       return;
     }
+    const startup = /program startup failed (?:on )?(\S+): \(?(?:result:)?(.*?)\)?\s*$/.exec(text);
     if (startup) {
       const d = this.draft('startup-failed', startup[2]?.trim() || startup[1]!, 'program', 'startup');
       d.startup = startup[2]?.trim() || startup[1]!;
