@@ -229,15 +229,23 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
     assert.deepEqual(fake.leftovers(), [`image ${out.gce.image}`]);
     assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
 
-    // Same inputs: the second run reuses the image (no upload), by its build key.
-    const again = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json'], {
+    // Same inputs: the second run reuses the image (no upload), by its build key. --out names its record
+    // folder, and only that: the package stays in build/demo.
+    const record2 = join(cwd, 'second-record');
+    const again = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json', '--out', record2], {
       env,
       cwd,
       timeoutMs: 480_000,
     });
     assert.equal(again.exitCode, 0, again.stderr);
     assert.equal(parseJson<{ gce: { image: string } }>(again).gce.image, out.gce.image);
+    assert.equal(parseJson<{ dir: string }>(again).dir, record2);
     assert.equal(fake.uploads.size, 1, 'the image was uploaded again');
+    const inRecord = await readdir(record2);
+    assert.ok(inRecord.includes('record.json') && inRecord.includes('console.log'), inRecord.join(' '));
+    for (const name of ['uniprove.lock.json', 'local.json', 'gcloud.json']) {
+      assert.ok(!inRecord.includes(name), `${name} is not in the record folder: ${inRecord.join(' ')}`);
+    }
 
     const gc = await uniprove(['gcp', 'gc'], { env, cwd });
     assert.equal(gc.exitCode, 0, gc.stderr);

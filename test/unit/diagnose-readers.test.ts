@@ -8,8 +8,10 @@ import {
   createNanosReader,
   createStraceReader,
   detectLogFormat,
+  diagnoseLogs,
   GUEST_LIBRARY_DIRS,
   type LogEvent,
+  locateNothing,
   readLdCacheEntries,
 } from '../../src/core/diagnose/index.js';
 import { REPO_ROOT } from '../helpers/cli.js';
@@ -115,4 +117,21 @@ test('default locate: roots first, then the host cache; guest path in a folder d
   assert.ok(host, 'libc.so.6 is found on this host');
   assert.ok(GUEST_LIBRARY_DIRS.includes(dirname(host.guestPath)), host.guestPath);
   assert.equal(await createDefaultLocate({ host: false })('libc.so.6', 'library'), undefined);
+});
+
+test('a startup failure Nanos words otherwise than the known ones is still a finding, with its cause', async () => {
+  // The real consoles (test/fixtures/nanos/startup-*) hold the known causes; this line is Nanos's format
+  // (`program startup failed %s exec: %v`, from its kernel) with a cause none of them has.
+  const dir = await tempDir();
+  const log = join(dir, 'console.log');
+  await writeFile(
+    log,
+    '[0.3] en1: assigned 10.0.2.15\nprogram startup failed on exec: (result:out of memory)\n',
+  );
+  const { findings } = await diagnoseLogs({ logs: [log], locate: locateNothing });
+  assert.equal(findings.length, 1);
+  assert.equal(findings[0]?.kind, 'startup-failed');
+  assert.equal(findings[0]?.severity, 'error');
+  assert.equal(findings[0]?.field, 'program');
+  assert.match(findings[0]?.message ?? '', /could not start the program: out of memory/);
 });

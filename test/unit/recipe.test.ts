@@ -63,3 +63,34 @@ test('recipe errors name the field by its dot-path', () => {
       /resources\.cpus: /.test(error.message),
   );
 });
+
+test('dirs: a host folder, an empty guest folder on its own (with a mode), never neither', () => {
+  const ok = parseRecipe(
+    {
+      name: 'x',
+      binary: 'b',
+      dirs: [
+        { host: './data', guest: '/data' },
+        { guest: '/tmp/work', mode: '0700' },
+      ],
+    },
+    'r.json',
+  );
+  assert.deepEqual(ok.dirs[1], { guest: '/tmp/work', mode: '0700' });
+  assert.throws(
+    () => parseRecipe({ name: 'x', binary: 'b', dirs: [{ reason: 'nothing' }] }, 'r.json'),
+    /dirs\[0\]: give host \(a folder to copy\), guest \(an empty folder to make\), or both/,
+  );
+  assert.throws(
+    () => parseRecipe({ name: 'x', binary: 'b', dirs: [{ host: './data', mode: '0700' }] }, 'r.json'),
+    /dirs\[0\]\.mode: mode is for a folder without a host side/,
+  );
+  assert.throws(
+    () => parseRecipe({ name: 'x', binary: 'b', dirs: [{ guest: '/' }] }, 'r.json'),
+    /dirs\[0\]\.guest: must name a folder below \//,
+  );
+  assert.throws(
+    () => parseRecipe({ name: 'x', binary: 'b', dirs: [{ guest: '/w', mode: '9' }] }, 'r.json'),
+    /dirs\[0\]\.mode: must be an octal mode/,
+  );
+});

@@ -2,7 +2,13 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type Finding, type FixEntry, fixEntriesFromFindings } from '../../core/diagnose/findings.js';
+import {
+  type Finding,
+  type FixEntry,
+  type FixFolder,
+  fixEntriesFromFindings,
+  fixFoldersFromFindings,
+} from '../../core/diagnose/findings.js';
 import { parseNanosManifest } from '../../core/diagnose/image.js';
 import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
 import { createProgramLocate } from '../../core/diagnose/locate-program.js';
@@ -56,7 +62,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--recipe <name>', 'the recipe of the prover (its root is searched; --fix adds to it)')
     .option(
       '--fix',
-      'add the missing files to the recipe as explicit entries, package again, and print what changed',
+      'add the missing files to the recipe as explicit entries (and a missing working directory to its dirs), package again, and print what changed',
     )
     .addHelpText(
       'after',
@@ -64,6 +70,8 @@ export function register(program: Command, ctx: CliContext): void {
 What it reads, in any mix, one console per file:
   - the program's own errors ("error while loading shared libraries", dlopen messages,
     "failed to map segment from shared object", "Read-only file system", ...)
+  - Nanos refusing to start the program ("program startup failed on exec": a missing working
+    directory, program or interpreter), each with the recipe field to change
   - Nanos trace output (ops run --trace, or manifest debugsyscalls:t): [tid] syscall(...) = result
   - missing_files_begin ... missing_files_end (ops run --missing-files, manifest missing_files:t)
   - syscall_summary tables, kernel messages, fault dumps, KVM errors from QEMU
@@ -157,6 +165,7 @@ Examples:
         for (const f of result.findings) {
           lines.push(`${f.severity}: ${f.kind} ${f.name}`);
           lines.push(`  ${f.message}`);
+          if (f.field) lines.push(`  recipe field: ${f.field}`);
           if (f.hostPath || f.guestPath) {
             lines.push(
               `  host: ${f.hostPath ?? '(not found on this host)'}  ->  image: ${f.guestPath ?? '?'}`,
@@ -170,10 +179,14 @@ Examples:
           lines.push('');
         }
         if (fix) {
-          if (fix.added.length === 0) lines.push(`fix: nothing to add to ${fix.recipe}`);
+          if (fix.added.length === 0 && fix.addedFolders.length === 0)
+            lines.push(`fix: nothing to add to ${fix.recipe}`);
           for (const a of fix.added)
             lines.push(`fix: added ${a.hostPath} -> ${a.guestPath} to ${fix.recipe}`);
-          for (const p of fix.present) lines.push(`fix: ${p.guestPath} is already in ${fix.recipe}`);
+          for (const a of fix.addedFolders)
+            lines.push(`fix: added the folder ${a.guestPath} to the dirs of ${fix.recipe}`);
+          for (const p of [...fix.present, ...fix.presentFolders])
+            lines.push(`fix: ${p.guestPath} is already in ${fix.recipe}`);
           if (fix.package) lines.push(`fix: packaged again: ${fix.package} (${fix.files} files)`);
         }
         printLines(ctx.out, lines);
@@ -186,6 +199,8 @@ interface FixOutcome {
   recipe: string;
   added: FixEntry[];
   present: FixEntry[];
+  addedFolders: FixFolder[];
+  presentFolders: FixFolder[];
   package?: string;
   files?: number;
 }
@@ -209,9 +224,12 @@ async function applyFix(
       hint: 'Write a recipe (provers/<name>/recipe.json), package it, and run debug --fix with --recipe <name>.',
     });
   }
-  const entries = fixEntriesFromFindings(findings);
-  const change = await addFilesToRecipe(recipeFile, entries);
-  if (change.added.length === 0) return { recipe: recipeFile, ...change };
+  const change = await addFilesToRecipe(
+    recipeFile,
+    fixEntriesFromFindings(findings),
+    fixFoldersFromFindings(findings),
+  );
+  if (change.added.length === 0 && change.addedFolders.length === 0) return { recipe: recipeFile, ...change };
   const packaged = await packageRecipe({
     recipe: recipeFile,
     ...recipeLoadOptions(ctx, {}),

@@ -320,6 +320,7 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
       .option('--timeout <duration>', 'longest the prover may run, e.g. 90m, 6h', '6h')
       .option('--console-file <path>', 'with --image/--image-file: append the serial console here')
       .option('--runs-dir <dir>', 'with a recipe: where run folders and proving_report.csv go', 'runs')
+      .option('--out <dir>', 'with a recipe: the run record folder (default runs/<id>); never the package')
       .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
       .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')
       .option('--dry-run', 'print the API calls, make none: builds nothing, needs no credentials'),
@@ -362,6 +363,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
           timeout: string;
           consoleFile?: string;
           runsDir: string;
+          out?: string;
           dryRun?: boolean;
         },
     ) => {
@@ -375,6 +377,12 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
         throw new UniproveError('E_USAGE', {
           message: `${flags.volumeFile ? '--volume-file' : '--console-file'} goes with --image/--image-file, not with a recipe`,
           hint: "A recipe's volume comes from its parameter set; its console is kept in runs/<id>/console.log.",
+        });
+      }
+      if (!recipe && flags.out) {
+        throw new UniproveError('E_USAGE', {
+          message: '--out (the run record folder) goes with a recipe, not with --image/--image-file',
+          hint: 'With --image or --image-file, keep the console with --console-file PATH.',
         });
       }
       if (!recipe) noRecipeFlags(flags, flags.image ? '--image' : '--image-file');
@@ -414,6 +422,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
             machine,
             volumeDisk: { diskType, ...(diskSize ? { sizeGb: diskSize } : {}) },
             runsDir: resolve(ctx.cwd, flags.runsDir),
+            ...(flags.out ? { out: resolve(ctx.cwd, flags.out) } : {}),
           });
           await progress.done();
           if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));

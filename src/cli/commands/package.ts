@@ -52,6 +52,7 @@ Examples:
           package: result.package,
           config: result.config,
           files: result.files,
+          dirs: result.dirs,
           configs: result.configs,
           lock: result.lock,
           changed: result.changed,
@@ -63,7 +64,7 @@ Examples:
       printLines(ctx.out, [
         `${result.changed ? 'packaged' : 'up to date'}: ${result.package}`,
         `  program  ${result.program}`,
-        `  files    ${result.files} (${formatBytes(result.bytes)})`,
+        `  files    ${result.files} (${formatBytes(result.bytes)})${result.dirs ? `, ${result.dirs} folder${result.dirs === 1 ? '' : 's'}` : ''}`,
         `  config   ${result.config}`,
         `  lock     ${result.lock}`,
       ]);

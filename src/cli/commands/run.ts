@@ -73,7 +73,7 @@ export function register(program: Command, ctx: CliContext): void {
       '--trace',
       'Nanos syscall trace, missing files and syscall summary (ops run --trace and more): trace.log',
     )
-    .option('--out <dir>', 'the run record folder (default runs/<id>)')
+    .option('--out <dir>', 'the run record folder (default runs/<id>); the package never goes there')
     .option('--runs-dir <dir>', 'where run folders and proving_report.csv go', 'runs')
     .option(
       '--copy-out <guestPath>',
@@ -97,7 +97,10 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--parallel <n>', 'with --inputs: VMs at once', positiveInt('--parallel'))
     .option('--inputs <file>', 'one run a line: prover arguments as a JSON array or separated by spaces')
-    .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
+    .option(
+      '--package-out <dir>',
+      'where a recipe is packaged (default build/<name>); --out is the run record only',
+    )
     .option(
       '--json',
       'print the run record as JSON: { id, dir, exitCode, accel, proofs: [{ path, sha256 }], timings }',

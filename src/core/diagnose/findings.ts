@@ -17,6 +17,8 @@ export type FindingKind =
   | 'missing-library'
   | 'missing-file'
   | 'missing-program'
+  | 'missing-cwd'
+  | 'startup-failed'
   | 'library-mismatch'
   | 'kvm-failure'
   | 'exec-protection'
@@ -41,6 +43,8 @@ export interface Finding {
   guestPath?: string;
   /** Guest paths where the image already holds a file of that name (for a library: not where the loader looks). */
   presentAt?: string[];
+  /** The recipe field to change (a dot-path: dirs, files, program, manifestPassthrough.cwd), when one is. */
+  field?: string;
   message: string;
   fix: string;
   /** The log lines that show it, as `log:line: text`; at most a few. */
@@ -50,6 +54,12 @@ export interface Finding {
 /** An image file entry that would fix a finding: what `--fix` adds to a recipe. */
 export interface FixEntry {
   hostPath: string;
+  guestPath: string;
+  reason: string;
+}
+
+/** An empty image folder that would fix a finding: what `--fix` adds to a recipe's `dirs`. */
+export interface FixFolder {
   guestPath: string;
   reason: string;
 }
@@ -94,6 +104,8 @@ interface Draft {
   searchedDirs: string[];
   message: string | undefined;
   fix: string | undefined;
+  /** Nanos's own words when it could not start the program (`program startup failed on exec: ...`). */
+  startup: string | undefined;
   lastLog: string;
 }
 
@@ -304,6 +316,7 @@ export class Diagnoser {
       ...(f.hostPath ? { hostPath: f.hostPath } : {}),
       ...(f.guestPath ? { guestPath: f.guestPath } : {}),
       ...(f.presentAt ? { presentAt: f.presentAt } : {}),
+      ...(f.field ? { field: f.field } : {}),
       message: f.message,
       fix: f.fix,
       evidence: f.evidence,
@@ -327,6 +340,7 @@ export class Diagnoser {
         searchedDirs: [],
         message: undefined,
         fix: undefined,
+        startup: undefined,
         lastLog: this.state?.log ?? '',
       };
       this.drafts.set(id, d);
@@ -440,10 +454,27 @@ export class Diagnoser {
       this.addEvidence(d, at);
       return;
     }
-    m = /(?:couldn't find program interpreter|unable to open program file) ([^\s)]+)/.exec(text);
+    // Nanos could not start the program: `program startup failed on exec: (result:CAUSE)`.
+    m = /unable to change cwd to "([^"]*)"(?:; ([^)]*))?/.exec(text);
     if (m) {
-      const d = this.draft('missing-program', m[1]!, 'program');
+      const d = this.draft('missing-cwd', m[1]!, 'program');
       d.wantedPath = m[1]!;
+      d.startup = m[2]?.trim() || 'no entry';
+      this.addEvidence(d, at);
+      return;
+    }
+    m = /(couldn't find program interpreter|unable to open program file) ([^\s)]+)/.exec(text);
+    if (m) {
+      const d = this.draft('missing-program', m[2]!, 'program');
+      d.wantedPath = m[2]!;
+      d.startup = m[1]!;
+      this.addEvidence(d, at);
+      return;
+    }
+    const startup = /program startup failed (?:on )?(\S+): \(?(?:result:)?(.*?)\)?\s*$/.exec(text);
+    if (startup) {
+      const d = this.draft('startup-failed', startup[2]?.trim() || startup[1]!, 'program', 'startup');
+      d.startup = startup[2]?.trim() || startup[1]!;
       this.addEvidence(d, at);
       return;
     }
@@ -571,6 +602,36 @@ export class Diagnoser {
           fix,
         };
       }
+      case 'missing-cwd': {
+        const path = d.name;
+        if (this.image?.files.has(path)) {
+          // Nanos says "no entry" for a cwd that is a file too: a folder cannot be added there.
+          return {
+            ...base,
+            severity: 'error',
+            guestPath: path,
+            field: 'manifestPassthrough.cwd',
+            message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is a file in the image, not a folder (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
+            fix: `Set "manifestPassthrough": { "cwd": ... } to a folder (add one to the recipe's "dirs" if the image has none there), not the file ${path}.`,
+          };
+        }
+        return {
+          ...base,
+          severity: 'error',
+          guestPath: path,
+          field: 'dirs',
+          message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is not a folder in the image (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
+          fix: `Add the folder to the recipe's "dirs": { "guest": "${path}" } (\`uniprove debug --fix\` does, and packages again); or set "manifestPassthrough": { "cwd": ... } to a folder the image has.`,
+        };
+      }
+      case 'startup-failed':
+        return {
+          ...base,
+          severity: 'error',
+          field: 'program',
+          message: `Nanos could not start the program: ${d.startup ?? d.name}. Nothing of the program ran.`,
+          fix: 'Check the recipe\'s "program" (its guest path) and "manifestPassthrough" (program, cwd, exec_protection) against the image; `uniprove verify` runs the package on the host and names what is missing.',
+        };
       case 'missing-file':
       case 'missing-program': {
         const wanted = d.wantedPath;
@@ -604,6 +665,24 @@ export class Diagnoser {
           : guestPath
             ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.${orWrites}`
             : `Add ${d.name} to the image where the program looks for it.`;
+        // Nanos's own refusal to start names what the recipe must change: the program's path, or the
+        // interpreter (its PT_INTERP) the image lacks.
+        if (d.startup) {
+          const interp = /interpreter/.test(d.startup);
+          return {
+            ...base,
+            severity: 'error',
+            ...(located ? { hostPath: located.hostPath } : {}),
+            ...(guestPath ? { guestPath } : {}),
+            field: interp ? 'files' : 'program',
+            message: interp
+              ? `Nanos could not start the program: its interpreter (PT_INTERP) ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`
+              : `Nanos could not start the program: ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`,
+            fix: interp
+              ? `${located ? `Add ${located.hostPath} to the image at ${located.guestPath}` : `Add the dynamic loader the program names (\`readelf -l PROGRAM | grep interpreter\`) to the recipe's "files" at ${d.name}`} (\`uniprove debug --fix\` adds what it finds); or link the program against the loader the image has, or statically.`
+              : `Make the recipe's "program" (or a "program" in "manifestPassthrough") the guest path where the program is in the image, or add it to "files" at ${d.name}.`,
+          };
+        }
         return {
           ...base,
           ...(located ? { hostPath: located.hostPath } : {}),
@@ -615,6 +694,7 @@ export class Diagnoser {
       case 'exec-protection':
         return {
           ...base,
+          field: 'manifestPassthrough.exec_protection',
           severity: said ? 'error' : 'warning',
           message: `The loader could not map ${d.name === 'mmap' ? 'a library' : d.name} (mmap refused with EACCES): exec_protection is on, and it breaks glibc's loader in Nanos even when files are marked executable.`,
           fix: 'Turn exec_protection off: remove "exec_protection" from the image manifest (Ops config: drop "ExecProtection": true / the exec_protection ManifestPassthrough).',
@@ -674,6 +754,21 @@ export class Diagnoser {
         return { ...base, message: d.message ?? d.name, fix: d.fix ?? '' };
     }
   }
+}
+
+/** The empty folders that fix the findings (a missing working directory): what `debug --fix` adds to `dirs`. */
+export function fixFoldersFromFindings(findings: readonly Finding[]): FixFolder[] {
+  const out: FixFolder[] = [];
+  for (const f of findings) {
+    if (f.kind !== 'missing-cwd' || f.field !== 'dirs' || !f.guestPath) continue;
+    if (out.some((o) => o.guestPath === f.guestPath)) continue;
+    const first = f.evidence[0];
+    out.push({
+      guestPath: f.guestPath,
+      reason: `uniprove debug: missing-cwd ${f.guestPath}${first ? ` (${first})` : ''}`,
+    });
+  }
+  return out;
 }
 
 /** The image entries that fix the misses found: what `debug --fix` adds to a recipe, each with its reason. */

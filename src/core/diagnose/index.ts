@@ -125,8 +125,8 @@ export async function diagnoseLogs(options: DiagnoseOptions): Promise<DiagnoseRe
 }
 
 export type { CreateLogReader, EmitEvent, LogEvent, LogFormat, LogLine, LogReader } from './events.js';
-export type { Finding, FindingKind, FixEntry, Severity } from './findings.js';
-export { Diagnoser, fixEntriesFromFindings } from './findings.js';
+export type { Finding, FindingKind, FixEntry, FixFolder, Severity } from './findings.js';
+export { Diagnoser, fixEntriesFromFindings, fixFoldersFromFindings } from './findings.js';
 export type { ImageContents, ImageMount } from './image.js';
 export { parseNanosManifest } from './image.js';
 export type { DefaultLocateOptions, Locate, LocateContext, LocateKind, LocateResult } from './locate.js';

@@ -38,6 +38,12 @@ export interface DiscoverOptions {
   env?: Record<string, string>;
   /** Folder the probe runs in. */
   cwd?: string;
+  /**
+   * A scratch tree holding copies of the recipe's own files (see package/probe-tree.ts): what the probe
+   * opens there is already in the package, so it is no dependency; libraries it loads from there still
+   * bring what they need.
+   */
+  ownTree?: string;
   /** Resolve libraries inside this tree (sysroot, unpacked image) instead of the host. */
   root?: string;
   /** Run the program under strace to see what it opens at run time (default true; never under a root). */
@@ -124,6 +130,9 @@ async function isFile(path: string): Promise<boolean> {
 export async function discover(options: DiscoverOptions): Promise<DiscoverResult> {
   const onProgress = options.onProgress ?? noProgress;
   const root = options.root ?? '/';
+  const ownTree = options.ownTree?.replace(/\/+$/, '');
+  const inOwnTree = (p: string) => ownTree !== undefined && p.startsWith(`${ownTree}/`);
+  const ownToGuest = (p: string) => (ownTree !== undefined && inOwnTree(p) ? p.slice(ownTree.length) : p);
   const resolveOptions = { root, ...(options.cwd ? { cwd: options.cwd } : {}) };
   // Fails with a typed error (not ELF, truncated, a directory...) before anything runs.
   const info = await parseElf(root === '/' ? options.binary : join(root, options.binary));
@@ -205,6 +214,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
     for (const access of opened) {
       if (access.isDirectory || written.has(access.path) || access.path === options.binary) continue;
+      const own = inOwnTree(access.path);
       let elf: ElfInfo | undefined;
       try {
         elf = await parseElf(hostOf(access.path));
@@ -220,7 +230,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
           reason: execs.has(access.path) ? 'strace-open' : 'dlopen',
           parent: options.binary,
         });
-      } else {
+      } else if (!own) {
         dataFiles.push({ path: access.path, reason: 'strace-open', parent: options.binary });
         // Python reads __pycache__/NAME.cpython-311.pyc only after a stat of NAME.py (which the
         // default probe does not trace), and ignores the .pyc when the source is gone.
@@ -282,7 +292,11 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     if (!warnings.some((x) => x.message === w.message)) warnings.push({ code: w.code, message: w.message });
   }
 
-  const files = (await Promise.all(closure.files.map((f) => toDiscovered(f, familyOf, root)))).sort((a, b) =>
+  // The recipe's own files are not dependencies; what they pulled in names them by their guest paths.
+  const kept = closure.files
+    .filter((f) => !inOwnTree(f.path))
+    .map((f) => ({ ...f, parents: f.parents.map(ownToGuest) }));
+  const files = (await Promise.all(kept.map((f) => toDiscovered(f, familyOf, root)))).sort((a, b) =>
     a.path < b.path ? -1 : 1,
   );
   return { binary: options.binary, root, files, warnings, ...(probe ? { probe } : {}) };

@@ -387,6 +387,8 @@ export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
   watch?: GcpRunOptions['watch'];
   /** Folder of run records; proving_report.csv lives here (default <cwd>/runs). */
   runsDir?: string;
+  /** This run's record folder (default <runsDir>/<id>); the package goes to packageOut, never here. */
+  out?: string;
   /** Do not add the run to proving_report.csv. */
   noReport?: boolean;
 }
@@ -489,7 +491,7 @@ async function runWith(
   const cwd = options.cwd ?? process.cwd();
   const runsDir = resolve(cwd, options.runsDir ?? 'runs');
   const id = newRunId();
-  const dir = join(runsDir, id);
+  const dir = options.out ? resolve(cwd, options.out) : join(runsDir, id);
   const started = performance.now();
   const writing: WriteContext = {
     what: 'the run record',

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FixEntry } from '../diagnose/findings.js';
+import type { FixEntry, FixFolder } from '../diagnose/findings.js';
 import type { ImageContents } from '../diagnose/image.js';
 import { UniproveError } from '../errors.js';
 import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
@@ -26,7 +26,7 @@ export async function imageFromPackage(dir: string): Promise<ImageContents> {
   }
   const config = parseOpsConfig(JSON.parse(configText), join(dir, 'local.json'));
   const files = new Map<string, string | undefined>();
-  for (const f of lock.files) files.set(f.path, f.source ?? join(dir, f.path));
+  for (const f of lock.files) if (f.type !== 'dir') files.set(f.path, f.source ?? join(dir, f.path));
   const mounts = Object.entries(config.Mounts ?? {}).map(([volume, value]) => {
     const [path = '', flag] = value.split(':');
     return { volume, path, readonly: flag === 'ro' };
@@ -49,14 +49,25 @@ export interface RecipeChange {
   added: FixEntry[];
   /** Entries already in the recipe, left as they were. */
   present: FixEntry[];
+  /** Folders added to the recipe's `dirs`. */
+  addedFolders: FixFolder[];
+  /** Folders the recipe's `dirs` already names. */
+  presentFolders: FixFolder[];
 }
 
-/** Add entries to a recipe file's `files` (atomically), skipping guest paths it already lists. */
+/**
+ * Add entries to a recipe file's `files` and empty folders to its `dirs` (atomically), skipping guest
+ * paths it already lists.
+ */
 export async function addFilesToRecipe(
   recipeFile: string,
   entries: readonly FixEntry[],
+  folders: readonly FixFolder[] = [],
 ): Promise<RecipeChange> {
-  let recipe: { files?: { host: string; guest?: string; reason?: string }[] } & Record<string, unknown>;
+  let recipe: {
+    files?: { host: string; guest?: string; reason?: string }[];
+    dirs?: { host?: string; guest?: string; reason?: string }[];
+  } & Record<string, unknown>;
   try {
     recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
   } catch (error) {
@@ -68,7 +79,7 @@ export async function addFilesToRecipe(
   }
   const files = [...(recipe.files ?? [])];
   const guests = new Set(files.map((f) => f.guest ?? f.host));
-  const change: RecipeChange = { added: [], present: [] };
+  const change: RecipeChange = { added: [], present: [], addedFolders: [], presentFolders: [] };
   for (const e of entries) {
     if (guests.has(e.guestPath)) {
       change.present.push(e);
@@ -78,7 +89,20 @@ export async function addFilesToRecipe(
     guests.add(e.guestPath);
     change.added.push(e);
   }
-  if (change.added.length) await writeFileAtomic(recipeFile, stableJson({ ...recipe, files }));
+  const dirs = [...(recipe.dirs ?? [])];
+  const dirGuests = new Set(dirs.map((d) => (d.guest ?? d.host ?? '').replace(/\/+$/, '')));
+  for (const f of folders) {
+    if (dirGuests.has(f.guestPath)) {
+      change.presentFolders.push(f);
+      continue;
+    }
+    dirs.push({ guest: f.guestPath, reason: f.reason });
+    dirGuests.add(f.guestPath);
+    change.addedFolders.push(f);
+  }
+  if (change.added.length || change.addedFolders.length) {
+    await writeFileAtomic(recipeFile, stableJson({ ...recipe, files, ...(dirs.length ? { dirs } : {}) }));
+  }
   return change;
 }
 

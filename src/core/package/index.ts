@@ -27,7 +27,8 @@ import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { configDigest, LOCK_FILE, packageBytes, packageOwnPath } from './layout.js';
-import { checkGuestPath, type PlanEntry, planPackage, toGuest } from './plan.js';
+import { checkGuestPath, type PlanDir, type PlanEntry, planPackage, toGuest } from './plan.js';
+import { guestCwd, makeProbeTree } from './probe-tree.js';
 import {
   buildLock,
   type HashCache,
@@ -69,8 +70,10 @@ export interface PackageResult {
   configs: Record<string, string>;
   lock: string;
   program: string;
-  /** Number of entries (files and symlinks) in the image tree. */
+  /** Number of files and symlinks in the image tree. */
   files: number;
+  /** Number of folders the recipe names (the lock lists each, empty ones included). */
+  dirs: number;
   bytes: number;
   /** false when nothing changed and no work was done. */
   changed: boolean;
@@ -103,8 +106,10 @@ async function discoveryKey(recipe: ResolvedRecipe): Promise<string> {
     libraries: recipe.libraries,
     families: recipe.families,
     files: await Promise.all(recipe.files.map(async (f) => `${f.guestPath}=${await fileKey(f.hostPath)}`)),
-    dirs: recipe.dirs.map((d) => `${d.guestPath}=${d.hostPath}`),
+    dirs: recipe.dirs.map((d) => `${d.guestPath}=${d.hostPath ?? ''}:${d.mode ?? ''}`),
     root: recipe.root ?? '/',
+    // The probe starts in the guest's working directory (inside its copy of the recipe's files).
+    cwd: guestCwd(recipe.manifestPassthrough),
   };
   return JSON.stringify(inputs);
 }
@@ -148,17 +153,20 @@ function claimLabel(claim: Claim): string {
 }
 
 /**
- * Files the recipe lists itself (files and whole dirs), as discovered files with reason explicit, each guest
- * path claimed once: two entries at one path, an entry on the program, or one where the package keeps its
- * own files are refused. Symlinks in dirs are kept when they stay inside their folder (E_PATH_ESCAPE else).
+ * Files and folders the recipe lists itself (files, whole dirs with every folder in them, empty folders), as
+ * discovered files with reason explicit and as plan folders, each guest path claimed once: two entries at one
+ * path, an entry on the program, or one where the package keeps its own files are refused. Symlinks in dirs
+ * are kept when they stay inside their folder (E_PATH_ESCAPE else).
  */
 async function explicitFiles(recipe: ResolvedRecipe): Promise<{
   files: DiscoveredFile[];
+  dirs: PlanDir[];
   hostToGuest: Map<string, string>;
   claims: Map<string, Claim>;
 }> {
   const { readdir, readlink, realpath } = await import('node:fs/promises');
   const files: DiscoveredFile[] = [];
+  const dirs: PlanDir[] = [];
   const hostToGuest = new Map<string, string>();
   const claims = new Map<string, Claim>();
   const claim = (path: string, c: Claim) => {
@@ -196,11 +204,25 @@ async function explicitFiles(recipe: ResolvedRecipe): Promise<{
   for (const f of recipe.files) {
     push(f.hostPath, f.guestPath, f.reason, { field: f.field, host: f.hostPath, replace: f.replace });
   }
-  for (const d of recipe.dirs) {
-    const top = await realpath(d.hostPath);
+  for (const [i, d] of recipe.dirs.entries()) {
+    // `why` names the recipe entry a folder comes from.
+    const parents = [d.reason ?? `recipe dirs[${i}]: ${d.hostPath ?? 'an empty folder'}`];
+    const folder = async (host: string | undefined, guest: string, mode: number | undefined) => {
+      const path = checkGuestPath(guest, host ?? `${d.field}.guest`);
+      if (path === '/') return; // the image root is there anyway
+      const bits = mode ?? (await stat(host as string)).mode & 0o7777;
+      dirs.push({ path, mode: bits, reasons: ['explicit'], parents });
+    };
+    if (d.hostPath === undefined) {
+      await folder(undefined, d.guestPath, d.mode);
+      continue;
+    }
+    const hostTop = d.hostPath;
+    const top = await realpath(hostTop);
     const guestTop = d.guestPath === '/' ? '' : d.guestPath;
     const inside = (host: string, root: string) => host === root || host.startsWith(`${root}/`);
     const walk = async (hostDir: string, guestDir: string): Promise<void> => {
+      await folder(hostDir, guestDir || '/', undefined);
       for (const e of (await readdir(hostDir, { withFileTypes: true })).sort((a, b) =>
         a.name < b.name ? -1 : 1,
       )) {
@@ -216,7 +238,7 @@ async function explicitFiles(recipe: ResolvedRecipe): Promise<{
           const real = await realpath(h).catch(() => undefined);
           if (
             target.startsWith('/') ||
-            !inside(resolve(hostDir, target), d.hostPath) ||
+            !inside(resolve(hostDir, target), hostTop) ||
             (real && !inside(real, top))
           ) {
             throw new UniproveError('E_PATH_ESCAPE', {
@@ -254,9 +276,9 @@ async function explicitFiles(recipe: ResolvedRecipe): Promise<{
         }
       }
     };
-    await walk(d.hostPath, guestTop);
+    await walk(hostTop, guestTop);
   }
-  return { files, hostToGuest, claims };
+  return { files, dirs, hostToGuest, claims };
 }
 
 /** The machine each recipe `arch` names, as ELF e_machine. */
@@ -322,7 +344,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     }
   }
   // What the recipe lists is checked before the long work: each guest path claimed once.
-  const { files: explicit, hostToGuest, claims } = await explicitFiles(recipe);
+  const { files: explicit, dirs: folders, hostToGuest, claims } = await explicitFiles(recipe);
 
   const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
@@ -333,21 +355,32 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     onProgress({ kind: 'note', step: 'discover', detail: 'inputs unchanged: reusing the last discovery' });
   } else {
     onProgress({ kind: 'step-start', step: 'discover', detail: basename(recipe.binary) });
-    discovery = await discover({
-      binary: recipe.binary,
-      args: recipe.probe.args ?? recipe.args,
-      env: { ...recipe.env, ...recipe.probe.env },
-      cwd: recipe.baseDir,
-      ...(recipe.root ? { root: recipe.root } : {}),
-      probe: !recipe.probe.skip,
-      timeoutMs: recipe.probe.timeoutSeconds * 1000,
-      allowFailure: recipe.probe.allowFailure,
-      ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
-      libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
-      families: recipe.families,
-      ...(signal ? { signal } : {}),
-      onProgress,
-    });
+    // The probe runs on copies of the recipe's files, at their guest paths, in the guest's working
+    // directory: a program that rewrites its inputs changes the copies, never what goes into the package.
+    const tree =
+      recipe.probe.skip || recipe.root
+        ? undefined
+        : await makeProbeTree(hostToGuest, folders, guestCwd(recipe.manifestPassthrough), signal);
+    try {
+      discovery = await discover({
+        binary: recipe.binary,
+        args: recipe.probe.args ?? recipe.args,
+        env: { ...recipe.env, ...recipe.probe.env },
+        cwd: tree?.cwd ?? recipe.baseDir,
+        ...(tree ? { ownTree: tree.root } : {}),
+        ...(recipe.root ? { root: recipe.root } : {}),
+        probe: !recipe.probe.skip,
+        timeoutMs: recipe.probe.timeoutSeconds * 1000,
+        allowFailure: recipe.probe.allowFailure,
+        ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
+        libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
+        families: recipe.families,
+        ...(signal ? { signal } : {}),
+        onProgress,
+      });
+    } finally {
+      await tree?.remove();
+    }
     onProgress({ kind: 'step-done', step: 'discover', detail: `${discovery.files.length} files` });
   }
 
@@ -377,7 +410,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       });
     }
   }
-  const plan = await planPackage([...discovered, programEntry, ...explicit], root);
+  const plan = await planPackage([...discovered, programEntry, ...explicit], root, folders);
   // Explicit entries and the program take their bytes from their host paths, not from inside the root.
   for (const [i, e] of plan.entries.entries()) {
     const host = hostToGuest.get(e.path);
@@ -394,16 +427,14 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
       }
       continue;
     }
+    if (e.type !== 'file') continue;
     if (e.path === recipe.program) e.source = recipe.binary;
     if (host) e.source = host;
   }
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
   const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
-  const top = topLevel(
-    plan.entries.map((e) => e.path),
-    recipe.program,
-  );
+  const top = topLevel(plan.entries, recipe.program);
   const mounts: Record<string, string> = {};
   for (const [i, v] of recipe.volumes.entries()) {
     const set = await loadParameterSet(v.set, {
@@ -440,7 +471,8 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     configs: Object.fromEntries(TARGETS.map((t) => [t, join(out, `${t}.json`)])),
     lock: join(out, LOCK_FILE),
     program: recipe.program,
-    files: lock.files.length,
+    files: lock.files.filter((f) => f.type !== 'dir').length,
+    dirs: lock.files.filter((f) => f.type === 'dir').length,
     bytes,
     changed,
     warnings: discovery.warnings,
@@ -508,14 +540,17 @@ export function defaultVolumeName(set: string): string {
 }
 
 /** Split the image tree's top level into Ops `Files` and `Dirs` (the program is given to Ops separately). */
-function topLevel(paths: string[], program: string): { files: string[]; dirs: string[] } {
+function topLevel(
+  entries: readonly Pick<PlanEntry, 'path' | 'type'>[],
+  program: string,
+): { files: string[]; dirs: string[] } {
   const files = new Set<string>();
   const dirs = new Set<string>();
-  for (const p of paths) {
+  for (const { path: p, type } of entries) {
     if (p === program) continue;
     const [first, ...rest] = p.replace(/^\//, '').split('/');
     if (!first) continue;
-    if (rest.length === 0) files.add(first);
+    if (rest.length === 0 && type !== 'dir') files.add(first);
     else dirs.add(first);
   }
   // A program inside a folder lives in that folder's tree too.

@@ -26,7 +26,25 @@ export type PlanEntry =
       target: string;
       reasons: string[];
       parents: string[];
+    }
+  | {
+      /** A folder the recipe names (empty or not): made in the image even when nothing is put in it. */
+      type: 'dir';
+      path: string;
+      /** Permission bits (e.g. 0o755). */
+      mode: number;
+      reasons: string[];
+      parents: string[];
     };
+
+/** A folder for the image tree, from the recipe's `dirs`. */
+export interface PlanDir {
+  /** Absolute guest path. */
+  path: string;
+  mode: number;
+  reasons: string[];
+  parents: string[];
+}
 
 export interface PackagePlan {
   /** Sorted by guest path; unique paths. */
@@ -102,8 +120,12 @@ function toGuestChecked(hostPath: string, root: string, from: string): string {
   return `/${rel}`;
 }
 
-/** Build the plan from discovered files (host paths) and a resolution root. */
-export async function planPackage(files: readonly DiscoveredFile[], root = '/'): Promise<PackagePlan> {
+/** Build the plan from discovered files (host paths), the recipe's folders and a resolution root. */
+export async function planPackage(
+  files: readonly DiscoveredFile[],
+  root = '/',
+  dirs: readonly PlanDir[] = [],
+): Promise<PackagePlan> {
   const byPath = new Map<string, PlanEntry>();
   const add = (entry: PlanEntry) => {
     const existing = byPath.get(entry.path);
@@ -111,6 +133,13 @@ export async function planPackage(files: readonly DiscoveredFile[], root = '/'):
       byPath.set(entry.path, entry);
       return;
     }
+    if ((existing.type === 'dir') !== (entry.type === 'dir')) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${entry.path} would be both a folder and a ${existing.type === 'dir' ? entry.type : existing.type}`,
+        hint: 'The recipe puts a folder and a file at the same guest path; change one guest path.',
+      });
+    }
+    // Two recipe entries naming one folder: the first one's mode stands, as the first file's source does.
     for (const r of entry.reasons) if (!existing.reasons.includes(r)) existing.reasons.push(r);
     for (const p of entry.parents) if (!existing.parents.includes(p)) existing.parents.push(p);
   };
@@ -141,12 +170,16 @@ export async function planPackage(files: readonly DiscoveredFile[], root = '/'):
       parents: guestChain.length === 1 ? [...file.parents] : [guestChain[guestChain.length - 2] as string],
     });
   }
+  for (const d of dirs) {
+    const path = checkGuestPath(d.path, d.path);
+    add({ type: 'dir', path, mode: d.mode, reasons: [...d.reasons], parents: [...d.parents] });
+  }
   // A path cannot be both a file and a folder holding other entries.
   const entries = [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (let i = 0; i + 1 < entries.length; i++) {
     const a = entries[i] as PlanEntry;
     const b = entries[i + 1] as PlanEntry;
-    if (b.path.startsWith(`${a.path}/`)) {
+    if (a.type !== 'dir' && b.path.startsWith(`${a.path}/`)) {
       throw new UniproveError('E_CONFIG', {
         message: `${a.path} would be both a file and a folder (it holds ${b.path})`,
         hint: 'Two entries of the recipe put a file and a folder at the same guest path; change one guest path.',

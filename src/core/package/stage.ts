@@ -10,7 +10,8 @@ import type { PackagePlan, PlanEntry } from './plan.js';
 /** One line of uniprove.lock.json. */
 export interface LockEntry {
   path: string;
-  type: 'file' | 'symlink';
+  /** 'dir': a folder the recipe names, made even when empty (locks before folders hold files and symlinks only). */
+  type: 'file' | 'symlink' | 'dir';
   sha256?: string;
   size?: number;
   mode?: string;
@@ -103,13 +104,16 @@ export function buildLock(
     if (e.type === 'symlink') {
       return { path: e.path, type: 'symlink', target: e.target, reasons: e.reasons, parents: e.parents };
     }
+    if (e.type === 'dir') {
+      return { path: e.path, type: 'dir', mode: formatMode(e.mode), reasons: e.reasons, parents: e.parents };
+    }
     const s = stamps[e.source] as SourceStamp;
     return {
       path: e.path,
       type: 'file',
       sha256: s.sha256,
       size: s.size,
-      mode: (modes.get(e.source) ?? 0o644).toString(8).padStart(4, '0'),
+      mode: formatMode(modes.get(e.source) ?? 0o644),
       source: e.source,
       reasons: e.reasons,
       parents: e.parents,
@@ -117,6 +121,11 @@ export function buildLock(
   });
   const lock: PackageLock = { lockVersion: 1, name, program, proof, files };
   return lock;
+}
+
+/** A mode as the lock writes it: four octal digits. */
+export function formatMode(mode: number): string {
+  return mode.toString(8).padStart(4, '0');
 }
 
 async function placeFile(source: string, dest: string, mode: number): Promise<'hardlink' | 'copy'> {
@@ -137,6 +146,7 @@ export interface WriteTreeResult {
   hardlinks: number;
   copies: number;
   symlinks: number;
+  dirs: number;
 }
 
 /** Materialise the plan's entries under `dir` (which must be empty). */
@@ -146,13 +156,14 @@ export async function writeTree(
   modes: Map<string, number>,
   signal?: AbortSignal,
 ): Promise<WriteTreeResult> {
-  const result: WriteTreeResult = { hardlinks: 0, copies: 0, symlinks: 0 };
+  const result: WriteTreeResult = { hardlinks: 0, copies: 0, symlinks: 0, dirs: 0 };
   const dirs = new Set<string>();
-  for (const e of plan.entries) dirs.add(dirname(join(dir, e.path)));
+  for (const e of plan.entries) dirs.add(e.type === 'dir' ? join(dir, e.path) : dirname(join(dir, e.path)));
   for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
   await mapLimit(plan.entries, 16, async (e) => {
     signal?.throwIfAborted();
     const dest = join(dir, e.path);
+    if (e.type === 'dir') return;
     if (e.type === 'symlink') {
       await symlink(e.target, dest);
       result.symlinks++;
@@ -162,6 +173,12 @@ export async function writeTree(
       else result.copies++;
     }
   });
+  // Folder modes last, deepest first: a read-only folder must be filled before it is closed.
+  const folders = plan.entries.filter((e): e is Extract<PlanEntry, { type: 'dir' }> => e.type === 'dir');
+  for (const e of folders.sort((a, b) => (a.path < b.path ? 1 : a.path > b.path ? -1 : 0))) {
+    await chmod(join(dir, e.path), e.mode);
+    result.dirs++;
+  }
   return result;
 }
 

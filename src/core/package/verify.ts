@@ -96,6 +96,7 @@ function bwrapArgv(
   binds: [string, string, boolean][],
   env: Record<string, string>,
   argv: string[],
+  cwd: string,
 ) {
   // An empty root holding only the image tree's top-level entries (not local.json and the lock), read-only.
   const args = [bwrap, '--tmpfs', '/'];
@@ -110,7 +111,7 @@ function bwrapArgv(
     '--new-session',
     '--clearenv',
     '--chdir',
-    '/',
+    cwd,
   );
   for (const [k, v] of Object.entries(env).sort()) args.push('--setenv', k, v);
   args.push('--', ...argv);
@@ -137,6 +138,36 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');
   await rm(workDir, { recursive: true, force: true });
   await mkdir(join(workDir, 'fs'), { recursive: true });
+  // Nanos starts the program in the manifest's cwd (Ops: ManifestPassthrough.cwd), else in /.
+  const passCwd = config.ManifestPassthrough?.cwd;
+  const cwd = typeof passCwd === 'string' && passCwd.startsWith('/') ? passCwd : '/';
+
+  // The folders the lock lists must be in the package tree, empty ones included.
+  const folders = (lock.files ?? []).filter((f) => f.type === 'dir');
+  const absent: string[] = [];
+  for (const f of folders) {
+    const info = await stat(join(pkg, f.path)).catch(() => undefined);
+    if (!info?.isDirectory()) absent.push(f.path);
+  }
+  // Nanos refuses to start a program whose working directory the image lacks (a volume may hold it).
+  const mountPoints = Object.values(config.Mounts ?? {}).map((m) => m.split(':')[0] ?? '');
+  if (cwd !== '/' && !mountPoints.some((m) => cwd === m || cwd.startsWith(`${m}/`))) {
+    const info = await stat(join(pkg, cwd)).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new UniproveError('E_VERIFY_FAILED', {
+        message: `the working directory ${cwd} (manifestPassthrough.cwd) is not a folder in ${pkg}: Nanos would refuse to start the program ("unable to change cwd")`,
+        hint: `Add the folder to the recipe's "dirs" ({ "guest": "${cwd}" }) and package again, or change manifestPassthrough.cwd.`,
+        details: { cwd },
+      });
+    }
+  }
+  if (absent.length > 0) {
+    throw new UniproveError('E_VERIFY_FAILED', {
+      message: `${pkg} lacks folder${absent.length === 1 ? '' : 's'} its lock lists: ${absent.join(', ')}`,
+      hint: 'Package again with `uniprove package <recipe>`: the tree was changed after it was made.',
+      details: { absent },
+    });
+  }
 
   // Writable folders: /tmp and every volume mount point, empty unless the caller binds content.
   const binds: [string, string, boolean][] = [];
@@ -151,6 +182,11 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     const host = join(workDir, 'fs', guest);
     await mkdir(host, { recursive: true });
     binds.push([guest, host, false]);
+    // A writable folder is mounted fresh over the image's: the image's folders under it are made again there.
+    for (const f of folders) {
+      if (!f.path.startsWith(`${guest}/`)) continue;
+      await mkdir(join(host, f.path.slice(guest.length)), { recursive: true });
+    }
   }
 
   const bwrap = await which('bwrap', options.pathEnv);
@@ -159,7 +195,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   if (bwrap) {
     sandbox = 'bwrap';
     const top = [...new Set(lock.files.map((f) => f.path.split('/')[1] ?? ''))].filter(Boolean).sort();
-    command = bwrapArgv(bwrap, pkg, top, binds, config.Env ?? {}, argv);
+    command = bwrapArgv(bwrap, pkg, top, binds, config.Env ?? {}, argv, cwd);
   } else if (options.isRoot) {
     if (binds.length > 0 && Object.keys(options.binds ?? {}).length > 0) {
       throw new UniproveError('E_TOOL_MISSING', {
@@ -173,6 +209,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       pkg,
       'env',
       '-i',
+      ...(cwd !== '/' ? ['-C', cwd] : []),
       ...Object.entries(config.Env ?? {}).map(([k, v]) => `${k}=${v}`),
       ...argv,
     ];

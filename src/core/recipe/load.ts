@@ -14,7 +14,7 @@ import { which } from '../exec.js';
 import { notRegularFile, requireRegularFile } from '../fs.js';
 import { formatZodIssues } from '../manifest/ops-config.js';
 import { packageOwnPath } from '../package/layout.js';
-import { type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
+import { type DirEntrySpec, type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
 
 /** Recipes shipped with uniprove. */
 export const BUILTIN_PROVERS_DIR = fileURLToPath(new URL('../../../provers/', import.meta.url));
@@ -50,6 +50,21 @@ export interface ResolvedFile {
   field: string;
 }
 
+/** A folder to put in the image: a host folder's tree (hostPath), or an empty folder with a mode. */
+export interface ResolvedDir {
+  /** The host folder copied, with every folder and file under it; undefined for an empty folder. */
+  hostPath: string | undefined;
+  /** Normalised: no trailing slash. */
+  guestPath: string;
+  /** Mode of an empty folder (no hostPath); a host folder keeps its own. */
+  mode: number | undefined;
+  reason: string | undefined;
+  /** Its files may take paths the ELF closure holds. */
+  replace: boolean;
+  /** Where the recipe names it: dirs[0]. */
+  field: string;
+}
+
 /** A recipe with every path absolute and every default filled in. */
 export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary' | 'program'> {
   /** Where the recipe came from (a recipe.json, or the binary itself for ad-hoc runs). */
@@ -61,7 +76,7 @@ export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary'
   /** false when `program` is the default (/<basename>), which packaging may move to keep $ORIGIN working. */
   programExplicit: boolean;
   files: ResolvedFile[];
-  dirs: ResolvedFile[];
+  dirs: ResolvedDir[];
 }
 
 /** Where a recipe name or argument points: a recipe file, or a bare binary. */
@@ -208,6 +223,27 @@ export function checkRecipeGuestPath(
   return normal;
 }
 
+function resolveDir(entry: DirEntrySpec, baseDir: string, field: string, source: string): ResolvedDir {
+  const mode = entry.mode !== undefined ? Number.parseInt(entry.mode, 8) : undefined;
+  if (entry.host === undefined) {
+    return {
+      hostPath: undefined,
+      guestPath: checkRecipeGuestPath(entry.guest as string, `${field}.guest`, source, { rootAllowed: true }),
+      mode: mode ?? 0o755,
+      reason: entry.reason,
+      replace: false,
+      field,
+    };
+  }
+  const { hostPath, guestPath } = resolveEntry(
+    { host: entry.host, guest: entry.guest },
+    baseDir,
+    field,
+    source,
+  );
+  return { hostPath, guestPath, mode, reason: entry.reason, replace: entry.replace ?? false, field };
+}
+
 /**
  * Load a recipe by name, folder, recipe file or bare binary path, apply
  * overrides and check it against the file system. Builds nothing.
@@ -267,7 +303,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
   }
   const program = checkRecipeGuestPath(recipe.program ?? `/${basename(bin.path)}`, 'program', source);
   const files = recipe.files.map((f, i) => resolveEntry(f, baseDir, `files[${i}]`, source));
-  const dirs = recipe.dirs.map((f, i) => resolveEntry(f, baseDir, `dirs[${i}]`, source));
+  const dirs = recipe.dirs.map((d, i) => resolveDir(d, baseDir, `dirs[${i}]`, source));
   for (const f of files) {
     // A FIFO, socket or device is refused before anything opens it (a FIFO would hang the open).
     await requireRegularFile(
@@ -277,6 +313,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     );
   }
   for (const [i, d] of dirs.entries()) {
+    if (d.hostPath === undefined) continue;
     const info = await stat(d.hostPath).catch(() => undefined);
     if (!info?.isDirectory()) {
       throw new UniproveError('E_NOT_FOUND', {

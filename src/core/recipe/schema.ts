@@ -57,6 +57,41 @@ export const FileEntry = z.strictObject({
     ),
 });
 
+export const DirEntry = z
+  .strictObject({
+    host: HostPath.optional().describe(
+      'A host folder whose whole tree goes in, empty folders at any depth included; a relative path is relative to the recipe folder. Leave it out for an empty folder.',
+    ),
+    guest: GuestPath.optional().describe(
+      'Where the folder goes in the image. Default: its host path (for an absolute host path), else /<basename>. Alone (no host), an empty folder there, e.g. the working directory set with manifestPassthrough.cwd.',
+    ),
+    mode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, { message: 'must be an octal mode such as 0755' })
+      .optional()
+      .describe(
+        'The mode of a folder without a host side (octal, default 0755); a host folder keeps its own.',
+      ),
+    reason: z.string().optional().describe('Why it is there; `uniprove why` shows it.'),
+    replace: z
+      .boolean()
+      .optional()
+      .describe(
+        'Let files of this folder take paths the ELF closure already holds (the C library, the loader): without it, such a path is refused.',
+      ),
+  })
+  .refine((d) => d.host !== undefined || d.guest !== undefined, {
+    message: 'give host (a folder to copy), guest (an empty folder to make), or both',
+  })
+  .refine((d) => d.host !== undefined || d.guest?.replace(/\/+$/, '') !== '', {
+    message: 'must name a folder below / (an empty folder at the image root adds nothing)',
+    path: ['guest'],
+  })
+  .refine((d) => d.host === undefined || d.mode === undefined, {
+    message: 'mode is for a folder without a host side; a host folder keeps its own mode',
+    path: ['mode'],
+  });
+
 export const ProbeSpec = z
   .strictObject({
     args: z
@@ -160,7 +195,12 @@ export const RecipeSchema = z.strictObject({
   args: z.array(z.string()).default([]).describe("The prover's arguments in the guest."),
   env: z.record(EnvName, z.string()).default({}).describe("The prover's environment in the guest."),
   files: z.array(FileEntry).default([]).describe('Single files to include: host path -> guest path.'),
-  dirs: z.array(FileEntry).default([]).describe('Whole folders to include: host folder -> guest folder.'),
+  dirs: z
+    .array(DirEntry)
+    .default([])
+    .describe(
+      'Folders to include: a whole host folder (empty folders kept) -> guest folder, or an empty guest folder on its own ({ "guest": "/tmp/work" }).',
+    ),
   probe: ProbeSpec.default({ timeoutSeconds: 120, skip: false, allowFailure: false }),
   libraries: z
     .array(z.string())
@@ -212,6 +252,7 @@ export const RecipeSchema = z.strictObject({
 export type Recipe = z.infer<typeof RecipeSchema>;
 export type RecipeInput = z.input<typeof RecipeSchema>;
 export type FileEntrySpec = z.infer<typeof FileEntry>;
+export type DirEntrySpec = z.infer<typeof DirEntry>;
 
 /** The JSON Schema of recipes, for editors (written to provers/recipe.schema.json). */
 export function recipeJsonSchema(): unknown {

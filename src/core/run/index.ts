@@ -169,8 +169,12 @@ export async function prepareTarget(options: RunProverOptions): Promise<Prepared
       }
     }
     const { packageRecipe } = await import('../package/index.js');
+    // Only what loading the recipe needs: `options.out` is the run record folder, never the package's.
     const packaged = await packageRecipe({
-      ...options,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.pathEnv ? { pathEnv: options.pathEnv } : {}),
+      ...(options.proversDirs ? { proversDirs: options.proversDirs } : {}),
+      ...(options.overrides ? { overrides: options.overrides } : {}),
       recipe: options.target,
       ...(options.packageOut ? { out: options.packageOut } : {}),
       ...(options.setsDir ? { setsDir: options.setsDir } : {}),
