@@ -11,14 +11,10 @@ import { test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir, tempDirOutsideTmp } from '../helpers/tmp.js';
-import { needGcc, needNanos, needTool } from '../helpers/tools.js';
+import { needGcc, needTool, needUnikernel } from '../helpers/tools.js';
 
 const skip = needGcc() ?? needTool('strace', 'apt-get install strace');
-const skipNanos =
-  skip ??
-  needTool('ops', 'go install github.com/nanovms/ops@latest, or build it from its sources') ??
-  needNanos() ??
-  needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86');
+const skipNanos = skip ?? needUnikernel();
 if (skip) console.log(`# probe-copies tests skipped: ${skip}`);
 else if (skipNanos) console.log(`# probe-copies Nanos test skipped: ${skipNanos}`);
 

@@ -10,13 +10,9 @@ import { test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { needGcc, needNanos, needTool } from '../helpers/tools.js';
+import { needGcc, needUnikernel } from '../helpers/tools.js';
 
-const skip =
-  needTool('ops', 'go install github.com/nanovms/ops@latest, or build it from its sources') ??
-  needNanos() ??
-  needTool('qemu-system-x86_64', 'apt-get install qemu-system-x86') ??
-  needGcc();
+const skip = needUnikernel() ?? needGcc();
 if (skip) console.log(`# recipe-folders tests skipped: ${skip}`);
 
 /** Prints its working directory and writes a file there: it fails unless the folder exists and is writable. */
