@@ -66,6 +66,13 @@ async function volumeRecipe(name: string, sets: string[]): Promise<string> {
 
 type Call = { method: string; params: Record<string, string>; body?: Record<string, unknown> };
 
+/** The images gcp run leaves in ~/.ops/images (other test files build images of their own there at the same time). */
+async function gcpImages(): Promise<string[]> {
+  return (await readdir(join(homedir(), '.ops', 'images')).catch(() => [] as string[])).filter((n) =>
+    n.startsWith('uniprove-gcp-'),
+  );
+}
+
 test('gcp run demo --dry-run --json: the calls in order, a placeholder digest, no credentials, no requests, nothing written', async () => {
   const home = join(dir, 'home-dry');
   const cwd = join(dir, 'cwd-dry');
@@ -180,7 +187,7 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
       CLOUDSDK_CORE_PROJECT: 'recipe-project',
       CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
     };
-    const imagesBefore = await readdir(join(homedir(), '.ops', 'images')).catch(() => []);
+    const imagesBefore = await gcpImages();
     const run = await uniprove(['gcp', 'run', 'demo', '--binary', binary, '--json', '--timeout', '10m'], {
       env,
       cwd,
@@ -227,7 +234,7 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
     assert.match(String(insert.machineType), /machineTypes\/n2-custom-2-1024$/);
     // Only the image is left (kept for reuse), and ops's local image is gone.
     assert.deepEqual(fake.leftovers(), [`image ${out.gce.image}`]);
-    assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
+    assert.deepEqual((await gcpImages()).sort(), [...imagesBefore].sort());
 
     // Same inputs: the second run reuses the image (no upload), by its build key. --out names its record
     // folder, and only that: the package stays in build/demo.
@@ -292,7 +299,7 @@ async function imageOnItsOwn(binary: string, fake: GceServer): Promise<void> {
     CLOUDSDK_CORE_PROJECT: 'image-project',
     CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
   };
-  const imagesBefore = await readdir(join(homedir(), '.ops', 'images')).catch(() => []);
+  const imagesBefore = await gcpImages();
   const first = await uniprove(['gcp', 'image', 'demo', '--binary', binary, '--json'], {
     env,
     cwd,
@@ -311,7 +318,7 @@ async function imageOnItsOwn(binary: string, fake: GceServer): Promise<void> {
     [`image ${img.image}`],
     'an image and nothing else: no instance, no disk',
   );
-  assert.deepEqual((await readdir(join(homedir(), '.ops', 'images'))).sort(), [...imagesBefore].sort());
+  assert.deepEqual((await gcpImages()).sort(), [...imagesBefore].sort());
 
   // The same inputs: the image is found by its build key, nothing is uploaded again.
   const again = await uniprove(['gcp', 'image', 'demo', '--binary', binary, '--json'], {
