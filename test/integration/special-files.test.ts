@@ -180,7 +180,11 @@ test('a second Ctrl-C ends uniprove even while a thread is stuck in a system cal
   assert.equal(ready.toString(), 'ready\n');
   await waitUntilCatching(child.pid as number, 'SIGINT');
   child.kill('SIGINT');
-  await new Promise((r) => setTimeout(r, 500));
+  // Wait for the first Ctrl-C to be taken (a loaded host may take more than a moment), then a little more.
+  for (let waited = 0; !/interrupted: cleaning up/.test(output) && waited < 10_000; waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 300));
   assert.equal(child.exitCode, null, `the first Ctrl-C cannot end it here\n${output}`);
   assert.match(output, /interrupted: cleaning up \(Ctrl-C again to quit at once\)/);
   child.kill('SIGINT');
