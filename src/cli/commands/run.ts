@@ -44,6 +44,7 @@ function runJson(r: RunResult) {
     imageCache: r.record.imageCache?.state ?? null,
     warnings: r.warnings,
     ...(r.record.findings?.length ? { findings: r.record.findings } : {}),
+    ...(r.record.error ? { error: r.record.error } : {}),
   };
 }
 
