@@ -7,9 +7,11 @@ import {
   createDefaultLocate,
   createNanosReader,
   createStraceReader,
+  Diagnoser,
   detectLogFormat,
   GUEST_LIBRARY_DIRS,
   type LogEvent,
+  locateNothing,
   readLdCacheEntries,
 } from '../../src/core/diagnose/index.js';
 import { REPO_ROOT } from '../helpers/cli.js';
@@ -115,4 +117,38 @@ test('default locate: roots first, then the host cache; guest path in a folder d
   assert.ok(host, 'libc.so.6 is found on this host');
   assert.ok(GUEST_LIBRARY_DIRS.includes(dirname(host.guestPath)), host.guestPath);
   assert.equal(await createDefaultLocate({ host: false })('libc.so.6', 'library'), undefined);
+});
+
+test('a long word in an interesting line is read in linear time, and the loader messages still name the file', async () => {
+  const diagnose = async (lines: string[]) => {
+    const diagnoser = new Diagnoser();
+    diagnoser.startLog('t.log');
+    const reader = createNanosReader('t.log', diagnoser.event);
+    for (const [i, l] of lines.entries()) reader.line(l, i + 1);
+    reader.end();
+    diagnoser.endLog();
+    return diagnoser.findings(locateNothing);
+  };
+  // Found by the fuzzer: /([^\s:'"()]+): cannot open .../ tried every start in a run of word characters, so a
+  // 64 KiB line of hex with "KVM" in it took minutes (three such patterns, each quadratic).
+  const started = performance.now();
+  assert.deepEqual(await diagnose([`KVM ${'ab12'.repeat(16 * 1024)}`]), []);
+  assert.ok(performance.now() - started < 2000, `${performance.now() - started} ms`);
+  const found = await diagnose([
+    'error while loading shared libraries: libzk.so.2: cannot open shared object file: No such file or directory',
+    '/opt/lib/libgpu.so: wrong ELF class: ELFCLASS32',
+    '(: failed to map segment from shared object x libc.so.6: failed to map segment from shared object',
+  ]);
+  assert.deepEqual(
+    found.map((f) => [f.kind, f.name]),
+    [
+      ['missing-library', 'libzk.so.2'],
+      ['library-mismatch', 'libgpu.so'],
+      ['exec-protection', 'libc.so.6'],
+    ],
+  );
+  assert.match(
+    found[1]?.message ?? '',
+    /\/opt\/lib\/libgpu\.so is built for another architecture \(ELFCLASS32\)/,
+  );
 });
