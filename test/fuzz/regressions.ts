@@ -1,0 +1,20 @@
+/**
+ * Reduced inputs of bugs the fuzzer found, by target: each is replayed first on every fuzz run, so a bug once
+ * fixed stays fixed. An entry is a corpus index (see targets.ts) and the edits made to it.
+ */
+const bytes = (text: string) => new Uint8Array(Buffer.from(text, 'utf8'));
+
+export const REGRESSIONS: Record<string, unknown[]> = {
+  diagnose: [
+    // A line of ~64 KiB without a space, colon, quote or parenthesis, in a line the rules look at ("KVM"): the
+    // loader-message patterns were quadratic in it (2.8 s for 24 KB, minutes at the 64 KiB line limit).
+    {
+      index: 0,
+      edits: [
+        { kind: 'insert', at: 0, bytes: bytes(`KVM internal error${'CHILD_SETT'.repeat(4)}\n`) },
+        { kind: 'repeat', at: 18, length: 40, times: 1700 },
+      ],
+      format: 'nanos',
+    },
+  ],
+};
