@@ -17,4 +17,10 @@ export const REGRESSIONS: Record<string, unknown[]> = {
       format: 'nanos',
     },
   ],
+  manifest: [
+    // Nesting deeper than the stack: the recursive tuple parser died of a RangeError.
+    { index: 0, edits: [{ kind: 'insert', at: 0, bytes: bytes('(a:'.repeat(20_000)) }] },
+    // A `)` inside a list: read as an empty value again and again, until V8 died growing the array.
+    { index: 0, edits: [{ kind: 'insert', at: 0, bytes: bytes('(a:[x)') }] },
+  ],
 };

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { diagnoseLogs, locateNothing } from '../../src/core/diagnose/index.js';
+import { diagnoseLogs, locateNothing, parseNanosManifest } from '../../src/core/diagnose/index.js';
 import { parseElfBuffer } from '../../src/core/elf/parse.js';
 import { loadRecipe } from '../../src/core/recipe/load.js';
 import { parseStraceLog } from '../../src/core/trace/parse.js';
@@ -75,6 +75,18 @@ function diagnoseTarget(): FuzzTarget<Mutated & { format: 'nanos' | 'strace' | u
         ...(input.format ? { format: input.format } : {}),
       });
     },
+  };
+}
+
+/** Nanos manifests (`uniprove debug --manifest`): the tuple text Ops writes for an image. */
+function manifestTarget(): FuzzTarget<Mutated> {
+  const corpus = read(filesUnder(join(FIXTURES, 'nanos'), (n) => n === 'image.manifest'));
+  return {
+    arbitrary: mutatedInput(corpus.length),
+    run: (input) =>
+      parseNanosManifest(
+        Buffer.from(applyByteEdits(corpus[input.index] as Uint8Array, input.edits, corpus)).toString('utf8'),
+      ),
   };
 }
 
@@ -303,6 +315,7 @@ type AnyTarget = FuzzTarget<any>;
 /** The targets by name, each made on first use (they read their corpus then). */
 export const TARGETS: Record<string, () => AnyTarget> = {
   diagnose: diagnoseTarget,
+  manifest: manifestTarget,
   strace: straceTarget,
   elf: elfTarget,
   recipe: recipeTarget,

@@ -12,8 +12,10 @@ import {
   GUEST_LIBRARY_DIRS,
   type LogEvent,
   locateNothing,
+  parseNanosManifest,
   readLdCacheEntries,
 } from '../../src/core/diagnose/index.js';
+import { isUniproveError } from '../../src/core/errors.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -151,4 +153,31 @@ test('a long word in an interesting line is read in linear time, and the loader 
     found[1]?.message ?? '',
     /\/opt\/lib\/libgpu\.so is built for another architecture \(ELFCLASS32\)/,
   );
+});
+
+test('a manifest nested past any real image, or with a ) in a list, is E_CONFIG, not a crash; __proto__ is a plain key', () => {
+  // Found by the fuzzer: the tuple parser recursed once per ( or [, so 10 000 of them were a RangeError.
+  for (const text of ['(a:'.repeat(100_000), '(children:'.repeat(50_000), `(a:${'['.repeat(600)}`]) {
+    assert.throws(
+      () => parseNanosManifest(text),
+      (error: unknown) =>
+        isUniproveError(error) &&
+        error.code === 'E_CONFIG' &&
+        /nested deeper than 500 levels/.test(error.message),
+    );
+  }
+  // Also found by the fuzzer: a `)` inside a list was read as an empty value forever (until V8 gave up).
+  for (const text of ['(a:[x)', '(a:[)]', '(a:[b c ) d])']) {
+    assert.throws(
+      () => parseNanosManifest(text),
+      (error: unknown) =>
+        isUniproveError(error) && error.code === 'E_CONFIG' && /unexpected \)/.test(error.message),
+    );
+  }
+  const deep = `(children:${'(d:(children:'.repeat(100)}(f:(contents:(host:/h/f)))${'))'.repeat(100)}))`;
+  assert.equal(parseNanosManifest(deep).files.get(`${'/d'.repeat(100)}/f`), '/h/f');
+  const image = parseNanosManifest(
+    '(__proto__:(children:(x:(contents:(host:/x)))) children:(a:(contents:(host:/a))))',
+  );
+  assert.deepEqual([...image.files], [['/a', '/a']]);
 });
