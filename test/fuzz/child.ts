@@ -43,6 +43,8 @@ const details = await fc.check(property, {
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 if (details.failed) {
   process.stderr.write(`${fc.defaultReportMessage(details) ?? 'failed'}\n`);
+  const error = details.errorInstance;
+  process.stderr.write(`\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.stderr.write(
     `\nreplay: node --import tsx test/fuzz/child.ts ${name} ${seed} ${numRuns} ${details.counterexamplePath ?? ''}\n`,
   );

@@ -17,6 +17,19 @@ export const REGRESSIONS: Record<string, unknown[]> = {
       format: 'nanos',
     },
   ],
+  strace: [
+    // A relative starting folder: each chdir("..") made a longer "../../.." to normalise (minutes at 10 000).
+    {
+      index: 0,
+      edits: [
+        { kind: 'insert', at: 0, bytes: bytes('chdir("..") = 0\n') },
+        { kind: 'repeat', at: 0, length: 16, times: 4000 },
+      ],
+      cuts: [],
+      cwd: 'relative',
+      pseudo: false,
+    },
+  ],
   manifest: [
     // Nesting deeper than the stack: the recursive tuple parser died of a RangeError.
     { index: 0, edits: [{ kind: 'insert', at: 0, bytes: bytes('(a:'.repeat(20_000)) }] },

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { isUniproveError } from '../../src/core/errors.js';
 import { failedSearches, parseStraceLog } from '../../src/core/trace/parse.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -100,4 +101,24 @@ test('spellings of one path (//, ./, ../, /proc/..) count as one file, whatever 
     );
     assert.equal(result.stats.pseudoDropped, 0);
   }
+});
+
+test('a relative starting folder is refused: chdir("..") from it made paths grow without end', async () => {
+  // Found by the fuzzer: 10 000 `chdir("..")` from cwd "relative" took minutes ("../../.." normalised each time).
+  const log = async function* () {
+    yield 'chdir("..") = 0\n'.repeat(10_000);
+  };
+  await assert.rejects(parseStraceLog(log(), { cwd: 'relative' }), (error: unknown) => {
+    assert.ok(isUniproveError(error));
+    assert.equal(error.code, 'E_USAGE');
+    assert.match(error.message, /must be an absolute path, got "relative"/);
+    return true;
+  });
+  const started = performance.now();
+  const fromRoot = await parseStraceLog(log(), { cwd: '/srv' });
+  assert.deepEqual(
+    fromRoot.opened.map((o) => o.path),
+    ['/'],
+  );
+  assert.ok(performance.now() - started < 2000);
 });
