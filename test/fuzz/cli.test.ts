@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ERROR_CODES, ExitCode } from '../../src/core/errors.js';
@@ -32,6 +32,11 @@ const NANOS_LOGS = [
   'nanos/volume-mounted-readonly.tcg/console.log',
   'nanos/hello-static.kvm-stock-FAILS/console.log',
   'nanos/dl-present-execprot-libc-marked-only.tcg/console.log',
+].map((p) => join(FIXTURES, p));
+const MANIFESTS = [
+  'nanos/dlopen-present-in-lib64-NOT-FOUND.tcg/image.manifest',
+  'nanos/volume-mounted-readonly.tcg/image.manifest',
+  'nanos/exit0-no-debug_exit.tcg/image.manifest',
 ].map((p) => join(FIXTURES, p));
 const STRACE_LOGS = ['escapes', 'garbled-and-cut', 'relative-cwd', 'unfinished-across-pids'].map((c) =>
   join(FIXTURES, 'strace', c, 'input.log'),
@@ -166,7 +171,22 @@ function recipeCorpus(dir: string): unknown[] {
 function cases(dir: string): Case[] {
   const share = (n: number) => Math.max(1, Math.round((CLI_RUNS * n) / 100));
   const out: Case[] = [];
-  for (const argv of fc.sample(argvArb, { seed: SEED, numRuns: share(45) })) out.push({ what: 'argv', argv });
+  for (const argv of fc.sample(argvArb, { seed: SEED, numRuns: share(40) })) out.push({ what: 'argv', argv });
+
+  const manifests = MANIFESTS.map((p) => new Uint8Array(readFileSync(p)));
+  const manifestEdits = fc.record({
+    index: fc.nat({ max: manifests.length - 1 }),
+    edits: fc.array(byteEdit(manifests.length), { maxLength: 6 }),
+  });
+  for (const [i, m] of fc.sample(manifestEdits, { seed: SEED + 5, numRuns: share(5) }).entries()) {
+    const manifest = join(dir, `image-${i}.manifest`);
+    writeFileSync(manifest, applyByteEdits(manifests[m.index] as Uint8Array, m.edits, manifests));
+    const log = join(dirname(MANIFESTS[m.index] as string), 'console.log');
+    out.push({
+      what: 'debug --manifest',
+      argv: ['debug', log, '--manifest', manifest, '--json', '--no-host'],
+    });
+  }
 
   const logs = [...NANOS_LOGS, ...STRACE_LOGS].map((p) => new Uint8Array(readFileSync(p)));
   const logEdits = fc.record({
@@ -259,11 +279,18 @@ test(`fuzz the CLI (seed ${SEED}, ${CLI_RUNS} runs)`, { timeout: 10 * 60_000 }, 
     UNIPROVE_CACHE: join(dir, 'cache'),
   };
   const failures: string[] = [];
+  const time: Record<string, { runs: number; ms: number; exits: Record<number, number> }> = {};
   let next = 0;
   const worker = async () => {
     while (next < all.length) {
       const c = all[next++] as Case;
+      const started = performance.now();
       const run = await uniprove(c.argv, { cwd: dir, env, timeoutMs: RUN_TIMEOUT_MS });
+      const kind = time[c.what] ?? { runs: 0, ms: 0, exits: {} };
+      time[c.what] = kind;
+      kind.runs++;
+      kind.ms += performance.now() - started;
+      kind.exits[run.exitCode] = (kind.exits[run.exitCode] ?? 0) + 1;
       const wrong = problem(c, run);
       if (wrong) {
         failures.push(
@@ -275,6 +302,11 @@ test(`fuzz the CLI (seed ${SEED}, ${CLI_RUNS} runs)`, { timeout: 10 * 60_000 }, 
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   t.diagnostic(`${all.length} CLI runs`);
+  for (const [what, k] of Object.entries(time)) {
+    t.diagnostic(
+      `  ${what}: ${k.runs} runs, ${Math.round(k.ms / k.runs)} ms each, exit statuses ${JSON.stringify(k.exits)}`,
+    );
+  }
   assert.equal(all.length >= CLI_RUNS - 5, true, `${all.length} cases drawn`);
   assert.deepEqual(
     failures,
