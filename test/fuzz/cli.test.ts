@@ -5,11 +5,12 @@
  * and under --json print one JSON value on stdout, an `{ error }` one when it failed for a reason other than
  * the work's own failure.
  *
- * The runs have no ops, cargo or gcloud on PATH and a HOME of their own, so no command gets as far as a VM, a
- * cloud or a build; they run in a temp folder, never in the repository.
+ * The runs have only strace, bwrap and a few file tools on PATH (no ops, cargo, QEMU or gcloud) and a HOME of
+ * their own, so no command gets as far as a VM, a cloud or a build; they run in a temp folder, never in the
+ * repository.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -237,6 +238,21 @@ function cases(dir: string): Case[] {
   return out;
 }
 
+/**
+ * A PATH folder with the tools uniprove may start for these commands and nothing else: no cargo (a recipe
+ * naming `cargo build` would build in the repository), ops, QEMU or gcloud.
+ */
+function toolsOnly(bin: string): string {
+  mkdirSync(bin);
+  for (const tool of ['strace', 'bwrap', 'taskset', 'cp', 'tar', 'sh']) {
+    const found = ['/usr/bin', '/bin', '/usr/sbin', '/sbin']
+      .map((d) => join(d, tool))
+      .find((p) => existsSync(p));
+    if (found) symlinkSync(found, join(bin, tool));
+  }
+  return bin;
+}
+
 /** What is wrong with one run, or undefined. */
 function problem(c: Case, run: CliRun): string | undefined {
   if (run.exitCode === -1) return 'it hung (killed at the time limit) or died of a signal';
@@ -271,7 +287,7 @@ test(`fuzz the CLI (seed ${SEED}, ${CLI_RUNS} runs)`, { timeout: 10 * 60_000 }, 
   mkdirSync(home);
   const all = cases(dir);
   const env = {
-    PATH: '/usr/bin:/bin',
+    PATH: toolsOnly(join(dir, 'bin')),
     HOME: home,
     XDG_CONFIG_HOME: join(home, '.config'),
     CLOUDSDK_CONFIG: join(home, 'gcloud'),
