@@ -29,6 +29,19 @@ export const REGRESSIONS: Record<string, unknown[]> = {
       cwd: 'relative',
       pseudo: false,
     },
+    // A directory opened relative to itself again and again: the tracked path grew by each line, and each line
+    // cost its whole length.
+    {
+      index: 0,
+      edits: [
+        { kind: 'insert', at: 0, bytes: bytes('openat(4, "set/one.bin", O_DIRECTORY) = 4\n') },
+        { kind: 'repeat', at: 0, length: 42, times: 8000 },
+        { kind: 'insert', at: 0, bytes: bytes('openat(AT_FDCWD, "/opt/data", O_RDONLY|O_DIRECTORY) = 4\n') },
+      ],
+      cuts: [],
+      cwd: '/work/x',
+      pseudo: true,
+    },
   ],
   manifest: [
     // Nesting deeper than the stack: the recursive tuple parser died of a RangeError.

@@ -122,3 +122,25 @@ test('a relative starting folder is refused: chdir("..") from it made paths grow
   );
   assert.ok(performance.now() - started < 2000);
 });
+
+test('a directory opened in itself again and again stops being followed past 16 KiB of path, in linear time', async () => {
+  // Found by the fuzzer: each `openat(4, "d", O_DIRECTORY) = 4` made fd 4's path longer, and each line then
+  // cost that whole length (150 KB of them: 2 s; the time grew with the square of the log).
+  const lines = [
+    'openat(AT_FDCWD, "/opt/data", O_RDONLY|O_DIRECTORY) = 4',
+    ...Array.from({ length: 20_000 }, () => 'openat(4, "set/one", O_RDONLY|O_DIRECTORY) = 4'),
+    'chdir("a") = 0',
+  ];
+  const started = performance.now();
+  const result = await parseStraceLog(
+    (async function* () {
+      yield `${lines.join('\n')}\n${'chdir("a") = 0\n'.repeat(20_000)}`;
+    })(),
+    { cwd: '/' },
+  );
+  assert.ok(performance.now() - started < 3000, `${Math.round(performance.now() - started)} ms`);
+  const tooLong = result.warnings.find((w) => w.kind === 'path-too-long');
+  assert.ok(tooLong && tooLong.count > 0, JSON.stringify(result.warnings));
+  assert.ok(result.opened.every((o) => o.path.length <= 16 * 1024));
+  assert.ok(result.opened.some((o) => o.path === '/opt/data/set/one/set/one'));
+});

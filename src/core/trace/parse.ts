@@ -169,6 +169,14 @@ function isPseudo(s: string, a = 0, b = s.length): boolean {
   return false;
 }
 
+/**
+ * Relative paths that resolve longer than this are not followed. Linux takes at most 4096 bytes a path, but a
+ * directory opened relative to itself again and again (`openat(4, "d", O_DIRECTORY) = 4`, or `chdir("d")`)
+ * grows the tracked one by each line, and each line then cost the whole length: 150 KB of such lines took
+ * 2 s (found by the fuzzer).
+ */
+const MAX_RESOLVED_PATH = 16 * 1024;
+
 const NEEDS_NORMALISE = /\/\/|\/\.\.?(\/|$)|.\/$/;
 function normalise(path: string): string {
   if (!NEEDS_NORMALISE.test(path)) return path;
@@ -643,7 +651,17 @@ class LogParser {
           );
           return;
         }
-        path = normalise(base === '/' ? `/${raw}` : `${base}/${raw}`);
+        // Without a `..` nothing shortens it: too long before normalising is too long after, and cheaper to tell.
+        const tooLong = base.length + raw.length >= MAX_RESOLVED_PATH && !raw.includes('..');
+        path = tooLong ? '' : normalise(base === '/' ? `/${raw}` : `${base}/${raw}`);
+        if (tooLong || path.length > MAX_RESOLVED_PATH) {
+          this.warn(
+            'path-too-long',
+            `paths resolved to more than ${MAX_RESOLVED_PATH} characters (relative opens or chdirs nesting ever deeper) were skipped`,
+            s.slice(p, b),
+          );
+          return;
+        }
       }
       ks = path;
       ka = 0;
