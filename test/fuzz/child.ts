@@ -16,6 +16,7 @@ const seed = Number(seedText);
 const numRuns = Number(runsText);
 const target = makeTarget(name);
 let n = 0;
+let slowest = 0;
 
 const property = fc.asyncProperty(target.arbitrary, async (input) => {
   // Synchronous: still on the pipe if this input never returns.
@@ -30,6 +31,7 @@ const property = fc.asyncProperty(target.arbitrary, async (input) => {
       throw new Error('a UniproveError without a message');
   }
   const ms = performance.now() - started;
+  slowest = Math.max(slowest, ms);
   if (ms > SLOW_MS) throw new Error(`one input took ${Math.round(ms)} ms (limit ${SLOW_MS} ms)`);
 });
 
@@ -50,4 +52,7 @@ if (details.failed) {
   );
   process.exit(1);
 }
-writeSync(1, `done ${name}: ${details.numRuns} inputs in ${seconds} s (seed ${seed})\n`);
+writeSync(
+  1,
+  `done ${name}: ${details.numRuns} inputs in ${seconds} s, the slowest ${Math.round(slowest)} ms (seed ${seed})\n`,
+);
