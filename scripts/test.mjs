@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs node's test runner over test/<suite>/**/*.test.ts (Node 20's runner does not find .ts files itself).
-// Usage: node scripts/test.mjs [suite...] [-- extra node --test flags]; suites default to unit and integration.
+// Usage: node scripts/test.mjs [suite...] [-- extra node --test flags]; suites default to unit, integration and fuzz.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ function walk(dir) {
   });
 }
 
-const files = (suites.length ? suites : ['unit', 'integration']).flatMap((s) => walk(join('test', s))).sort();
+const files = (suites.length ? suites : ['unit', 'integration', 'fuzz']).flatMap((s) => walk(join('test', s))).sort();
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);

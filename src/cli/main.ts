@@ -17,10 +17,12 @@ export async function createProgram(ctx: CliContext, only?: string | null): Prom
       'Turn a zero-knowledge prover binary into a Nanos unikernel, run it under QEMU or on Google Compute Engine, and bring back its logs and proofs. Wraps the Ops CLI (nanovms/ops).',
     )
     .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeOut: (s) => ctx.out.stdout.write(s),
       writeErr: (s) => ctx.out.stderr.write(s),
+      // Commander's own complaints (unknown option, missing argument) come back as a UniproveError, which main
+      // renders like any other: on stderr, and as the `{ error }` object on stdout under --json.
+      outputError: () => {},
     })
     .exitOverride();
   program.addHelpText(
@@ -36,7 +38,51 @@ Every command takes --json for machine-readable output. Exit status: 0 ok, 1 the
 Errors are explained in docs/errors.md.`,
   );
   await registerCommands(program, ctx, only);
+  for (const command of commandTree(program)) {
+    command.exitOverride((error) => {
+      throw usageError(error, command);
+    });
+  }
   return program;
+}
+
+function* commandTree(command: Command): Generator<Command> {
+  yield command;
+  for (const sub of command.commands) yield* commandTree(sub);
+}
+
+/** `uniprove volume fetch`: the words that name a command, for hints. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * A commander exit as uniprove reports it: --help and --version stay commander's (they exit 0), every complaint
+ * about the command line becomes E_USAGE naming the command whose --help says what it takes.
+ */
+function usageError(error: CommanderError, command: Command): Error {
+  if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return error;
+  if (error.code === 'commander.help' && error.exitCode === 0) return error;
+  const path = commandPath(command);
+  // commander.help with a non-zero status: a command with sub-verbs (or uniprove itself) was given none; the
+  // help is already on stderr.
+  const message =
+    error.code === 'commander.help'
+      ? `${path} needs a command: ${command.commands.map((c) => c.name()).join(', ')}`
+      : error.message.replace(/^error: /, '');
+  return new UniproveError('E_USAGE', {
+    message,
+    hint: `Run \`${path} --help\` for what it takes.`,
+    cause: error,
+  });
+}
+
+/** Whether the command line asks for --json: before a `--`, after which words belong to the prover. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
@@ -85,7 +131,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     if (stream.listenerCount('error') === 0) stream.on('error', ignoreClosedPipe);
   }
   const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
-  const json = argv.includes('--json');
+  const json = wantsJson(argv);
   try {
     // The first word that is not a flag names the command; only its module is loaded (none for --version).
     const command = argv.find((a) => !a.startsWith('-'));
@@ -95,9 +141,13 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
-      if (error.code === 'commander.help') return ExitCode.ok;
-      return ExitCode.usage;
+      if (error.exitCode === 0) return ExitCode.ok; // --help, --version, `uniprove help`
+      // One that no command's exit hook turned into E_USAGE (an InvalidArgumentError thrown by an action).
+      return renderError(
+        out,
+        new UniproveError('E_USAGE', { message: error.message.replace(/^error: /, ''), cause: error }),
+        json,
+      );
     }
     if (controller.signal.aborted && !(error instanceof UniproveError)) {
       return renderError(out, controller.signal.reason, json);

@@ -43,11 +43,6 @@ export function renderError(out: Output, error: unknown, json: boolean): number 
     out.stderr.write(`see: docs/errors.md#${error.code.toLowerCase()}\n`);
     return error.exitCode;
   }
-  const commanderCode = (error as { code?: string })?.code;
-  if (typeof commanderCode === 'string' && commanderCode.startsWith('commander.')) {
-    // commander already printed its message
-    return (error as { exitCode?: number }).exitCode === 0 ? ExitCode.ok : ExitCode.usage;
-  }
   if (json) {
     out.stdout.write(
       `${JSON.stringify({ error: { code: 'E_INTERNAL', message: String(error) } }, null, 2)}\n`,

@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   E_PROBE_FAILED: 'failure',
   E_PROBE_TIMEOUT: 'timeout',
   E_COMMAND_FAILED: 'failure',
+  E_COMMAND_TIMEOUT: 'timeout',
   E_VERIFY_FAILED: 'failure',
   E_RUN_FAILED: 'failure',
   E_RUN_TIMEOUT: 'timeout',

@@ -9,7 +9,20 @@
  * cost 65-70 ms on every command, which `uniprove run` pays before QEMU starts.
  */
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
-import { UniproveError } from './errors.js';
+import { type ErrorCode, UniproveError } from './errors.js';
+
+/**
+ * How a timeout is told: each caller knows what timed out (a probe, the prover, an ops build) and what to do
+ * about it, which exec.ts cannot guess.
+ */
+export interface TimeoutReport {
+  /** Default E_COMMAND_TIMEOUT. */
+  code?: ErrorCode;
+  /** What timed out, for the message (default the command line). */
+  what?: string;
+  /** What to do next (default: run the command by hand to see whether it hangs). */
+  hint?: string;
+}
 
 export interface ExecOptions {
   cwd?: string;
@@ -28,8 +41,13 @@ export interface ExecOptions {
   /** Where stdout/stderr go; 'pipe' (captured, default), 'inherit' or 'ignore'. */
   stdout?: 'pipe' | 'inherit' | 'ignore';
   stderr?: 'pipe' | 'inherit' | 'ignore';
-  /** Keep this many bytes of output at most (default 64 MiB). */
+  /**
+   * Keep this many bytes of each stream's start at most (default 64 MiB), plus its last 64 KiB: what lies
+   * between is replaced by a marker line and the result says the stream was truncated.
+   */
   maxBuffer?: number;
+  /** How a timeout is reported (its code, what timed out, the hint). */
+  timeoutReport?: TimeoutReport;
 }
 
 export interface ExecResult {
@@ -40,6 +58,8 @@ export interface ExecResult {
   stderr: string;
   timedOut: boolean;
   durationMs: number;
+  /** Which streams went over `maxBuffer` and had their middle cut (a marker line says where). */
+  truncated: { stdout: boolean; stderr: boolean };
 }
 
 const TAIL_LINES = 20;
@@ -156,17 +176,51 @@ export function stopOnTimeoutOrAbort(
   };
 }
 
-/** Collect a stream's bytes up to a limit; decoded once at the end so multi-byte characters stay whole. */
-function collect(stream: NodeJS.ReadableStream | null, limit: number): () => string {
-  const chunks: Buffer[] = [];
-  let size = 0;
+/** Bytes of a stream's end kept after its start went over the limit: where programs say why they failed. */
+const TAIL_KEEP = 64 * 1024;
+
+interface Collected {
+  text: string;
+  truncated: boolean;
+}
+
+/**
+ * Collect a stream's first `limit` bytes and its last TAIL_KEEP, with a marker line between them when bytes
+ * were dropped; decoded once at the end so multi-byte characters stay whole (except where the cut falls).
+ */
+function collect(stream: NodeJS.ReadableStream | null, limit: number): () => Collected {
+  const head: Buffer[] = [];
+  let headSize = 0;
+  let tail: Buffer[] = [];
+  let tailSize = 0;
+  let total = 0;
   stream?.on('data', (chunk: Buffer) => {
-    if (size >= limit) return;
-    const part = chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk;
-    chunks.push(part);
-    size += part.length;
+    total += chunk.length;
+    let rest = chunk;
+    if (headSize < limit) {
+      const part = rest.length > limit - headSize ? rest.subarray(0, limit - headSize) : rest;
+      head.push(part);
+      headSize += part.length;
+      rest = rest.subarray(part.length);
+    }
+    if (rest.length === 0) return;
+    tail.push(rest);
+    tailSize += rest.length;
+    if (tailSize > 2 * TAIL_KEEP) {
+      const joined = Buffer.concat(tail);
+      tail = [joined.subarray(joined.length - TAIL_KEEP)];
+      tailSize = TAIL_KEEP;
+    }
   });
-  return () => Buffer.concat(chunks).toString('utf8');
+  return () => {
+    const end = Buffer.concat(tail);
+    const kept = end.subarray(Math.max(0, end.length - TAIL_KEEP));
+    const dropped = total - headSize - kept.length;
+    const start = Buffer.concat(head).toString('utf8');
+    if (dropped <= 0) return { text: start + kept.toString('utf8'), truncated: false };
+    const marker = `\n[uniprove: ${dropped} bytes of output cut here: more than the ${limit} bytes kept]\n`;
+    return { text: start + marker + kept.toString('utf8'), truncated: true };
+  };
 }
 
 /** Run a program to completion and return its output. */
@@ -191,8 +245,10 @@ export async function run(argv: readonly string[], options: ExecOptions = {}): P
     disarm();
   }
   const durationMs = performance.now() - started;
-  const stdout = stdoutText();
-  const stderr = stderrText();
+  const out = stdoutText();
+  const err = stderrText();
+  const stdout = out.text;
+  const stderr = err.text;
   const file = argv[0] as string;
   if (end.spawnError) {
     if (end.spawnError.code === 'ENOENT') {
@@ -218,6 +274,7 @@ export async function run(argv: readonly string[], options: ExecOptions = {}): P
     stderr,
     timedOut,
     durationMs,
+    truncated: { stdout: out.truncated, stderr: err.truncated },
   };
   if (canceled) {
     throw new UniproveError('E_INTERRUPTED', {
@@ -226,9 +283,14 @@ export async function run(argv: readonly string[], options: ExecOptions = {}): P
     });
   }
   if (timedOut) {
-    throw new UniproveError('E_PROBE_TIMEOUT', {
-      message: `${formatCommand(argv)} did not finish within ${Math.round((options.timeoutMs ?? 0) / 1000)} s and was killed`,
-      hint: 'Raise the timeout, or check that the program ends on its own with these arguments.',
+    const report = options.timeoutReport ?? {};
+    const seconds = (options.timeoutMs ?? 0) / 1000;
+    const limit = `${seconds < 10 ? Number(seconds.toFixed(1)) : Math.round(seconds)} s`;
+    throw new UniproveError(report.code ?? 'E_COMMAND_TIMEOUT', {
+      message: `${report.what ?? formatCommand(argv)} did not finish within ${limit} and was killed`,
+      hint:
+        report.hint ??
+        `uniprove gives ${file} ${limit}: run \`${formatCommand(argv)}\` by hand to see whether it hangs or is only slow.`,
       details: { command: [...argv], stderrTail: tailOf(stderr) },
     });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { diagnoseLogs, locateNothing } from '../../src/core/diagnose/index.js';
+import { diagnoseLogs, locateNothing, readLogLines } from '../../src/core/diagnose/index.js';
 import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -98,6 +98,30 @@ test('a line of megabytes is cut, not held: the findings around it still come ou
   );
   assert.equal(result.findings[0]?.name, 'libzkplug.so');
   assert.match(result.findings[0]!.evidence[0]!, /^long\.log:4: DLTEST FAIL/);
+});
+
+test('a log that stops inside a line is flagged cut off whatever the length of that line', async () => {
+  const dir = await tempDir();
+  const good = await readFile(join(FIXTURES, 'dlopen-missing.tcg/console.log'), 'utf8');
+  for (const [name, tail] of [
+    ['short', 'abc'],
+    ['long', 'y'.repeat(3 * 1024 * 1024)],
+    ['chunk', 'z'.repeat(64 * 1024 + 1)],
+  ] as const) {
+    const log = join(dir, `${name}.log`);
+    await writeFile(log, `${good}${tail}`);
+    const status = await readLogLines(log, () => () => {}, { chunkBytes: 64 * 1024 });
+    assert.equal(status.endsMidLine, true, name);
+    const result = await diagnoseLogs({ logs: [log], locate: locateNothing });
+    assert.ok(
+      result.warnings.some((w) => w.code === 'log-cut-off'),
+      `${name}: ${JSON.stringify(result.warnings)}`,
+    );
+  }
+  // Ended by a newline, however long: not cut off.
+  const whole = join(dir, 'whole.log');
+  await writeFile(whole, `${good}${'y'.repeat(3 * 1024 * 1024)}\n`);
+  assert.equal((await readLogLines(whole, () => () => {})).endsMidLine, false);
 });
 
 test('--help explains the exit statuses', async () => {

@@ -35,7 +35,10 @@ test('verify fails, debug --fix adds the dlopened plugin to the recipe, the new 
 
   const first = await uniprove(['verify', pkg, '--json']);
   assert.equal(first.exitCode, 1);
-  assert.ok(parseJson<{ missing: string[] }>(first).missing.some((m) => m.endsWith('libplug.so')));
+  const failed = parseJson<{ missing: string[]; error?: { code: string; message: string } }>(first);
+  assert.ok(failed.missing.some((m) => m.endsWith('libplug.so')));
+  assert.equal(failed.error?.code, 'E_VERIFY_FAILED');
+  assert.match(failed.error?.message ?? '', /missing from the package: .*libplug\.so/);
   const log = join(dir, 'verify-strace.log');
   await writeFile(log, await readFile(join(pkg, '.uniprove', 'verify', 'strace.log')));
 
@@ -66,4 +69,5 @@ test('verify fails, debug --fix adds the dlopened plugin to the recipe, the new 
   const second = await uniprove(['verify', pkg, '--json']);
   assert.equal(second.exitCode, 0, second.stdout + second.stderr);
   assert.equal(parseJson<{ ok: boolean }>(second).ok, true);
+  assert.equal(parseJson<{ error?: unknown }>(second).error, undefined);
 });

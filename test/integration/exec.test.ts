@@ -47,8 +47,28 @@ test('output comes back whole: both streams, multi-byte characters split across 
     env: { UNIPROVE_X: 'set' },
   });
   assert.equal(env.stdout, 'set true\n', 'extra variables go over the inherited environment');
-  const capped = await run([NODE, '-e', "process.stdout.write('x'.repeat(100000))"], { maxBuffer: 1000 });
-  assert.equal(capped.stdout.length, 1000);
+  const whole = await run([NODE, '-e', "process.stdout.write('x'.repeat(1000))"], { maxBuffer: 1000 });
+  assert.equal(whole.stdout, 'x'.repeat(1000));
+  assert.deepEqual(whole.truncated, { stdout: false, stderr: false });
+});
+
+test('output over the limit keeps its start and its end, says where it was cut, and flags the stream', async () => {
+  const script =
+    "process.stdout.write('HEAD' + 'x'.repeat(300000) + 'THE END\\n'); process.stderr.write('fine\\n')";
+  const capped = await run([NODE, '-e', script], { maxBuffer: 1000 });
+  assert.deepEqual(capped.truncated, { stdout: true, stderr: false });
+  assert.ok(capped.stdout.startsWith(`HEAD${'x'.repeat(996)}\n[uniprove: `), capped.stdout.slice(0, 1100));
+  assert.match(capped.stdout, /\[uniprove: \d+ bytes of output cut here: more than the 1000 bytes kept\]\n/);
+  assert.ok(capped.stdout.endsWith('xTHE END\n'));
+  assert.ok(capped.stdout.length < 1000 + 64 * 1024 + 200);
+  assert.equal(capped.stderr, 'fine\n');
+  // A failure's tail is the program's real last words, not those at the cut.
+  const error = await failure(
+    run([NODE, '-e', "console.error('y'.repeat(200000)); console.error('the reason'); process.exit(3)"], {
+      maxBuffer: 1000,
+    }),
+  );
+  assert.match((error.details as { stderrTail: string }).stderrTail, /the reason$/);
 });
 
 test('a failing program is an error with its command, status and the tail of its stderr', async () => {
@@ -81,12 +101,28 @@ test('a timeout kills the program, SIGKILL when it ignores SIGTERM', async () =>
       { timeoutMs: 300 },
     ),
   );
-  assert.equal(error.code, 'E_PROBE_TIMEOUT');
+  assert.equal(error.code, 'E_COMMAND_TIMEOUT', 'a program that is not a probe is not called one');
+  assert.match(error.message, /did not finish within 0.3 s and was killed/);
+  assert.match(error.hint ?? '', /by hand/);
+  assert.doesNotMatch(error.hint ?? '', /proof/);
   const elapsed = performance.now() - t0;
   assert.ok(
     elapsed >= 2000 && elapsed < 10_000,
     `SIGTERM ignored, then SIGKILL after the grace: ${elapsed} ms`,
   );
+});
+
+test('the caller names what timed out: its code, its words and its hint', async () => {
+  const error = await failure(
+    run([NODE, '-e', 'setInterval(() => {}, 1000)'], {
+      timeoutMs: 200,
+      timeoutReport: { code: 'E_RUN_TIMEOUT', what: 'the packaged program', hint: 'raise --timeout' },
+    }),
+  );
+  assert.equal(error.code, 'E_RUN_TIMEOUT');
+  assert.equal(error.exitCode, 6);
+  assert.match(error.message, /^the packaged program did not finish within/);
+  assert.equal(error.hint, 'raise --timeout');
 });
 
 test('an abort (Ctrl-C) stops the program and is E_INTERRUPTED', async () => {

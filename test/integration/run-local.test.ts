@@ -267,6 +267,9 @@ test('a prover that never exits is killed at the timeout, and no QEMU is left', 
   const run = parseJson<RunJson>(r);
   assert.equal(run.outcome, 'timeout');
   assert.equal(run.exitCode, null);
+  const { error } = run as unknown as { error?: { code: string; message: string } };
+  assert.equal(error?.code, 'E_RUN_TIMEOUT');
+  assert.match(error?.message ?? '', /still running after 4 s/);
   assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /SLEEPER-STARTED/);
   assert.deepEqual(await qemuProcesses(run.id), []);
 });

@@ -7,13 +7,16 @@ import {
   createDefaultLocate,
   createNanosReader,
   createStraceReader,
+  Diagnoser,
   detectLogFormat,
   diagnoseLogs,
   GUEST_LIBRARY_DIRS,
   type LogEvent,
   locateNothing,
+  parseNanosManifest,
   readLdCacheEntries,
 } from '../../src/core/diagnose/index.js';
+import { isUniproveError } from '../../src/core/errors.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -134,4 +137,65 @@ test('a startup failure Nanos words otherwise than the known ones is still a fin
   assert.equal(findings[0]?.severity, 'error');
   assert.equal(findings[0]?.field, 'program');
   assert.match(findings[0]?.message ?? '', /could not start the program: out of memory/);
+});
+
+test('a long word in an interesting line is read in linear time, and the loader messages still name the file', async () => {
+  const diagnose = async (lines: string[]) => {
+    const diagnoser = new Diagnoser();
+    diagnoser.startLog('t.log');
+    const reader = createNanosReader('t.log', diagnoser.event);
+    for (const [i, l] of lines.entries()) reader.line(l, i + 1);
+    reader.end();
+    diagnoser.endLog();
+    return diagnoser.findings(locateNothing);
+  };
+  // Found by the fuzzer: /([^\s:'"()]+): cannot open .../ tried every start in a run of word characters, so a
+  // 64 KiB line of hex with "KVM" in it took minutes (three such patterns, each quadratic).
+  const started = performance.now();
+  assert.deepEqual(await diagnose([`KVM ${'ab12'.repeat(16 * 1024)}`]), []);
+  assert.ok(performance.now() - started < 2000, `${performance.now() - started} ms`);
+  const found = await diagnose([
+    'error while loading shared libraries: libzk.so.2: cannot open shared object file: No such file or directory',
+    '/opt/lib/libgpu.so: wrong ELF class: ELFCLASS32',
+    '(: failed to map segment from shared object x libc.so.6: failed to map segment from shared object',
+  ]);
+  assert.deepEqual(
+    found.map((f) => [f.kind, f.name]),
+    [
+      ['missing-library', 'libzk.so.2'],
+      ['library-mismatch', 'libgpu.so'],
+      ['exec-protection', 'libc.so.6'],
+    ],
+  );
+  assert.match(
+    found[1]?.message ?? '',
+    /\/opt\/lib\/libgpu\.so is built for another architecture \(ELFCLASS32\)/,
+  );
+});
+
+test('a manifest nested past any real image, or with a ) in a list, is E_CONFIG, not a crash; __proto__ is a plain key', () => {
+  // Found by the fuzzer: the tuple parser recursed once per ( or [, so 10 000 of them were a RangeError.
+  for (const text of ['(a:'.repeat(100_000), '(children:'.repeat(50_000), `(a:${'['.repeat(600)}`]) {
+    assert.throws(
+      () => parseNanosManifest(text),
+      (error: unknown) =>
+        isUniproveError(error) &&
+        error.code === 'E_CONFIG' &&
+        /nested deeper than 500 levels/.test(error.message),
+    );
+  }
+  // Also found by the fuzzer: a `)` inside a list was read as an empty value forever (until V8 gave up).
+  for (const text of ['(a:[x)', '(a:[)]', '(a:[b c ) d])']) {
+    assert.throws(
+      () => parseNanosManifest(text),
+      (error: unknown) =>
+        isUniproveError(error) && error.code === 'E_CONFIG' && /unexpected \)/.test(error.message),
+    );
+  }
+  const deep = `(children:${'(d:(children:'.repeat(100)}(f:(contents:(host:/h/f)))${'))'.repeat(100)}))`;
+  assert.equal(parseNanosManifest(deep).files.get(`${'/d'.repeat(100)}/f`), '/h/f');
+  const image = parseNanosManifest(
+    '(__proto__:(children:(x:(contents:(host:/x)))) children:(a:(contents:(host:/a))))',
+  );
+  assert.deepEqual([...image.files], [['/a', '/a']]);
 });

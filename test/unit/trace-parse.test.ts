@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { isUniproveError } from '../../src/core/errors.js';
 import { failedSearches, parseStraceLog } from '../../src/core/trace/parse.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -100,4 +101,46 @@ test('spellings of one path (//, ./, ../, /proc/..) count as one file, whatever 
     );
     assert.equal(result.stats.pseudoDropped, 0);
   }
+});
+
+test('a relative starting folder is refused: chdir("..") from it made paths grow without end', async () => {
+  // Found by the fuzzer: 10 000 `chdir("..")` from cwd "relative" took minutes ("../../.." normalised each time).
+  const log = async function* () {
+    yield 'chdir("..") = 0\n'.repeat(10_000);
+  };
+  await assert.rejects(parseStraceLog(log(), { cwd: 'relative' }), (error: unknown) => {
+    assert.ok(isUniproveError(error));
+    assert.equal(error.code, 'E_USAGE');
+    assert.match(error.message, /must be an absolute path, got "relative"/);
+    return true;
+  });
+  const started = performance.now();
+  const fromRoot = await parseStraceLog(log(), { cwd: '/srv' });
+  assert.deepEqual(
+    fromRoot.opened.map((o) => o.path),
+    ['/'],
+  );
+  assert.ok(performance.now() - started < 2000);
+});
+
+test('a directory opened in itself again and again stops being followed past 16 KiB of path, in linear time', async () => {
+  // Found by the fuzzer: each `openat(4, "d", O_DIRECTORY) = 4` made fd 4's path longer, and each line then
+  // cost that whole length (150 KB of them: 2 s; the time grew with the square of the log).
+  const lines = [
+    'openat(AT_FDCWD, "/opt/data", O_RDONLY|O_DIRECTORY) = 4',
+    ...Array.from({ length: 20_000 }, () => 'openat(4, "set/one", O_RDONLY|O_DIRECTORY) = 4'),
+    'chdir("a") = 0',
+  ];
+  const started = performance.now();
+  const result = await parseStraceLog(
+    (async function* () {
+      yield `${lines.join('\n')}\n${'chdir("a") = 0\n'.repeat(20_000)}`;
+    })(),
+    { cwd: '/' },
+  );
+  assert.ok(performance.now() - started < 3000, `${Math.round(performance.now() - started)} ms`);
+  const tooLong = result.warnings.find((w) => w.kind === 'path-too-long');
+  assert.ok(tooLong && tooLong.count > 0, JSON.stringify(result.warnings));
+  assert.ok(result.opened.every((o) => o.path.length <= 16 * 1024));
+  assert.ok(result.opened.some((o) => o.path === '/opt/data/set/one/set/one'));
 });

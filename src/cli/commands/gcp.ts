@@ -386,7 +386,6 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
         });
       }
       if (!recipe) noRecipeFlags(flags, flags.image ? '--image' : '--image-file');
-      const t = await target(ctx, flags);
       const labels = Object.fromEntries(
         (flags.label ?? []).map((kv) => {
           const i = kv.indexOf('=');
@@ -402,6 +401,8 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
       const diskType = parseDiskType(flags.diskType, '--disk-type');
       const diskSize = positiveNumber(flags.diskSize, '--disk-size');
       const timeoutMs = parseDuration(flags.timeout);
+      // Flags are checked before credentials: a bad --timeout is a usage error wherever it runs.
+      const t = await target(ctx, flags);
       const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) || Boolean(flags.json) });
       try {
         const c = common(ctx, t, flags, progress.onProgress);

@@ -1,7 +1,7 @@
 /** `uniprove run <recipe|package>`: prove inside Nanos under QEMU, end for sure, keep the evidence. */
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode, UniproveError } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
@@ -44,6 +44,7 @@ function runJson(r: RunResult) {
     imageCache: r.record.imageCache?.state ?? null,
     warnings: r.warnings,
     ...(r.record.findings?.length ? { findings: r.record.findings } : {}),
+    ...(r.record.error ? { error: r.record.error } : {}),
   };
 }
 
@@ -158,7 +159,12 @@ Examples:
     };
     if (opts.arg) base.args = opts.arg;
     if (opts.inputs || opts.parallel) {
-      if (!opts.inputs) throw new InvalidArgumentError('--parallel needs --inputs FILE');
+      if (!opts.inputs) {
+        throw new UniproveError('E_USAGE', {
+          message: '--parallel needs --inputs FILE',
+          hint: 'Give a file with one line of prover arguments per run: `uniprove run demo --parallel 4 --inputs runs.txt`.',
+        });
+      }
       const { runParallel } = await import('../../core/run/parallel.js');
       const result = await runParallel({
         ...base,

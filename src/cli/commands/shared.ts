@@ -24,7 +24,10 @@ function wholeNumber(flag: string, min: number, wanted: string) {
   return (value: string): number => {
     const n = Number(value);
     if (value.trim() === '' || !Number.isInteger(n) || n < min) {
-      throw new UniproveError('E_USAGE', { message: `${flag} must be ${wanted}, got "${value}"` });
+      throw new UniproveError('E_USAGE', {
+        message: `${flag} must be ${wanted}, got "${value}"`,
+        hint: `Give digits only, e.g. \`${flag} ${Math.max(min, 1) * 2}\`.`,
+      });
     }
     return n;
   };

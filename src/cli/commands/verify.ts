@@ -80,6 +80,7 @@ Examples:
           sandbox: result.sandbox,
           traced: result.traced,
           durationMs: Math.round(result.durationMs),
+          ...(result.error ? { error: result.error } : {}),
         });
       } else if (result.ok) {
         printLines(ctx.out, [

@@ -299,11 +299,24 @@ Examples:
     .option('--name <name>', 'set name (default filecoin-<size>)')
     .option('--mount-path <path>', 'guest folder (default /var/tmp/filecoin-proof-parameters)')
     .option('-o, --out <file>', 'write the set here (atomically) instead of stdout')
+    .option('--json', 'print one JSON object on stdout: the set, or with --out { out, files }')
     .action(
       async (
         file: string,
-        flags: { sectorSize?: number; baseUrl?: string; name?: string; mountPath?: string; out?: string },
+        flags: {
+          sectorSize?: number;
+          baseUrl?: string;
+          name?: string;
+          mountPath?: string;
+          out?: string;
+          json?: boolean;
+        },
       ) => {
+        // The set is JSON already; with --out, --json reports where it went instead of a line on stderr.
+        const wrote = (files: number) => {
+          if (flags.json) printJson(ctx.out, { out: resolve(ctx.cwd, flags.out as string), files });
+          else ctx.out.stderr.write(`wrote ${files} files to ${flags.out}\n`);
+        };
         const path = resolve(ctx.cwd, file);
         if ((await stat(path).catch(() => undefined))?.isDirectory()) {
           const spec = await setFromDirectory(path, {
@@ -316,7 +329,7 @@ Examples:
               what: 'the set file',
               elsewhere: 'pass --out FILE in a folder you can write, on a disk with room',
             });
-            ctx.out.stderr.write(`wrote ${spec.files.length} files to ${flags.out}\n`);
+            wrote(spec.files.length);
           } else printJson(ctx.out, spec);
           return;
         }
@@ -337,7 +350,7 @@ Examples:
             what: 'the set file',
             elsewhere: 'pass --out FILE in a folder you can write, on a disk with room',
           });
-          ctx.out.stderr.write(`wrote ${set.files.length} files to ${flags.out}\n`);
+          wrote(set.files.length);
         } else printJson(ctx.out, out);
       },
     );

@@ -27,6 +27,12 @@ export interface ImageContents {
 
 type TupleValue = string | TupleValue[] | { [key: string]: TupleValue };
 
+/**
+ * Deepest nesting read: a folder level is two (its node and its children), so this is a tree 250 folders deep.
+ * Parsing recurses, and nesting past the stack was a RangeError (a crash) rather than a bad manifest.
+ */
+const MAX_DEPTH = 500;
+
 /** Parse Nanos's tuple text: `(key:value key:(...) key:[a b])`. */
 function parseTuple(text: string): TupleValue {
   let i = 0;
@@ -50,11 +56,23 @@ function parseTuple(text: string): TupleValue {
     while (i < text.length && !stops.test(text[i]!)) i++;
     return text.slice(start, i);
   };
+  let depth = 0;
   const value = (): TupleValue => {
     skip();
+    if ((text[i] === '(' || text[i] === '[') && depth >= MAX_DEPTH)
+      fail(`nested deeper than ${MAX_DEPTH} levels`);
+    depth++;
+    try {
+      return nested();
+    } finally {
+      depth--;
+    }
+  };
+  const nested = (): TupleValue => {
     if (text[i] === '(') {
       i++;
-      const out: { [key: string]: TupleValue } = {};
+      // No prototype: a key named __proto__ is a key like any other.
+      const out: { [key: string]: TupleValue } = Object.create(null);
       for (;;) {
         skip();
         if (i >= text.length) fail('unclosed (');
@@ -78,7 +96,10 @@ function parseTuple(text: string): TupleValue {
           i++;
           return out;
         }
+        const at = i;
         out.push(value());
+        // A `)` in a list is no value: reading none and going round again was an endless loop.
+        if (i === at) fail(`unexpected ${text[i]}`);
       }
     }
     return word(/[\s()[\]]/);

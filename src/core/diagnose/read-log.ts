@@ -179,7 +179,9 @@ export async function readLogLines(
       }
     }
     carry += decoder.end();
-    if (carry.length > 0 && !skipping) {
+    // A long line already passed on (cut) and never ended: the log stops mid-line just as a short one would.
+    if (skipping) status.endsMidLine = true;
+    else if (carry.length > 0) {
       status.endsMidLine = true;
       if (carry.trim()) sawText = true;
       onLine?.(carry.endsWith('\r') ? carry.slice(0, -1) : carry, ++status.lines);

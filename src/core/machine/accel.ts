@@ -8,6 +8,7 @@ import { constants } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
 import { writeJsonAtomic } from '../fs.js';
 import { QemuMachine } from './qemu.js';
@@ -194,6 +195,19 @@ export async function detectAccel(options: DetectAccelOptions): Promise<AccelDec
       kvmUsable: undefined,
       reason: 'TCG (software emulation) because --accel tcg was given',
     };
+  }
+  if (choice === 'kvm' && !(dev.present && dev.openable)) {
+    // Asked for by name: falling back to a TCG run many times slower would not be what was asked.
+    const devKvm = options.devKvm ?? '/dev/kvm';
+    throw new UniproveError('E_KVM', {
+      message: dev.present
+        ? `--accel kvm: ${devKvm} cannot be opened (${dev.error})`
+        : `--accel kvm: ${devKvm} does not exist on this host`,
+      hint: dev.present
+        ? 'Add yourself to the kvm group (`sudo usermod -aG kvm $USER`, then log in again), or leave --accel out to fall back to TCG.'
+        : 'Load the kvm module (`modprobe kvm_intel` or `kvm_amd`) on a host with hardware virtualisation, or leave --accel out to fall back to TCG.',
+      details: { devKvm },
+    });
   }
   if (!dev.present) {
     return {

@@ -165,6 +165,9 @@ function execOptions(options: OpsOptions, timeoutMs: number) {
     timeoutMs: options.timeoutMs ?? timeoutMs,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.env ? { env: options.env } : {}),
+    timeoutReport: {
+      hint: 'Ops did not answer in time: run the command by hand to see where it stops (a first run may be downloading a Nanos release; `uniprove doctor` checks ~/.ops).',
+    },
   };
 }
 

@@ -3,7 +3,7 @@
  * volumes in ~/.ops/volumes/<name>:<uuid>.raw). Every call goes through exec.ts.
  */
 
-import { UniproveError } from '../errors.js';
+import { isUniproveError, UniproveError } from '../errors.js';
 import { run } from '../exec.js';
 import { OPS_INSTALL_HINT as INSTALL_HINT, opsProgram } from './build.js';
 
@@ -33,6 +33,9 @@ function execOptions(options: OpsOptions) {
     timeoutMs: options.timeoutMs ?? 10 * 60_000,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.env ? { env: options.env } : {}),
+    timeoutReport: {
+      hint: 'Ops did not answer in time: run the command by hand to see where it stops (a first run may be downloading a Nanos release; `uniprove doctor` checks ~/.ops).',
+    },
   };
 }
 
@@ -124,10 +127,18 @@ export async function opsVolumeCreate(
   const before = new Set((await opsVolumeList(options)).map((v) => v.uuid));
   const argv = [opsProgram(options), 'volume', 'create', spec.name, '-d', spec.dataDir];
   if (spec.size) argv.push('-s', spec.size.toLowerCase());
-  const result = await run(argv, execOptions(options));
+  const result = await run(argv, execOptions(options)).catch((error: unknown) => {
+    if (!isUniproveError(error) || error.code !== 'E_COMMAND_FAILED') throw error;
+    throw new UniproveError('E_VOLUME', {
+      message: `the volume ${spec.name} could not be built: ${error.message}`,
+      hint: `Read Ops' output below; a full disk or a size too small for the files (-s ${spec.size ?? 'default'}) are the usual causes.`,
+      cause: error,
+      details: error.details,
+    });
+  });
   const created = (await opsVolumeList(options)).filter((v) => v.name === spec.name && !before.has(v.uuid));
   if (created.length !== 1) {
-    throw new UniproveError('E_OPS', {
+    throw new UniproveError('E_VOLUME', {
       message: `ops volume create ${spec.name} ran but ${created.length === 0 ? 'no new volume' : `${created.length} new volumes`} named ${spec.name} appeared in ops volume list`,
       hint: 'Run `ops volume list` to see what is there.',
       details: { stderrTail: (result.stderr || result.stdout).slice(-2000) },

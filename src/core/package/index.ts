@@ -127,7 +127,16 @@ async function ensureBinary(recipe: ResolvedRecipe, onProgress: OnProgress, sign
     });
   }
   onProgress({ kind: 'step-start', step: 'build', detail: recipe.build.argv.join(' ') });
-  await run(recipe.build.argv, { cwd: recipe.baseDir, env: recipe.build.env, signal, timeoutMs: 3_600_000 });
+  await run(recipe.build.argv, {
+    cwd: recipe.baseDir,
+    env: recipe.build.env,
+    signal,
+    timeoutMs: 3_600_000,
+    timeoutReport: {
+      what: `the recipe's build command (${recipe.build.argv.join(' ')})`,
+      hint: `Run it by hand in ${recipe.baseDir} to see where it stops, or build the prover first and pass --binary.`,
+    },
+  });
   const built = await stat(recipe.binary).then(
     () => true,
     () => false,

@@ -60,6 +60,8 @@ export interface VerifyResult {
   proofs: VerifyProof[];
   stdoutTail: string;
   stderrTail: string;
+  /** When not ok: why, as an E_VERIFY_FAILED error would say it (the run itself is the result, not thrown). */
+  error?: { code: 'E_VERIFY_FAILED'; message: string; hint?: string };
 }
 
 /** A shared object's file name: libfoo.so, libfoo.so.1.2 (not ld.so.preload). */
@@ -227,6 +229,12 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     detail: `${argv.join(' ')} in ${sandbox}${traced ? ' under strace' : ''}`,
   });
   const started = performance.now();
+  // The packaged prover itself ran too long: not a probe, not an external tool.
+  const timeoutReport = {
+    code: 'E_RUN_TIMEOUT' as const,
+    what: `the packaged program (${argv.join(' ')})`,
+    hint: 'Give it arguments that make it end sooner (a small proof size), or raise --timeout.',
+  };
   let exitCode: number;
   let signal: string | undefined;
   let stdout: string;
@@ -237,7 +245,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       argv: command,
       logPath: join(workDir, 'strace.log'),
       allowFailure: true,
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs, timeoutReport } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     exitCode = probe.exitCode;
@@ -257,7 +265,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   } else {
     const r = await run(command, {
       allowFailure: true,
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs, timeoutReport } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     exitCode = r.exitCode;
@@ -299,7 +307,21 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     }
   }
   onProgress({ kind: 'note', step: 'verify', detail: `the program exited with ${exitCode}` });
+  const failed =
+    exitCode === 0
+      ? undefined
+      : new UniproveError('E_VERIFY_FAILED', {
+          message: `the packaged program exited with ${signal ? `signal ${signal}` : `status ${exitCode}`}${missing.length ? `; missing from the package: ${missing.join(', ')}` : ''}`,
+          hint: missing.length
+            ? 'Add them to the recipe ("libraries" or "files"), or run `uniprove debug <log> --fix`.'
+            : traced
+              ? 'No missing file was seen: read the last lines it printed; check its arguments and the volumes it reads (--bind).'
+              : 'Run without --no-trace to see the files it searched for and never found.',
+        });
   return {
+    ...(failed
+      ? { error: { code: 'E_VERIFY_FAILED' as const, message: failed.message, hint: failed.hint } }
+      : {}),
     ok: exitCode === 0,
     exitCode,
     ...(signal ? { signal } : {}),

@@ -556,6 +556,18 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
         details: { runDir: dir },
       });
     }
+    if (outcome === 'timeout') {
+      // Not thrown: a run that timed out still has its record, findings and proofs so far to return.
+      const timeout = new UniproveError('E_RUN_TIMEOUT', {
+        message: `the prover was still running after ${(options.timeoutMs ?? 0) / 1000} s and was stopped`,
+        hint: `Give it arguments that make it end sooner, or raise --timeout. What it printed is in ${join(dir, CONSOLE_LOG)}.`,
+      });
+      record.error = {
+        code: timeout.code,
+        message: timeout.message,
+        ...(timeout.hint ? { hint: timeout.hint } : {}),
+      };
+    }
     await finish(outcome);
     return {
       id,
@@ -862,13 +874,19 @@ async function writeTraceLog(dir: string, record: RunRecord): Promise<void> {
   record.files.trace = 'trace.log';
 }
 
+/** What diagnoseLogs throws for a console with nothing to read: the VM died before printing, or never started. */
+const UNREADABLE_CONSOLE = new Set(['E_LOG_INPUT', 'E_NOT_FOUND']);
+
 async function addFindings(record: RunRecord, dir: string, signal?: AbortSignal): Promise<void> {
+  const { diagnoseLogs } = await import('../diagnose/index.js');
   try {
-    const { diagnoseLogs } = await import('../diagnose/index.js');
     const result = await diagnoseLogs({ logs: [join(dir, CONSOLE_LOG)], ...(signal ? { signal } : {}) });
     record.findings = result.findings;
-  } catch {
-    // A console that cannot be read has nothing to say; the record still has the exit status.
+  } catch (error) {
+    // An empty or absent console has nothing to say, and the record still has the exit status; anything else
+    // (a bug in a reader, an abort) is not hidden here.
+    if (!isUniproveError(error) || !UNREADABLE_CONSOLE.has(error.code)) throw error;
+    record.warnings.push({ code: 'no-findings', message: `the console was not diagnosed: ${error.message}` });
   }
 }
 

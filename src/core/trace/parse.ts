@@ -17,7 +17,10 @@ import { UniproveError } from '../errors.js';
 import type { FailedSearch, TraceAccess, TraceResult, TraceWarning } from './types.js';
 
 export interface ParseStraceOptions {
-  /** The cwd of the first traced process, to resolve its relative paths (when the log has no `-y` decorations). */
+  /**
+   * The cwd of the first traced process (absolute), to resolve its relative paths (when the log has no `-y`
+   * decorations).
+   */
   cwd?: string;
   /** Pid for lines without a pid prefix (default: the `.PID` suffix of an `-ff` file, else 0). */
   pid?: number;
@@ -165,6 +168,14 @@ function isPseudo(s: string, a = 0, b = s.length): boolean {
   }
   return false;
 }
+
+/**
+ * Relative paths that resolve longer than this are not followed. Linux takes at most 4096 bytes a path, but a
+ * directory opened relative to itself again and again (`openat(4, "d", O_DIRECTORY) = 4`, or `chdir("d")`)
+ * grows the tracked one by each line, and each line then cost the whole length: 150 KB of such lines took
+ * 2 s (found by the fuzzer).
+ */
+const MAX_RESOLVED_PATH = 16 * 1024;
 
 const NEEDS_NORMALISE = /\/\/|\/\.\.?(\/|$)|.\/$/;
 function normalise(path: string): string {
@@ -640,7 +651,17 @@ class LogParser {
           );
           return;
         }
-        path = normalise(base === '/' ? `/${raw}` : `${base}/${raw}`);
+        // Without a `..` nothing shortens it: too long before normalising is too long after, and cheaper to tell.
+        const tooLong = base.length + raw.length >= MAX_RESOLVED_PATH && !raw.includes('..');
+        path = tooLong ? '' : normalise(base === '/' ? `/${raw}` : `${base}/${raw}`);
+        if (tooLong || path.length > MAX_RESOLVED_PATH) {
+          this.warn(
+            'path-too-long',
+            `paths resolved to more than ${MAX_RESOLVED_PATH} characters (relative opens or chdirs nesting ever deeper) were skipped`,
+            s.slice(p, b),
+          );
+          return;
+        }
       }
       ks = path;
       ka = 0;
@@ -1255,6 +1276,14 @@ export async function parseStraceLog(
   input: string | string[] | AsyncIterable<string | Uint8Array>,
   options: ParseStraceOptions = {},
 ): Promise<TraceResult> {
+  if (options.cwd !== undefined && !posix.isAbsolute(options.cwd)) {
+    // Paths are resolved against it: a relative one grows with each chdir(".."), and normalising the
+    // ever longer "../../.." made 10 000 of them take minutes (found by the fuzzer).
+    throw new UniproveError('E_USAGE', {
+      message: `the starting folder of a traced program must be an absolute path, got ${JSON.stringify(options.cwd)}`,
+      hint: 'Pass the folder the program was started in, as an absolute path.',
+    });
+  }
   const parser = new LogParser(options);
   const signal = options.signal;
   const name = typeof input === 'string' ? input : Array.isArray(input) ? input.join(', ') : 'the log stream';

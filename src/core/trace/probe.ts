@@ -16,7 +16,16 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, type ProcessEnd, run, spawn, stopOnTimeoutOrAbort, tailOf, which } from '../exec.js';
+import {
+  formatCommand,
+  type ProcessEnd,
+  run,
+  spawn,
+  stopOnTimeoutOrAbort,
+  type TimeoutReport,
+  tailOf,
+  which,
+} from '../exec.js';
 import type { OnProgress } from '../progress.js';
 
 export interface ProbeOptions {
@@ -27,6 +36,8 @@ export interface ProbeOptions {
   env?: Record<string, string | undefined>;
   /** Kill the whole traced tree after this many milliseconds (0 or undefined: no limit). */
   timeoutMs?: number;
+  /** How a timeout is reported (default E_PROBE_TIMEOUT, "the probe of ..."): verify runs the prover itself. */
+  timeoutReport?: TimeoutReport;
   signal?: AbortSignal;
   /** Where strace writes; default a new temp folder's `strace.log`. The caller owns the file. */
   logPath?: string;
@@ -349,9 +360,12 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     });
   }
   if (timedOut) {
-    throw new UniproveError('E_PROBE_TIMEOUT', {
-      message: `the probe of ${formatCommand(options.argv)} did not end within ${(options.timeoutMs! / 1000).toFixed(1)} s; it and its children were killed`,
-      hint: 'Give arguments that make the program end on its own (a small input), or raise the timeout. The partial log is kept.',
+    const report = options.timeoutReport ?? {};
+    throw new UniproveError(report.code ?? 'E_PROBE_TIMEOUT', {
+      message: `${report.what ?? `the probe of ${formatCommand(options.argv)}`} did not end within ${(options.timeoutMs! / 1000).toFixed(1)} s; it and its children were killed`,
+      hint:
+        report.hint ??
+        'Give arguments that make the program end on its own (a small input), or raise the timeout. The partial log is kept.',
       details,
     });
   }

@@ -29,6 +29,7 @@ export interface TraceWarning {
     | 'orphan-resume'
     | 'never-resumed'
     | 'line-too-long'
+    | 'path-too-long'
     | 'cut-off-at-end'
     | 'strace-message';
   message: string;
