@@ -43,6 +43,12 @@ export const REGRESSIONS: Record<string, unknown[]> = {
       pseudo: true,
     },
   ],
+  recipe: [
+    // A recipe file holding JSON null (or a list, a number): the loader read `.resources` of it, a TypeError
+    // (exit 70) instead of E_CONFIG. Came in with the recipe checks; found by this suite when they met it.
+    { index: 0, json: [{ kind: 'replace', at: 0, value: null }], bytes: [] },
+    { index: 0, json: [{ kind: 'replace', at: 0, value: [1, 2] }], bytes: [] },
+  ],
   manifest: [
     // Nesting deeper than the stack: the recursive tuple parser died of a RangeError.
     { index: 0, edits: [{ kind: 'insert', at: 0, bytes: bytes('(a:'.repeat(20_000)) }] },

@@ -273,6 +273,13 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     baseDir = options.cwd ?? process.cwd();
     raw = { name: sanitiseName(basename(binary)), binary };
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${source} is not a recipe: it holds ${Array.isArray(raw) ? 'a list' : raw === null ? 'null' : `a ${typeof raw}`}, not an object`,
+      hint: 'A recipe is one JSON object: { "name": ..., "binary": ... } (see provers/recipe.schema.json).',
+      details: { source },
+    });
+  }
   const o = options.overrides ?? {};
   const rawResources = (raw as { resources?: unknown }).resources;
   const merged = {
