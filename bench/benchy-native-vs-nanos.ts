@@ -5,12 +5,12 @@
  * Needs ops, a Nanos release and QEMU (bash scripts/setup.sh). Run:
  *   UNIPROVE_TOOLCHAIN=../shared/toolchain node --import tsx bench/benchy-native-vs-nanos.ts [native reps] [nanos reps]
  */
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { findBenchy, findBenchyParams } from '../test/helpers/benchy.js';
+import { benchyRecipeWithLocalParams, findBenchy, findBenchyParams } from '../test/helpers/benchy.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(REPO, 'bin', 'uniprove.js');
@@ -57,38 +57,8 @@ try {
   }
 
   // Inside Nanos: the shipped recipe, its volume imported from the local parameters (local digests).
-  const recipe = join(dir, 'benchy');
-  await mkdir(recipe);
-  await cp(
-    join(REPO, 'provers', 'benchy', 'rust-fil-proofs.config.toml'),
-    join(recipe, 'rust-fil-proofs.config.toml'),
-  );
-  const shipped = JSON.parse(await readFile(join(REPO, 'provers', 'benchy', 'recipe.json'), 'utf8'));
   const env = { UNIPROVE_CACHE: join(dir, 'cache'), CI: '1' };
-  await execa(
-    process.execPath,
-    [
-      CLI,
-      'volume',
-      'import',
-      params,
-      '--name',
-      'benchy-bench-2KiB',
-      '--mount-path',
-      '/tmp',
-      '-o',
-      join(recipe, 'params.json'),
-    ],
-    { env },
-  );
-  await writeFile(
-    join(recipe, 'recipe.json'),
-    JSON.stringify({
-      ...shipped,
-      $schema: undefined,
-      volumes: [{ set: './params.json', guestPath: '/tmp', size: '1g' }],
-    }),
-  );
+  const recipe = await benchyRecipeWithLocalParams(dir, params, env);
   const prover: number[] = [];
   const total: number[] = [];
   let accel = '';

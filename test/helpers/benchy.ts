@@ -7,8 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { findTool } from './tools.js';
 
 /** Unpack `name` of the toolchain folder (verified) with `unpack(archive, into)`; returns the folder it fills. */
@@ -50,4 +53,40 @@ export function findBenchyParams(): string | undefined {
   return fromToolchain('filecoin-2KiB-winning-post-params.tar.xz', (archive, into) => {
     execFileSync('tar', ['-xJf', archive, '-C', into]);
   });
+}
+
+/**
+ * The shipped benchy recipe in a folder of its own (`<dir>/benchy`), its parameter volume made from the local
+ * 2KiB parameters with `uniprove volume import` (their digests are not rust-fil-proofs' public ones).
+ */
+export async function benchyRecipeWithLocalParams(
+  dir: string,
+  params: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  const repo = fileURLToPath(new URL('../../', import.meta.url));
+  const recipe = join(dir, 'benchy');
+  await mkdir(recipe, { recursive: true });
+  await cp(
+    join(repo, 'provers', 'benchy', 'rust-fil-proofs.config.toml'),
+    join(recipe, 'rust-fil-proofs.config.toml'),
+  );
+  const shipped = JSON.parse(await readFile(join(repo, 'provers', 'benchy', 'recipe.json'), 'utf8'));
+  const cli = join(repo, 'bin', 'uniprove.js');
+  const set = join(recipe, 'params.json');
+  const imported = await execa(
+    process.execPath,
+    [cli, 'volume', 'import', params, '--name', 'benchy-local-2KiB', '--mount-path', '/tmp', '-o', set],
+    { env: { ...env, CI: '1' }, reject: false },
+  );
+  if (imported.exitCode !== 0) throw new Error(`volume import of ${params} failed:\n${imported.stderr}`);
+  await writeFile(
+    join(recipe, 'recipe.json'),
+    JSON.stringify({
+      ...shipped,
+      $schema: undefined,
+      volumes: [{ set: './params.json', guestPath: '/tmp', size: '1g' }],
+    }),
+  );
+  return recipe;
 }

@@ -7,11 +7,11 @@
  * both; without them these tests skip (and fail under UNIPROVE_REQUIRE=benchy).
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { findBenchy, findBenchyParams } from '../helpers/benchy.js';
-import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
+import { benchyRecipeWithLocalParams, findBenchy, findBenchyParams } from '../helpers/benchy.js';
+import { parseJson, uniprove } from '../helpers/cli.js';
 import { tempDirOutsideTmp } from '../helpers/tmp.js';
 import { gate, needTool, needUnikernel } from '../helpers/tools.js';
 
@@ -83,33 +83,9 @@ test('run benchy inside Nanos with its parameter volume at /tmp', {
 }, async () => {
   const dir = await tempDirOutsideTmp();
   // The shipped recipe, with the volume made from the local parameters (their digests differ from the public ones).
-  const recipe = join(dir, 'benchy');
-  await mkdir(recipe);
-  await cp(
-    join(REPO_ROOT, 'provers', 'benchy', 'rust-fil-proofs.config.toml'),
-    join(recipe, 'rust-fil-proofs.config.toml'),
-  );
-  const shipped = JSON.parse(await readFile(join(REPO_ROOT, 'provers', 'benchy', 'recipe.json'), 'utf8'));
-  const imported = await uniprove([
-    'volume',
-    'import',
-    params as string,
-    '--name',
-    'benchy-local-2KiB',
-    '--mount-path',
-    '/tmp',
-    '-o',
-    join(recipe, 'params.json'),
-  ]);
-  assert.equal(imported.exitCode, 0, imported.stderr);
-  await writeFile(
-    join(recipe, 'recipe.json'),
-    JSON.stringify({
-      ...shipped,
-      $schema: undefined,
-      volumes: [{ set: './params.json', guestPath: '/tmp', size: '1g' }],
-    }),
-  );
+  const recipe = await benchyRecipeWithLocalParams(dir, params as string, {
+    UNIPROVE_CACHE: join(dir, 'cache'),
+  });
   const env = { UNIPROVE_CACHE: join(dir, 'cache') };
   const r = await uniprove(
     [
