@@ -183,7 +183,9 @@ export const BuildSpec = z
         toolchain: z.string().optional().describe('The compiler toolchain, e.g. nightly-2024-09-24.'),
       })
       .optional()
-      .describe('The source the build runs in, for users who rebuild the binary (the build runs in the recipe folder).'),
+      .describe(
+        'The source the build runs in, for users who rebuild the binary (the build runs in the recipe folder).',
+      ),
   })
   .describe('A build step that makes `binary` when it is missing (e.g. cargo build).');
 
