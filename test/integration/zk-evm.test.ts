@@ -131,7 +131,7 @@ test('run zk_evm inside Nanos: the leader reads its witness and generates block 
       '--timeout',
       '900',
       '--json',
-      ...args.flatMap((a) => [`--arg=${a}`]),
+      ...args.map((a) => `--arg=${a}`),
     ],
     { env: { UNIPROVE_CACHE: join(dir, 'cache') }, timeoutMs: 1_100_000 },
   );
@@ -141,4 +141,44 @@ test('run zk_evm inside Nanos: the leader reads its witness and generates block 
   const console = await readFile(join(run.dir, 'console.log'), 'utf8');
   assert.match(console, /Successfully generated witness for block 3/);
   assert.match(console, /All proof witnesses have been generated successfully/);
+});
+
+test('run zk_evm inside Nanos with no witness on stdin: the leader fails, and the run names empty-input', {
+  skip: skipPackage ?? needUnikernel(),
+  timeout: 1_200_000,
+}, async () => {
+  const dir = await tempDirOutsideTmp();
+  const out = join(dir, 'pkg');
+  await packageIt(dir, out);
+  const args = [
+    '--runtime',
+    'in-memory',
+    '--block-batch-size',
+    '8',
+    '--use-test-config',
+    '--test-only',
+    'stdio',
+  ];
+  // UNIPROVE_STDIN empty: stdin-from-file.so leaves fd 0 as Nanos gives it, always at end-of-file.
+  const r = await uniprove(
+    [
+      'run',
+      out,
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--timeout',
+      '900',
+      '--json',
+      '--env',
+      'UNIPROVE_STDIN=',
+      ...args.map((a) => `--arg=${a}`),
+    ],
+    { env: { UNIPROVE_CACHE: join(dir, 'cache') }, timeoutMs: 1_100_000 },
+  );
+  assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+  const run = parseJson<{ outcome: string; findings?: { kind: string; evidence: string[] }[] }>(r);
+  assert.equal(run.outcome, 'failed');
+  const found = run.findings?.find((f) => f.kind === 'empty-input');
+  assert.ok(found, JSON.stringify(run.findings));
+  assert.match(found.evidence.join('\n'), /EOF while parsing a value at line 1 column 0/);
 });
