@@ -2,8 +2,8 @@
  * Polygon Zero's type 1 prover (0xPolygonZero/zk_evm's `leader`), a real prover that others wrote, through
  * uniprove: package it, prove block 3 from the package alone (natively, in bubblewrap) and check the proof with
  * zk_evm's own verifier, then start it inside Nanos and let it read its witness and generate the block's
- * witness (`--test-only`). The full proof inside Nanos takes far longer than a test may under TCG (see
- * docs/provers.md); it is run by hand. Needs the leader (UNIPROVE_ZK_EVM_LEADER, or UNIPROVE_TOOLCHAIN);
+ * witness (`--test-only`). The full proof inside Nanos took 22 minutes of TCG here (docs/provers.md), more
+ * than a test may take; it is run by hand (`uniprove run provers/zk_evm --binary LEADER --timeout 3600`). Needs the leader (UNIPROVE_ZK_EVM_LEADER, or UNIPROVE_TOOLCHAIN);
  * without it these tests skip (and fail under UNIPROVE_REQUIRE=zk_evm or all).
  */
 import assert from 'node:assert/strict';
@@ -81,7 +81,7 @@ test('verify zk_evm from the package alone: block 3 proved, and zk_evm`s verifie
   const dir = await tempDirOutsideTmp();
   const out = join(dir, 'pkg');
   const env = await packageIt(dir, out);
-  // /tmp on disk, not bubblewrap's tmpfs: the circuits the leader generates there take 3.6 GB.
+  // /tmp on disk, where the proof can be read afterwards.
   const tmp = join(dir, 'tmp');
   await mkdir(tmp);
   const r = await uniprove(
@@ -98,7 +98,8 @@ test('verify zk_evm from the package alone: block 3 proved, and zk_evm`s verifie
   if (!verifier) return; // the leader alone: the proof was written, and nothing here can check it
   // The verifier exits 0 even when it rejects: its log line is the verdict.
   const checked = await execa(verifier, ['-f', proof, '--use-test-config'], {
-    env: { ...env, ZK_EVM_CACHE_DIR: join(tmp, 'zk_evm_circuit_cache'), RUST_LOG: 'info' },
+    // The verifier builds its own circuits (about 80 CPU-s here) into a cache folder it insists ends in _circuit_cache.
+    env: { ...env, ZK_EVM_CACHE_DIR: join(dir, 'verifier_circuit_cache'), RUST_LOG: 'info' },
     reject: false,
     timeout: 900_000,
     all: true,
