@@ -15,7 +15,10 @@ import { execa } from 'execa';
 import { findTool } from './tools.js';
 
 /** Unpack `name` of the toolchain folder (verified) with `unpack(archive, into)`; returns the folder it fills. */
-function fromToolchain(name: string, unpack: (archive: string, into: string) => void): string | undefined {
+export function fromToolchain(
+  name: string,
+  unpack: (archive: string, into: string) => void,
+): string | undefined {
   const dir = process.env.UNIPROVE_TOOLCHAIN;
   if (!dir) return undefined;
   const archive = join(dir, name);

@@ -84,3 +84,21 @@ test('a config edited by hand is checked in full: a bad key is E_CONFIG, a lower
   await writeFile(local, '{ "Program": ');
   await assert.rejects(prepareTarget(options), /local\.json is not valid JSON/);
 });
+
+test('a package folder takes --env, --memory and --cpus for the run, and its local.json stays as packaged', {
+  skip,
+}, async () => {
+  const { dir, pkg } = await packaged();
+  const before = await readFile(join(pkg, 'local.json'), 'utf8');
+  const target = await prepareTarget({
+    target: pkg,
+    cacheDir: join(dir, 'cache'),
+    opsHome: join(dir, 'ops'),
+    overrides: { env: { UNIPROVE_STDIN: '', EXTRA: 'x' }, memory: '3G', cpus: 2 },
+  });
+  assert.equal(target.config.Env?.UNIPROVE_STDIN, '');
+  assert.equal(target.config.Env?.EXTRA, 'x');
+  assert.equal(target.config.RunConfig?.Memory, '3G');
+  assert.equal(target.config.RunConfig?.CPUs, 2);
+  assert.equal(await readFile(join(pkg, 'local.json'), 'utf8'), before);
+});

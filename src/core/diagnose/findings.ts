@@ -27,6 +27,7 @@ export type FindingKind =
   | 'reboot-loop'
   | 'out-of-memory'
   | 'crash'
+  | 'empty-input'
   | 'exit-status-lost';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -86,7 +87,7 @@ const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
 
 /** A quick filter so most output lines cost one regex test. */
 const INTERESTING =
-  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM/;
+  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM|EOF while parsing|Expecting value|end of JSON input/;
 
 type Claim = 'program' | 'trace' | 'listing';
 
@@ -548,6 +549,17 @@ export class Diagnoser {
       this.addEvidence(d, at);
       return;
     }
+    // A parser that met the end of its input before the first value: the words of serde_json, Python's json
+    // and Go's encoding/json for an empty document. Under Nanos, standard input is always empty.
+    if (
+      /EOF while parsing a value at line 1 column 0|Expecting value: line 1 column 1 \(char 0\)|^(?:.*: )?unexpected end of JSON input$/.test(
+        text,
+      )
+    ) {
+      const d = this.draft('empty-input', 'stdin', 'program');
+      this.addEvidence(d, at);
+      return;
+    }
     if (/Read-only file system/.test(text)) {
       const path = firstAbsolutePath(text);
       const d = this.draft('readonly-volume', path ?? 'a read-only volume', 'program', 'rofs');
@@ -759,6 +771,15 @@ export class Diagnoser {
           severity: 'error',
           message: d.message ?? `The program crashed (${d.name}).`,
           fix: 'Run the same command on the host (uniprove verify) to see whether it crashes there too; if it crashes only under Nanos, run again with --trace and look at the last system calls before the fault.',
+        };
+      case 'empty-input':
+        return {
+          ...base,
+          severity: 'error',
+          field: 'env',
+          message:
+            "The program parsed an empty input: its parser met the end of the input before the first value. Under Nanos a program's standard input is always empty (fd 0 reads end-of-file at once, and there is no shell to write `< input.json`), so a prover that reads its input from stdin gets nothing; an empty input file gives the same words.",
+          fix: 'Put the input in the image as a file (recipe "files") and give the program its path, through its own option for an input file when it has one. A program that reads only stdin (zk_evm\'s `leader stdio`): preload provers/zk_evm/stdin-from-file.so with "env": { "LD_PRELOAD": "./stdin-from-file.so", "UNIPROVE_STDIN": "./<the input\'s guest path>" }, which opens that file onto fd 0 before main. If the program read a file, check that the file in the package is not empty.',
         };
       case 'library-mismatch':
         return {

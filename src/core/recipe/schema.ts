@@ -173,6 +173,19 @@ export const BuildSpec = z
       .min(1)
       .describe('The command as an argument list (no shell), run in the recipe folder.'),
     env: z.record(EnvName, z.string()).optional().describe('Extra environment for the build.'),
+    source: z
+      .strictObject({
+        repository: z.string().min(1).describe('Where the source is, e.g. https://github.com/owner/name.'),
+        commit: z
+          .string()
+          .regex(/^[0-9a-f]{40}$/, { message: 'must be a full 40-hex commit' })
+          .describe('The commit the binary is built from.'),
+        toolchain: z.string().optional().describe('The compiler toolchain, e.g. nightly-2024-09-24.'),
+      })
+      .optional()
+      .describe(
+        'The source the build runs in, for users who rebuild the binary (the build runs in the recipe folder).',
+      ),
   })
   .describe('A build step that makes `binary` when it is missing (e.g. cargo build).');
 

@@ -185,6 +185,17 @@ export async function prepareTarget(options: RunProverOptions): Promise<Prepared
   }
   const lock = await readPackageLock(packageDir);
   const config = await readPackageConfig(packageDir, lock, 'local');
+  // A recipe took --env, --memory and --cpus when it was packaged; a package folder takes them here, for this
+  // run only (its local.json stays as packaged), as it takes --arg.
+  const o = recipe ? {} : (options.overrides ?? {});
+  if (o.env) config.Env = { ...config.Env, ...o.env };
+  if (o.memory || o.cpus) {
+    config.RunConfig = {
+      ...config.RunConfig,
+      ...(o.memory ? { Memory: o.memory } : {}),
+      ...(o.cpus ? { CPUs: o.cpus } : {}),
+    };
+  }
   const volumes: PreparedTarget['volumes'] = [];
   const mounts = Object.entries(config.Mounts ?? {});
   if (mounts.length > 0) {
