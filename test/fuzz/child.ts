@@ -18,9 +18,26 @@ const target = makeTarget(name);
 let n = 0;
 let slowest = 0;
 
+/**
+ * Write to stdout synchronously; when the parent is slow to read (a loaded host) the pipe fills and a
+ * non-blocking write says EAGAIN: wait a moment and write the rest, rather than call that a finding.
+ */
+function writeOut(text: string): void {
+  let data = Buffer.from(text);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (data.length > 0) {
+    try {
+      data = data.subarray(writeSync(1, data));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+}
+
 const property = fc.asyncProperty(target.arbitrary, async (input) => {
   // Synchronous: still on the pipe if this input never returns.
-  writeSync(1, `@${n++}\n`);
+  writeOut(`@${n++}\n`);
   const started = performance.now();
   try {
     await target.run(input);
@@ -52,7 +69,6 @@ if (details.failed) {
   );
   process.exit(1);
 }
-writeSync(
-  1,
+writeOut(
   `done ${name}: ${details.numRuns} inputs in ${seconds} s, the slowest ${Math.round(slowest)} ms (seed ${seed})\n`,
 );
