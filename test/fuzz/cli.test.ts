@@ -256,7 +256,12 @@ function toolsOnly(bin: string): string {
 /** What is wrong with one run, or undefined. */
 function problem(c: Case, run: CliRun): string | undefined {
   if (run.exitCode === -1) return 'it hung (killed at the time limit) or died of a signal';
-  if (run.exitCode === ExitCode.internal || /internal error|Unhandled| {4}at .*\(/.test(run.stderr)) {
+  // A stack frame is `at NAME (FILE:LINE:COL)` or `at FILE:LINE:COL`; a help text's wrapped line that starts
+  // with "at the proof's end marker (or ..." is not one.
+  if (
+    run.exitCode === ExitCode.internal ||
+    /internal error|Unhandled|^\s+at (?:.*\()?(?:file:\/\/|node:|\/)[^\s()]*:\d+:\d+\)?$/m.test(run.stderr)
+  ) {
     return 'an internal error (exit 70 or a stack trace)';
   }
   if (!EXIT_STATUSES.has(run.exitCode)) return `exit status ${run.exitCode} is not one of docs/errors.md`;
