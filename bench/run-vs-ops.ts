@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { opsProgram } from '../src/core/ops/build.js';
 
 /** ops as `uniprove setup` installs it: on PATH, or in ~/.ops/bin. */
-const OPS = opsProgram({});
+const OPS = await opsProgram({});
 const CLI = fileURLToPath(new URL('../bin/uniprove.js', import.meta.url));
 const MARKER = 'BENCH-PROVER-FIRST-LINE';
 const reps = Number(process.argv[2] ?? 5);

@@ -314,25 +314,20 @@ export function spawn(argv: readonly string[], options: ExecOptions = {}): Runni
 
 /** Find a program on PATH without running it; undefined when absent. */
 export async function which(name: string, pathEnv?: string): Promise<string | undefined> {
-  const { access, constants } = await import('node:fs/promises');
+  const { access, constants, stat } = await import('node:fs/promises');
   const { delimiter, join, isAbsolute } = await import('node:path');
-  if (isAbsolute(name) || name.includes('/')) {
+  // As execvp: an executable regular file (a folder with the x bit is no program).
+  const isProgram = async (path: string) => {
     try {
-      await access(name, constants.X_OK);
-      return name;
+      await access(path, constants.X_OK);
+      return (await stat(path)).isFile();
     } catch {
-      return undefined;
+      return false;
     }
-  }
+  };
+  if (isAbsolute(name) || name.includes('/')) return (await isProgram(name)) ? name : undefined;
   for (const dir of (pathEnv ?? process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
+    if (dir && (await isProgram(join(dir, name)))) return join(dir, name);
   }
   return undefined;
 }

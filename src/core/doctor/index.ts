@@ -92,7 +92,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
     if (!r || !matches) return 'installed outside `uniprove setup`';
     return `from ${r.source === 'toolchain' ? `the toolchain folder ${r.from}` : r.source === 'online' ? `${r.from} (online)` : r.source} by \`uniprove setup\``;
   };
-  const found = findOps({
+  const found = await findOps({
     ...(options.ops ? { ops: options.ops } : {}),
     env,
     opsHome: options.opsHome,

@@ -3,12 +3,11 @@
  * ~/.ops, `ops version`, `ops build` (the image writer), and copying files out
  * of an image or a volume after a run. Every call goes through exec.ts.
  */
-import { accessSync, constants, statSync } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { run } from '../exec.js';
+import { run, which } from '../exec.js';
 import type { OpsOptions } from './volume.js';
 
 /** The one way to install Ops and a Nanos release that uniprove names everywhere. */
@@ -36,42 +35,30 @@ export interface OpsLocation {
   onPath: boolean;
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The ops program: the one named (`--ops`), else the first on PATH, else <opsHome>/bin/ops, where Ops's
  * installer and `uniprove setup` put it (a new shell has it on PATH; this one may not). undefined when none.
  */
-export function findOps(options: {
+export async function findOps(options: {
   ops?: string | undefined;
   env?: { PATH?: string | undefined } | undefined;
   opsHome: string;
-}): OpsLocation | undefined {
-  const name = options.ops ?? 'ops';
-  if (name.includes('/')) return isExecutable(name) ? { path: name, onPath: true } : undefined;
-  for (const dir of (options.env?.PATH ?? process.env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, name))) return { path: join(dir, name), onPath: true };
-  }
+}): Promise<OpsLocation | undefined> {
+  const named = await which(options.ops ?? 'ops', options.env?.PATH);
+  if (named) return { path: named, onPath: true };
   if (options.ops) return undefined;
-  const installed = opsInstallPath(options.opsHome);
-  return isExecutable(installed) ? { path: installed, onPath: false } : undefined;
+  const installed = await which(opsInstallPath(options.opsHome));
+  return installed ? { path: installed, onPath: false } : undefined;
 }
 
 /**
  * The ops program an Ops command runs: `options.ops`, else what findOps finds (PATH, then ~/.ops/bin), else
  * plain `ops`, whose absence the run then reports as E_TOOL_MISSING with the install hint.
  */
-export function opsProgram(options: OpsOptions): string {
+export async function opsProgram(options: OpsOptions): Promise<string> {
   if (options.ops) return options.ops;
   const env = options.env ?? process.env;
-  return findOps({ env, opsHome: opsHomeDir({ HOME: homedir(), ...env }) })?.path ?? 'ops';
+  return (await findOps({ env, opsHome: opsHomeDir({ HOME: homedir(), ...env }) }))?.path ?? 'ops';
 }
 
 /** Remove the ANSI colours Ops prints even when stdout is not a terminal. */
@@ -138,7 +125,7 @@ export async function requireOpsAndNanos(options: {
   opsHome: string;
   nanosVersion?: string | undefined;
 }): Promise<{ opsPath: string; release: NanosRelease }> {
-  const found = findOps(options);
+  const found = await findOps(options);
   if (!found) {
     throw new UniproveError('E_TOOL_MISSING', {
       message: options.ops
@@ -173,7 +160,7 @@ function execOptions(options: OpsOptions, timeoutMs: number) {
 
 /** `ops version`, parsed ("Ops version: X", "Nanos version: Y"). */
 export async function opsVersion(options: OpsOptions = {}): Promise<OpsVersion> {
-  const ops = opsProgram(options);
+  const ops = await opsProgram(options);
   const result = await run([ops, 'version'], { ...execOptions(options, 30_000), allowFailure: true });
   const text = stripAnsi(result.stdout + result.stderr);
   const opsV = /Ops version:\s*(\S+)/.exec(text)?.[1];
@@ -221,7 +208,7 @@ export async function opsBuild(spec: OpsBuildSpec, options: OpsOptions = {}): Pr
       hint: 'Use letters, digits, - and _ (Ops cuts image names at the first dot).',
     });
   }
-  const argv = [opsProgram(options), 'build', spec.program, '-c', spec.config, '-i', spec.imageName];
+  const argv = [await opsProgram(options), 'build', spec.program, '-c', spec.config, '-i', spec.imageName];
   if (spec.nanosVersion) argv.push('--nanos-version', spec.nanosVersion);
   argv.push('--show-debug');
   const result = await run(argv, { ...execOptions(options, 10 * 60_000), cwd: spec.cwd, allowFailure: true });
@@ -255,7 +242,7 @@ export interface OpsCopyOutSpec {
  * a missing source and still exits 0, so the destination is checked.
  */
 export async function opsCopyOut(spec: OpsCopyOutSpec, options: OpsOptions = {}): Promise<void> {
-  const argv = [opsProgram(options), spec.from, 'cp', '-r', spec.name, spec.path, spec.dest];
+  const argv = [await opsProgram(options), spec.from, 'cp', '-r', spec.name, spec.path, spec.dest];
   const result = await run(argv, { ...execOptions(options, 10 * 60_000), allowFailure: true });
   const present = await stat(spec.dest).then(
     () => true,

@@ -94,7 +94,7 @@ export function parseOpsVolumeTable(text: string): OpsVolume[] {
 
 /** `ops volume list`, parsed. */
 export async function opsVolumeList(options: OpsOptions = {}): Promise<OpsVolume[]> {
-  const result = await run([opsProgram(options), 'volume', 'list'], execOptions(options));
+  const result = await run([await opsProgram(options), 'volume', 'list'], execOptions(options));
   return parseOpsVolumeTable(result.stdout);
 }
 
@@ -125,7 +125,7 @@ export async function opsVolumeCreate(
     });
   }
   const before = new Set((await opsVolumeList(options)).map((v) => v.uuid));
-  const argv = [opsProgram(options), 'volume', 'create', spec.name, '-d', spec.dataDir];
+  const argv = [await opsProgram(options), 'volume', 'create', spec.name, '-d', spec.dataDir];
   if (spec.size) argv.push('-s', spec.size.toLowerCase());
   const result = await run(argv, execOptions(options)).catch((error: unknown) => {
     if (!isUniproveError(error) || error.code !== 'E_COMMAND_FAILED') throw error;
@@ -149,5 +149,5 @@ export async function opsVolumeCreate(
 
 /** `ops volume delete NAME_OR_UUID`. */
 export async function opsVolumeDelete(nameOrUuid: string, options: OpsOptions = {}): Promise<void> {
-  await run([opsProgram(options), 'volume', 'delete', nameOrUuid], execOptions(options));
+  await run([await opsProgram(options), 'volume', 'delete', nameOrUuid], execOptions(options));
 }

@@ -749,7 +749,7 @@ async function runViaOps(a: {
   started: number;
 }): Promise<void> {
   const { options, record, dir } = a;
-  const argv = [opsProgram(options), 'run', a.program, '-c', a.config, '-i', a.imageName];
+  const argv = [await opsProgram(options), 'run', a.program, '-c', a.config, '-i', a.imageName];
   if (a.accel.accel === 'tcg') argv.push('--accel=false');
   if (options.nanosVersion) argv.push('--nanos-version', options.nanosVersion);
   record.accel = a.accel.accel;

@@ -147,7 +147,7 @@ export async function setupToolchain(options: SetupOptions): Promise<SetupResult
       .catch(() => undefined);
   }
   await writeSetupRecord(options.opsHome, steps);
-  const located = findOps({ env: options.env, opsHome: options.opsHome });
+  const located = await findOps({ env: options.env, opsHome: options.opsHome });
   return {
     steps,
     changed: steps.some((s) => s.action !== 'kept'),
@@ -257,7 +257,7 @@ async function installOps(
   toolchain: ToolchainDir | undefined,
   say: (line: string) => void,
 ): Promise<SetupStep> {
-  const found = findOps({ env: options.env, opsHome: options.opsHome });
+  const found = await findOps({ env: options.env, opsHome: options.opsHome });
   if (found && !options.force) {
     return {
       part: 'ops',
