@@ -340,16 +340,20 @@ async function mkdirCreated(dir: string): Promise<string | undefined> {
   return (await mkdir(dir, { recursive: true })) ?? undefined;
 }
 
+/** The program that unpacks toolchain archives (tar, xz), or E_TOOL_MISSING before anything is unpacked. */
+async function requireUnpacker(name: 'tar' | 'xz', options: SetupOptions): Promise<string> {
+  const found = await which(name, options.env.PATH);
+  if (found) return found;
+  throw new UniproveError('E_TOOL_MISSING', {
+    message: `${name} is not installed: it unpacks the toolchain folder`,
+    hint: 'apt-get install tar xz-utils',
+    details: { tool: name },
+  });
+}
+
 /** `xz -d FILE.xz` (leaves FILE), through exec; xz is what unpacks every toolchain archive. */
 async function unxz(file: string, options: SetupOptions): Promise<void> {
-  const xz = await which('xz', options.env.PATH);
-  if (!xz) {
-    throw new UniproveError('E_TOOL_MISSING', {
-      message: 'xz is not installed: it unpacks the toolchain folder',
-      hint: 'apt-get install xz-utils',
-      details: { tool: 'xz' },
-    });
-  }
+  const xz = await requireUnpacker('xz', options);
   await run([xz, '-d', '-f', '--', file], {
     timeoutMs: 5 * 60_000,
     ...(options.signal ? { signal: options.signal } : {}),
@@ -454,20 +458,8 @@ async function installRelease(options: SetupOptions, tarball: string, version: s
   const dir = join(opsHome, version);
   const old = `${dir}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const tar = await which('tar', options.env.PATH);
-    if (!tar)
-      throw new UniproveError('E_TOOL_MISSING', {
-        message: 'tar is not installed',
-        hint: 'apt-get install tar xz-utils',
-        details: { tool: 'tar' },
-      });
-    const xz = await which('xz', options.env.PATH);
-    if (!xz)
-      throw new UniproveError('E_TOOL_MISSING', {
-        message: 'xz is not installed: it unpacks the toolchain folder',
-        hint: 'apt-get install xz-utils',
-        details: { tool: 'xz' },
-      });
+    const tar = await requireUnpacker('tar', options);
+    await requireUnpacker('xz', options); // tar -J runs it
     await run([tar, '-xJf', tarball, '-C', staging, '--no-same-owner', '--no-same-permissions'], {
       timeoutMs: 5 * 60_000,
       ...(options.signal ? { signal: options.signal } : {}),
