@@ -107,10 +107,8 @@ test('verify zk_evm from the package alone: block 3 proved, and zk_evm`s verifie
   assert.match(String(checked.all), /All proofs verified successfully!/, String(checked.all));
 });
 
-test('run zk_evm inside Nanos: the leader reads its witness and generates block 3`s witness (--test-only)', {
-  skip: skipPackage ?? needUnikernel(),
-  timeout: 1_200_000,
-}, async () => {
+/** Package the recipe and run the leader inside Nanos in --test-only mode (witness checks, no proof). */
+async function runTestOnly(extra: string[]) {
   const dir = await tempDirOutsideTmp();
   const out = join(dir, 'pkg');
   await packageIt(dir, out);
@@ -123,7 +121,7 @@ test('run zk_evm inside Nanos: the leader reads its witness and generates block 
     '--test-only',
     'stdio',
   ];
-  const r = await uniprove(
+  return uniprove(
     [
       'run',
       out,
@@ -132,10 +130,18 @@ test('run zk_evm inside Nanos: the leader reads its witness and generates block 
       '--timeout',
       '900',
       '--json',
+      ...extra,
       ...args.map((a) => `--arg=${a}`),
     ],
     { env: { UNIPROVE_CACHE: join(dir, 'cache') }, timeoutMs: 1_100_000 },
   );
+}
+
+test('run zk_evm inside Nanos: the leader reads its witness and generates block 3`s witness (--test-only)', {
+  skip: skipPackage ?? needUnikernel(),
+  timeout: 1_200_000,
+}, async () => {
+  const r = await runTestOnly([]);
   assert.equal(r.exitCode, 0, r.stdout + r.stderr);
   const run = parseJson<{ outcome: string; exitCode: number; dir: string }>(r);
   assert.equal(run.outcome, 'succeeded');
@@ -148,34 +154,8 @@ test('run zk_evm inside Nanos with no witness on stdin: the leader fails, and th
   skip: skipPackage ?? needUnikernel(),
   timeout: 1_200_000,
 }, async () => {
-  const dir = await tempDirOutsideTmp();
-  const out = join(dir, 'pkg');
-  await packageIt(dir, out);
-  const args = [
-    '--runtime',
-    'in-memory',
-    '--block-batch-size',
-    '8',
-    '--use-test-config',
-    '--test-only',
-    'stdio',
-  ];
   // UNIPROVE_STDIN empty: stdin-from-file.so leaves fd 0 as Nanos gives it, always at end-of-file.
-  const r = await uniprove(
-    [
-      'run',
-      out,
-      '--runs-dir',
-      join(dir, 'runs'),
-      '--timeout',
-      '900',
-      '--json',
-      '--env',
-      'UNIPROVE_STDIN=',
-      ...args.map((a) => `--arg=${a}`),
-    ],
-    { env: { UNIPROVE_CACHE: join(dir, 'cache') }, timeoutMs: 1_100_000 },
-  );
+  const r = await runTestOnly(['--env', 'UNIPROVE_STDIN=']);
   assert.equal(r.exitCode, 1, r.stdout + r.stderr);
   const run = parseJson<{ outcome: string; findings?: { kind: string; evidence: string[] }[] }>(r);
   assert.equal(run.outcome, 'failed');
