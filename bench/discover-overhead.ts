@@ -16,7 +16,7 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { run, which } from '../src/core/exec.js';
-import { type ProbeSyscalls, runProbe } from '../src/core/trace/probe.js';
+import { type ProbeSyscalls, runProbe } from '../src/core/strace/probe.js';
 
 const TARGET = 1.2;
 const runs = Number(process.argv[2] ?? 7);

@@ -158,7 +158,7 @@ interface ChildResult {
 try {
   const childPath = join(dir, 'child.mjs');
   await writeFile(childPath, CHILD);
-  const parserTs = fileURLToPath(new URL('../src/core/trace/parse.ts', import.meta.url));
+  const parserTs = fileURLToPath(new URL('../src/core/strace/parse.ts', import.meta.url));
   let childArgv: string[];
   try {
     const esbuild = await import('esbuild');

@@ -160,11 +160,17 @@ export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './
 export { appendReport, newRunId, reportLine } from './core/run/record.js';
 export type { SetupOptions, SetupResult, SetupStep } from './core/setup/index.js';
 export { readSetupRecord, setupToolchain } from './core/setup/index.js';
-export type { ParseStraceOptions } from './core/trace/parse.js';
-export { failedSearches, parseStraceLog } from './core/trace/parse.js';
-export type { ProbeOptions, ProbeResult, ProbeSyscalls } from './core/trace/probe.js';
-export { PROBE_SYSCALL_SETS, PROBE_SYSCALLS, runProbe } from './core/trace/probe.js';
-export type { FailedSearch, TraceAccess, TraceResult, TraceStats, TraceWarning } from './core/trace/types.js';
+export type { ParseStraceOptions } from './core/strace/parse.js';
+export { failedSearches, parseStraceLog } from './core/strace/parse.js';
+export type { ProbeOptions, ProbeResult, ProbeSyscalls } from './core/strace/probe.js';
+export { PROBE_SYSCALL_SETS, PROBE_SYSCALLS, runProbe } from './core/strace/probe.js';
+export type {
+  FailedSearch,
+  TraceAccess,
+  TraceResult,
+  TraceStats,
+  TraceWarning,
+} from './core/strace/types.js';
 export type {
   BuildVolumeOptions,
   BuildVolumeResult,

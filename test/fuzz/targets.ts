@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { diagnoseLogs, locateNothing, parseNanosManifest } from '../../src/core/diagnose/index.js';
 import { parseElfBuffer } from '../../src/core/elf/parse.js';
 import { loadRecipe } from '../../src/core/recipe/load.js';
-import { parseStraceLog } from '../../src/core/trace/parse.js';
+import { parseStraceLog } from '../../src/core/strace/parse.js';
 import { loadParameterSet } from '../../src/core/volume/build.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { buildElf } from '../helpers/elf.js';

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdir, open, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { OpsConfig } from '../../src/core/manifest/ops-config.js';
 import type { NanosRelease } from '../../src/core/ops/build.js';
+import type { OpsConfig } from '../../src/core/ops/config/schema.js';
 import { ImageCache, imageCacheKey, uncacheableReason } from '../../src/core/ops/image-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from '../../src/core/errors.js';
 import { isWriteRefusal, mapLimit, requireRegularFile, toWriteError } from '../../src/core/fs.js';
-import { TARGETS } from '../../src/core/manifest/build.js';
+import { TARGETS } from '../../src/core/ops/config/build.js';
 import { LOCK_FILE, packageOwnPath } from '../../src/core/package/layout.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -9,7 +9,7 @@ import {
   fixEntriesFromFindings,
   fixFoldersFromFindings,
 } from '../../core/diagnose/findings.js';
-import { parseNanosManifest } from '../../core/diagnose/image.js';
+import { parseNanosManifest } from '../../core/diagnose/image-contents.js';
 import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
 import { createProgramLocate } from '../../core/diagnose/locate-program.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';

@@ -10,7 +10,7 @@
  * a capped table of searches still open.
  */
 import type { LogEvent, LogLine, SyscallEvent } from './events.js';
-import type { ImageContents, ImageMount } from './image.js';
+import type { ImageContents, ImageMount } from './image-contents.js';
 import { baseName, GUEST_LIBRARY_DIRS, guestLibraryPath, type Locate } from './locate.js';
 
 export type FindingKind =

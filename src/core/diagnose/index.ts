@@ -7,7 +7,7 @@ import { UniproveError } from '../errors.js';
 import type { OnProgress } from '../progress.js';
 import type { CreateLogReader, LogFormat } from './events.js';
 import { Diagnoser, type Finding } from './findings.js';
-import type { ImageContents } from './image.js';
+import type { ImageContents } from './image-contents.js';
 import { createDefaultLocate, type Locate } from './locate.js';
 import { createNanosReader } from './nanos-log.js';
 import { readLogLines } from './read-log.js';
@@ -127,8 +127,8 @@ export async function diagnoseLogs(options: DiagnoseOptions): Promise<DiagnoseRe
 export type { CreateLogReader, EmitEvent, LogEvent, LogFormat, LogLine, LogReader } from './events.js';
 export type { Finding, FindingKind, FixEntry, FixFolder, Severity } from './findings.js';
 export { Diagnoser, fixEntriesFromFindings, fixFoldersFromFindings } from './findings.js';
-export type { ImageContents, ImageMount } from './image.js';
-export { parseNanosManifest } from './image.js';
+export type { ImageContents, ImageMount } from './image-contents.js';
+export { parseNanosManifest } from './image-contents.js';
 export type { DefaultLocateOptions, Locate, LocateContext, LocateKind, LocateResult } from './locate.js';
 export {
   createDefaultLocate,

@@ -4,7 +4,7 @@
  * `12 openat(...)` (strace -f -o FILE), optional -t/-tt/-ttt timestamps,
  * `<unfinished ...>`/`<... resumed>` pairs and `+++ exited with N +++`.
  *
- * It sits beside the parser in src/core/trace/ on purpose: that one folds a
+ * It sits beside the parser in src/core/strace/ on purpose: that one folds a
  * whole log into sets of files (what discovery needs), this one emits every
  * call with the log line it came from (the evidence a finding quotes), as the
  * Nanos reader does, so one set of rules reads both kinds of log. What they

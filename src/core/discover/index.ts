@@ -22,9 +22,9 @@ import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/f
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
-import { parseStraceLog } from '../trace/parse.js';
-import { type ProbeSyscalls, runProbe } from '../trace/probe.js';
-import type { TraceResult } from '../trace/types.js';
+import { parseStraceLog } from '../strace/parse.js';
+import { type ProbeSyscalls, runProbe } from '../strace/probe.js';
+import type { TraceResult } from '../strace/types.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
 
 export type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';

@@ -13,7 +13,7 @@ import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes } f
 import { isAbsolute, join } from 'node:path';
 import { run } from '../exec.js';
 import { toWriteError, type WriteContext, writeJsonAtomic } from '../fs.js';
-import type { OpsConfig } from '../manifest/ops-config.js';
+import type { OpsConfig } from '../ops/config/schema.js';
 import type { NanosRelease } from './build.js';
 
 /** Images kept at most; the least recently used go first. */

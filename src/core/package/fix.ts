@@ -6,10 +6,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FixEntry, FixFolder } from '../diagnose/findings.js';
-import type { ImageContents } from '../diagnose/image.js';
+import type { ImageContents } from '../diagnose/image-contents.js';
 import { UniproveError } from '../errors.js';
 import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
-import { parseOpsConfig } from '../manifest/ops-config.js';
+import { parseOpsConfig } from '../ops/config/schema.js';
 import { type PackageState, packageStatePath } from './index.js';
 import { LOCK_FILE } from './layout.js';
 import type { PackageLock } from './stage.js';

@@ -7,8 +7,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
-import type { Target } from '../manifest/build.js';
-import type { OpsConfig } from '../manifest/ops-config.js';
+import type { Target } from '../ops/config/build.js';
+import type { OpsConfig } from '../ops/config/schema.js';
 import type { PackageLock } from './stage.js';
 
 export const LOCK_FILE = 'uniprove.lock.json';
@@ -87,6 +87,6 @@ export async function readPackageConfig(
   });
   const value = parseJsonFile(text, path, 'Fix the file, or package again with `uniprove package <recipe>`.');
   if (lock.configs?.[target] === configDigest(text)) return value as OpsConfig;
-  const { parseOpsConfig } = await import('../manifest/ops-config.js');
+  const { parseOpsConfig } = await import('../ops/config/schema.js');
   return parseOpsConfig(value, path);
 }

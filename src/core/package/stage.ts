@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { mapLimit, sha256File } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
-import type { Target } from '../manifest/build.js';
+import type { Target } from '../ops/config/build.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
 /** One line of uniprove.lock.json. */

@@ -10,11 +10,11 @@ import { join, posix, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { parseJsonFile, refuseSpecialFile, sha256File } from '../fs.js';
-import { parseOpsConfig } from '../manifest/ops-config.js';
+import { parseOpsConfig } from '../ops/config/schema.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
-import { failedSearches, parseStraceLog } from '../trace/parse.js';
-import { runProbe } from '../trace/probe.js';
+import { failedSearches, parseStraceLog } from '../strace/parse.js';
+import { runProbe } from '../strace/probe.js';
 import { readPackageLock } from './layout.js';
 
 export interface VerifyOptions {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
 import { which } from '../exec.js';
 import { notRegularFile, requireRegularFile } from '../fs.js';
-import { formatZodIssues } from '../manifest/ops-config.js';
+import { formatZodIssues } from '../ops/config/schema.js';
 import { packageOwnPath } from '../package/layout.js';
 import { type DirEntrySpec, type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
 

@@ -14,7 +14,6 @@ import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import { type AccelChoice, type AccelDecision, detectAccel } from '../machine/accel.js';
 import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
-import type { OpsConfig } from '../manifest/ops-config.js';
 import {
   type NanosRelease,
   OPS_INSTALL_HINT,
@@ -25,6 +24,7 @@ import {
   requireOpsAndNanos,
   stripAnsi,
 } from '../ops/build.js';
+import type { OpsConfig } from '../ops/config/schema.js';
 import { copyImage, ImageCache, imageCacheKey, uncacheableReason } from '../ops/image-cache.js';
 import { opsVolumeList } from '../ops/volume.js';
 import { isPackageDir, packageBytes, readPackageConfig, readPackageLock } from '../package/layout.js';

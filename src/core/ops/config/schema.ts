@@ -8,7 +8,7 @@
  * accept any case and normalise to the canonical spelling.
  */
 import { z } from 'zod';
-import { UniproveError } from '../errors.js';
+import { UniproveError } from '../../errors.js';
 
 const str = z.string();
 const bool = z.boolean();

@@ -1,22 +1,24 @@
 /**
  * Generating the Ops config.json of a package: the target's base from
- * manifests/ merged with the recipe, then validated against Ops's schema.
+ * ops-config-bases/ merged with the recipe, then validated against Ops's schema.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { UniproveError } from '../errors.js';
-import type { ResolvedRecipe } from '../recipe/load.js';
-import { type OpsConfig, parseOpsConfig } from './ops-config.js';
+import { UniproveError } from '../../errors.js';
+import type { ResolvedRecipe } from '../../recipe/load.js';
+import { type OpsConfig, parseOpsConfig } from './schema.js';
 
 /** Config bases shipped with uniprove. */
-export const BUILTIN_MANIFESTS_DIR = fileURLToPath(new URL('../../../manifests/', import.meta.url));
+export const BUILTIN_CONFIG_BASES_DIR = fileURLToPath(
+  new URL('../../../../ops-config-bases/', import.meta.url),
+);
 
 export type Target = 'local' | 'gcloud';
 export const TARGETS: readonly Target[] = ['local', 'gcloud'];
 
-/** Read and validate a base config (manifests/<target>.json). */
-export async function loadBase(target: Target, manifestsDir = BUILTIN_MANIFESTS_DIR): Promise<OpsConfig> {
-  const path = `${manifestsDir.replace(/\/$/, '')}/${target}.json`;
+/** Read and validate a base config (ops-config-bases/<target>.json). */
+export async function loadBase(target: Target, basesDir = BUILTIN_CONFIG_BASES_DIR): Promise<OpsConfig> {
+  const path = `${basesDir.replace(/\/$/, '')}/${target}.json`;
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(path, 'utf8'));

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isUniproveError } from '../../src/core/errors.js';
-import { failedSearches, parseStraceLog } from '../../src/core/trace/parse.js';
+import { failedSearches, parseStraceLog } from '../../src/core/strace/parse.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
