@@ -145,6 +145,7 @@ export { findNanosRelease, findOps, opsBuild, opsCopyOut, opsHomeDir, opsVersion
 export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volume.js';
 export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
+export type { FileReasons, Reason } from './core/reasons.js';
 export type { PreparedTarget, RunProverOptions, RunResult } from './core/run/index.js';
 export {
   extractConsoleBlocks,

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { explain } from '../../src/core/discover/why.js';
+import type { FileReasons } from '../../src/core/reasons.js';
 
-const files = [
+const files: FileReasons[] = [
   { path: '/app', reasons: ['explicit'], parents: [] },
   { path: '/lib/libc.so.6', reasons: ['elf-needed'], parents: ['/app', '/lib/libplug.so'] },
   { path: '/lib/libplug.so', reasons: ['dlopen'], parents: ['/app'] },

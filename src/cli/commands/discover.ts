@@ -2,15 +2,16 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
-import type { DiscoverResult, Reason } from '../../core/discover/types.js';
+import type { DiscoverResult } from '../../core/discover/types.js';
 import type { FamilyName } from '../../core/package/families.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import { nonNegativeInt, positiveInt } from './shared.js';
 
-const ORDER: Reason[] = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'];
-const TITLES: Record<Reason, string> = {
+// Discovery's reasons, in the order the listing shows them (symlink reasons come only from a package plan).
+const ORDER = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'] as const;
+const TITLES: Record<(typeof ORDER)[number], string> = {
   explicit: 'the program and files asked for',
   interp: 'the dynamic loader (PT_INTERP)',
   'elf-needed': 'libraries named in ELF headers (DT_NEEDED; what ldd shows)',

@@ -3,21 +3,22 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
-import { explain, type WhyEntry } from '../../core/discover/why.js';
+import { explain } from '../../core/discover/why.js';
 import { UniproveError } from '../../core/errors.js';
 import { notRegularFile, refuseSpecialFile } from '../../core/fs.js';
 import { LOCK_FILE } from '../../core/package/layout.js';
+import type { FileReasons } from '../../core/reasons.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../render.js';
 
-async function loadEntries(from: string, ctx: CliContext): Promise<WhyEntry[]> {
+async function loadEntries(from: string, ctx: CliContext): Promise<FileReasons[]> {
   const path = resolve(ctx.cwd, from);
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new UniproveError('E_NOT_FOUND', { message: `--from ${from} does not exist` });
   if (info.isDirectory()) {
     await refuseSpecialFile(join(path, LOCK_FILE), 'lock file');
     const lock = JSON.parse(await readFile(join(path, LOCK_FILE), 'utf8').catch(() => '{}')) as {
-      files?: WhyEntry[];
+      files?: FileReasons[];
     };
     if (!lock.files) {
       throw new UniproveError('E_NOT_FOUND', {
@@ -43,7 +44,7 @@ async function loadEntries(from: string, ctx: CliContext): Promise<WhyEntry[]> {
     return result.files;
   }
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { files?: WhyEntry[] };
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as { files?: FileReasons[] };
     if (Array.isArray(parsed.files)) return parsed.files;
   } catch {
     // fall through to the error below

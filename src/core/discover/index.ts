@@ -12,9 +12,9 @@ import { type ElfInfo, parseElf } from '../elf/parse.js';
 import {
   addToClosure,
   type ClosureFile,
-  type ClosureReason,
   type ClosureResult,
   libraryResolverFor,
+  type ResolveOptions,
   resolveClosure,
 } from '../elf/resolve.js';
 import { isUniproveError } from '../errors.js';
@@ -22,6 +22,7 @@ import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/f
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
+import { addReasons } from '../reasons.js';
 import { parseStraceLog } from '../strace/parse.js';
 import { type ProbeSyscalls, runProbe } from '../strace/probe.js';
 import type { TraceResult } from '../strace/types.js';
@@ -68,15 +69,6 @@ export interface DiscoverOptions {
   onProgress?: OnProgress;
 }
 
-const REASON_OF: Record<ClosureReason, Reason> = {
-  explicit: 'explicit',
-  interp: 'interp',
-  'elf-needed': 'elf-needed',
-  dlopen: 'dlopen',
-  'strace-open': 'runtime-file',
-  'config-family': 'config-family',
-};
-
 async function toDiscovered(
   file: ClosureFile,
   families: Map<string, string>,
@@ -88,7 +80,7 @@ async function toDiscovered(
   return {
     path: file.path,
     chain,
-    reasons: [...new Set(file.reasons.map((r) => REASON_OF[r]))].sort(),
+    reasons: [...file.reasons].sort(),
     parents: [...file.parents],
     ...(family ? { family } : {}),
     isElf: Boolean(file.elf),
@@ -126,136 +118,146 @@ async function isFile(path: string): Promise<boolean> {
   );
 }
 
-/** Find every file `options.binary` needs, each with its reasons and parents. */
-export async function discover(options: DiscoverOptions): Promise<DiscoverResult> {
-  const onProgress = options.onProgress ?? noProgress;
-  const root = options.root ?? '/';
-  const ownTree = options.ownTree?.replace(/\/+$/, '');
-  const inOwnTree = (p: string) => ownTree !== undefined && p.startsWith(`${ownTree}/`);
-  const ownToGuest = (p: string) => (ownTree !== undefined && inOwnTree(p) ? p.slice(ownTree.length) : p);
-  const resolveOptions = { root, ...(options.cwd ? { cwd: options.cwd } : {}) };
-  // Fails with a typed error (not ELF, truncated, a directory...) before anything runs.
-  const info = await parseElf(root === '/' ? options.binary : join(root, options.binary));
-  const closure = await resolveClosure({ binaries: [options.binary], ...resolveOptions });
-  const warnings: DiscoverWarning[] = closure.warnings.map((w) => ({
-    code: w.code,
-    message: w.message,
-    ...(w.path ? { path: w.path } : {}),
-  }));
-  onProgress({ kind: 'update', step: 'discover', detail: `ELF closure: ${closure.files.length} files` });
+/** A file to add to the closure, with the one reason and parent it was found by. */
+type Addition = { path: string; reason: Reason; parent?: string };
 
-  let trace: TraceResult | undefined;
-  let probe: DiscoverResult['probe'];
+/** The probe's or the given logs' trace, with the probe's facts; warnings say why there is none. */
+async function traceRuntime(
+  options: DiscoverOptions,
+  info: ElfInfo,
+  root: string,
+  warnings: DiscoverWarning[],
+): Promise<{ trace?: TraceResult; probe?: DiscoverResult['probe'] }> {
+  const signal = options.signal ? { signal: options.signal } : {};
   if (options.fromLogs?.length) {
-    trace = await parseStraceLog(
-      options.fromLogs.length === 1 ? (options.fromLogs[0] as string) : options.fromLogs,
-      {
-        ...(options.cwd ? { cwd: options.cwd } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      },
-    );
-  } else if (options.probe !== false && info.machineName !== hostMachine()) {
+    const logs = options.fromLogs.length === 1 ? (options.fromLogs[0] as string) : options.fromLogs;
+    return { trace: await parseStraceLog(logs, { ...(options.cwd ? { cwd: options.cwd } : {}), ...signal }) };
+  }
+  if (options.probe === false) return {};
+  if (info.machineName !== hostMachine()) {
     warnings.push({
       code: 'probe-skipped',
       message: `the program was not run: it is built for ${info.machineName} (${info.class}-bit), this host runs ${hostMachine()}; pass --from-log with an strace log captured where it runs`,
     });
-  } else if (options.probe !== false && root !== '/') {
+    return {};
+  }
+  if (root !== '/') {
     warnings.push({
       code: 'probe-skipped',
       message: `the program was not run: its libraries come from ${root}, not this host; pass --from-log with an strace log captured where it runs`,
     });
-  } else if (options.probe !== false) {
-    const dir = await mkdtemp(join(tmpdir(), 'uniprove-probe-'));
+    return {};
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'uniprove-probe-'));
+  try {
+    (options.onProgress ?? noProgress)({
+      kind: 'update',
+      step: 'discover',
+      detail: `probing ${basename(options.binary)} under strace`,
+    });
+    const result = await runProbe({
+      argv: [options.binary, ...options.args],
+      logPath: join(dir, 'strace.log'),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.allowFailure ? { allowFailure: true } : {}),
+      ...(options.syscalls ? { syscalls: options.syscalls } : {}),
+      ...(options.probeCpu !== undefined ? { cpu: options.probeCpu } : {}),
+      ...signal,
+    });
+    const probe = {
+      argv: [options.binary, ...options.args],
+      exitCode: result.exitCode,
+      durationMs: result.durationMs,
+    };
+    if (result.exitCode !== 0) {
+      warnings.push({
+        code: 'probe-failed',
+        message: `the probe exited with status ${result.exitCode}; what it opened before failing is kept`,
+      });
+    }
+    return { trace: await parseStraceLog(result.logPath, { cwd: result.cwd, ...signal }), probe };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Split what the trace opened into ELF objects (executed or dlopened) and data files. */
+async function sortOpened(
+  trace: TraceResult,
+  binary: string,
+  hostOf: (p: string) => string,
+  inOwnTree: (p: string) => boolean,
+): Promise<{ objects: Addition[]; dataFiles: Addition[] }> {
+  const written = new Set(trace.written);
+  const execs = new Set(trace.execs.map((e) => e.path));
+  const objects: Addition[] = [];
+  const dataFiles: Addition[] = [];
+  const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
+  for (const access of opened) {
+    if (access.isDirectory || written.has(access.path) || access.path === binary) continue;
+    let elf: ElfInfo | undefined;
     try {
-      onProgress({
-        kind: 'update',
-        step: 'discover',
-        detail: `probing ${basename(options.binary)} under strace`,
+      elf = await parseElf(hostOf(access.path));
+    } catch (error) {
+      // A directory opened without O_DIRECTORY (the default probe does not trace stat to tell).
+      if (isUniproveError(error) && error.code === 'E_IS_DIRECTORY') continue;
+      elf = undefined;
+    }
+    if (elf && (elf.type === 'dyn' || elf.type === 'exec')) {
+      // A program it executed is a runtime file with its own closure; a library it opened was dlopened.
+      objects.push({
+        path: access.path,
+        reason: execs.has(access.path) ? 'runtime-file' : 'dlopen',
+        parent: binary,
       });
-      const result = await runProbe({
-        argv: [options.binary, ...options.args],
-        logPath: join(dir, 'strace.log'),
-        ...(options.cwd ? { cwd: options.cwd } : {}),
-        ...(options.env ? { env: options.env } : {}),
-        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-        ...(options.allowFailure ? { allowFailure: true } : {}),
-        ...(options.syscalls ? { syscalls: options.syscalls } : {}),
-        ...(options.probeCpu !== undefined ? { cpu: options.probeCpu } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      probe = {
-        argv: [options.binary, ...options.args],
-        exitCode: result.exitCode,
-        durationMs: result.durationMs,
-      };
-      if (result.exitCode !== 0) {
-        warnings.push({
-          code: 'probe-failed',
-          message: `the probe exited with status ${result.exitCode}; what it opened before failing is kept`,
-        });
+    } else if (!inOwnTree(access.path)) {
+      dataFiles.push({ path: access.path, reason: 'runtime-file', parent: binary });
+      // Python reads __pycache__/NAME.cpython-311.pyc only after a stat of NAME.py (which the
+      // default probe does not trace), and ignores the .pyc when the source is gone.
+      const source = pycSource(access.path);
+      if (source && (await isFile(hostOf(source)))) {
+        dataFiles.push({ path: source, reason: 'runtime-file', parent: binary });
       }
-      trace = await parseStraceLog(result.logPath, {
-        cwd: result.cwd,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
   }
+  return { objects, dataFiles };
+}
 
-  if (trace) {
-    for (const w of trace.warnings)
-      warnings.push({ code: `trace-${w.kind}`, message: `${w.message} (${w.count}×)` });
-    const written = new Set(trace.written);
-    const execs = new Set(trace.execs.map((e) => e.path));
-    const hostOf = (p: string) => (root === '/' ? p : join(root, p));
-    const objects: { path: string; reason: ClosureReason; parent?: string }[] = [];
-    const dataFiles: { path: string; reason: ClosureReason; parent?: string }[] = [];
-    const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
-    for (const access of opened) {
-      if (access.isDirectory || written.has(access.path) || access.path === options.binary) continue;
-      const own = inOwnTree(access.path);
-      let elf: ElfInfo | undefined;
-      try {
-        elf = await parseElf(hostOf(access.path));
-      } catch (error) {
-        // A directory opened without O_DIRECTORY (the default probe does not trace stat to tell).
-        if (isUniproveError(error) && error.code === 'E_IS_DIRECTORY') continue;
-        elf = undefined;
-      }
-      if (elf && (elf.type === 'dyn' || elf.type === 'exec')) {
-        // A program it executed is a runtime file with its own closure; a library it opened was dlopened.
-        objects.push({
-          path: access.path,
-          reason: execs.has(access.path) ? 'strace-open' : 'dlopen',
-          parent: options.binary,
-        });
-      } else if (!own) {
-        dataFiles.push({ path: access.path, reason: 'strace-open', parent: options.binary });
-        // Python reads __pycache__/NAME.cpython-311.pyc only after a stat of NAME.py (which the
-        // default probe does not trace), and ignores the .pyc when the source is gone.
-        const source = pycSource(access.path);
-        if (source && (await isFile(hostOf(source)))) {
-          dataFiles.push({ path: source, reason: 'strace-open', parent: options.binary });
-        }
-      }
-    }
-    // In the order they were opened, so a library pulled in by an earlier dlopen is elf-needed, not dlopen.
-    let known = knownPaths(closure);
-    for (const object of objects) {
-      if (known.has(object.path)) continue;
-      await addToClosure(closure, [object], resolveOptions);
-      known = knownPaths(closure);
-    }
-    const data = dataFiles.filter((f) => !known.has(f.path));
-    if (data.length) await addToClosure(closure, data, resolveOptions);
+/** Add what the trace shows the program opened: objects with their own closures, then data files. */
+async function addTraced(
+  closure: ClosureResult,
+  sorted: { objects: Addition[]; dataFiles: Addition[] },
+  resolveOptions: Omit<ResolveOptions, 'binaries'>,
+): Promise<void> {
+  // In the order they were opened, so a library pulled in by an earlier dlopen is elf-needed, not dlopen.
+  let known = knownPaths(closure);
+  for (const object of sorted.objects) {
+    if (known.has(object.path)) continue;
+    await addToClosure(closure, [object], resolveOptions);
+    known = knownPaths(closure);
   }
+  const data = sorted.dataFiles.filter((f) => !known.has(f.path));
+  if (data.length) await addToClosure(closure, data, resolveOptions);
+}
 
-  // Families: triggered by what the program touched, or asked for.
+/**
+ * Add the recipe's extra libraries and the library families (triggered by what the program touched,
+ * or asked for); returns the family of each file a family brought.
+ */
+async function addLibrariesAndFamilies(
+  closure: ClosureResult,
+  options: DiscoverOptions,
+  info: ElfInfo,
+  root: string,
+  resolveOptions: Omit<ResolveOptions, 'binaries'>,
+  warnings: DiscoverWarning[],
+): Promise<Map<string, string>> {
   const families = new Set<FamilyName>(options.families ?? []);
   for (const f of triggeredFamilies(closure.files.map((f) => f.path))) families.add(f);
   const familyOf = new Map<string, string>();
-  const extras: { path: string; reason: ClosureReason; parent?: string }[] = [];
+  const extras: Addition[] = [];
   const resolveFound = libraryResolverFor(options.binary, info, resolveOptions);
   const resolveName = async (name: string) => (await resolveFound(name))?.path;
   for (const lib of options.libraries ?? []) {
@@ -282,12 +284,41 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
         extras.push({ path: f.path, reason: 'config-family', parent: f.parent ?? `family:${f.family}` });
       else {
         const existing = closure.files.find((c) => c.path === f.path);
-        if (existing && !existing.reasons.includes('config-family')) existing.reasons.push('config-family');
+        if (existing) addReasons(existing, ['config-family']);
       }
     }
     warnings.push(...expanded.warnings);
   }
   if (extras.length) await addToClosure(closure, extras, resolveOptions);
+  return familyOf;
+}
+
+/** Find every file `options.binary` needs, each with its reasons and parents. */
+export async function discover(options: DiscoverOptions): Promise<DiscoverResult> {
+  const onProgress = options.onProgress ?? noProgress;
+  const root = options.root ?? '/';
+  const ownTree = options.ownTree?.replace(/\/+$/, '');
+  const inOwnTree = (p: string) => ownTree !== undefined && p.startsWith(`${ownTree}/`);
+  const ownToGuest = (p: string) => (ownTree !== undefined && inOwnTree(p) ? p.slice(ownTree.length) : p);
+  const resolveOptions = { root, ...(options.cwd ? { cwd: options.cwd } : {}) };
+  // Fails with a typed error (not ELF, truncated, a directory...) before anything runs.
+  const info = await parseElf(root === '/' ? options.binary : join(root, options.binary));
+  const closure = await resolveClosure({ binaries: [options.binary], ...resolveOptions });
+  const warnings: DiscoverWarning[] = closure.warnings.map((w) => ({
+    code: w.code,
+    message: w.message,
+    ...(w.path ? { path: w.path } : {}),
+  }));
+  onProgress({ kind: 'update', step: 'discover', detail: `ELF closure: ${closure.files.length} files` });
+
+  const { trace, probe } = await traceRuntime(options, info, root, warnings);
+  if (trace) {
+    for (const w of trace.warnings)
+      warnings.push({ code: `trace-${w.kind}`, message: `${w.message} (${w.count}×)` });
+    const hostOf = (p: string) => (root === '/' ? p : join(root, p));
+    await addTraced(closure, await sortOpened(trace, options.binary, hostOf, inOwnTree), resolveOptions);
+  }
+  const familyOf = await addLibrariesAndFamilies(closure, options, info, root, resolveOptions, warnings);
   for (const w of closure.warnings.slice(warnings.length)) {
     if (!warnings.some((x) => x.message === w.message)) warnings.push({ code: w.code, message: w.message });
   }

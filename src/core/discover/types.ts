@@ -1,17 +1,17 @@
 /** What discovery reports: every file a program needs, each with the reasons it is there. */
 
-/** Why a file is in the closure. */
-export type Reason = 'interp' | 'elf-needed' | 'dlopen' | 'runtime-file' | 'explicit' | 'config-family';
+import type { FileReasons } from '../reasons.js';
 
-/** One file of the closure. Paths are host paths (inside the resolution root, if any). */
-export interface DiscoveredFile {
-  /** The path the program uses (the guest path in the image), e.g. /lib/x86_64-linux-gnu/libc.so.6. */
-  path: string;
+export type { Reason } from '../reasons.js';
+
+/**
+ * One file of the closure: `path` is the path the program uses (the guest path in the image), e.g.
+ * /lib/x86_64-linux-gnu/libc.so.6; parents are what pulled it in (DT_NEEDED, PT_INTERP, the program
+ * that dlopened it, a family config).
+ */
+export interface DiscoveredFile extends FileReasons {
   /** Every symlink from `path` on, then the real file: [path, next, ..., realPath]. */
   chain: string[];
-  reasons: Reason[];
-  /** Files whose needs pulled this one in (DT_NEEDED, PT_INTERP, the program that dlopened it, a family config). */
-  parents: string[];
   /** The library family that added it, for config-family. */
   family?: string;
   /** true for ELF shared objects and executables. */

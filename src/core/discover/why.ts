@@ -4,22 +4,10 @@
  */
 import { basename } from 'node:path';
 import { UniproveError } from '../errors.js';
-
-/** The part of a closure entry `why` reads (discover files and lock entries both fit). */
-export interface WhyEntry {
-  path: string;
-  reasons: string[];
-  parents: string[];
-  /** Symlink chain or link target, so a query for a link name finds its file. */
-  chain?: string[];
-  target?: string;
-}
+import type { FileReasons } from '../reasons.js';
 
 /** One step of an explanation: this file, and why it is there. */
-export interface WhyStep {
-  path: string;
-  reasons: string[];
-}
+export type WhyStep = Pick<FileReasons, 'path' | 'reasons'>;
 
 export interface WhyResult {
   query: string;
@@ -29,7 +17,7 @@ export interface WhyResult {
   chains: WhyStep[][];
 }
 
-function findEntry(entries: readonly WhyEntry[], query: string): WhyEntry | undefined {
+function findEntry(entries: readonly FileReasons[], query: string): FileReasons | undefined {
   const exact = entries.find((e) => e.path === query || e.chain?.includes(query));
   if (exact) return exact;
   const byName = entries.filter(
@@ -45,7 +33,7 @@ function findEntry(entries: readonly WhyEntry[], query: string): WhyEntry | unde
 }
 
 /** Every chain of parents from a root entry down to `query`; cycles are cut. */
-export function explain(entries: readonly WhyEntry[], query: string, maxChains = 10): WhyResult {
+export function explain(entries: readonly FileReasons[], query: string, maxChains = 10): WhyResult {
   const entry = findEntry(entries, query);
   if (!entry) {
     throw new UniproveError('E_NOT_FOUND', {
@@ -53,13 +41,13 @@ export function explain(entries: readonly WhyEntry[], query: string, maxChains =
       hint: 'Nothing pulled it in: it is not needed by the program as discovered. Check the name, or run discover with a probe that exercises the code path that loads it.',
     });
   }
-  const byPath = new Map<string, WhyEntry>();
+  const byPath = new Map<string, FileReasons>();
   for (const e of entries) {
     byPath.set(e.path, e);
     for (const c of e.chain ?? []) if (!byPath.has(c)) byPath.set(c, e);
   }
   const chains: WhyStep[][] = [];
-  const walk = (e: WhyEntry, below: WhyStep[], seen: Set<string>) => {
+  const walk = (e: FileReasons, below: WhyStep[], seen: Set<string>) => {
     if (chains.length >= maxChains) return;
     const here = [{ path: e.path, reasons: e.reasons }, ...below];
     const parents = e.parents.filter((p) => !seen.has(p));

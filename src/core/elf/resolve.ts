@@ -12,12 +12,13 @@
  */
 import { posix } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
+import { addReasons, type FileReasons, type Reason } from '../reasons.js';
 import { acceptedCacheFlags, type LdCache, lookupLdCache, readLdSoCache } from './ldcache.js';
 import { DF_1_NODEFLIB, type ElfInfo, EM_386, EM_AARCH64, EM_X86_64, parseElf } from './parse.js';
 import { guestAbsolute, hostPath, type LinkCache, realpathInRoot } from './rootfs.js';
 
-/** Why a file is in a closure. */
-export type ClosureReason = 'explicit' | 'interp' | 'elf-needed' | 'dlopen' | 'strace-open' | 'config-family';
+/** Why a file is in a closure: the one Reason vocabulary (the resolver gives all but the plan's symlink reasons). */
+export type ClosureReason = Reason;
 
 /** How to resolve a closure. */
 export interface ResolveOptions {
@@ -41,17 +42,12 @@ export interface ResolveOptions {
   ldSoCache?: string | false;
 }
 
-/** One file of a closure and why it is there. */
-export interface ClosureFile {
-  /** Absolute guest path, as found (e.g. /lib/x86_64-linux-gnu/libc.so.6). */
-  path: string;
+/** One file of a closure and why it is there (`path` as found, e.g. /lib/x86_64-linux-gnu/libc.so.6). */
+export interface ClosureFile extends FileReasons {
   /** `path` with every symlink resolved inside the root. */
   realPath: string;
-  /** The symlinks followed from `path` to `realPath`, in order (guest paths). */
+  /** The symlinks followed from `path` to `realPath`, in order (guest paths), folder links included. */
   symlinks: string[];
-  reasons: ClosureReason[];
-  /** Paths of the objects whose DT_NEEDED / PT_INTERP (or runtime use) pulled it in. */
-  parents: string[];
   soname?: string;
   /** The DT_NEEDED name that found it first. */
   needed?: string;
@@ -660,8 +656,7 @@ class Collector {
         this.byPath.set(e.path, file);
         this.result.files.push(file);
       }
-      if (!file.reasons.includes(e.reason)) file.reasons.push(e.reason);
-      if (e.parent !== undefined && !file.parents.includes(e.parent)) file.parents.push(e.parent);
+      addReasons(file, [e.reason], e.parent === undefined ? [] : [e.parent]);
     }
   }
 

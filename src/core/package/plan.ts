@@ -5,45 +5,32 @@
  */
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
-import type { DiscoveredFile, Reason } from '../discover/types.js';
+import type { DiscoveredFile } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
+import { addReasons, type FileReasons } from '../reasons.js';
 
-/** One entry of the image tree. */
+/** One entry of the image tree: a guest path (absolute) and why it is there, as a file, a link or a folder. */
 export type PlanEntry =
-  | {
+  | (FileReasons & {
       type: 'file';
-      /** Absolute guest path. */
-      path: string;
       /** Host file the bytes come from (absolute, real). */
       source: string;
-      reasons: string[];
-      parents: string[];
-    }
-  | {
+    })
+  | (FileReasons & {
       type: 'symlink';
-      path: string;
       /** Relative link target, as it will be stored. */
       target: string;
-      reasons: string[];
-      parents: string[];
-    }
-  | {
+    })
+  | (FileReasons & {
       /** A folder the recipe names (empty or not): made in the image even when nothing is put in it. */
       type: 'dir';
-      path: string;
       /** Permission bits (e.g. 0o755). */
       mode: number;
-      reasons: string[];
-      parents: string[];
-    };
+    });
 
-/** A folder for the image tree, from the recipe's `dirs`. */
-export interface PlanDir {
-  /** Absolute guest path. */
-  path: string;
+/** A folder for the image tree, from the recipe's `dirs` (an absolute guest path). */
+export interface PlanDir extends FileReasons {
   mode: number;
-  reasons: string[];
-  parents: string[];
 }
 
 export interface PackagePlan {
@@ -140,15 +127,14 @@ export async function planPackage(
       });
     }
     // Two recipe entries naming one folder: the first one's mode stands, as the first file's source does.
-    for (const r of entry.reasons) if (!existing.reasons.includes(r)) existing.reasons.push(r);
-    for (const p of entry.parents) if (!existing.parents.includes(p)) existing.parents.push(p);
+    addReasons(existing, entry.reasons, entry.parents);
   };
   for (const file of files) {
     const chain = file.chain.length > 0 ? file.chain : await symlinkChain(file.path, root);
     const guestChain = chain.map((p, i) =>
       checkGuestPath(p, i === 0 ? file.path : `${file.path} (link ${i})`),
     );
-    const reasons: string[] = [...(file.reasons as Reason[])];
+    const reasons = [...file.reasons];
     for (let i = 0; i < guestChain.length - 1; i++) {
       const from = guestChain[i] as string;
       const to = guestChain[i + 1] as string;

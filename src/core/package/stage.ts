@@ -5,11 +5,11 @@ import { UniproveError } from '../errors.js';
 import { mapLimit, sha256File } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
 import type { Target } from '../ops/config/build.js';
+import type { FileReasons } from '../reasons.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
-/** One line of uniprove.lock.json. */
-export interface LockEntry {
-  path: string;
+/** One line of uniprove.lock.json: a guest path, why it is there, and what `verify` checks of it. */
+export interface LockEntry extends FileReasons {
   /** 'dir': a folder the recipe names, made even when empty (locks before folders hold files and symlinks only). */
   type: 'file' | 'symlink' | 'dir';
   sha256?: string;
@@ -17,8 +17,6 @@ export interface LockEntry {
   mode?: string;
   target?: string;
   source?: string;
-  reasons: string[];
-  parents: string[];
 }
 
 /** Where a run's proof appears, copied from the recipe so runs of the package alone know it. */
