@@ -36,7 +36,7 @@ export {
   parseNanosManifest,
 } from './core/diagnose/index.js';
 export type { DoctorCheck, DoctorOptions, DoctorResult } from './core/doctor/index.js';
-export { runDoctor } from './core/doctor/index.js';
+export { DOCTOR_CHECKS, runDoctor } from './core/doctor/index.js';
 export type {
   ClosureFile,
   ClosureReason,

@@ -78,109 +78,136 @@ async function existingAncestor(path: string): Promise<string> {
   return p;
 }
 
-/** Run every check; never throws for a failed check. */
-export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
-  const checks: DoctorCheck[] = [];
-  const env = options.env ?? {};
-  const add = (c: Omit<DoctorCheck, 'fix'> & { fix?: string }) =>
-    checks.push({ ...c, fix: c.ok ? '' : (c.fix ?? '') });
+/** What one check saw: a DoctorCheck without its name (the list gives it) and with `fix` optional. */
+type Outcome = Omit<DoctorCheck, 'name' | 'fix'> & { fix?: string };
 
-  // ops, and where it came from
-  const record = await readSetupRecord(options.opsHome);
-  const origin = (part: 'ops' | 'nanos', matches: boolean) => {
-    const r = record[part];
-    if (!r || !matches) return 'installed outside `uniprove setup`';
-    return `from ${r.source === 'toolchain' ? `the toolchain folder ${r.from}` : r.source === 'online' ? `${r.from} (online)` : r.source} by \`uniprove setup\``;
-  };
+/** What every check reads, and what earlier checks found for later ones (the KVM probe needs ops, Nanos, QEMU). */
+interface DoctorContext {
+  options: DoctorOptions;
+  env: Record<string, string | undefined>;
+  setup: Awaited<ReturnType<typeof readSetupRecord>>;
+  ops?: NonNullable<Awaited<ReturnType<typeof findOps>>>;
+  opsOk: boolean;
+  nanosOk: boolean;
+  qemuPath?: string;
+}
+
+/** A check: zero outcomes when it does not apply (hugepages not asked for), several for several disks. */
+type Check = (ctx: DoctorContext) => Promise<Outcome[]>;
+
+function opsOptions(ctx: DoctorContext) {
+  return { ...(ctx.ops ? { ops: ctx.ops.path } : {}), env: ctx.env as Record<string, string> };
+}
+
+/** Where `uniprove setup` got ops or Nanos from, when the one found is the one it installed. */
+function origin(ctx: DoctorContext, part: 'ops' | 'nanos', matches: boolean): string {
+  const r = ctx.setup[part];
+  if (!r || !matches) return 'installed outside `uniprove setup`';
+  return `from ${r.source === 'toolchain' ? `the toolchain folder ${r.from}` : r.source === 'online' ? `${r.from} (online)` : r.source} by \`uniprove setup\``;
+}
+
+function errorDetail(error: unknown): string {
+  return isUniproveError(error) ? error.message : String(error);
+}
+
+/** ops, and where it came from. */
+async function checkOps(ctx: DoctorContext): Promise<Outcome[]> {
+  const { options } = ctx;
   const found = await findOps({
     ...(options.ops ? { ops: options.ops } : {}),
-    env,
+    env: ctx.env,
     opsHome: options.opsHome,
   });
-  const opsOpts = { ...(found ? { ops: found.path } : {}), env: env as Record<string, string> };
-  let opsOk = false;
   if (!found) {
-    add({
-      name: 'ops',
-      ok: false,
-      required: true,
-      detail: `ops is not on PATH, nor in ${opsInstallPath(options.opsHome)}`,
-      fix: OPS_INSTALL_HINT,
-    });
-  } else {
-    const where = found.onPath
-      ? found.path
-      : `${found.path} (not on PATH; uniprove finds it there; to run ops yourself: export PATH="$HOME/.ops/bin:$PATH")`;
-    try {
-      const v = await opsVersion(opsOpts);
-      opsOk = true;
-      add({
-        name: 'ops',
-        ok: true,
-        required: true,
-        detail: `${where}: Ops ${v.ops}, ${origin('ops', record.ops?.path === found.path)}`,
-      });
-    } catch (error) {
-      add({
-        name: 'ops',
+    return [
+      {
         ok: false,
         required: true,
-        detail: `${where}: ${isUniproveError(error) ? error.message : String(error)}`,
-        fix: isUniproveError(error) && error.hint ? error.hint : 'Run `ops version` by hand.',
-      });
-    }
+        detail: `ops is not on PATH, nor in ${opsInstallPath(options.opsHome)}`,
+        fix: OPS_INSTALL_HINT,
+      },
+    ];
   }
-
-  // Nanos release
-  let nanosOk = false;
+  ctx.ops = found;
+  const where = found.onPath
+    ? found.path
+    : `${found.path} (not on PATH; uniprove finds it there; to run ops yourself: export PATH="$HOME/.ops/bin:$PATH")`;
   try {
-    const rel = await findNanosRelease(options.opsHome);
-    nanosOk = true;
-    add({
-      name: 'nanos',
-      ok: true,
-      required: true,
-      detail: `Nanos ${rel.version} in ${rel.dir}, ${origin('nanos', record.nanos?.version === rel.version)}`,
-    });
+    const v = await opsVersion(opsOptions(ctx));
+    ctx.opsOk = true;
+    return [
+      {
+        ok: true,
+        required: true,
+        detail: `${where}: Ops ${v.ops}, ${origin(ctx, 'ops', ctx.setup.ops?.path === found.path)}`,
+      },
+    ];
   } catch (error) {
-    add({
-      name: 'nanos',
-      ok: false,
-      required: true,
-      detail: isUniproveError(error) ? error.message : String(error),
-      fix: isUniproveError(error) && error.hint ? error.hint : NANOS_INSTALL_HINT,
-    });
+    return [
+      {
+        ok: false,
+        required: true,
+        detail: `${where}: ${errorDetail(error)}`,
+        fix: isUniproveError(error) && error.hint ? error.hint : 'Run `ops version` by hand.',
+      },
+    ];
   }
+}
 
-  // QEMU
-  const qemuPath = await which(options.qemu ?? 'qemu-system-x86_64', env.PATH);
-  if (qemuPath) {
-    const r = await run([qemuPath, '--version'], { allowFailure: true, timeoutMs: 10_000 }).catch(
-      () => undefined,
-    );
-    add({
-      name: 'qemu',
-      ok: true,
-      required: true,
-      detail: `${qemuPath}: ${r?.stdout.split('\n')[0] ?? 'version unknown'}`,
-    });
-  } else {
-    add({
-      name: 'qemu',
-      ok: false,
-      required: true,
-      detail: 'qemu-system-x86_64 is not on PATH',
-      fix: 'Run `uniprove setup` (it runs apt-get install qemu-system-x86 qemu-utils), or install QEMU with your package manager (dnf install qemu-system-x86 on Fedora).',
-    });
+/** A Nanos release. */
+async function checkNanos(ctx: DoctorContext): Promise<Outcome[]> {
+  try {
+    const rel = await findNanosRelease(ctx.options.opsHome);
+    ctx.nanosOk = true;
+    return [
+      {
+        ok: true,
+        required: true,
+        detail: `Nanos ${rel.version} in ${rel.dir}, ${origin(ctx, 'nanos', ctx.setup.nanos?.version === rel.version)}`,
+      },
+    ];
+  } catch (error) {
+    return [
+      {
+        ok: false,
+        required: true,
+        detail: errorDetail(error),
+        fix: isUniproveError(error) && error.hint ? error.hint : NANOS_INSTALL_HINT,
+      },
+    ];
   }
+}
 
-  // KVM
+async function checkQemu(ctx: DoctorContext): Promise<Outcome[]> {
+  const qemuPath = await which(ctx.options.qemu ?? 'qemu-system-x86_64', ctx.env.PATH);
+  if (!qemuPath) {
+    return [
+      {
+        ok: false,
+        required: true,
+        detail: 'qemu-system-x86_64 is not on PATH',
+        fix: 'Run `uniprove setup` (it runs apt-get install qemu-system-x86 qemu-utils), or install QEMU with your package manager (dnf install qemu-system-x86 on Fedora).',
+      },
+    ];
+  }
+  ctx.qemuPath = qemuPath;
+  const r = await run([qemuPath, '--version'], { allowFailure: true, timeoutMs: 10_000 }).catch(
+    () => undefined,
+  );
+  return [
+    { ok: true, required: true, detail: `${qemuPath}: ${r?.stdout.split('\n')[0] ?? 'version unknown'}` },
+  ];
+}
+
+/** KVM: present, openable, and (booting a tiny image once, when no verdict is cached) working. */
+async function checkKvm(ctx: DoctorContext): Promise<Outcome[]> {
+  const { options } = ctx;
   const dev = await checkDevKvm();
   let probeImage: string | undefined;
   let probeDir: string | undefined;
   const probeName = `uniprove-kvm-probe-${process.pid}`;
   try {
-    if (options.probe !== false && dev.openable && opsOk && nanosOk && qemuPath) {
+    if (options.probe !== false && dev.openable && ctx.opsOk && ctx.nanosOk && ctx.qemuPath) {
       const first = await detectAccel({
         cacheDir: options.cacheDir,
         ...(options.qemu ? { qemu: options.qemu } : {}),
@@ -199,7 +226,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
             config: join(probeDir, 'config.json'),
             imageName: probeName,
           },
-          opsOpts,
+          opsOptions(ctx),
         );
         probeImage = built.image;
       }
@@ -211,45 +238,53 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const usable = decision.accel === 'kvm' && decision.kvmUsable !== false;
-    add({
-      name: 'kvm',
-      ok: usable,
-      required: false,
-      detail: dev.present
-        ? `/dev/kvm present, ${usable ? 'usable' : decision.kvmUsable === false ? 'unusable' : 'not probed'}: runs use ${decision.reason}`
-        : `/dev/kvm absent: runs use ${decision.reason}`,
-      fix: !dev.present
-        ? 'Enable virtualisation (VT-x/AMD-V) in the BIOS, or on a cloud VM enable nested virtualisation; load the kvm_intel or kvm_amd module. Runs work without it under TCG, much slower.'
-        : !dev.openable
-          ? 'Add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again).'
-          : 'This host is a virtual machine whose KVM guests die (no nested virtualisation): enable nested virtualisation on the host hypervisor, or accept TCG (runs pass --accel tcg automatically).',
-    });
+    return [
+      {
+        ok: usable,
+        required: false,
+        detail: dev.present
+          ? `/dev/kvm present, ${usable ? 'usable' : decision.kvmUsable === false ? 'unusable' : 'not probed'}: runs use ${decision.reason}`
+          : `/dev/kvm absent: runs use ${decision.reason}`,
+        fix: !dev.present
+          ? 'Enable virtualisation (VT-x/AMD-V) in the BIOS, or on a cloud VM enable nested virtualisation; load the kvm_intel or kvm_amd module. Runs work without it under TCG, much slower.'
+          : !dev.openable
+            ? 'Add your user to the kvm group (`sudo usermod -aG kvm $USER`, then log in again).'
+            : 'This host is a virtual machine whose KVM guests die (no nested virtualisation): enable nested virtualisation on the host hypervisor, or accept TCG (runs pass --accel tcg automatically).',
+      },
+    ];
   } catch (error) {
-    add({
-      name: 'kvm',
-      ok: false,
-      required: false,
-      detail: `the KVM check failed: ${isUniproveError(error) ? error.message : String(error)}`,
-      fix: 'Run `uniprove run --accel tcg` meanwhile.',
-    });
+    return [
+      {
+        ok: false,
+        required: false,
+        detail: `the KVM check failed: ${errorDetail(error)}`,
+        fix: 'Run `uniprove run --accel tcg` meanwhile.',
+      },
+    ];
   } finally {
     if (probeImage) await removeImage(options.opsHome, probeName).catch(() => {});
     if (probeDir) await rm(probeDir, { recursive: true, force: true });
   }
+}
 
-  // strace (discovery)
-  const stracePath = await which('strace', env.PATH);
-  add({
-    name: 'strace',
-    ok: Boolean(stracePath),
-    required: false,
-    detail: stracePath
-      ? stracePath
-      : 'strace is not on PATH: `uniprove discover`/`package` cannot see files opened at run time',
-    fix: 'apt-get install strace',
-  });
+/** strace, for discovery. */
+async function checkStrace(ctx: DoctorContext): Promise<Outcome[]> {
+  const stracePath = await which('strace', ctx.env.PATH);
+  return [
+    {
+      ok: Boolean(stracePath),
+      required: false,
+      detail: stracePath
+        ? stracePath
+        : 'strace is not on PATH: `uniprove discover`/`package` cannot see files opened at run time',
+      fix: 'apt-get install strace',
+    },
+  ];
+}
 
-  // Disk for images, volumes and runs
+/** Disk for images, volumes and runs: one outcome per file system. */
+async function checkDisk(ctx: DoctorContext): Promise<Outcome[]> {
+  const { options } = ctx;
   const minFree = options.minFreeBytes ?? 2 * GiB;
   const places = [join(options.opsHome, 'images'), join(options.opsHome, 'volumes'), options.runsDir];
   const seen = new Map<string, { dir: string; free: number }>();
@@ -260,60 +295,75 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
     const key = `${fs.type}:${fs.blocks}:${fs.bfree}`;
     if (!seen.has(key)) seen.set(key, { dir: p, free: fs.bavail * fs.bsize });
   }
-  for (const { dir, free } of seen.values()) {
-    add({
-      name: 'disk',
-      ok: free >= minFree,
-      required: true,
-      detail: `${(free / GiB).toFixed(1)} GiB free for ${dir}`,
-      fix: `Free space there (ops image delete, old runs) or set OPS_HOME to a bigger disk; at least ${(minFree / GiB).toFixed(1)} GiB is wanted.`,
-    });
-  }
+  return [...seen.values()].map(({ dir, free }) => ({
+    ok: free >= minFree,
+    required: true,
+    detail: `${(free / GiB).toFixed(1)} GiB free for ${dir}`,
+    fix: `Free space there (ops image delete, old runs) or set OPS_HOME to a bigger disk; at least ${(minFree / GiB).toFixed(1)} GiB is wanted.`,
+  }));
+}
 
-  // The image cache (run keeps the images ops build made): what it holds, and how to empty it.
-  const imageCache = ImageCache.in(options.cacheDir);
+/** The image cache (run keeps the images ops build made): what it holds, and how to empty it. */
+async function checkImageCache(ctx: DoctorContext): Promise<Outcome[]> {
+  const imageCache = ImageCache.in(ctx.options.cacheDir);
   const cached = await imageCache.usage();
-  add({
-    name: 'image-cache',
-    ok: true,
-    required: false,
-    detail: `${cached.images} image${cached.images === 1 ? '' : 's'}, ${(cached.bytes / 2 ** 20).toFixed(0)} MiB on disk in ${imageCache.dir} (at most ${IMAGE_CACHE_ENTRIES} and ${IMAGE_CACHE_BYTES / GiB} GiB; rm -rf it to empty)`,
-  });
+  return [
+    {
+      ok: true,
+      required: false,
+      detail: `${cached.images} image${cached.images === 1 ? '' : 's'}, ${(cached.bytes / 2 ** 20).toFixed(0)} MiB on disk in ${imageCache.dir} (at most ${IMAGE_CACHE_ENTRIES} and ${IMAGE_CACHE_BYTES / GiB} GiB; rm -rf it to empty)`,
+    },
+  ];
+}
 
-  // Memory
-  const want = options.memory ? sizeToBytes(options.memory) : undefined;
-  add({
-    name: 'memory',
-    ok: want === undefined || (Number.isFinite(want) && want + 256 * 2 ** 20 <= totalmem()),
-    required: want !== undefined,
-    detail: `${(totalmem() / GiB).toFixed(1)} GiB total, ${(freemem() / GiB).toFixed(1)} GiB free${want !== undefined ? `; the recipe asks for ${options.memory}` : ''}`,
-    fix: 'Lower resources.memory in the recipe (or --memory), or run on a bigger host.',
-  });
+/** Memory: reported always, required when a recipe asks for some. */
+async function checkMemory(ctx: DoctorContext): Promise<Outcome[]> {
+  const { memory } = ctx.options;
+  const want = memory ? sizeToBytes(memory) : undefined;
+  return [
+    {
+      ok: want === undefined || (Number.isFinite(want) && want + 256 * 2 ** 20 <= totalmem()),
+      required: want !== undefined,
+      detail: `${(totalmem() / GiB).toFixed(1)} GiB total, ${(freemem() / GiB).toFixed(1)} GiB free${want !== undefined ? `; the recipe asks for ${memory}` : ''}`,
+      fix: 'Lower resources.memory in the recipe (or --memory), or run on a bigger host.',
+    },
+  ];
+}
 
-  if (options.hugepages) {
-    const meminfo = await readFile('/proc/meminfo', 'utf8').catch(() => '');
-    const total = Number(/^HugePages_Total:\s*(\d+)/m.exec(meminfo)?.[1] ?? 0);
-    const free = Number(/^HugePages_Free:\s*(\d+)/m.exec(meminfo)?.[1] ?? 0);
-    add({
-      name: 'hugepages',
+/** Hugepages, when a recipe asks for them. */
+async function checkHugepages(ctx: DoctorContext): Promise<Outcome[]> {
+  if (!ctx.options.hugepages) return [];
+  const meminfo = await readFile('/proc/meminfo', 'utf8').catch(() => '');
+  const total = Number(/^HugePages_Total:\s*(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  const free = Number(/^HugePages_Free:\s*(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  return [
+    {
       ok: free > 0,
       required: true,
       detail: `${free} of ${total} hugepages free`,
       fix: 'Reserve hugepages: `echo N | sudo tee /proc/sys/vm/nr_hugepages` (or hugepages=N on the kernel command line).',
-    });
-  }
-  if (options.gpus && options.gpus > 0) {
-    const vfio = await vfioGpus();
-    add({
-      name: 'gpus',
-      ok: vfio.length >= options.gpus,
+    },
+  ];
+}
+
+/** GPUs bound to vfio-pci, when a recipe asks for some. */
+async function checkGpus(ctx: DoctorContext): Promise<Outcome[]> {
+  const { gpus } = ctx.options;
+  if (!gpus || gpus <= 0) return [];
+  const vfio = await vfioGpus();
+  return [
+    {
+      ok: vfio.length >= gpus,
       required: true,
       detail: vfio.length ? `vfio-bound GPUs: ${vfio.join(', ')}` : 'no GPU is bound to vfio-pci',
-      fix: `Bind ${options.gpus} GPU(s) to vfio-pci (driverctl set-override <PCI address> vfio-pci) and enable the IOMMU (intel_iommu=on / amd_iommu=on).`,
-    });
-  }
+      fix: `Bind ${gpus} GPU(s) to vfio-pci (driverctl set-override <PCI address> vfio-pci) and enable the IOMMU (intel_iommu=on / amd_iommu=on).`,
+    },
+  ];
+}
 
-  // Google Cloud, for the gcp commands
+/** Google Cloud credentials, for the gcp commands. */
+async function checkGcpCredentials(ctx: DoctorContext): Promise<Outcome[]> {
+  const { env } = ctx;
   const credFile =
     env.GOOGLE_APPLICATION_CREDENTIALS ||
     join(
@@ -321,24 +371,66 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
       'application_default_credentials.json',
     );
   const credOk = Boolean(await stat(credFile).catch(() => undefined));
-  add({
-    name: 'gcp-credentials',
-    ok: credOk,
-    required: false,
-    detail: credOk
-      ? `credentials: ${credFile}`
-      : `no Google Cloud credentials (${credFile} is missing); only needed for gcp commands`,
-    fix: 'gcloud auth application-default login, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.',
-  });
-  const project = env.GOOGLE_CLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || (await gcloudProject(env));
-  add({
-    name: 'gcp-project',
-    ok: Boolean(project),
-    required: false,
-    detail: project ? `project ${project}` : 'no Google Cloud project set; only needed for gcp commands',
-    fix: 'gcloud config set project PROJECT_ID, or set GOOGLE_CLOUD_PROJECT.',
-  });
+  return [
+    {
+      ok: credOk,
+      required: false,
+      detail: credOk
+        ? `credentials: ${credFile}`
+        : `no Google Cloud credentials (${credFile} is missing); only needed for gcp commands`,
+      fix: 'gcloud auth application-default login, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.',
+    },
+  ];
+}
 
+/** A Google Cloud project, for the gcp commands. */
+async function checkGcpProject(ctx: DoctorContext): Promise<Outcome[]> {
+  const { env } = ctx;
+  const project = env.GOOGLE_CLOUD_PROJECT || env.CLOUDSDK_CORE_PROJECT || (await gcloudProject(env));
+  return [
+    {
+      ok: Boolean(project),
+      required: false,
+      detail: project ? `project ${project}` : 'no Google Cloud project set; only needed for gcp commands',
+      fix: 'gcloud config set project PROJECT_ID, or set GOOGLE_CLOUD_PROJECT.',
+    },
+  ];
+}
+
+/** Every check, in the order doctor runs and prints them; later ones may read what earlier ones found. */
+const CHECKS: readonly { name: string; check: Check }[] = [
+  { name: 'ops', check: checkOps },
+  { name: 'nanos', check: checkNanos },
+  { name: 'qemu', check: checkQemu },
+  { name: 'kvm', check: checkKvm },
+  { name: 'strace', check: checkStrace },
+  { name: 'disk', check: checkDisk },
+  { name: 'image-cache', check: checkImageCache },
+  { name: 'memory', check: checkMemory },
+  { name: 'hugepages', check: checkHugepages },
+  { name: 'gpus', check: checkGpus },
+  { name: 'gcp-credentials', check: checkGcpCredentials },
+  { name: 'gcp-project', check: checkGcpProject },
+];
+
+/** The names of doctor's checks, in order (disk may appear once per file system, hugepages and gpus when asked). */
+export const DOCTOR_CHECKS: readonly string[] = CHECKS.map((c) => c.name);
+
+/** Run every check; never throws for a failed check. */
+export async function runDoctor(options: DoctorOptions): Promise<DoctorResult> {
+  const ctx: DoctorContext = {
+    options,
+    env: options.env ?? {},
+    setup: await readSetupRecord(options.opsHome),
+    opsOk: false,
+    nanosOk: false,
+  };
+  const checks: DoctorCheck[] = [];
+  for (const { name, check } of CHECKS) {
+    for (const outcome of await check(ctx)) {
+      checks.push({ name, ...outcome, fix: outcome.ok ? '' : (outcome.fix ?? '') });
+    }
+  }
   await mkdir(options.cacheDir, { recursive: true }).catch(() => {});
   return { checks, ok: checks.every((c) => c.ok || !c.required) };
 }
