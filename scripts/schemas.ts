@@ -1,5 +1,14 @@
-// Writes provers/recipe.schema.json from the zod schema (run: node --import tsx scripts/schemas.ts).
+// Writes the JSON Schemas editors complete configs with, from the zod schemas: provers/recipe.schema.json
+// and volumes/parameter-set.schema.json. Run `npm run schemas`, which also formats them as Biome does.
+// Unit tests check the committed files hold what this writes (test/unit/recipe.test.ts, volume-spec.test.ts).
 import { writeFileSync } from 'node:fs';
 import { recipeJsonSchema } from '../src/core/recipe/schema.js';
+import { parameterSetJsonSchema } from '../src/core/volume/spec.js';
 
-writeFileSync(new URL('../provers/recipe.schema.json', import.meta.url), `${JSON.stringify(recipeJsonSchema(), null, 2)}\n`);
+const schemas: [string, unknown][] = [
+  ['../provers/recipe.schema.json', recipeJsonSchema()],
+  ['../volumes/parameter-set.schema.json', parameterSetJsonSchema()],
+];
+for (const [path, schema] of schemas) {
+  writeFileSync(new URL(path, import.meta.url), `${JSON.stringify(schema, null, 2)}\n`);
+}

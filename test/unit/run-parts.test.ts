@@ -7,7 +7,7 @@ import { extractConsoleBlocks, isTraceLine, resolveRunConfig } from '../../src/c
 import { parseInputs } from '../../src/core/run/parallel.js';
 import { csvField, newRunId } from '../../src/core/run/record.js';
 
-// Copies of ../shared/fixtures/nanos, one folder per case.
+// Console logs of real Nanos runs, committed under test/fixtures/nanos, one folder per case.
 const FIXTURES = new URL('../fixtures/nanos/', import.meta.url).pathname;
 
 test('QEMU exit statuses decode as the fixtures show', () => {

@@ -6,6 +6,7 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import type { OpsOptions } from './volume.js';
@@ -59,11 +60,6 @@ export async function opsProgram(options: OpsOptions): Promise<string> {
   if (options.ops) return options.ops;
   const env = options.env ?? process.env;
   return (await findOps({ env, opsHome: opsHomeDir({ HOME: homedir(), ...env }) }))?.path ?? 'ops';
-}
-
-/** Remove the ANSI colours Ops prints even when stdout is not a terminal. */
-export function stripAnsi(text: string): string {
-  return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
 
 /** A Nanos release Ops manages: ~/.ops/<version>/{kernel.img,boot.img,klibs}. */
@@ -162,7 +158,7 @@ function execOptions(options: OpsOptions, timeoutMs: number) {
 export async function opsVersion(options: OpsOptions = {}): Promise<OpsVersion> {
   const ops = await opsProgram(options);
   const result = await run([ops, 'version'], { ...execOptions(options, 30_000), allowFailure: true });
-  const text = stripAnsi(result.stdout + result.stderr);
+  const text = stripVTControlCharacters(result.stdout + result.stderr);
   const opsV = /Ops version:\s*(\S+)/.exec(text)?.[1];
   if (result.exitCode !== 0 || !opsV) {
     const noBuild = /No local build found/i.test(text);
@@ -212,7 +208,7 @@ export async function opsBuild(spec: OpsBuildSpec, options: OpsOptions = {}): Pr
   if (spec.nanosVersion) argv.push('--nanos-version', spec.nanosVersion);
   argv.push('--show-debug');
   const result = await run(argv, { ...execOptions(options, 10 * 60_000), cwd: spec.cwd, allowFailure: true });
-  const output = stripAnsi(result.stdout + result.stderr);
+  const output = stripVTControlCharacters(result.stdout + result.stderr);
   const image = /Bootable image file:\s*(\S+)/.exec(output)?.[1];
   if (result.exitCode !== 0 || !image) {
     throw new UniproveError('E_OPS', {
@@ -249,7 +245,7 @@ export async function opsCopyOut(spec: OpsCopyOutSpec, options: OpsOptions = {})
     () => false,
   );
   if (result.exitCode !== 0 || !present) {
-    const output = stripAnsi(result.stdout + result.stderr);
+    const output = stripVTControlCharacters(result.stdout + result.stderr);
     throw new UniproveError('E_NOT_FOUND', {
       message: `${spec.path} could not be copied out of ${spec.from} ${spec.name}`,
       hint: 'Check that the prover wrote it there (console.log), and that the path is the guest path.',

@@ -3,6 +3,7 @@
  * volumes in ~/.ops/volumes/<name>:<uuid>.raw). Every call goes through exec.ts.
  */
 
+import { stripVTControlCharacters } from 'node:util';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { run } from '../exec.js';
 import { OPS_INSTALL_HINT as INSTALL_HINT, opsProgram } from './build.js';
@@ -39,10 +40,6 @@ function execOptions(options: OpsOptions) {
   };
 }
 
-function stripAnsi(text: string): string {
-  return text.replace(/\x1b\[[0-9;]*m/g, '');
-}
-
 /**
  * Parse the table `ops volume list` prints (tablewriter, row lines on). Cells
  * that tablewriter wrapped over several lines are joined with a space.
@@ -50,7 +47,7 @@ function stripAnsi(text: string): string {
 export function parseOpsVolumeTable(text: string): OpsVolume[] {
   const rows: string[][] = [];
   let current: string[] | undefined;
-  for (const raw of stripAnsi(text).split('\n')) {
+  for (const raw of stripVTControlCharacters(text).split('\n')) {
     const line = raw.trim();
     if (line.startsWith('+') || line.startsWith('-')) {
       if (current) rows.push(current);

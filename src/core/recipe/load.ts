@@ -1,9 +1,9 @@
 /**
  * Finding, parsing and resolving prover recipes.
  *
- * Steps, as in STYLE.md: parse (zod, dot-path errors), normalise (absolute
- * host paths, defaults), then check against the world (the binary exists and
- * is a file, every listed file exists) before anything is written.
+ * In three steps: parse (zod, dot-path errors), normalise (absolute host
+ * paths, defaults), then check against the world (the binary exists and is a
+ * file, every listed file exists), all before anything is written.
  */
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
+import { stripVTControlCharacters as stripAnsi } from 'node:util';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { spawn, stopOnTimeoutOrAbort, which } from '../exec.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
@@ -22,7 +23,6 @@ import {
   opsProgram,
   removeImage,
   requireOpsAndNanos,
-  stripAnsi,
 } from '../ops/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import { copyImage, ImageCache, imageCacheKey, uncacheableReason } from '../ops/image-cache.js';

@@ -13,10 +13,11 @@ import { arch as hostArch } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { stripVTControlCharacters } from 'node:util';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../fs.js';
-import { findNanosRelease, findOps, opsInstallPath, opsVersion, stripAnsi } from '../ops/build.js';
+import { findNanosRelease, findOps, opsInstallPath, opsVersion } from '../ops/build.js';
 import { noProgress, type OnProgress } from '../progress.js';
 import {
   checkedToolchainFile,
@@ -234,7 +235,7 @@ async function installQemu(options: SetupOptions, say: (line: string) => void): 
     throw new UniproveError('E_TOOL_MISSING', {
       message: `apt-get could not install QEMU (exit ${result.exitCode})`,
       hint: fix,
-      details: { stderrTail: stripAnsi(result.stderr).slice(-2000) },
+      details: { stderrTail: stripVTControlCharacters(result.stderr).slice(-2000) },
     });
   }
   return {
@@ -429,7 +430,7 @@ async function installNanos(
   });
   const release = await findNanosRelease(options.opsHome).catch(() => undefined);
   if (result.exitCode !== 0 || !release) {
-    const output = stripAnsi(result.stdout + result.stderr).trim();
+    const output = stripVTControlCharacters(result.stdout + result.stderr).trim();
     throw new UniproveError('E_NANOS_MISSING', {
       message: `\`ops update\` could not download a Nanos release (exit ${result.exitCode}${output ? `: ${output.split('\n').at(-1)}` : ''})`,
       hint: SETUP_SOURCES_HINT,

@@ -113,6 +113,11 @@ function dotPath(path: readonly PropertyKey[]): string {
   );
 }
 
+/** The JSON Schema of a parameter-set file (volumes/parameter-set.schema.json), for editors. */
+export function parameterSetJsonSchema(): unknown {
+  return z.toJSONSchema(parameterSetSchema, { io: 'input' });
+}
+
 /** Validate a parsed set (from JSON) and resolve it; `origin` names it in errors. */
 export function resolveParameterSet(value: unknown, origin: string): ResolvedParameterSet {
   const parsed = parameterSetSchema.safeParse(value);
