@@ -19,8 +19,6 @@ const EXEMPT_FUNCTIONS = new Set<string>([
   'src/cli/commands/volume.ts:register',
   'src/core/diagnose/findings.ts:text',
   'src/core/diagnose/findings.ts:finish',
-  'src/core/package/index.ts:explicitFiles',
-  'src/core/package/index.ts:packageRecipe',
   'src/core/package/verify.ts:verifyPackage',
   'src/core/strace/probe.ts:runProbe',
   'src/core/volume/fetch.ts:fetchParameterSet',

@@ -3,7 +3,7 @@
  * and `ops run` accept as it is, with a lock file that says why every file is
  * there. Same inputs give the same bytes; unchanged inputs do no work.
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { discover } from '../discover/index.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning } from '../discover/types.js';
@@ -27,7 +27,14 @@ import { VERSION } from '../version.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { configDigest, LOCK_FILE, packageBytes, packageOwnPath } from './layout.js';
-import { checkGuestPath, type PlanDir, type PlanEntry, planPackage, toGuest } from './plan.js';
+import {
+  checkGuestPath,
+  type PackagePlan,
+  type PlanDir,
+  type PlanEntry,
+  planPackage,
+  toGuest,
+} from './plan.js';
 import { guestCwd, makeProbeTree } from './probe-tree.js';
 import {
   buildLock,
@@ -167,127 +174,172 @@ function claimLabel(claim: Claim): string {
  * path, an entry on the program, or one where the package keeps its own files are refused. Symlinks in dirs
  * are kept when they stay inside their folder (E_PATH_ESCAPE else).
  */
-async function explicitFiles(recipe: ResolvedRecipe): Promise<{
+async function explicitFiles(recipe: ResolvedRecipe): Promise<ExplicitFiles> {
+  const found: ExplicitFiles = { files: [], dirs: [], hostToGuest: new Map(), claims: new Map() };
+  for (const f of recipe.files) {
+    pushExplicit(recipe, found, f.hostPath, f.guestPath, f.reason, {
+      field: f.field,
+      host: f.hostPath,
+      replace: f.replace,
+    });
+  }
+  for (const [i, d] of recipe.dirs.entries()) await addRecipeDir(recipe, found, d, i);
+  return found;
+}
+
+/** What the recipe lists itself: files with reason explicit, folders, and which recipe entry claimed each path. */
+interface ExplicitFiles {
   files: DiscoveredFile[];
   dirs: PlanDir[];
+  /** Guest path to the host file its bytes come from. */
   hostToGuest: Map<string, string>;
   claims: Map<string, Claim>;
-}> {
-  const { readdir, readlink, realpath } = await import('node:fs/promises');
-  const files: DiscoveredFile[] = [];
-  const dirs: PlanDir[] = [];
-  const hostToGuest = new Map<string, string>();
-  const claims = new Map<string, Claim>();
-  const claim = (path: string, c: Claim) => {
-    if (path === recipe.program) {
-      throw new UniproveError('E_CONFIG', {
-        message: `${claimLabel(c)}: ${path} is where the program goes`,
-        hint: 'To package another program, change "binary"; else give the file another guest path.',
-        details: { field: c.field, source: recipe.source },
-      });
-    }
-    const own = packageOwnPath(path);
-    if (own) {
-      throw new UniproveError('E_CONFIG', {
-        message: `${claimLabel(c)}: ${path} is where the package keeps ${own}; the file would be overwritten`,
-        hint: 'Give the file another guest path.',
-        details: { field: c.field, source: recipe.source },
-      });
-    }
-    const other = claims.get(path);
-    if (other) {
-      throw new UniproveError('E_CONFIG', {
-        message: `${claimLabel(c)}: ${path} is also where ${claimLabel(other)} goes`,
-        hint: 'Give each file its own guest path, or remove one of the two entries.',
-        details: { field: c.field, other: other.field, source: recipe.source },
-      });
-    }
-    claims.set(path, c);
-  };
-  const push = (host: string, guest: string, reason: string | undefined, c: Claim) => {
-    const path = checkGuestPath(guest, host);
-    claim(path, c);
-    hostToGuest.set(path, host);
-    files.push({ path, chain: [path], reasons: ['explicit'], parents: reason ? [reason] : [], isElf: false });
-  };
-  for (const f of recipe.files) {
-    push(f.hostPath, f.guestPath, f.reason, { field: f.field, host: f.hostPath, replace: f.replace });
+}
+
+/** Claim a guest path for a recipe entry; refuse the program's path, the package's own files and a second claim. */
+function claimPath(recipe: ResolvedRecipe, claims: Map<string, Claim>, path: string, c: Claim): void {
+  if (path === recipe.program) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${claimLabel(c)}: ${path} is where the program goes`,
+      hint: 'To package another program, change "binary"; else give the file another guest path.',
+      details: { field: c.field, source: recipe.source },
+    });
   }
-  for (const [i, d] of recipe.dirs.entries()) {
-    // `why` names the recipe entry a folder comes from.
-    const parents = [d.reason ?? `recipe dirs[${i}]: ${d.hostPath ?? 'an empty folder'}`];
-    const folder = async (host: string | undefined, guest: string, mode: number | undefined) => {
-      const path = checkGuestPath(guest, host ?? `${d.field}.guest`);
-      if (path === '/') return; // the image root is there anyway
-      const bits = mode ?? (await stat(host as string)).mode & 0o7777;
-      dirs.push({ path, mode: bits, reasons: ['explicit'], parents });
-    };
-    if (d.hostPath === undefined) {
-      await folder(undefined, d.guestPath, d.mode);
-      continue;
-    }
-    const hostTop = d.hostPath;
-    const top = await realpath(hostTop);
-    const guestTop = d.guestPath === '/' ? '' : d.guestPath;
-    const inside = (host: string, root: string) => host === root || host.startsWith(`${root}/`);
-    const walk = async (hostDir: string, guestDir: string): Promise<void> => {
-      await folder(hostDir, guestDir || '/', undefined);
-      for (const e of (await readdir(hostDir, { withFileTypes: true })).sort((a, b) =>
-        a.name < b.name ? -1 : 1,
-      )) {
-        const h = join(hostDir, e.name);
-        const g = `${guestDir}/${e.name}`;
-        const c: Claim = { field: d.field, host: h, replace: d.replace };
-        if (e.isDirectory()) await walk(h, g);
-        else if (e.isFile()) push(h, g, d.reason, c);
-        else if (e.isSymbolicLink()) {
-          // In the image a link means what it means here only if it stays inside the folder; an absolute target
-          // or one that climbs out would point at the guest's own /etc, or at nothing.
-          const target = await readlink(h);
-          const real = await realpath(h).catch(() => undefined);
-          if (
-            target.startsWith('/') ||
-            !inside(resolve(hostDir, target), hostTop) ||
-            (real && !inside(real, top))
-          ) {
-            throw new UniproveError('E_PATH_ESCAPE', {
-              message: `${d.field}: ${h} is a symlink to ${target}, outside the folder ${d.hostPath}`,
-              hint: 'Make the link relative to a file inside the folder, or list the file itself under "files" (with the guest path the program opens).',
-              details: { field: d.field, path: h, target, source: recipe.source },
-            });
-          }
-          const info = real ? await stat(real) : undefined;
-          if (!info?.isFile()) {
-            throw new UniproveError(info ? 'E_NOT_REGULAR_FILE' : 'E_NOT_FOUND', {
-              message: `${d.field}: ${h} is a symlink to ${target}, which ${info ? 'is not a regular file' : 'does not exist'}`,
-              hint: 'Links inside a "dirs" folder must lead to regular files in it; remove the link or fix its target.',
-              details: { field: d.field, path: h, target, source: recipe.source },
-            });
-          }
-          const path = checkGuestPath(g, h);
-          const to = `${guestTop}/${relative(top, real as string)}`;
-          claim(path, c);
-          hostToGuest.set(to, real as string);
-          files.push({
-            path,
-            chain: [path, to],
-            reasons: ['explicit'],
-            parents: d.reason ? [d.reason] : [],
-            isElf: false,
-          });
-        } else {
-          throw notRegularFile(
-            await stat(h),
-            h,
-            d.field,
-            'A "dirs" folder may hold regular files, folders and links to files in it.',
-          );
-        }
+  const own = packageOwnPath(path);
+  if (own) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${claimLabel(c)}: ${path} is where the package keeps ${own}; the file would be overwritten`,
+      hint: 'Give the file another guest path.',
+      details: { field: c.field, source: recipe.source },
+    });
+  }
+  const other = claims.get(path);
+  if (other) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${claimLabel(c)}: ${path} is also where ${claimLabel(other)} goes`,
+      hint: 'Give each file its own guest path, or remove one of the two entries.',
+      details: { field: c.field, other: other.field, source: recipe.source },
+    });
+  }
+  claims.set(path, c);
+}
+
+function pushExplicit(
+  recipe: ResolvedRecipe,
+  found: ExplicitFiles,
+  host: string,
+  guest: string,
+  reason: string | undefined,
+  c: Claim,
+): void {
+  const path = checkGuestPath(guest, host);
+  claimPath(recipe, found.claims, path, c);
+  found.hostToGuest.set(path, host);
+  found.files.push({
+    path,
+    chain: [path],
+    reasons: ['explicit'],
+    parents: reason ? [reason] : [],
+    isElf: false,
+  });
+}
+
+type RecipeDir = ResolvedRecipe['dirs'][number];
+
+/** One entry of the recipe's `dirs`: an empty folder, or a host folder with every file, folder and inner link in it. */
+async function addRecipeDir(
+  recipe: ResolvedRecipe,
+  found: ExplicitFiles,
+  d: RecipeDir,
+  i: number,
+): Promise<void> {
+  // `why` names the recipe entry a folder comes from.
+  const parents = [d.reason ?? `recipe dirs[${i}]: ${d.hostPath ?? 'an empty folder'}`];
+  const folder = async (host: string | undefined, guest: string, mode: number | undefined) => {
+    const path = checkGuestPath(guest, host ?? `${d.field}.guest`);
+    if (path === '/') return; // the image root is there anyway
+    const bits = mode ?? (await stat(host as string)).mode & 0o7777;
+    found.dirs.push({ path, mode: bits, reasons: ['explicit'], parents });
+  };
+  if (d.hostPath === undefined) {
+    await folder(undefined, d.guestPath, d.mode);
+    return;
+  }
+  const hostTop = d.hostPath;
+  const top = await realpath(hostTop);
+  const guestTop = d.guestPath === '/' ? '' : d.guestPath;
+  const walk = async (hostDir: string, guestDir: string): Promise<void> => {
+    await folder(hostDir, guestDir || '/', undefined);
+    for (const e of (await readdir(hostDir, { withFileTypes: true })).sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    )) {
+      const h = join(hostDir, e.name);
+      const g = `${guestDir}/${e.name}`;
+      const c: Claim = { field: d.field, host: h, replace: d.replace };
+      if (e.isDirectory()) await walk(h, g);
+      else if (e.isFile()) pushExplicit(recipe, found, h, g, d.reason, c);
+      else if (e.isSymbolicLink())
+        await addInnerLink(recipe, found, d, { hostDir, hostTop, top, guestTop }, h, g, c);
+      else {
+        throw notRegularFile(
+          await stat(h),
+          h,
+          d.field,
+          'A "dirs" folder may hold regular files, folders and links to files in it.',
+        );
       }
-    };
-    await walk(hostTop, guestTop);
+    }
+  };
+  await walk(hostTop, guestTop);
+}
+
+/**
+ * A symlink inside a recipe folder, kept as a link when it leads to a regular file in the folder. In the image a
+ * link means what it means here only if it stays inside the folder; an absolute target or one that climbs out
+ * would point at the guest's own /etc, or at nothing.
+ */
+async function addInnerLink(
+  recipe: ResolvedRecipe,
+  found: ExplicitFiles,
+  d: RecipeDir,
+  where: { hostDir: string; hostTop: string; top: string; guestTop: string },
+  h: string,
+  g: string,
+  c: Claim,
+): Promise<void> {
+  const inside = (host: string, root: string) => host === root || host.startsWith(`${root}/`);
+  const target = await readlink(h);
+  const real = await realpath(h).catch(() => undefined);
+  if (
+    target.startsWith('/') ||
+    !inside(resolve(where.hostDir, target), where.hostTop) ||
+    (real && !inside(real, where.top))
+  ) {
+    throw new UniproveError('E_PATH_ESCAPE', {
+      message: `${d.field}: ${h} is a symlink to ${target}, outside the folder ${d.hostPath}`,
+      hint: 'Make the link relative to a file inside the folder, or list the file itself under "files" (with the guest path the program opens).',
+      details: { field: d.field, path: h, target, source: recipe.source },
+    });
   }
-  return { files, dirs, hostToGuest, claims };
+  const info = real ? await stat(real) : undefined;
+  if (!info?.isFile()) {
+    throw new UniproveError(info ? 'E_NOT_REGULAR_FILE' : 'E_NOT_FOUND', {
+      message: `${d.field}: ${h} is a symlink to ${target}, which ${info ? 'is not a regular file' : 'does not exist'}`,
+      hint: 'Links inside a "dirs" folder must lead to regular files in it; remove the link or fix its target.',
+      details: { field: d.field, path: h, target, source: recipe.source },
+    });
+  }
+  const path = checkGuestPath(g, h);
+  const to = `${where.guestTop}/${relative(where.top, real as string)}`;
+  claimPath(recipe, found.claims, path, c);
+  found.hostToGuest.set(to, real as string);
+  found.files.push({
+    path,
+    chain: [path, to],
+    reasons: ['explicit'],
+    parents: d.reason ? [d.reason] : [],
+    isElf: false,
+  });
 }
 
 /** The machine each recipe `arch` names, as ELF e_machine. */
@@ -327,6 +379,179 @@ function describeEntry(entry: PlanEntry): string {
   return `${entry.type === 'symlink' ? 'a link' : 'a file'} the package found itself (${why}${parents})`;
 }
 
+/** Discovery for the recipe, or the last one when its inputs are unchanged (same key, same uniprove). */
+async function discoverOrReuse(
+  recipe: ResolvedRecipe,
+  explicit: ExplicitFiles,
+  reuse: PackageState | undefined,
+  key: string,
+  onProgress: OnProgress,
+  signal: AbortSignal | undefined,
+): Promise<DiscoverResult> {
+  if (reuse && reuse.key === key && reuse.uniprove === VERSION) {
+    onProgress({ kind: 'note', step: 'discover', detail: 'inputs unchanged: reusing the last discovery' });
+    return reuse.discovery;
+  }
+  onProgress({ kind: 'step-start', step: 'discover', detail: basename(recipe.binary) });
+  // The probe runs on copies of the recipe's files, at their guest paths, in the guest's working
+  // directory: a program that rewrites its inputs changes the copies, never what goes into the package.
+  const tree =
+    recipe.probe.skip || recipe.root
+      ? undefined
+      : await makeProbeTree(
+          explicit.hostToGuest,
+          explicit.dirs,
+          guestCwd(recipe.manifestPassthrough),
+          signal,
+        );
+  let discovery: DiscoverResult;
+  try {
+    discovery = await discover({
+      binary: recipe.binary,
+      args: recipe.probe.args ?? recipe.args,
+      env: { ...recipe.env, ...recipe.probe.env },
+      cwd: tree?.cwd ?? recipe.baseDir,
+      ...(tree ? { ownTree: tree.root } : {}),
+      ...(recipe.root ? { root: recipe.root } : {}),
+      probe: !recipe.probe.skip,
+      timeoutMs: recipe.probe.timeoutSeconds * 1000,
+      allowFailure: recipe.probe.allowFailure,
+      ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
+      libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
+      families: recipe.families,
+      ...(signal ? { signal } : {}),
+      onProgress,
+    });
+  } finally {
+    await tree?.remove();
+  }
+  onProgress({ kind: 'step-done', step: 'discover', detail: `${discovery.files.length} files` });
+  return discovery;
+}
+
+/**
+ * The image tree: the program at its guest path, what discovery found at the path the guest's loader opens,
+ * and the recipe's own files and folders, which take a closure file's place only when the recipe says so.
+ */
+async function planImageTree(
+  recipe: ResolvedRecipe,
+  discovery: DiscoverResult,
+  explicit: ExplicitFiles,
+): Promise<PackagePlan> {
+  const root = recipe.root ?? '/';
+  const { claims, hostToGuest } = explicit;
+  // The binary itself is placed at the program's guest path; what it pulled in names the program as parent.
+  const discovered = discovery.files
+    .filter((f) => f.path !== recipe.binary)
+    .map((f) => ({ ...f, parents: f.parents.map((p) => (p === recipe.binary ? recipe.program : p)) }));
+  const programEntry: DiscoveredFile = {
+    path: recipe.program,
+    chain: [recipe.program],
+    reasons: ['explicit'],
+    parents: [],
+    isElf: true,
+  };
+  // A recipe file where the closure has one (libc, the loader) replaces it only when the recipe says so.
+  const closure = await planPackage([...discovered, programEntry], root);
+  for (const entry of closure.entries) {
+    const c = claims.get(entry.path);
+    // The same file listed again (what `debug --fix` adds at its own host path) takes nobody's place.
+    if (c && !c.replace && !(await sameFile(c.host, root === '/' ? entry.path : join(root, entry.path)))) {
+      throw new UniproveError('E_CONFIG', {
+        message: `${claimLabel(c)}: ${entry.path} already holds ${describeEntry(entry)}`,
+        hint: 'Give the file another guest path, or set "replace": true on the entry to put it there on purpose.',
+        details: { field: c.field, path: entry.path, source: recipe.source },
+      });
+    }
+  }
+  const plan = await planPackage([...discovered, programEntry, ...explicit.files], root, explicit.dirs);
+  // Explicit entries and the program take their bytes from their host paths, not from inside the root.
+  for (const [i, e] of plan.entries.entries()) {
+    const host = hostToGuest.get(e.path);
+    if (e.type === 'symlink') {
+      // A link of the closure that a recipe file replaces becomes that file.
+      if (host && claims.get(e.path)?.replace) {
+        plan.entries[i] = {
+          type: 'file',
+          path: e.path,
+          source: host,
+          reasons: e.reasons,
+          parents: e.parents,
+        };
+      }
+      continue;
+    }
+    if (e.type !== 'file') continue;
+    if (e.path === recipe.program) e.source = recipe.binary;
+    if (host) e.source = host;
+  }
+  return plan;
+}
+
+/** The Ops volume mounts of the recipe's parameter sets: volume name to guest path (`:ro` when read-only). */
+async function volumeMounts(
+  recipe: ResolvedRecipe,
+  options: PackageOptions,
+): Promise<Record<string, string>> {
+  const mounts: Record<string, string> = {};
+  for (const [i, v] of recipe.volumes.entries()) {
+    const set = await loadParameterSet(v.set, {
+      setsDir: options.setsDir ?? BUILTIN_SETS_DIR,
+      cwd: recipe.baseDir,
+    }).catch((error: unknown) => {
+      throw new UniproveError('E_CONFIG', {
+        message: `volumes[${i}].set: ${(error as Error).message}`,
+        hint: 'Name a parameter set from volumes/ (uniprove volume ls --sets) or a set file relative to the recipe.',
+        cause: error,
+      });
+    });
+    const guestPath = v.guestPath ?? set.mountPath;
+    const name = options.volumeNames?.[v.set] ?? volumeNameFor(set);
+    mounts[name] = v.readOnly ? `${guestPath}:ro` : guestPath;
+  }
+  return mounts;
+}
+
+/** What a package folder holds besides its tree: the configs, the lock, and the state for the next run. */
+interface PackageContents {
+  plan: PackagePlan;
+  modes: Map<string, number>;
+  tmpNeeded: boolean;
+  configs: Record<string, string>;
+  lockText: string;
+  state: PackageState;
+  bytes: number;
+}
+
+/** Write the package into `staging` and swap it in for `out`; on any failure the staging folder goes. */
+async function stagePackage(
+  staging: string,
+  out: string,
+  contents: PackageContents,
+  writing: WriteContext,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  try {
+    await mkdir(dirname(out), { recursive: true });
+    // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
+    await mkdir(staging);
+    await writeTree(staging, contents.plan, contents.modes, signal);
+    if (contents.tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
+    const inPackage = { ...writing, bytes: contents.bytes };
+    for (const t of TARGETS) {
+      await writeFileAtomic(join(staging, `${t}.json`), contents.configs[t] as string, inPackage);
+    }
+    await writeFileAtomic(join(staging, LOCK_FILE), contents.lockText, inPackage);
+    await mkdir(join(staging, STATE_DIR), { recursive: true });
+    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(contents.state), inPackage);
+    signal?.throwIfAborted();
+    await swapIntoPlace(staging, out);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    throw await toWriteError(error, { ...writing, bytes: contents.bytes });
+  }
+}
+
 /** Package a recipe into a folder Ops can build and run from. */
 export async function packageRecipe(options: PackageOptions): Promise<PackageResult> {
   const onProgress = options.onProgress ?? noProgress;
@@ -353,113 +578,18 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     }
   }
   // What the recipe lists is checked before the long work: each guest path claimed once.
-  const { files: explicit, dirs: folders, hostToGuest, claims } = await explicitFiles(recipe);
+  const explicit = await explicitFiles(recipe);
 
   const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
   const key = await discoveryKey(recipe);
-  let discovery: DiscoverResult;
-  if (previous && previous.key === key && previous.uniprove === VERSION) {
-    discovery = previous.discovery;
-    onProgress({ kind: 'note', step: 'discover', detail: 'inputs unchanged: reusing the last discovery' });
-  } else {
-    onProgress({ kind: 'step-start', step: 'discover', detail: basename(recipe.binary) });
-    // The probe runs on copies of the recipe's files, at their guest paths, in the guest's working
-    // directory: a program that rewrites its inputs changes the copies, never what goes into the package.
-    const tree =
-      recipe.probe.skip || recipe.root
-        ? undefined
-        : await makeProbeTree(hostToGuest, folders, guestCwd(recipe.manifestPassthrough), signal);
-    try {
-      discovery = await discover({
-        binary: recipe.binary,
-        args: recipe.probe.args ?? recipe.args,
-        env: { ...recipe.env, ...recipe.probe.env },
-        cwd: tree?.cwd ?? recipe.baseDir,
-        ...(tree ? { ownTree: tree.root } : {}),
-        ...(recipe.root ? { root: recipe.root } : {}),
-        probe: !recipe.probe.skip,
-        timeoutMs: recipe.probe.timeoutSeconds * 1000,
-        allowFailure: recipe.probe.allowFailure,
-        ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
-        libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
-        families: recipe.families,
-        ...(signal ? { signal } : {}),
-        onProgress,
-      });
-    } finally {
-      await tree?.remove();
-    }
-    onProgress({ kind: 'step-done', step: 'discover', detail: `${discovery.files.length} files` });
-  }
-
-  // The program goes to its guest path; everything else at the path the guest's loader opens.
-  const root = recipe.root ?? '/';
-  // The binary itself is placed at the program's guest path; what it pulled in names the program as parent.
-  const discovered = discovery.files
-    .filter((f) => f.path !== recipe.binary)
-    .map((f) => ({ ...f, parents: f.parents.map((p) => (p === recipe.binary ? recipe.program : p)) }));
-  const programEntry: DiscoveredFile = {
-    path: recipe.program,
-    chain: [recipe.program],
-    reasons: ['explicit'],
-    parents: [],
-    isElf: true,
-  };
-  // A recipe file where the closure has one (libc, the loader) replaces it only when the recipe says so.
-  const closure = await planPackage([...discovered, programEntry], root);
-  for (const entry of closure.entries) {
-    const c = claims.get(entry.path);
-    // The same file listed again (what `debug --fix` adds at its own host path) takes nobody's place.
-    if (c && !c.replace && !(await sameFile(c.host, root === '/' ? entry.path : join(root, entry.path)))) {
-      throw new UniproveError('E_CONFIG', {
-        message: `${claimLabel(c)}: ${entry.path} already holds ${describeEntry(entry)}`,
-        hint: 'Give the file another guest path, or set "replace": true on the entry to put it there on purpose.',
-        details: { field: c.field, path: entry.path, source: recipe.source },
-      });
-    }
-  }
-  const plan = await planPackage([...discovered, programEntry, ...explicit], root, folders);
-  // Explicit entries and the program take their bytes from their host paths, not from inside the root.
-  for (const [i, e] of plan.entries.entries()) {
-    const host = hostToGuest.get(e.path);
-    if (e.type === 'symlink') {
-      // A link of the closure that a recipe file replaces becomes that file.
-      if (host && claims.get(e.path)?.replace) {
-        plan.entries[i] = {
-          type: 'file',
-          path: e.path,
-          source: host,
-          reasons: e.reasons,
-          parents: e.parents,
-        };
-      }
-      continue;
-    }
-    if (e.type !== 'file') continue;
-    if (e.path === recipe.program) e.source = recipe.binary;
-    if (host) e.source = host;
-  }
+  const discovery = await discoverOrReuse(recipe, explicit, previous, key, onProgress, signal);
+  const plan = await planImageTree(recipe, discovery, explicit);
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
   const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
   const top = topLevel(plan.entries, recipe.program);
-  const mounts: Record<string, string> = {};
-  for (const [i, v] of recipe.volumes.entries()) {
-    const set = await loadParameterSet(v.set, {
-      setsDir: options.setsDir ?? BUILTIN_SETS_DIR,
-      cwd: recipe.baseDir,
-    }).catch((error: unknown) => {
-      throw new UniproveError('E_CONFIG', {
-        message: `volumes[${i}].set: ${(error as Error).message}`,
-        hint: 'Name a parameter set from volumes/ (uniprove volume ls --sets) or a set file relative to the recipe.',
-        cause: error,
-      });
-    });
-    const guestPath = v.guestPath ?? set.mountPath;
-    const name = options.volumeNames?.[v.set] ?? volumeNameFor(set);
-    mounts[name] = v.readOnly ? `${guestPath}:ro` : guestPath;
-  }
+  const mounts = await volumeMounts(recipe, options);
   // Programs expect a /tmp; a Nanos image has none unless one is put there (or a volume is mounted there).
   const tmpNeeded =
     !Object.values(mounts).some((m) => m.split(':')[0] === '/tmp') && !top.files.includes('tmp');
@@ -497,26 +627,14 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   }
 
   onProgress({ kind: 'step-start', step: 'stage', detail: `${lock.files.length} files` });
-  try {
-    await mkdir(dirname(out), { recursive: true });
-    // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
-    await mkdir(staging);
-    await writeTree(staging, plan, modes, signal);
-    if (tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
-    const inPackage = { ...writing, bytes };
-    for (const t of TARGETS) {
-      await writeFileAtomic(join(staging, `${t}.json`), configs[t] as string, inPackage);
-    }
-    await writeFileAtomic(join(staging, LOCK_FILE), lockText, inPackage);
-    await mkdir(join(staging, STATE_DIR), { recursive: true });
-    const state: PackageState = { uniprove: VERSION, source: recipe.source, key, discovery, hashes: stamps };
-    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state), inPackage);
-    signal?.throwIfAborted();
-    await swapIntoPlace(staging, out);
-  } catch (error) {
-    await rm(staging, { recursive: true, force: true }).catch(() => {});
-    throw await toWriteError(error, { ...writing, bytes });
-  }
+  const state: PackageState = { uniprove: VERSION, source: recipe.source, key, discovery, hashes: stamps };
+  await stagePackage(
+    staging,
+    out,
+    { plan, modes, tmpNeeded, configs, lockText, state, bytes },
+    writing,
+    signal,
+  );
   onProgress({ kind: 'step-done', step: 'stage', detail: out });
   return result(true);
 }
