@@ -5,7 +5,7 @@
  * names the files the program looked for and did not find.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
@@ -120,10 +120,12 @@ function bwrapArgv(
   return args;
 }
 
-/** Run a package's program from the package alone and report what it lacked. */
-export async function verifyPackage(options: VerifyOptions): Promise<VerifyResult> {
-  const onProgress = options.onProgress ?? noProgress;
-  const pkg = options.package;
+type PackageLock = Awaited<ReturnType<typeof readPackageLock>>;
+type OpsConfig = ReturnType<typeof parseOpsConfig>;
+type Bind = [guest: string, host: string, readOnly: boolean];
+
+/** A package folder's Ops config (local.json), refused with a hint when the folder is no package. */
+async function readLocalConfig(pkg: string): Promise<OpsConfig> {
   const configPath = join(pkg, 'local.json');
   await refuseSpecialFile(configPath, 'Ops config', 'Package again with `uniprove package <recipe>`.');
   const configText = await readFile(configPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -133,25 +135,20 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       cause: error,
     });
   });
-  const config = parseOpsConfig(parseJsonFile(configText, configPath), configPath);
-  const lock = await readPackageLock(pkg);
-  const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
-  const argv = [program, ...(config.Args ?? [])];
-  const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');
-  await rm(workDir, { recursive: true, force: true });
-  await mkdir(join(workDir, 'fs'), { recursive: true });
-  // Nanos starts the program in the manifest's cwd (Ops: ManifestPassthrough.cwd), else in /.
-  const passCwd = config.ManifestPassthrough?.cwd;
-  const cwd = typeof passCwd === 'string' && passCwd.startsWith('/') ? passCwd : '/';
+  return parseOpsConfig(parseJsonFile(configText, configPath), configPath);
+}
 
-  // The folders the lock lists must be in the package tree, empty ones included.
+/**
+ * The folders the lock lists, each checked to be in the package tree (empty ones included), and the working
+ * directory, which Nanos refuses to start without (unless a volume holds it).
+ */
+async function checkFolders(pkg: string, lock: PackageLock, config: OpsConfig, cwd: string) {
   const folders = (lock.files ?? []).filter((f) => f.type === 'dir');
   const absent: string[] = [];
   for (const f of folders) {
     const info = await stat(join(pkg, f.path)).catch(() => undefined);
     if (!info?.isDirectory()) absent.push(f.path);
   }
-  // Nanos refuses to start a program whose working directory the image lacks (a volume may hold it).
   const mountPoints = Object.values(config.Mounts ?? {}).map((m) => m.split(':')[0] ?? '');
   if (cwd !== '/' && !mountPoints.some((m) => cwd === m || cwd.startsWith(`${m}/`))) {
     const info = await stat(join(pkg, cwd)).catch(() => undefined);
@@ -170,9 +167,17 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       details: { absent },
     });
   }
+  return folders;
+}
 
-  // Writable folders: /tmp and every volume mount point, empty unless the caller binds content.
-  const binds: [string, string, boolean][] = [];
+/** Writable folders: /tmp and every volume mount point, empty unless the caller binds content. */
+async function writableBinds(
+  options: VerifyOptions,
+  config: OpsConfig,
+  workDir: string,
+  folders: readonly { path: string }[],
+): Promise<Bind[]> {
+  const binds: Bind[] = [];
   const guestWritable = new Set<string>(['/tmp']);
   for (const value of Object.values(config.Mounts ?? {})) {
     const [guest = '', flag] = value.split(':');
@@ -190,92 +195,115 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       await mkdir(join(host, f.path.slice(guest.length)), { recursive: true });
     }
   }
+  return binds;
+}
 
+/** The argv that runs the program with the package as its root: bubblewrap, or chroot when root without it. */
+async function sandboxCommand(
+  options: VerifyOptions,
+  lock: PackageLock,
+  config: OpsConfig,
+  binds: Bind[],
+  argv: string[],
+  cwd: string,
+): Promise<{ sandbox: VerifyResult['sandbox']; command: string[] }> {
+  const pkg = options.package;
   const bwrap = await which('bwrap', options.pathEnv);
-  let sandbox: VerifyResult['sandbox'];
-  let command: string[];
   if (bwrap) {
-    sandbox = 'bwrap';
     const top = [...new Set(lock.files.map((f) => f.path.split('/')[1] ?? ''))].filter(Boolean).sort();
-    command = bwrapArgv(bwrap, pkg, top, binds, config.Env ?? {}, argv, cwd);
-  } else if (options.isRoot) {
+    return { sandbox: 'bwrap', command: bwrapArgv(bwrap, pkg, top, binds, config.Env ?? {}, argv, cwd) };
+  }
+  if (options.isRoot) {
     if (binds.length > 0 && Object.keys(options.binds ?? {}).length > 0) {
       throw new UniproveError('E_TOOL_MISSING', {
         message: 'mounting volume contents needs bubblewrap (bwrap), which is not installed',
         hint: 'apt-get install bubblewrap',
       });
     }
-    sandbox = 'chroot';
-    command = [
-      'chroot',
-      pkg,
-      'env',
-      '-i',
-      ...(cwd !== '/' ? ['-C', cwd] : []),
-      ...Object.entries(config.Env ?? {}).map(([k, v]) => `${k}=${v}`),
-      ...argv,
-    ];
-  } else {
-    throw new UniproveError('E_TOOL_MISSING', {
-      message: 'verify needs bubblewrap (bwrap) to run the package as its own root without being root',
-      hint: 'apt-get install bubblewrap (or run as root, where chroot is used).',
-    });
+    return {
+      sandbox: 'chroot',
+      command: [
+        'chroot',
+        pkg,
+        'env',
+        '-i',
+        ...(cwd !== '/' ? ['-C', cwd] : []),
+        ...Object.entries(config.Env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...argv,
+      ],
+    };
   }
-
-  const traced = options.trace ?? Boolean(await which('strace', options.pathEnv));
-  onProgress({
-    kind: 'step-start',
-    step: 'verify',
-    detail: `${argv.join(' ')} in ${sandbox}${traced ? ' under strace' : ''}`,
+  throw new UniproveError('E_TOOL_MISSING', {
+    message: 'verify needs bubblewrap (bwrap) to run the package as its own root without being root',
+    hint: 'apt-get install bubblewrap (or run as root, where chroot is used).',
   });
-  const started = performance.now();
+}
+
+/** How the sandboxed program ended, and the libraries it looked for and never found when it failed. */
+interface SandboxEnd {
+  exitCode: number;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  missing: string[];
+}
+
+/** Run the sandbox command, under strace when `traced`, so a failure names what the program lacked. */
+async function runSandboxed(
+  options: VerifyOptions,
+  command: string[],
+  argv: string[],
+  workDir: string,
+  traced: boolean,
+): Promise<SandboxEnd> {
   // The packaged prover itself ran too long: not a probe, not an external tool.
   const timeoutReport = {
     code: 'E_RUN_TIMEOUT' as const,
     what: `the packaged program (${argv.join(' ')})`,
     hint: 'Give it arguments that make it end sooner (a small proof size), or raise --timeout.',
   };
-  let exitCode: number;
-  let signal: string | undefined;
-  let stdout: string;
-  let stderr: string;
-  let missing: string[] = [];
-  if (traced) {
-    const probe = await runProbe({
-      argv: command,
-      logPath: join(workDir, 'strace.log'),
-      allowFailure: true,
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs, timeoutReport } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    exitCode = probe.exitCode;
-    signal = probe.signal;
-    stdout = probe.stdoutTail;
-    stderr = probe.stderrTail;
-    if (exitCode !== 0) {
-      const trace = await parseStraceLog(probe.logPath, { cwd: '/' });
-      const searched = failedSearches(trace).filter((s) => SHARED_OBJECT.test(s.basename));
-      const fromLoader = missingFromLoaderMessages(stderr);
-      const names = new Set([...searched.map((s) => s.basename), ...fromLoader]);
-      missing = [...names].sort().map((name) => {
-        const search = searched.find((s) => s.basename === name);
-        return search?.probed.at(-1) ?? name;
-      });
-    }
-  } else {
-    const r = await run(command, {
-      allowFailure: true,
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs, timeoutReport } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    exitCode = r.exitCode;
-    signal = r.signal;
-    stdout = r.stdout;
-    stderr = r.stderr;
-    if (exitCode !== 0) missing = missingFromLoaderMessages(stderr);
+  const limits = {
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs, timeoutReport } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  if (!traced) {
+    const r = await run(command, { allowFailure: true, ...limits });
+    const missing = r.exitCode !== 0 ? missingFromLoaderMessages(r.stderr) : [];
+    return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, missing };
   }
-  const durationMs = performance.now() - started;
+  const probe = await runProbe({
+    argv: command,
+    logPath: join(workDir, 'strace.log'),
+    allowFailure: true,
+    ...limits,
+  });
+  const end: SandboxEnd = {
+    exitCode: probe.exitCode,
+    signal: probe.signal,
+    stdout: probe.stdoutTail,
+    stderr: probe.stderrTail,
+    missing: [],
+  };
+  if (end.exitCode !== 0) {
+    const trace = await parseStraceLog(probe.logPath, { cwd: '/' });
+    const searched = failedSearches(trace).filter((s) => SHARED_OBJECT.test(s.basename));
+    const fromLoader = missingFromLoaderMessages(end.stderr);
+    const names = new Set([...searched.map((s) => s.basename), ...fromLoader]);
+    end.missing = [...names].sort().map((name) => {
+      const search = searched.find((s) => s.basename === name);
+      return search?.probed.at(-1) ?? name;
+    });
+  }
+  return end;
+}
 
+/** The files the program wrote under its writable folders, and the proof it printed between console markers. */
+async function collectProofs(
+  binds: Bind[],
+  markers: { begin: string; end: string } | undefined,
+  stdout: string,
+  workDir: string,
+): Promise<VerifyProof[]> {
   const proofs: VerifyProof[] = [];
   for (const [guest, host] of binds) {
     for (const file of await listFiles(host)) {
@@ -288,7 +316,6 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       });
     }
   }
-  const markers = options.proofMarkers ?? (lock.proof?.kind === 'console' ? lock.proof : undefined);
   if (markers) {
     const { begin, end } = markers;
     const from = stdout.indexOf(begin);
@@ -296,7 +323,6 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     if (from >= 0 && to > from) {
       const body = stdout.slice(from + begin.length, to).trim();
       const path = join(workDir, 'console-proof.txt');
-      const { writeFile } = await import('node:fs/promises');
       await writeFile(path, `${body}\n`);
       proofs.push({
         path,
@@ -306,6 +332,45 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
       });
     }
   }
+  return proofs;
+}
+
+/** Run a package's program from the package alone and report what it lacked. */
+export async function verifyPackage(options: VerifyOptions): Promise<VerifyResult> {
+  const onProgress = options.onProgress ?? noProgress;
+  const pkg = options.package;
+  const config = await readLocalConfig(pkg);
+  const lock = await readPackageLock(pkg);
+  const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
+  const argv = [program, ...(config.Args ?? [])];
+  const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(join(workDir, 'fs'), { recursive: true });
+  // Nanos starts the program in the manifest's cwd (Ops: ManifestPassthrough.cwd), else in /.
+  const passCwd = config.ManifestPassthrough?.cwd;
+  const cwd = typeof passCwd === 'string' && passCwd.startsWith('/') ? passCwd : '/';
+  const folders = await checkFolders(pkg, lock, config, cwd);
+  const binds = await writableBinds(options, config, workDir, folders);
+  const { sandbox, command } = await sandboxCommand(options, lock, config, binds, argv, cwd);
+
+  const traced = options.trace ?? Boolean(await which('strace', options.pathEnv));
+  onProgress({
+    kind: 'step-start',
+    step: 'verify',
+    detail: `${argv.join(' ')} in ${sandbox}${traced ? ' under strace' : ''}`,
+  });
+  const started = performance.now();
+  const { exitCode, signal, stdout, stderr, missing } = await runSandboxed(
+    options,
+    command,
+    argv,
+    workDir,
+    traced,
+  );
+  const durationMs = performance.now() - started;
+
+  const markers = options.proofMarkers ?? (lock.proof?.kind === 'console' ? lock.proof : undefined);
+  const proofs = await collectProofs(binds, markers, stdout, workDir);
   onProgress({ kind: 'note', step: 'verify', detail: `the program exited with ${exitCode}` });
   const failed =
     exitCode === 0

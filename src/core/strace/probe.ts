@@ -253,11 +253,8 @@ function formatCpus(cpus: Set<number>): string {
     : sorted.join(', ');
 }
 
-/** Run `options.argv` under strace, writing a log for parseStraceLog. */
-export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
-  if (options.argv.length === 0 || !options.argv[0]) {
-    throw new UniproveError('E_USAGE', { message: 'runProbe needs a program to run (argv is empty)' });
-  }
+/** strace on PATH, its version, and whether it filters with seccomp-bpf (5.3 and later). */
+async function findStrace(options: ProbeOptions) {
   const strace = await which(options.strace ?? 'strace', options.env?.PATH);
   if (!strace) {
     throw new UniproveError('E_TOOL_MISSING', {
@@ -267,7 +264,62 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
   }
   const versionRun = await run([strace, '-V'], { installHint: INSTALL_HINT, timeoutMs: 10_000 });
   const straceVersion = /version\s+(\S+)/.exec(versionRun.stdout)?.[1] ?? 'unknown';
-  const seccompBpf = versionAtLeast(straceVersion, 5, 3);
+  return { strace, straceVersion, seccompBpf: versionAtLeast(straceVersion, 5, 3) };
+}
+
+/** The taskset prefix that runs the probe on `options.cpu` (none when no CPU is asked for). */
+async function cpuPin(options: ProbeOptions): Promise<string[]> {
+  if (options.cpu === undefined) return [];
+  if (!Number.isInteger(options.cpu) || options.cpu < 0) {
+    throw new UniproveError('E_USAGE', {
+      message: `probe CPU ${JSON.stringify(options.cpu)} is not a CPU number`,
+      hint: 'Give a CPU number this process may use, e.g. 0 (see `taskset -cp $$`).',
+    });
+  }
+  const allowed = await allowedCpus();
+  if (allowed && !allowed.has(options.cpu)) {
+    throw new UniproveError('E_USAGE', {
+      message: `CPU ${options.cpu} is not one this process may run on (allowed: ${formatCpus(allowed)})`,
+      hint: `Pick one of ${formatCpus(allowed)}.`,
+    });
+  }
+  const taskset = await which('taskset', options.env?.PATH);
+  if (!taskset) {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: 'taskset is not installed or not on PATH; it is needed to run the probe on one CPU',
+      hint: 'Install util-linux (apt-get install util-linux), or probe without a CPU.',
+    });
+  }
+  return [taskset, '-c', String(options.cpu)];
+}
+
+/** strace's own failures, told apart from the program's by strace's prefix on stderr. */
+function throwStraceFailure(errTail: string, details: Record<string, unknown>): void {
+  if (/^(?:\S*\/)?strace: .*(PTRACE_|ptrace).*Operation not permitted/m.test(errTail)) {
+    throw new UniproveError('E_PTRACE_DENIED', {
+      message: 'strace may not trace processes here (ptrace: Operation not permitted)',
+      hint:
+        'In a container, run it with `--cap-add=SYS_PTRACE` (Docker/Podman) and a seccomp profile that allows ptrace; ' +
+        'on a host, check `sysctl kernel.yama.ptrace_scope` (0 or 1 works) and that uniprove is not itself being traced.',
+      details,
+    });
+  }
+  const cantRun = /^(?:\S*\/)?strace: (?:Can't stat|exec:|Cannot find executable) .*$/m.exec(errTail);
+  if (cantRun) {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `the program to probe could not be started: ${cantRun[0]}`,
+      hint: 'Check the program path (absolute, or on PATH) and that it is executable.',
+      details,
+    });
+  }
+}
+
+/** Run `options.argv` under strace, writing a log for parseStraceLog. */
+export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
+  if (options.argv.length === 0 || !options.argv[0]) {
+    throw new UniproveError('E_USAGE', { message: 'runProbe needs a program to run (argv is empty)' });
+  }
+  const { strace, straceVersion, seccompBpf } = await findStrace(options);
   const syscalls = options.syscalls ?? 'minimal';
   if (syscalls !== 'minimal' && syscalls !== 'full') {
     throw new UniproveError('E_USAGE', {
@@ -275,30 +327,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
       hint: "Use 'minimal' (the default) or 'full'.",
     });
   }
-  let pin: string[] = [];
-  if (options.cpu !== undefined) {
-    if (!Number.isInteger(options.cpu) || options.cpu < 0) {
-      throw new UniproveError('E_USAGE', {
-        message: `probe CPU ${JSON.stringify(options.cpu)} is not a CPU number`,
-        hint: 'Give a CPU number this process may use, e.g. 0 (see `taskset -cp $$`).',
-      });
-    }
-    const allowed = await allowedCpus();
-    if (allowed && !allowed.has(options.cpu)) {
-      throw new UniproveError('E_USAGE', {
-        message: `CPU ${options.cpu} is not one this process may run on (allowed: ${formatCpus(allowed)})`,
-        hint: `Pick one of ${formatCpus(allowed)}.`,
-      });
-    }
-    const taskset = await which('taskset', options.env?.PATH);
-    if (!taskset) {
-      throw new UniproveError('E_TOOL_MISSING', {
-        message: 'taskset is not installed or not on PATH; it is needed to run the probe on one CPU',
-        hint: 'Install util-linux (apt-get install util-linux), or probe without a CPU.',
-      });
-    }
-    pin = [taskset, '-c', String(options.cpu)];
-  }
+  const pin = await cpuPin(options);
   const logPath = options.logPath ?? join(await mkdtemp(join(tmpdir(), 'uniprove-probe-')), 'strace.log');
   const straceCommand = buildStraceArgs({
     strace,
@@ -369,24 +398,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
       details,
     });
   }
-  // strace's own failures, told apart from the program's by strace's prefix.
-  if (/^(?:\S*\/)?strace: .*(PTRACE_|ptrace).*Operation not permitted/m.test(errTail)) {
-    throw new UniproveError('E_PTRACE_DENIED', {
-      message: 'strace may not trace processes here (ptrace: Operation not permitted)',
-      hint:
-        'In a container, run it with `--cap-add=SYS_PTRACE` (Docker/Podman) and a seccomp profile that allows ptrace; ' +
-        'on a host, check `sysctl kernel.yama.ptrace_scope` (0 or 1 works) and that uniprove is not itself being traced.',
-      details,
-    });
-  }
-  const cantRun = /^(?:\S*\/)?strace: (?:Can't stat|exec:|Cannot find executable) .*$/m.exec(errTail);
-  if (cantRun) {
-    throw new UniproveError('E_NOT_FOUND', {
-      message: `the program to probe could not be started: ${cantRun[0]}`,
-      hint: 'Check the program path (absolute, or on PATH) and that it is executable.',
-      details,
-    });
-  }
+  throwStraceFailure(errTail, details);
   const logFiles = options.separateLogs ? await perPidLogs(logPath) : [logPath];
   if (exitCode !== 0 && !options.allowFailure) {
     throw new UniproveError('E_PROBE_FAILED', {
