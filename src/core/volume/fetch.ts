@@ -121,6 +121,179 @@ function errorSummary(error: unknown): FetchFailure['error'] {
   return { code: 'E_DOWNLOAD', message: error instanceof Error ? error.message : String(error) };
 }
 
+/** Bytes done and expected per file, reported as one progress line at most every 250 ms. */
+class ByteProgress {
+  readonly expected = new Map<string, number>();
+  private readonly done = new Map<string, number>();
+  readonly meter = new RateMeter();
+  private lastEmit = 0;
+  filesDone = 0;
+
+  constructor(
+    private readonly set: ResolvedParameterSet,
+    private readonly step: string,
+    private readonly progress: OnProgress,
+  ) {
+    for (const file of set.files) if (file.size !== undefined) this.expected.set(file.name, file.size);
+  }
+
+  emit(force = false): void {
+    const now = performance.now();
+    if (!force && now - this.lastEmit < 250) return;
+    this.lastEmit = now;
+    let total = 0;
+    let doneBytes = 0;
+    for (const file of this.set.files) {
+      const d = this.done.get(file.name) ?? 0;
+      doneBytes += d;
+      total += Math.max(this.expected.get(file.name) ?? 0, d);
+    }
+    const rate = this.meter.rate();
+    const etaSeconds = rate > 0 ? Math.max(0, total - doneBytes) / rate : Number.POSITIVE_INFINITY;
+    this.progress({
+      kind: 'update',
+      step: this.step,
+      done: doneBytes,
+      total,
+      bytesPerSecond: rate,
+      etaSeconds,
+      detail: `${formatBytes(doneBytes)} / ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatEta(etaSeconds)}, ${this.filesDone}/${this.set.files.length} files`,
+    });
+  }
+
+  addBytes(name: string, delta: number, network: boolean): void {
+    this.done.set(name, (this.done.get(name) ?? 0) + delta);
+    if (network && delta > 0) this.meter.add(delta);
+    this.emit();
+  }
+}
+
+/** What every file's fetch of one fetchParameterSet call shares. */
+interface FetchContext {
+  options: FetchParameterSetOptions;
+  verify: VerifyMode;
+  step: string;
+  progress: OnProgress;
+  bytes: ByteProgress;
+  urlsByFile: Map<string, string[]>;
+  dispatcher: Dispatcher;
+  hashThreads: HashWorkers | undefined;
+}
+
+/** Download a file from the first of its URLs that serves it (into the partial path, resuming). */
+async function downloadFromUrls(ctx: FetchContext, file: ResolvedParameterFile) {
+  const { options, progress, step } = ctx;
+  const { signal } = options;
+  const paths = cachePaths(options.cacheDir, file.digest);
+  const algorithm = parseDigest(file.digest).algorithm as DigestAlgorithm;
+  let lastError: unknown;
+  for (const url of ctx.urlsByFile.get(file.name)!) {
+    try {
+      const result = await downloadFile({
+        url,
+        partialPath: paths.partial,
+        metaPath: paths.partialMeta,
+        algorithm,
+        ...(ctx.hashThreads ? { hashThreads: ctx.hashThreads } : {}),
+        ...(file.size === undefined ? {} : { expectedSize: file.size }),
+        dispatcher: ctx.dispatcher,
+        ...(signal ? { signal } : {}),
+        retries: options.retries ?? 5,
+        retryDelayMs: options.retryDelayMs ?? 500,
+        stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
+        onBytes: (delta, network) => ctx.bytes.addBytes(file.name, delta, network),
+        onTotal: (total) => ctx.bytes.expected.set(file.name, total),
+        onRetry: ({ delayMs, reason, offset }) =>
+          progress({
+            kind: 'note',
+            step,
+            detail: `${file.name}: ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s from byte ${offset}`,
+          }),
+      });
+      return { result, url };
+    } catch (error) {
+      if (signal?.aborted || (isUniproveError(error) && error.code === 'E_INTERRUPTED')) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/** One file: from the cache when it is there and verifies, else downloaded until its digest matches. */
+async function fetchOne(ctx: FetchContext, file: ResolvedParameterFile): Promise<FetchedFile> {
+  const { options, progress, step } = ctx;
+  const paths = cachePaths(options.cacheDir, file.digest);
+  const base = { name: file.name, guestPath: file.guestPath, digest: file.digest, verified: true as const };
+  const cached = await checkCached(paths, file.digest, ctx.verify, {
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (cached.state === 'ok') {
+    ctx.bytes.expected.set(file.name, cached.size);
+    ctx.bytes.addBytes(file.name, cached.size, false);
+    return { ...base, path: paths.blob, size: cached.size, source: 'cache' };
+  }
+  if (cached.state === 'bad') {
+    const kept = await keepAsInvalid(options.cacheDir, paths.blob, file.name);
+    await removeIfPresent(paths.stamp);
+    progress({
+      kind: 'note',
+      step,
+      detail: `${file.name}: cached copy has digest ${cached.actual}, not ${file.digest}; kept aside as ${kept}, fetching again`,
+    });
+  }
+  const digestAttempts = options.digestAttempts ?? 2;
+  for (let round = 1; ; round++) {
+    const { result, url } = await downloadFromUrls(ctx, file);
+    if (result.digest === file.digest) {
+      await mkdir(dirname(paths.blob), { recursive: true });
+      await chmod(paths.partial, 0o444);
+      await rename(paths.partial, paths.blob);
+      await removeIfPresent(paths.partialMeta);
+      await writeStamp(paths, file.digest);
+      return { ...base, path: paths.blob, size: result.size, source: 'download', url };
+    }
+    const invalidPath = await keepAsInvalid(options.cacheDir, paths.partial, file.name);
+    await removeIfPresent(paths.partialMeta);
+    ctx.bytes.addBytes(file.name, -result.size, false);
+    const message = `${file.name} from ${url} has digest ${result.digest}, expected ${file.digest}`;
+    if (round >= digestAttempts) {
+      throw new UniproveError('E_DIGEST_MISMATCH', {
+        message: `${message} (${round} downloads); kept as ${invalidPath}`,
+        hint: 'The server sends different bytes than the set expects: try a mirror with --base-url, or check the set file.',
+        details: { name: file.name, url, expected: file.digest, actual: result.digest, invalidPath },
+      });
+    }
+    progress({ kind: 'note', step, detail: `${message}; kept aside as ${invalidPath}, fetching again` });
+  }
+}
+
+/** The error for a fetch where some files failed: interrupted, a digest mismatch, or a download error. */
+function fetchFailedError(
+  set: ResolvedParameterSet,
+  result: FetchParameterSetResult,
+  aborted: boolean,
+): UniproveError {
+  const { failed } = result;
+  const code = aborted
+    ? 'E_INTERRUPTED'
+    : failed.some((f) => f.error.code === 'E_DIGEST_MISMATCH')
+      ? 'E_DIGEST_MISMATCH'
+      : 'E_DOWNLOAD';
+  return new UniproveError(code, {
+    message:
+      code === 'E_INTERRUPTED'
+        ? `fetch of ${set.name} was interrupted; ${result.files.length} of ${set.files.length} files are in the cache`
+        : `${failed.length} of ${set.files.length} files of ${set.name} could not be fetched and verified:\n  ${failed
+            .map((f) => `${f.name}: ${f.error.message}`)
+            .join('\n  ')}`,
+    hint:
+      code === 'E_INTERRUPTED'
+        ? 'Run the same command again: partial downloads resume where they stopped.'
+        : (failed[0]?.error.hint ?? 'Run again to retry; verified files are kept.'),
+    details: { ...result },
+  });
+}
+
 /**
  * Make every file of the set present and verified in the cache. Returns the
  * files; throws when any file could not be fetched and verified (E_DOWNLOAD,
@@ -132,7 +305,6 @@ export async function fetchParameterSet(
 ): Promise<FetchParameterSetResult> {
   const started = performance.now();
   const jobs = Math.max(1, Math.floor(options.jobs ?? 4));
-  const verify = options.verify ?? 'quick';
   const progress = options.onProgress ?? (() => {});
   const signal = options.signal;
   const step = `fetch ${set.name}`;
@@ -140,50 +312,24 @@ export async function fetchParameterSet(
   const urlsByFile = new Map<string, string[]>(
     set.files.map((file) => [file.name, options.baseUrl ? [urlFor(options.baseUrl, file)] : file.urls]),
   );
-
-  const expected = new Map<string, number>();
-  for (const file of set.files) if (file.size !== undefined) expected.set(file.name, file.size);
-  const done = new Map<string, number>();
-  const meter = new RateMeter();
-  let lastEmit = 0;
-  let filesDone = 0;
-  const emit = (force = false) => {
-    const now = performance.now();
-    if (!force && now - lastEmit < 250) return;
-    lastEmit = now;
-    let total = 0;
-    let doneBytes = 0;
-    for (const file of set.files) {
-      const d = done.get(file.name) ?? 0;
-      doneBytes += d;
-      total += Math.max(expected.get(file.name) ?? 0, d);
-    }
-    const rate = meter.rate();
-    const etaSeconds = rate > 0 ? Math.max(0, total - doneBytes) / rate : Number.POSITIVE_INFINITY;
-    progress({
-      kind: 'update',
-      step,
-      done: doneBytes,
-      total,
-      bytesPerSecond: rate,
-      etaSeconds,
-      detail: `${formatBytes(doneBytes)} / ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatEta(etaSeconds)}, ${filesDone}/${set.files.length} files`,
-    });
-  };
-  const addBytes = (name: string, delta: number, network: boolean) => {
-    done.set(name, (done.get(name) ?? 0) + delta);
-    if (network && delta > 0) meter.add(delta);
-    emit();
-  };
+  const bytes = new ByteProgress(set, step, progress);
 
   progress({
     kind: 'step-start',
     step,
     detail: `${set.files.length} files${set.knownBytes ? `, ${formatBytes(set.knownBytes)}` : ''} into ${options.cacheDir}`,
   });
-  const dispatcher = await createDispatcher(jobs);
-  // With several downloads at once, hashing moves to worker threads so it runs beside the receiving.
-  const hashThreads = jobs > 1 ? new HashWorkers() : undefined;
+  const ctx: FetchContext = {
+    options,
+    verify: options.verify ?? 'quick',
+    step,
+    progress,
+    bytes,
+    urlsByFile,
+    dispatcher: await createDispatcher(jobs),
+    // With several downloads at once, hashing moves to worker threads so it runs beside the receiving.
+    hashThreads: jobs > 1 ? new HashWorkers() : undefined,
+  };
   const files: (FetchedFile | undefined)[] = new Array(set.files.length);
   const failed: FetchFailure[] = [];
 
@@ -193,96 +339,14 @@ export async function fetchParameterSet(
   const fetchShared = async (file: ResolvedParameterFile): Promise<FetchedFile> => {
     const first = byDigest.get(file.digest);
     if (!first) {
-      const pending = fetchOne(file);
+      const pending = fetchOne(ctx, file);
       byDigest.set(file.digest, pending);
       return pending;
     }
     const { url: _url, ...got } = await first;
-    expected.set(file.name, got.size);
-    addBytes(file.name, got.size, false);
+    bytes.expected.set(file.name, got.size);
+    bytes.addBytes(file.name, got.size, false);
     return { ...got, name: file.name, guestPath: file.guestPath, source: 'cache' };
-  };
-
-  const fetchOne = async (file: ResolvedParameterFile): Promise<FetchedFile> => {
-    const paths = cachePaths(options.cacheDir, file.digest);
-    const algorithm = parseDigest(file.digest).algorithm as DigestAlgorithm;
-    const base = { name: file.name, guestPath: file.guestPath, digest: file.digest, verified: true as const };
-    const cached = await checkCached(paths, file.digest, verify, {
-      ...(signal ? { signal } : {}),
-    });
-    if (cached.state === 'ok') {
-      expected.set(file.name, cached.size);
-      addBytes(file.name, cached.size, false);
-      return { ...base, path: paths.blob, size: cached.size, source: 'cache' };
-    }
-    if (cached.state === 'bad') {
-      const kept = await keepAsInvalid(options.cacheDir, paths.blob, file.name);
-      await removeIfPresent(paths.stamp);
-      progress({
-        kind: 'note',
-        step,
-        detail: `${file.name}: cached copy has digest ${cached.actual}, not ${file.digest}; kept aside as ${kept}, fetching again`,
-      });
-    }
-    const urls = urlsByFile.get(file.name)!;
-    const digestAttempts = options.digestAttempts ?? 2;
-    let invalidPath: string | undefined;
-    for (let round = 1; ; round++) {
-      let result: Awaited<ReturnType<typeof downloadFile>> | undefined;
-      let url = '';
-      let lastError: unknown;
-      for (const candidate of urls) {
-        url = candidate;
-        try {
-          result = await downloadFile({
-            url,
-            partialPath: paths.partial,
-            metaPath: paths.partialMeta,
-            algorithm,
-            ...(hashThreads ? { hashThreads } : {}),
-            ...(file.size === undefined ? {} : { expectedSize: file.size }),
-            dispatcher,
-            ...(signal ? { signal } : {}),
-            retries: options.retries ?? 5,
-            retryDelayMs: options.retryDelayMs ?? 500,
-            stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
-            onBytes: (delta, network) => addBytes(file.name, delta, network),
-            onTotal: (total) => expected.set(file.name, total),
-            onRetry: ({ delayMs, reason, offset }) =>
-              progress({
-                kind: 'note',
-                step,
-                detail: `${file.name}: ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s from byte ${offset}`,
-              }),
-          });
-          break;
-        } catch (error) {
-          if (signal?.aborted || (isUniproveError(error) && error.code === 'E_INTERRUPTED')) throw error;
-          lastError = error;
-        }
-      }
-      if (!result) throw lastError;
-      if (result.digest === file.digest) {
-        await mkdir(dirname(paths.blob), { recursive: true });
-        await chmod(paths.partial, 0o444);
-        await rename(paths.partial, paths.blob);
-        await removeIfPresent(paths.partialMeta);
-        await writeStamp(paths, file.digest);
-        return { ...base, path: paths.blob, size: result.size, source: 'download', url };
-      }
-      invalidPath = await keepAsInvalid(options.cacheDir, paths.partial, file.name);
-      await removeIfPresent(paths.partialMeta);
-      addBytes(file.name, -result.size, false);
-      const message = `${file.name} from ${url} has digest ${result.digest}, expected ${file.digest}`;
-      if (round >= digestAttempts) {
-        throw new UniproveError('E_DIGEST_MISMATCH', {
-          message: `${message} (${round} downloads); kept as ${invalidPath}`,
-          hint: 'The server sends different bytes than the set expects: try a mirror with --base-url, or check the set file.',
-          details: { name: file.name, url, expected: file.digest, actual: result.digest, invalidPath },
-        });
-      }
-      progress({ kind: 'note', step, detail: `${message}; kept aside as ${invalidPath}, fetching again` });
-    }
   };
 
   const writing: WriteContext = {
@@ -320,46 +384,27 @@ export async function fetchParameterSet(
             : {}),
         });
       } finally {
-        filesDone++;
-        emit(true);
+        bytes.filesDone++;
+        bytes.emit(true);
       }
     }
   };
   try {
     await Promise.all(Array.from({ length: Math.min(jobs, set.files.length) }, worker));
   } finally {
-    await dispatcher.close().catch(() => {});
-    await hashThreads?.close();
+    await ctx.dispatcher.close().catch(() => {});
+    await ctx.hashThreads?.close();
   }
   const result: FetchParameterSetResult = {
     set: set.name,
     setDigest: set.setDigest,
     files: files.filter((f): f is FetchedFile => f !== undefined),
     failed,
-    bytesDownloaded: meter.bytes,
+    bytesDownloaded: bytes.meter.bytes,
     durationMs: performance.now() - started,
   };
   if (diskError && !signal?.aborted) throw diskError;
-  if (failed.length > 0) {
-    const code = signal?.aborted
-      ? 'E_INTERRUPTED'
-      : failed.some((f) => f.error.code === 'E_DIGEST_MISMATCH')
-        ? 'E_DIGEST_MISMATCH'
-        : 'E_DOWNLOAD';
-    throw new UniproveError(code, {
-      message:
-        code === 'E_INTERRUPTED'
-          ? `fetch of ${set.name} was interrupted; ${result.files.length} of ${set.files.length} files are in the cache`
-          : `${failed.length} of ${set.files.length} files of ${set.name} could not be fetched and verified:\n  ${failed
-              .map((f) => `${f.name}: ${f.error.message}`)
-              .join('\n  ')}`,
-      hint:
-        code === 'E_INTERRUPTED'
-          ? 'Run the same command again: partial downloads resume where they stopped.'
-          : (failed[0]?.error.hint ?? 'Run again to retry; verified files are kept.'),
-      details: { ...result },
-    });
-  }
+  if (failed.length > 0) throw fetchFailedError(set, result, Boolean(signal?.aborted));
   progress({
     kind: 'step-done',
     step,
