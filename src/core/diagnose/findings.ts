@@ -169,6 +169,16 @@ function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
+/** The fields every finding made from a draft starts with. */
+type FindingBase = Pick<Finding, 'kind' | 'severity' | 'name' | 'evidence'> & { order: number };
+
+/** Phrases a finding's message adds: whether the program said so itself, what the trace shows searched. */
+interface FindingWords {
+  said: boolean;
+  searched: string;
+  unsure: string;
+}
+
 function sortedEvidence(list: { log: number; lineNo: number; line: string }[]): string[] {
   return [...list].sort((a, b) => a.log - b.log || a.lineNo - b.lineNo).map((e) => e.line);
 }
@@ -439,8 +449,8 @@ export class Diagnoser {
     s.lastKernelTime = time;
   }
 
-  private text(s: LogState, at: LogLine, text: string): void {
-    if (!INTERESTING.test(text)) return;
+  /** The loader's and Nanos's words for a program that could not load a library or start at all. */
+  private loaderOrStartup(at: LogLine, text: string): boolean {
     let m: RegExpExecArray | null;
     const cannotOpen = wordBefore(text, ': cannot open shared object file');
     if (cannotOpen) {
@@ -448,14 +458,14 @@ export class Diagnoser {
       const d = this.draft('missing-library', baseName(wanted), 'program');
       if (wanted.startsWith('/')) d.wantedPath = wanted;
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     const cannotMap = wordBefore(text, ': failed to map segment from shared object');
     if (cannotMap) {
       const d = this.draft('exec-protection', baseName(cannotMap.word), 'program', 'exec-protection');
       d.name = baseName(cannotMap.word);
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     const wrongClass = wordBefore(text, ': wrong ELF class: ');
     const elfClass = wrongClass && /^\S+/.exec(text.slice(wrongClass.after));
@@ -463,14 +473,14 @@ export class Diagnoser {
       const d = this.draft('library-mismatch', baseName(wrongClass.word), 'program');
       d.message = `${wrongClass.word} is built for another architecture (${elfClass[0]}).`;
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     m = /version `([^']+)' not found \(required by ([^)]+)\)/.exec(text);
     if (m) {
       const d = this.draft('library-mismatch', m[1]!, 'program');
       d.message = `${m[2]} needs symbol version ${m[1]}, which the library in the image lacks: the image holds an older library than the one the program was built against.`;
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     // Nanos could not start the program: `program startup failed on exec: (result:CAUSE)`.
     m = /unable to change cwd to "([^"]*)"(?:; ([^)]*))?/.exec(text);
@@ -479,7 +489,7 @@ export class Diagnoser {
       d.wantedPath = m[1]!;
       d.startup = m[2]?.trim() || 'no entry';
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     m = /(couldn't find program interpreter|unable to open program file) ([^\s)]+)/.exec(text);
     if (m) {
@@ -487,15 +497,22 @@ export class Diagnoser {
       d.wantedPath = m[2]!;
       d.startup = m[1]!;
       this.addEvidence(d, at);
-      return;
+      return true;
     }
     const startup = /program startup failed (?:on )?(\S+): \(?(?:result:)?(.*?)\)?\s*$/.exec(text);
     if (startup) {
       const d = this.draft('startup-failed', startup[2]?.trim() || startup[1]!, 'program', 'startup');
       d.startup = startup[2]?.trim() || startup[1]!;
       this.addEvidence(d, at);
-      return;
+      return true;
     }
+    return false;
+  }
+
+  private text(s: LogState, at: LogLine, text: string): void {
+    if (!INTERESTING.test(text)) return;
+    if (this.loaderOrStartup(at, text)) return;
+    let m: RegExpExecArray | null;
     if (
       /KVM internal error\. Suberror: (\d+)|^emulation failure|Could not access KVM kernel module|failed to initiali[sz]e (?:kvm|KVM)|KVM: entry failed|kvm run failed/.test(
         text,
@@ -581,7 +598,7 @@ export class Diagnoser {
   }
 
   private async finish(d: Draft, locate: Locate): Promise<Finding & { order: number }> {
-    const base = {
+    const base: FindingBase = {
       kind: d.kind,
       severity: d.severity,
       name: d.name,
@@ -596,63 +613,168 @@ export class Diagnoser {
     const unsure = said
       ? ''
       : ' The program did not report it as an error: if it runs on without it, the probe was optional.';
+    const words: FindingWords = { said, searched, unsure };
     switch (d.kind) {
-      case 'missing-library': {
-        const name = d.name;
-        const present = [...(this.image?.files.entries() ?? [])].filter(([g]) => baseName(g) === name);
-        const located = await locate(name, 'library', {
-          ...(d.wantedPath ? { wantedPath: d.wantedPath } : {}),
-          searchedDirs: d.searchedDirs,
-        });
-        const hostPath = located?.hostPath ?? present.find(([, h]) => h)?.[1];
-        const guestPath = located?.guestPath ?? d.wantedPath ?? guestLibraryPath(name);
-        const misplaced = present.filter(
-          ([g]) => !GUEST_LIBRARY_DIRS.includes(g.slice(0, g.lastIndexOf('/'))),
-        );
-        let message = `The program could not load ${name}.${searched}${unsure}`;
-        let fix: string;
-        if (present.length > 0 && misplaced.length === present.length && !d.wantedPath) {
-          message += ` The image holds it at ${misplaced.map(([g]) => g).join(', ')}, but glibc's loader in Nanos does not look there: it searches ${GUEST_LIBRARY_DIRS.join(', ')} (and their glibc-hwcaps/tls subfolders) and /etc/ld.so.cache.`;
-          fix = `Place the library at ${guestPath} instead of ${misplaced.map(([g]) => g).join(', ')}${hostPath ? ` (from ${hostPath})` : ''}.`;
-        } else if (present.length > 0 && misplaced.length < present.length) {
-          message += ` The image does hold it at ${present.map(([g]) => g).join(', ')}, where the loader looks: it was found but could not be loaded (a dependency of it is missing, or it is built for another system).`;
-          fix = `Run \`ldd ${hostPath ?? name}\` on the host and add the libraries it needs; check that it is an x86-64 glibc library.`;
-        } else if (hostPath) {
-          fix = `Add ${hostPath} to the image at ${guestPath}. Libraries a program dlopens are not listed by ldd, so Ops never adds them on its own.`;
-        } else {
-          fix = `Find ${name} on the build host (\`find / -name '${name}*'\`) and add it to the image at ${guestPath}; give its folder with --root DIR and debug will name it.`;
-        }
-        return {
-          ...base,
-          ...(hostPath ? { hostPath } : {}),
-          guestPath,
-          ...(present.length ? { presentAt: present.map(([g]) => g) } : {}),
-          message,
-          fix,
-        };
-      }
-      case 'missing-cwd': {
-        const path = d.name;
-        if (this.image?.files.has(path)) {
-          // Nanos says "no entry" for a cwd that is a file too: a folder cannot be added there.
-          return {
-            ...base,
-            severity: 'error',
-            guestPath: path,
-            field: 'manifestPassthrough.cwd',
-            message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is a file in the image, not a folder (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
-            fix: `Set "manifestPassthrough": { "cwd": ... } to a folder (add one to the recipe's "dirs" if the image has none there), not the file ${path}.`,
-          };
-        }
-        return {
-          ...base,
-          severity: 'error',
-          guestPath: path,
-          field: 'dirs',
-          message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is not a folder in the image (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
-          fix: `Add the folder to the recipe's "dirs": { "guest": "${path}" } (\`uniprove debug --fix\` does, and packages again); or set "manifestPassthrough": { "cwd": ... } to a folder the image has.`,
-        };
-      }
+      case 'missing-library':
+        return this.finishMissingLibrary(d, base, words, locate);
+      case 'missing-cwd':
+        return this.finishMissingCwd(d, base);
+      case 'missing-file':
+      case 'missing-program':
+        return this.finishMissingFile(d, base, words, locate);
+      case 'readonly-volume':
+        return this.finishReadonlyVolume(d, base);
+      default:
+        return this.finishFixed(d, base, said);
+    }
+  }
+
+  /** A library the loader could not load: not in the image, in a folder the loader skips, or present but broken. */
+  private async finishMissingLibrary(
+    d: Draft,
+    base: FindingBase,
+    { searched, unsure }: FindingWords,
+    locate: Locate,
+  ): Promise<Finding & { order: number }> {
+    const name = d.name;
+    const present = [...(this.image?.files.entries() ?? [])].filter(([g]) => baseName(g) === name);
+    const located = await locate(name, 'library', {
+      ...(d.wantedPath ? { wantedPath: d.wantedPath } : {}),
+      searchedDirs: d.searchedDirs,
+    });
+    const hostPath = located?.hostPath ?? present.find(([, h]) => h)?.[1];
+    const guestPath = located?.guestPath ?? d.wantedPath ?? guestLibraryPath(name);
+    const misplaced = present.filter(([g]) => !GUEST_LIBRARY_DIRS.includes(g.slice(0, g.lastIndexOf('/'))));
+    let message = `The program could not load ${name}.${searched}${unsure}`;
+    let fix: string;
+    if (present.length > 0 && misplaced.length === present.length && !d.wantedPath) {
+      message += ` The image holds it at ${misplaced.map(([g]) => g).join(', ')}, but glibc's loader in Nanos does not look there: it searches ${GUEST_LIBRARY_DIRS.join(', ')} (and their glibc-hwcaps/tls subfolders) and /etc/ld.so.cache.`;
+      fix = `Place the library at ${guestPath} instead of ${misplaced.map(([g]) => g).join(', ')}${hostPath ? ` (from ${hostPath})` : ''}.`;
+    } else if (present.length > 0 && misplaced.length < present.length) {
+      message += ` The image does hold it at ${present.map(([g]) => g).join(', ')}, where the loader looks: it was found but could not be loaded (a dependency of it is missing, or it is built for another system).`;
+      fix = `Run \`ldd ${hostPath ?? name}\` on the host and add the libraries it needs; check that it is an x86-64 glibc library.`;
+    } else if (hostPath) {
+      fix = `Add ${hostPath} to the image at ${guestPath}. Libraries a program dlopens are not listed by ldd, so Ops never adds them on its own.`;
+    } else {
+      fix = `Find ${name} on the build host (\`find / -name '${name}*'\`) and add it to the image at ${guestPath}; give its folder with --root DIR and debug will name it.`;
+    }
+    return {
+      ...base,
+      ...(hostPath ? { hostPath } : {}),
+      guestPath,
+      ...(present.length ? { presentAt: present.map(([g]) => g) } : {}),
+      message,
+      fix,
+    };
+  }
+
+  /** The manifest's working directory missing from the image, or a file there. */
+  private finishMissingCwd(d: Draft, base: FindingBase): Finding & { order: number } {
+    const path = d.name;
+    if (this.image?.files.has(path)) {
+      // Nanos says "no entry" for a cwd that is a file too: a folder cannot be added there.
+      return {
+        ...base,
+        severity: 'error',
+        guestPath: path,
+        field: 'manifestPassthrough.cwd',
+        message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is a file in the image, not a folder (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
+        fix: `Set "manifestPassthrough": { "cwd": ... } to a folder (add one to the recipe's "dirs" if the image has none there), not the file ${path}.`,
+      };
+    }
+    return {
+      ...base,
+      severity: 'error',
+      guestPath: path,
+      field: 'dirs',
+      message: `Nanos could not start the program: its working directory ${path} (the manifest's cwd) is not a folder in the image (${d.startup ?? 'no entry'}). Nanos exits 127 before the program runs.`,
+      fix: `Add the folder to the recipe's "dirs": { "guest": "${path}" } (\`uniprove debug --fix\` does, and packages again); or set "manifestPassthrough": { "cwd": ... } to a folder the image has.`,
+    };
+  }
+
+  /** A file the program looked for, or the program (or its interpreter) Nanos could not start. */
+  private async finishMissingFile(
+    d: Draft,
+    base: FindingBase,
+    { searched, unsure }: FindingWords,
+    locate: Locate,
+  ): Promise<Finding & { order: number }> {
+    const wanted = d.wantedPath;
+    const program = d.kind === 'missing-program';
+    const located = await locate(
+      baseName(d.name),
+      program ? 'program' : 'file',
+      wanted ? { wantedPath: wanted } : {},
+    );
+    const guestPath = located?.guestPath ?? wanted;
+    const what = program
+      ? /ld-linux|ld\.so|\/ld-/.test(d.name)
+        ? `the program's interpreter (dynamic loader) ${d.name}`
+        : `the program ${d.name}`
+      : d.name;
+    const message = program
+      ? `Nanos could not start ${what}: it is not in the image.${searched}`
+      : `The program looked for ${what} and did not find it.${searched}${unsure}`;
+    // A file whose folder the image lacks may be one the program meant to write, not read.
+    const folder = guestPath ? guestPath.slice(0, guestPath.lastIndexOf('/')) || '/' : undefined;
+    const folderMissing =
+      this.image &&
+      folder &&
+      folder !== '/' &&
+      ![...this.image.files.keys()].some((g) => g.startsWith(`${folder}/`));
+    const orWrites = folderMissing
+      ? ` If the program writes this file rather than reads it, its folder ${folder} does not exist in the image: mount a volume there or add the folder.`
+      : '';
+    const fix = located
+      ? `Add ${located.hostPath} to the image at ${located.guestPath}.${orWrites}`
+      : guestPath
+        ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.${orWrites}`
+        : `Add ${d.name} to the image where the program looks for it.`;
+    // Nanos's own refusal to start names what the recipe must change: the program's path, or the
+    // interpreter (its PT_INTERP) the image lacks.
+    if (d.startup) {
+      const interp = /interpreter/.test(d.startup);
+      return {
+        ...base,
+        severity: 'error',
+        ...(located ? { hostPath: located.hostPath } : {}),
+        ...(guestPath ? { guestPath } : {}),
+        field: interp ? 'files' : 'program',
+        message: interp
+          ? `Nanos could not start the program: its interpreter (PT_INTERP) ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`
+          : `Nanos could not start the program: ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`,
+        fix: interp
+          ? `${located ? `Add ${located.hostPath} to the image at ${located.guestPath}` : `Add the dynamic loader the program names (\`readelf -l PROGRAM | grep interpreter\`) to the recipe's "files" at ${d.name}`} (\`uniprove debug --fix\` adds what it finds); or link the program against the loader the image has, or statically.`
+          : `Make the recipe's "program" (or a "program" in "manifestPassthrough") the guest path where the program is in the image, or add it to "files" at ${d.name}.`,
+      };
+    }
+    return {
+      ...base,
+      ...(located ? { hostPath: located.hostPath } : {}),
+      ...(guestPath ? { guestPath } : {}),
+      message,
+      fix,
+    };
+  }
+
+  /** A write that failed on a read-only volume (or root file system). */
+  private finishReadonlyVolume(d: Draft, base: FindingBase): Finding & { order: number } {
+    const mount = d.wantedPath ? this.image?.mounts.find((m) => under(d.wantedPath!, m.path)) : undefined;
+    const where = mount ? `volume ${mount.volume} at ${mount.path}` : 'a read-only file system';
+    return {
+      ...base,
+      name: mount?.path ?? d.name,
+      severity: 'error',
+      message: `The program tried to write ${d.wantedPath ?? 'a file'} on ${where}${mount?.readonly ? ' (mounted with :ro)' : ''}: the write failed with EROFS.`,
+      fix: mount
+        ? `Mount ${mount.volume} read-write (drop ":ro" from the mount: ${mount.volume}:${mount.path}), or make the prover write its output elsewhere (a read-write volume).`
+        : 'Mount that volume read-write (no ":ro"), or make the prover write its output to a read-write volume; the root file system is read-only when readonly_rootfs is set.',
+    };
+  }
+
+  /** The findings whose words do not depend on where a file could be found. */
+  private finishFixed(d: Draft, base: FindingBase, said: boolean): Finding & { order: number } {
+    switch (d.kind) {
       case 'startup-failed':
         return {
           ...base,
@@ -661,65 +783,6 @@ export class Diagnoser {
           message: `Nanos could not start the program: ${d.startup ?? d.name}. Nothing of the program ran.`,
           fix: 'Check the recipe\'s "program" (its guest path) and "manifestPassthrough" (program, cwd, exec_protection) against the image; `uniprove verify` runs the package on the host and names what is missing.',
         };
-      case 'missing-file':
-      case 'missing-program': {
-        const wanted = d.wantedPath;
-        const program = d.kind === 'missing-program';
-        const located = await locate(
-          baseName(d.name),
-          program ? 'program' : 'file',
-          wanted ? { wantedPath: wanted } : {},
-        );
-        const guestPath = located?.guestPath ?? wanted;
-        const what = program
-          ? /ld-linux|ld\.so|\/ld-/.test(d.name)
-            ? `the program's interpreter (dynamic loader) ${d.name}`
-            : `the program ${d.name}`
-          : d.name;
-        const message = program
-          ? `Nanos could not start ${what}: it is not in the image.${searched}`
-          : `The program looked for ${what} and did not find it.${searched}${unsure}`;
-        // A file whose folder the image lacks may be one the program meant to write, not read.
-        const folder = guestPath ? guestPath.slice(0, guestPath.lastIndexOf('/')) || '/' : undefined;
-        const folderMissing =
-          this.image &&
-          folder &&
-          folder !== '/' &&
-          ![...this.image.files.keys()].some((g) => g.startsWith(`${folder}/`));
-        const orWrites = folderMissing
-          ? ` If the program writes this file rather than reads it, its folder ${folder} does not exist in the image: mount a volume there or add the folder.`
-          : '';
-        const fix = located
-          ? `Add ${located.hostPath} to the image at ${located.guestPath}.${orWrites}`
-          : guestPath
-            ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.${orWrites}`
-            : `Add ${d.name} to the image where the program looks for it.`;
-        // Nanos's own refusal to start names what the recipe must change: the program's path, or the
-        // interpreter (its PT_INTERP) the image lacks.
-        if (d.startup) {
-          const interp = /interpreter/.test(d.startup);
-          return {
-            ...base,
-            severity: 'error',
-            ...(located ? { hostPath: located.hostPath } : {}),
-            ...(guestPath ? { guestPath } : {}),
-            field: interp ? 'files' : 'program',
-            message: interp
-              ? `Nanos could not start the program: its interpreter (PT_INTERP) ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`
-              : `Nanos could not start the program: ${d.name} is not in the image (${d.startup}). Nanos exits 127 before the program runs.`,
-            fix: interp
-              ? `${located ? `Add ${located.hostPath} to the image at ${located.guestPath}` : `Add the dynamic loader the program names (\`readelf -l PROGRAM | grep interpreter\`) to the recipe's "files" at ${d.name}`} (\`uniprove debug --fix\` adds what it finds); or link the program against the loader the image has, or statically.`
-              : `Make the recipe's "program" (or a "program" in "manifestPassthrough") the guest path where the program is in the image, or add it to "files" at ${d.name}.`,
-          };
-        }
-        return {
-          ...base,
-          ...(located ? { hostPath: located.hostPath } : {}),
-          ...(guestPath ? { guestPath } : {}),
-          message,
-          fix,
-        };
-      }
       case 'exec-protection':
         return {
           ...base,
@@ -728,19 +791,6 @@ export class Diagnoser {
           message: `The loader could not map ${d.name === 'mmap' ? 'a library' : d.name} (mmap refused with EACCES): exec_protection is on, and it breaks glibc's loader in Nanos even when files are marked executable.`,
           fix: 'Turn exec_protection off: remove "exec_protection" from the image manifest (Ops config: drop "ExecProtection": true / the exec_protection ManifestPassthrough).',
         };
-      case 'readonly-volume': {
-        const mount = d.wantedPath ? this.image?.mounts.find((m) => under(d.wantedPath!, m.path)) : undefined;
-        const where = mount ? `volume ${mount.volume} at ${mount.path}` : 'a read-only file system';
-        return {
-          ...base,
-          name: mount?.path ?? d.name,
-          severity: 'error',
-          message: `The program tried to write ${d.wantedPath ?? 'a file'} on ${where}${mount?.readonly ? ' (mounted with :ro)' : ''}: the write failed with EROFS.`,
-          fix: mount
-            ? `Mount ${mount.volume} read-write (drop ":ro" from the mount: ${mount.volume}:${mount.path}), or make the prover write its output elsewhere (a read-write volume).`
-            : 'Mount that volume read-write (no ":ro"), or make the prover write its output to a read-write volume; the root file system is read-only when readonly_rootfs is set.',
-        };
-      }
       case 'kvm-failure':
         return {
           ...base,
