@@ -36,6 +36,72 @@ interface DebugFlags {
   fix?: boolean;
 }
 
+/** What the image held, from --manifest (a Nanos manifest) or --package; undefined when neither is given. */
+async function imageContentsFrom(
+  ctx: CliContext,
+  flags: DebugFlags,
+): Promise<ReturnType<typeof parseNanosManifest> | undefined> {
+  if (flags.manifest) {
+    let text: string;
+    const path = resolve(ctx.cwd, flags.manifest);
+    await requireRegularFile(
+      path,
+      '--manifest',
+      'Give the Nanos manifest the image was built from, or leave --manifest out.',
+    );
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new UniproveError('E_NOT_FOUND', {
+        message: `cannot read manifest ${flags.manifest}`,
+        hint: 'Give the Nanos manifest the image was built from, or leave --manifest out.',
+        cause: error,
+      });
+    }
+    return parseNanosManifest(text);
+  }
+  if (flags.package) {
+    return imageFromPackage(resolve(ctx.cwd, flags.package));
+  }
+  return undefined;
+}
+
+/** The findings (and what --fix did) as the lines `debug` prints. */
+function describeDiagnosis(findings: readonly Finding[], fix: FixOutcome | undefined): string[] {
+  const lines: string[] = [];
+  if (findings.length === 0) {
+    lines.push('No problem found in the logs.');
+    lines.push(
+      'If the program still fails, capture more evidence: ops run --trace (Nanos prints every system call) or --missing-files.',
+    );
+  }
+  for (const f of findings) {
+    lines.push(`${f.severity}: ${f.kind} ${f.name}`);
+    lines.push(`  ${f.message}`);
+    if (f.field) lines.push(`  recipe field: ${f.field}`);
+    if (f.hostPath || f.guestPath) {
+      lines.push(`  host: ${f.hostPath ?? '(not found on this host)'}  ->  image: ${f.guestPath ?? '?'}`);
+    }
+    if (f.evidence.length > 0) {
+      lines.push('  evidence:');
+      for (const e of f.evidence) lines.push(`    ${e}`);
+    }
+    lines.push(`  fix: ${f.fix}`);
+    lines.push('');
+  }
+  if (fix) {
+    if (fix.added.length === 0 && fix.addedFolders.length === 0)
+      lines.push(`fix: nothing to add to ${fix.recipe}`);
+    for (const a of fix.added) lines.push(`fix: added ${a.hostPath} -> ${a.guestPath} to ${fix.recipe}`);
+    for (const a of fix.addedFolders)
+      lines.push(`fix: added the folder ${a.guestPath} to the dirs of ${fix.recipe}`);
+    for (const p of [...fix.present, ...fix.presentFolders])
+      lines.push(`fix: ${p.guestPath} is already in ${fix.recipe}`);
+    if (fix.package) lines.push(`fix: packaged again: ${fix.package} (${fix.files} files)`);
+  }
+  return lines;
+}
+
 /** Register `debug`. */
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -91,28 +157,7 @@ Examples:
   $ uniprove debug console.log --package build/benchy --fix`,
     )
     .action(async (logs: string[], flags: DebugFlags) => {
-      let image: ReturnType<typeof parseNanosManifest> | undefined;
-      if (flags.manifest) {
-        let text: string;
-        const path = resolve(ctx.cwd, flags.manifest);
-        await requireRegularFile(
-          path,
-          '--manifest',
-          'Give the Nanos manifest the image was built from, or leave --manifest out.',
-        );
-        try {
-          text = await readFile(path, 'utf8');
-        } catch (error) {
-          throw new UniproveError('E_NOT_FOUND', {
-            message: `cannot read manifest ${flags.manifest}`,
-            hint: 'Give the Nanos manifest the image was built from, or leave --manifest out.',
-            cause: error,
-          });
-        }
-        image = parseNanosManifest(text);
-      } else if (flags.package) {
-        image = await imageFromPackage(resolve(ctx.cwd, flags.package));
-      }
+      const image = await imageContentsFrom(ctx, flags);
       if (flags.fix && !flags.package && !flags.recipe) {
         throw new UniproveError('E_USAGE', {
           message: '--fix needs to know which recipe to change',
@@ -155,41 +200,7 @@ Examples:
         printJson(ctx.out, { ...result, ...(fix ? { fix } : {}) });
       } else {
         printWarnings(ctx.out, result.warnings);
-        const lines: string[] = [];
-        if (result.findings.length === 0) {
-          lines.push('No problem found in the logs.');
-          lines.push(
-            'If the program still fails, capture more evidence: ops run --trace (Nanos prints every system call) or --missing-files.',
-          );
-        }
-        for (const f of result.findings) {
-          lines.push(`${f.severity}: ${f.kind} ${f.name}`);
-          lines.push(`  ${f.message}`);
-          if (f.field) lines.push(`  recipe field: ${f.field}`);
-          if (f.hostPath || f.guestPath) {
-            lines.push(
-              `  host: ${f.hostPath ?? '(not found on this host)'}  ->  image: ${f.guestPath ?? '?'}`,
-            );
-          }
-          if (f.evidence.length > 0) {
-            lines.push('  evidence:');
-            for (const e of f.evidence) lines.push(`    ${e}`);
-          }
-          lines.push(`  fix: ${f.fix}`);
-          lines.push('');
-        }
-        if (fix) {
-          if (fix.added.length === 0 && fix.addedFolders.length === 0)
-            lines.push(`fix: nothing to add to ${fix.recipe}`);
-          for (const a of fix.added)
-            lines.push(`fix: added ${a.hostPath} -> ${a.guestPath} to ${fix.recipe}`);
-          for (const a of fix.addedFolders)
-            lines.push(`fix: added the folder ${a.guestPath} to the dirs of ${fix.recipe}`);
-          for (const p of [...fix.present, ...fix.presentFolders])
-            lines.push(`fix: ${p.guestPath} is already in ${fix.recipe}`);
-          if (fix.package) lines.push(`fix: packaged again: ${fix.package} (${fix.files} files)`);
-        }
-        printLines(ctx.out, lines);
+        printLines(ctx.out, describeDiagnosis(result.findings, fix));
       }
       process.exitCode = failed && !fix?.package ? ExitCode.failure : ExitCode.ok;
     });

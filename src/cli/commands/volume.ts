@@ -124,25 +124,8 @@ function loadSetFor(ctx: CliContext, ref: string, flags: FetchFlags) {
   });
 }
 
-export function register(program: Command, ctx: CliContext): void {
-  const volume = program
-    .command('volume')
-    .description('Fetch parameter files (verified, resumable, cached) and build Ops volumes from them.')
-    .addHelpText(
-      'after',
-      `
-A parameter set (volumes/<name>.json) lists files with their digest, URLs and guest path.
-Files are cached by digest in $UNIPROVE_CACHE (default ~/.cache/uniprove).
-
-Examples:
-  $ uniprove volume fetch filecoin-2KiB
-  $ uniprove volume fetch ./parameters.json --sector-size 32GiB --base-url https://mirror.example/params/
-  $ uniprove volume fetch filecoin-2KiB --base-url file:///mnt/usb/filecoin-proof-parameters/
-  $ uniprove volume build filecoin-2KiB --size 1g
-  $ uniprove volume ls
-  $ uniprove volume rm filecoin-2KiB`,
-    );
-
+/** `volume fetch`: download and verify a set's files into the cache. */
+function registerFetch(volume: Command, ctx: CliContext): void {
   addFetchFlags(
     volume
       .command('fetch')
@@ -178,7 +161,10 @@ Examples:
       process.exitCode = renderFetchFailure(ctx, error, Boolean(flags.json));
     }
   });
+}
 
+/** `volume build`: fetch a set and make an Ops volume of it. */
+function registerBuild(volume: Command, ctx: CliContext): void {
   addFetchFlags(
     volume
       .command('build')
@@ -215,7 +201,10 @@ Examples:
         process.exitCode = renderFetchFailure(ctx, error, Boolean(flags.json));
       }
     });
+}
 
+/** `volume ls`: the volumes uniprove built, or the parameter sets. */
+function registerLs(volume: Command, ctx: CliContext): void {
   volume
     .command('ls')
     .description(
@@ -264,7 +253,10 @@ Examples:
         ),
       );
     });
+}
 
+/** `volume rm`: delete volumes uniprove built. */
+function registerRm(volume: Command, ctx: CliContext): void {
   volume
     .command('rm')
     .argument('<volume>', 'volume name, UUID, or set name')
@@ -279,7 +271,10 @@ Examples:
           result.removed.map((v) => `removed ${v.name}:${v.uuid}`),
         );
     });
+}
 
+/** `volume import`: a parameter set from rust-fil-proofs' parameters.json or a folder of files. */
+function registerImport(volume: Command, ctx: CliContext): void {
   volume
     .command('import')
     .argument(
@@ -354,4 +349,29 @@ Examples:
         } else printJson(ctx.out, out);
       },
     );
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const volume = program
+    .command('volume')
+    .description('Fetch parameter files (verified, resumable, cached) and build Ops volumes from them.')
+    .addHelpText(
+      'after',
+      `
+A parameter set (volumes/<name>.json) lists files with their digest, URLs and guest path.
+Files are cached by digest in $UNIPROVE_CACHE (default ~/.cache/uniprove).
+
+Examples:
+  $ uniprove volume fetch filecoin-2KiB
+  $ uniprove volume fetch ./parameters.json --sector-size 32GiB --base-url https://mirror.example/params/
+  $ uniprove volume fetch filecoin-2KiB --base-url file:///mnt/usb/filecoin-proof-parameters/
+  $ uniprove volume build filecoin-2KiB --size 1g
+  $ uniprove volume ls
+  $ uniprove volume rm filecoin-2KiB`,
+    );
+  registerFetch(volume, ctx);
+  registerBuild(volume, ctx);
+  registerLs(volume, ctx);
+  registerRm(volume, ctx);
+  registerImport(volume, ctx);
 }
