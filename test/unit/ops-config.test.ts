@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isUniproveError } from '../../src/core/errors.js';
-import { loadBase, TARGETS } from '../../src/core/ops/config/build.js';
+import { loadBase, OPS_CONFIG_KINDS } from '../../src/core/ops/config/build.js';
 import { parseOpsConfig } from '../../src/core/ops/config/schema.js';
 
 function configError(value: unknown): { message: string; issues: { path: string; message: string }[] } {
@@ -58,7 +58,7 @@ test('wrong types name the field', () => {
 });
 
 test('the shipped bases are valid', async () => {
-  for (const t of TARGETS) {
+  for (const t of OPS_CONFIG_KINDS) {
     const base = await loadBase(t);
     assert.equal(
       base.RebootOnExit,

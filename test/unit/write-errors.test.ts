@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from '../../src/core/errors.js';
 import { isWriteRefusal, mapLimit, requireRegularFile, toWriteError } from '../../src/core/fs.js';
-import { TARGETS } from '../../src/core/ops/config/build.js';
+import { OPS_CONFIG_KINDS } from '../../src/core/ops/config/build.js';
 import { LOCK_FILE, packageOwnPath } from '../../src/core/package/layout.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -105,7 +105,7 @@ test('mapLimit starts nothing after a failure and settles only when the running 
 });
 
 test("the package's own paths cover every config it writes, the lock and its state folder", () => {
-  for (const t of TARGETS) assert.ok(packageOwnPath(`/${t}.json`), t);
+  for (const t of OPS_CONFIG_KINDS) assert.ok(packageOwnPath(`/${t}.json`), t);
   assert.ok(packageOwnPath(`/${LOCK_FILE}`));
   assert.ok(packageOwnPath('/.uniprove/state.json'));
   assert.equal(packageOwnPath('/local.json.d/x'), undefined);

@@ -19,7 +19,7 @@ import {
   type WriteContext,
   writeFileAtomic,
 } from '../fs.js';
-import { buildOpsConfig, loadBase, TARGETS } from '../ops/config/build.js';
+import { buildOpsConfig, loadBase, OPS_CONFIG_KINDS } from '../ops/config/build.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
@@ -72,7 +72,7 @@ export interface PackageResult {
   name: string;
   /** The package folder. */
   package: string;
-  /** Ops config for local runs (local.json); one per target in `configs`. */
+  /** Ops config for local runs (local.json); one per kind (local, gcloud) in `configs`. */
   config: string;
   configs: Record<string, string>;
   lock: string;
@@ -538,7 +538,7 @@ async function stagePackage(
     await writeTree(staging, contents.plan, contents.modes, signal);
     if (contents.tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
     const inPackage = { ...writing, bytes: contents.bytes };
-    for (const t of TARGETS) {
+    for (const t of OPS_CONFIG_KINDS) {
       await writeFileAtomic(join(staging, `${t}.json`), contents.configs[t] as string, inPackage);
     }
     await writeFileAtomic(join(staging, LOCK_FILE), contents.lockText, inPackage);
@@ -559,7 +559,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const recipe = await loadRecipe(options.recipe, options);
   const cwd = options.cwd ?? process.cwd();
   const out = resolve(cwd, options.out ?? join('build', recipe.name));
-  const bases = await Promise.all(TARGETS.map(async (t) => [t, await loadBase(t)] as const));
+  const bases = await Promise.all(OPS_CONFIG_KINDS.map(async (t) => [t, await loadBase(t)] as const));
   const writing: WriteContext = {
     what: 'the package',
     path: out,
@@ -595,19 +595,19 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     !Object.values(mounts).some((m) => m.split(':')[0] === '/tmp') && !top.files.includes('tmp');
   if (tmpNeeded && !top.dirs.includes('tmp')) top.dirs = [...top.dirs, 'tmp'].sort();
   const configs = Object.fromEntries(
-    bases.map(([target, base]) => [
-      target,
+    bases.map(([kind, base]) => [
+      kind,
       stableJson(buildOpsConfig({ base, recipe, files: top.files, dirs: top.dirs, mounts })),
     ]),
   );
-  lock.configs = Object.fromEntries(TARGETS.map((t) => [t, configDigest(configs[t] as string)]));
+  lock.configs = Object.fromEntries(OPS_CONFIG_KINDS.map((t) => [t, configDigest(configs[t] as string)]));
   const lockText = stableJson(lock);
   const bytes = packageBytes(lock);
   const result = (changed: boolean): PackageResult => ({
     name: recipe.name,
     package: out,
     config: join(out, 'local.json'),
-    configs: Object.fromEntries(TARGETS.map((t) => [t, join(out, `${t}.json`)])),
+    configs: Object.fromEntries(OPS_CONFIG_KINDS.map((t) => [t, join(out, `${t}.json`)])),
     lock: join(out, LOCK_FILE),
     program: recipe.program,
     files: lock.files.filter((f) => f.type !== 'dir').length,
@@ -621,7 +621,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const existingLock = await readJsonIfExists<PackageLock>(join(out, LOCK_FILE));
   if (previous && existingLock && stableJson(existingLock) === lockText) {
     const same = await Promise.all(
-      TARGETS.map(async (t) => (await readTextIfExists(join(out, `${t}.json`))) === configs[t]),
+      OPS_CONFIG_KINDS.map(async (t) => (await readTextIfExists(join(out, `${t}.json`))) === configs[t]),
     );
     if (same.every(Boolean)) return result(false);
   }

@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
-import type { Target } from '../ops/config/build.js';
+import type { OpsConfigKind } from '../ops/config/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { PackageLock } from './stage.js';
 
@@ -15,7 +15,7 @@ export const LOCK_FILE = 'uniprove.lock.json';
 
 /**
  * What a package folder holds besides the image tree, by guest path: a recipe file placed there would be
- * overwritten by the package's own (one Ops config per target, the lock, the state folder).
+ * overwritten by the package's own (one Ops config per kind, local and gcloud; the lock; the state folder).
  */
 export const PACKAGE_OWN_PATHS: Readonly<Record<string, string>> = {
   '/local.json': 'the Ops config for local runs (local.json)',
@@ -32,10 +32,10 @@ export function packageOwnPath(guestPath: string): string | undefined {
   return undefined;
 }
 
-/** True when `dir` is a package folder: a lock file and the Ops config for `target` (local.json, gcloud.json). */
-export async function isPackageDir(dir: string, target: Target = 'local'): Promise<boolean> {
+/** True when `dir` is a package folder: a lock file and the Ops config of `kind` (local.json, gcloud.json). */
+export async function isPackageDir(dir: string, kind: OpsConfigKind = 'local'): Promise<boolean> {
   const [config, lock] = await Promise.all([
-    stat(join(dir, `${target}.json`)).catch(() => undefined),
+    stat(join(dir, `${kind}.json`)).catch(() => undefined),
     stat(join(dir, LOCK_FILE)).catch(() => undefined),
   ]);
   return Boolean(config?.isFile() && lock?.isFile());
@@ -67,16 +67,16 @@ export function packageBytes(lock: Pick<PackageLock, 'files'>): number {
 }
 
 /**
- * A package's Ops config for `target`. A config whose bytes are the ones `uniprove package`
+ * A package's Ops config of `kind` (local, gcloud). A config whose bytes are the ones `uniprove package`
  * validated and wrote (its digest is in the lock) is taken as it is; any other (edited by hand,
  * or from a package older than the digests) goes through the full schema, which is loaded only then.
  */
 export async function readPackageConfig(
   dir: string,
   lock: Pick<PackageLock, 'configs'>,
-  target: Target = 'local',
+  kind: OpsConfigKind = 'local',
 ): Promise<OpsConfig> {
-  const path = join(dir, `${target}.json`);
+  const path = join(dir, `${kind}.json`);
   await refuseSpecialFile(path, 'Ops config', 'Package again with `uniprove package <recipe>`.');
   const text = await readFile(path, 'utf8').catch((error: unknown) => {
     throw new UniproveError('E_CONFIG', {
@@ -86,7 +86,7 @@ export async function readPackageConfig(
     });
   });
   const value = parseJsonFile(text, path, 'Fix the file, or package again with `uniprove package <recipe>`.');
-  if (lock.configs?.[target] === configDigest(text)) return value as OpsConfig;
+  if (lock.configs?.[kind] === configDigest(text)) return value as OpsConfig;
   const { parseOpsConfig } = await import('../ops/config/schema.js');
   return parseOpsConfig(value, path);
 }

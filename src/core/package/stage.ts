@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { mapLimit, sha256File } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
-import type { Target } from '../ops/config/build.js';
+import type { OpsConfigKind } from '../ops/config/build.js';
 import type { FileReasons } from '../reasons.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 
@@ -32,7 +32,7 @@ export interface PackageLock {
   proof: LockProof;
   files: LockEntry[];
   /** sha256 of each Ops config as written (local, gcloud): runs trust a config only while it is unchanged. */
-  configs?: Partial<Record<Target, string>>;
+  configs?: Partial<Record<OpsConfigKind, string>>;
 }
 
 /** A host file's identity, to skip re-hashing files that did not change. */

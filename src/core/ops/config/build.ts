@@ -1,5 +1,5 @@
 /**
- * Generating the Ops config.json of a package: the target's base from
+ * Generating the Ops config.json of a package: the base of its kind (local, gcloud) from
  * ops-config-bases/ merged with the recipe, then validated against Ops's schema.
  */
 import { readFile } from 'node:fs/promises';
@@ -13,18 +13,19 @@ export const BUILTIN_CONFIG_BASES_DIR = fileURLToPath(
   new URL('../../../../ops-config-bases/', import.meta.url),
 );
 
-export type Target = 'local' | 'gcloud';
-export const TARGETS: readonly Target[] = ['local', 'gcloud'];
+/** Which Ops config a package holds: for local runs (QEMU) or Google Cloud (a package writes both). */
+export type OpsConfigKind = 'local' | 'gcloud';
+export const OPS_CONFIG_KINDS: readonly OpsConfigKind[] = ['local', 'gcloud'];
 
-/** Read and validate a base config (ops-config-bases/<target>.json). */
-export async function loadBase(target: Target, basesDir = BUILTIN_CONFIG_BASES_DIR): Promise<OpsConfig> {
-  const path = `${basesDir.replace(/\/$/, '')}/${target}.json`;
+/** Read and validate a base config (ops-config-bases/<kind>.json). */
+export async function loadBase(kind: OpsConfigKind, basesDir = BUILTIN_CONFIG_BASES_DIR): Promise<OpsConfig> {
+  const path = `${basesDir.replace(/\/$/, '')}/${kind}.json`;
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
     throw new UniproveError('E_CONFIG', {
-      message: `cannot read the ${target} config base ${path}: ${(error as Error).message}`,
+      message: `cannot read the ${kind} config base ${path}: ${(error as Error).message}`,
       hint: 'Restore the file from the uniprove repository, or fix its JSON.',
       cause: error,
     });
