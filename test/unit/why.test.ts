@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { explain } from '../../src/core/discover/why.js';
-import type { FileReasons } from '../../src/core/reasons.js';
+import { addReasons, type FileReasons, type Reason } from '../../src/core/reasons.js';
 
 const files: FileReasons[] = [
   { path: '/app', reasons: ['explicit'], parents: [] },
@@ -49,4 +49,30 @@ test('a parent outside the closure (a family config) starts the chain', () => {
 
 test('a file not in the closure is a clear error', () => {
   assert.throws(() => explain(files, 'libnothere.so'), /not in this closure/);
+});
+
+test('a plan and its lock explain a file in the words discovery gave it', async () => {
+  const { planPackage } = await import('../../src/core/package/plan.js');
+  const { buildLock } = await import('../../src/core/package/stage.js');
+  const discovered = files.map((f) => ({ ...f, chain: f.chain ?? [f.path], isElf: false }));
+  const plan = await planPackage(discovered, '/');
+  const stamps = Object.fromEntries(
+    plan.entries.flatMap((e) =>
+      e.type === 'file' ? [[e.source, { size: 1, mtimeMs: 0, ino: 0, sha256: '0'.repeat(64) }]] : [],
+    ),
+  );
+  const lock = buildLock('t', '/app', { kind: 'none' }, plan, stamps, new Map());
+  const fromLock = explain(lock.files, 'libdep.so.1');
+  assert.deepEqual(fromLock, explain(files, 'libdep.so.1'));
+  // The link's target is in the lock as the file a symlink leads to.
+  assert.deepEqual(explain(lock.files, '/lib/libdep.so.1.2.3').chains[0]?.at(-1), {
+    path: '/lib/libdep.so.1.2.3',
+    reasons: ['symlink-target'],
+  });
+});
+
+test('addReasons keeps each reason and parent once, in the order first seen', () => {
+  const file = { reasons: ['dlopen'] as Reason[], parents: ['/app'] };
+  addReasons(file, ['elf-needed', 'dlopen'], ['/lib/a.so', '/app']);
+  assert.deepEqual(file, { reasons: ['dlopen', 'elf-needed'], parents: ['/app', '/lib/a.so'] });
 });
