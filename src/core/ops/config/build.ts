@@ -15,6 +15,7 @@ export const BUILTIN_CONFIG_BASES_DIR = fileURLToPath(
 
 /** Which Ops config a package holds: for local runs (QEMU) or Google Cloud (a package writes both). */
 export type OpsConfigKind = 'local' | 'gcloud';
+/** Every kind, in the order a package writes them. */
 export const OPS_CONFIG_KINDS: readonly OpsConfigKind[] = ['local', 'gcloud'];
 
 /** Read and validate a base config (ops-config-bases/<kind>.json). */
