@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { buildQemuArgs, decodeQemuExit } from '../../src/core/machine/qemu.js';
 import { extractConsoleBlocks, isTraceLine, resolveRunConfig } from '../../src/core/run/index.js';
 import { parseInputs } from '../../src/core/run/parallel.js';
-import { csvField, newRunId } from '../../src/core/run/record.js';
+import { csvField, isRunId, newRunId } from '../../src/core/run/record.js';
 
 // Copies of ../shared/fixtures/nanos, one folder per case.
 const FIXTURES = new URL('../fixtures/nanos/', import.meta.url).pathname;
@@ -93,7 +93,11 @@ test('CSV fields are quoted when needed and run ids sort by time', () => {
   const a = newRunId(new Date('2026-01-01T00:00:00Z'));
   const b = newRunId(new Date('2026-01-01T00:00:01Z'));
   assert.ok(a < b);
-  assert.match(a, /^[0-9A-Za-z-]+$/);
+  // One format for every machine: a Compute Engine label value and (after a prefix, or alone) a resource name.
+  assert.match(a, /^r20260101t000000000-[0-9a-f]{6}$/);
+  assert.match(`uniprove-run-${a}`, /^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+  assert.ok(isRunId(a));
+  assert.ok(newRunId(new Date('2026-01-01T00:00:00.999Z')) < newRunId(new Date('2026-01-01T00:00:01.000Z')));
 });
 
 test('the run config wires the exit status out and turns reboot loops off', () => {

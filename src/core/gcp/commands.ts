@@ -8,6 +8,7 @@ import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UniproveError } from '../errors.js';
 import type { OnProgress } from '../progress.js';
+import { newRunId } from '../run/record.js';
 import { createGcpClients, type GcpClients, type GcpEndpoints } from './clients.js';
 import type { GcpTarget } from './config.js';
 import {
@@ -18,7 +19,7 @@ import {
   resourceOf,
 } from './execute.js';
 import { type LedgerReleaseResult, ResourceLedger } from './ledger.js';
-import { LABEL, newRunId } from './names.js';
+import { LABEL } from './names.js';
 import { abortReason, gcpError, isNotFound, type PollOptions } from './operations.js';
 import {
   type GcpCall,

@@ -21,7 +21,7 @@ import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { extractConsoleBlocks, prepareTarget, resolveRunConfig } from '../run/index.js';
-import { finishRecord, type RunOutcome, type RunRecord, writeRecord } from '../run/record.js';
+import { finishRecord, newRunId, type RunOutcome, type RunRecord, writeRecord } from '../run/record.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import { createGcpClients, type GcpClients } from './clients.js';
@@ -34,7 +34,6 @@ import {
   gcpImage,
   gcpRun,
 } from './commands.js';
-import { newRunId } from './names.js';
 import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
 
 /** Where a recipe image comes from, and the tools that build it. */
