@@ -7,11 +7,11 @@
  * Everything is validated first (resolveGcpRecipe: no side effects), so a dry
  * run or a bad flag leaves no package, no image and no VM.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
-import { sha256File, toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
+import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
+import { sha256File, sha256Of } from '../hash.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
@@ -259,18 +259,16 @@ export async function buildGcpRecipeImage(
       (config.Klibs ?? []).map(async (k) => [k, await fileDigest(join(release.dir, 'klibs', k))]),
     ),
   );
-  const buildKey = createHash('sha256')
-    .update(
-      JSON.stringify({
-        lock: createHash('sha256').update(lockText).digest('hex'),
-        config,
-        nanos: release.version,
-        kernel: await fileDigest(release.kernel),
-        boot: await fileDigest(release.boot),
-        klibs,
-      }),
-    )
-    .digest('hex');
+  const buildKey = sha256Of(
+    JSON.stringify({
+      lock: sha256Of(lockText),
+      config,
+      nanos: release.version,
+      kernel: await fileDigest(release.kernel),
+      boot: await fileDigest(release.boot),
+      klibs,
+    }),
+  );
   const imageName = `uniprove-gcp-${prepared.name.replace(/[^A-Za-z0-9_-]+/g, '-')}-${buildKey.slice(0, 12)}-${process.pid}`;
   onProgress({
     kind: 'step-start',
@@ -657,7 +655,7 @@ async function collectConsoleProofs(
     await writeFile(file, block);
     record.proofs.push({
       path: relative(record.dir, file),
-      sha256: createHash('sha256').update(block).digest('hex'),
+      sha256: sha256Of(block),
       bytes: Buffer.byteLength(block),
       source: 'console',
     });

@@ -2,11 +2,11 @@
  * Reading a package folder without loading what builds one: `uniprove run <package>`
  * starts here, and every module it loads comes before QEMU starts.
  */
-import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
+import { sha256Of } from '../hash.js';
 import type { Target } from '../ops/config/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { PackageLock } from './stage.js';
@@ -43,7 +43,7 @@ export async function isPackageDir(dir: string, target: Target = 'local'): Promi
 
 /** sha256 (hex) of a config's text, as the lock records it. */
 export function configDigest(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return sha256Of(text);
 }
 
 /** A package's lock file, parsed. */

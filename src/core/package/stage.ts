@@ -2,8 +2,8 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { mapLimit, sha256File } from '../fs.js';
-import { HashWorkers } from '../hash-workers.js';
+import { mapLimit } from '../fs.js';
+import { HashWorkers, sha256File } from '../hash.js';
 import type { Target } from '../ops/config/build.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 

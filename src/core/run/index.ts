@@ -4,13 +4,12 @@
  * on abort, and keep the evidence in runs/<id>/: config, manifest, command
  * line, console, exit status, timings, proofs with their digests.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { spawn, stopOnTimeoutOrAbort, which } from '../exec.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
+import { sha256File } from '../hash.js';
 import { type AccelChoice, type AccelDecision, detectAccel } from '../machine/accel.js';
 import { CONSOLE_LOG, QemuMachine } from '../machine/qemu.js';
 import type { MachineDisk, MachineStatus } from '../machine/types.js';
@@ -300,12 +299,6 @@ export function extractConsoleBlocks(text: string, begin: string, end: string): 
     } else current.push(line);
   }
   return blocks;
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function filesUnder(path: string): Promise<string[]> {
