@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { ExitCode, UniproveError } from '../../core/errors.js';
+import { parseDuration } from '../../core/duration.js';
+import { UniproveError } from '../../core/errors.js';
 import {
   type GcpCommonOptions,
   type GcpDryRunResult,
@@ -11,7 +12,6 @@ import {
   gcpImage,
   gcpList,
   gcpRun,
-  parseDuration,
 } from '../../core/gcp/commands.js';
 import {
   type GcpTarget,
@@ -23,11 +23,10 @@ import {
 import { DISK_TYPES, type GcpDiskType } from '../../core/gcp/plan.js';
 import { type GcpRecipeSource, gcpImageRecipe, gcpRunRecipe, memoryMb } from '../../core/gcp/recipe.js';
 import { opsHomeDir } from '../../core/ops/build.js';
-import type { RunOutcome } from '../../core/run/record.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { addRecipeOverrides, recipeLoadOptions } from './shared.js';
+import { addRecipeOverrides, exitForOutcome, recipeLoadOptions } from './shared.js';
 
 interface CommonFlags {
   project?: string;
@@ -73,7 +72,7 @@ function common(
     accessToken: ctx.env.CLOUDSDK_AUTH_ACCESS_TOKEN || undefined,
     signal: ctx.signal,
     onProgress,
-    poll: flags.opTimeout ? { timeoutMs: parseDuration(flags.opTimeout) } : undefined,
+    poll: flags.opTimeout ? { timeoutMs: parseDuration(flags.opTimeout, '--op-timeout') } : undefined,
   } satisfies GcpCommonOptions;
 }
 
@@ -194,13 +193,6 @@ function noRecipeFlags(flags: RecipeFlags, input: string): void {
   }
 }
 
-function exitFor(outcome: RunOutcome): number {
-  if (outcome === 'succeeded') return ExitCode.ok;
-  if (outcome === 'timeout') return ExitCode.timeout;
-  if (outcome === 'interrupted') return ExitCode.interrupted;
-  return ExitCode.failure;
-}
-
 /** Register `uniprove gcp`. */
 export function register(program: Command, ctx: CliContext): void {
   const gcp = program
@@ -317,7 +309,11 @@ Every command takes --dry-run (image, run: prints each API call with its body, n
       .option('--network <name>', 'VPC network', 'default')
       .option('--label <key=value...>', 'extra labels on the instance')
       .option('--keep', 'keep the instance and the disks it made (print what was kept)')
-      .option('--timeout <duration>', 'longest the prover may run, e.g. 90m, 6h', '6h')
+      .option(
+        '--timeout <duration>',
+        'longest the prover may run: seconds (600) or with a unit (90s, 15m, 6h)',
+        '6h',
+      )
       .option('--console-file <path>', 'with --image/--image-file: append the serial console here')
       .option('--runs-dir <dir>', 'with a recipe: where run folders and proving_report.csv go', 'runs')
       .option('--out <dir>', 'with a recipe: the run record folder (default runs/<id>); never the package')
@@ -400,7 +396,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
       };
       const diskType = parseDiskType(flags.diskType, '--disk-type');
       const diskSize = positiveNumber(flags.diskSize, '--disk-size');
-      const timeoutMs = parseDuration(flags.timeout);
+      const timeoutMs = parseDuration(flags.timeout, '--timeout');
       // Flags are checked before credentials: a bad --timeout is a usage error wherever it runs.
       const t = await target(ctx, flags);
       const progress = createProgress(ctx.out, { quiet: Boolean(flags.dryRun) || Boolean(flags.json) });
@@ -453,7 +449,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
               ...(r.gce?.kept ?? []).map((k) => `  kept ${k.kind} ${k.name}`),
             ]);
           }
-          process.exitCode = exitFor(result.outcome);
+          process.exitCode = exitForOutcome(result.outcome);
           return;
         }
         const memoryGb = flags.memory ? memoryMb(flags.memory) / 1024 : undefined;
@@ -526,7 +522,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
       const result = await gcpGc({
         ...common(ctx, t, flags, progress.onProgress),
         bucket: flags.bucket,
-        olderThanMs: flags.olderThan ? parseDuration(flags.olderThan) : undefined,
+        olderThanMs: flags.olderThan ? parseDuration(flags.olderThan, '--older-than') : undefined,
         runId: flags.run,
         dryRun: Boolean(flags.dryRun),
       });

@@ -1,28 +1,21 @@
 /** `uniprove run <recipe|package>`: prove inside Nanos under QEMU, end for sure, keep the evidence. */
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { formatDuration } from '../../core/duration.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
-import type { RunOutcome } from '../../core/run/record.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
-
-function exitFor(outcome: RunOutcome): number {
-  switch (outcome) {
-    case 'succeeded':
-      return ExitCode.ok;
-    case 'timeout':
-      return ExitCode.timeout;
-    case 'interrupted':
-      return ExitCode.interrupted;
-    default:
-      return ExitCode.failure;
-  }
-}
+import {
+  addRecipeOverrides,
+  durationFlag,
+  exitForOutcome,
+  positiveInt,
+  recipeLoadOptions,
+} from './shared.js';
 
 function parseAccel(value: string): AccelChoice {
   if (value !== 'auto' && value !== 'kvm' && value !== 'tcg')
@@ -59,10 +52,10 @@ export function register(program: Command, ctx: CliContext): void {
       "Build the image with `ops build`, boot it in QEMU, and report the prover's real exit status. The run ends for sure (timeout, Ctrl-C) and keeps its evidence in runs/<id>/.",
     )
     .option(
-      '--timeout <seconds>',
-      'kill the prover after this long (default: 3600)',
-      positiveInt('--timeout'),
-      3600,
+      '--timeout <duration>',
+      'kill the prover after this long: seconds (600) or with a unit (90s, 15m, 6h) (default: 1h)',
+      durationFlag('--timeout'),
+      3600_000,
     )
     .addOption(
       new Option('--accel <mode>', 'auto: KVM when a probe boot shows it works, else TCG')
@@ -145,7 +138,7 @@ Examples:
       opsHome: opsHomeDir(ctx.env),
       env,
       accel: opts.accel,
-      timeoutMs: opts.timeout * 1000,
+      timeoutMs: opts.timeout,
       via: opts.via,
       ...(opts.trace ? { trace: true } : {}),
       ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
@@ -223,7 +216,7 @@ Examples:
           : result.outcome === 'failed'
             ? `FAILED: the prover exited with status ${result.exitCode}`
             : result.outcome === 'timeout'
-              ? `TIMEOUT: the prover was still running after ${opts.timeout} s and was killed`
+              ? `TIMEOUT: the prover was still running after ${formatDuration(opts.timeout)} and was killed`
               : `UNKNOWN: ${result.record.exitReason ?? 'the exit status did not reach the host'}`;
       printLines(ctx.out, [
         head,
@@ -236,7 +229,7 @@ Examples:
         ]),
       ]);
     }
-    process.exitCode = exitFor(result.outcome);
+    process.exitCode = exitForOutcome(result.outcome);
   });
 }
 

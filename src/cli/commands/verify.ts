@@ -8,7 +8,7 @@ import type { OnProgress } from '../../core/progress.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines } from '../render.js';
-import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
+import { addRecipeOverrides, durationFlag, recipeLoadOptions } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -26,7 +26,12 @@ export function register(program: Command, ctx: CliContext): void {
       collectBind,
       {},
     )
-    .option('--timeout <seconds>', 'kill the program after this long', positiveInt('--timeout'), 600)
+    .option(
+      '--timeout <duration>',
+      'kill the program after this long: seconds (600) or with a unit (90s, 15m)',
+      durationFlag('--timeout'),
+      600_000,
+    )
     .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
     .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')
     .option('--json', 'print { ok, exitCode, missing, proofs } as JSON')
@@ -62,7 +67,7 @@ Examples:
       const result = await verifyPackage({
         package: packageDir,
         binds: opts.bind,
-        timeoutMs: opts.timeout * 1000,
+        timeoutMs: opts.timeout,
         ...(opts.trace === false ? { trace: false } : {}),
         ...(ctx.env.PATH ? { pathEnv: ctx.env.PATH } : {}),
         isRoot: process.getuid?.() === 0,

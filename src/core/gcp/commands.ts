@@ -696,16 +696,3 @@ export async function gcpGc(options: GcpGcOptions): Promise<GcpGcResult> {
     return result;
   });
 }
-
-/** Parse `30m`, `2h`, `7d` into milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$/.exec(text.trim());
-  if (!m) {
-    throw new UniproveError('E_USAGE', {
-      message: `duration ${JSON.stringify(text)} is not understood`,
-      hint: 'Write a number with a unit: 90s, 30m, 2h, 7d.',
-    });
-  }
-  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[(m[2] ?? 's') as 's'];
-  return Math.round(Number(m[1]) * unit);
-}

@@ -15,8 +15,7 @@ import { sha256File, sha256Of } from '../hash.js';
 import { CONSOLE_LOG } from '../machine/qemu.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
-import { isPackageDir, LOCK_FILE, readPackageConfig, readPackageLock } from '../package/layout.js';
-import type { PackageLock } from '../package/stage.js';
+import { isPackageDir, readPackageConfig, readPackageLock, readPackageLockText } from '../package/layout.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
@@ -242,8 +241,8 @@ export async function buildGcpRecipeImage(
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress,
   });
-  const lockText = await readFile(join(prepared.packageDir, LOCK_FILE), 'utf8');
-  const gcloud = await readPackageConfig(prepared.packageDir, JSON.parse(lockText) as PackageLock, 'gcloud');
+  const { lock, text: lockText } = await readPackageLockText(prepared.packageDir);
+  const gcloud = await readPackageConfig(prepared.packageDir, lock, 'gcloud');
   const bytes = prepared.bytes;
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
   const { config } = resolveRunConfig(gcloud, {

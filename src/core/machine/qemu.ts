@@ -8,7 +8,14 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, type RunningProcess, spawn, stopOnTimeoutOrAbort, tailOf } from '../exec.js';
+import {
+  formatCommand,
+  type RunningProcess,
+  spawn,
+  stopOnTimeoutOrAbort,
+  stopProcess,
+  tailOf,
+} from '../exec.js';
 import type { Machine, MachineSpec, MachineStatus, WaitOptions } from './types.js';
 
 export const CONSOLE_LOG = 'console.log';
@@ -200,14 +207,8 @@ export class QemuMachine implements Machine {
   }
 
   private kill(): void {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    // QEMU ends on SIGTERM; SIGKILL if it does not within 2 s.
-    const force = setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }, 2000);
-    force.unref();
+    // QEMU ends on SIGTERM; SIGKILL if it does not within the grace period.
+    if (this.child) void stopProcess(this.child);
   }
 
   async stop(reason = 'stopped'): Promise<void> {

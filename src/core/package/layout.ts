@@ -48,10 +48,16 @@ export function configDigest(text: string): string {
 
 /** A package's lock file, parsed. */
 export async function readPackageLock(dir: string): Promise<PackageLock> {
+  return (await readPackageLockText(dir)).lock;
+}
+
+/** A package's lock file, parsed, with its text (whose digest keys a Compute Engine image). */
+export async function readPackageLockText(dir: string): Promise<{ lock: PackageLock; text: string }> {
   const path = join(dir, LOCK_FILE);
   await refuseSpecialFile(path, 'lock file', 'Package again with `uniprove package <recipe>`.');
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as PackageLock;
+    const text = await readFile(path, 'utf8');
+    return { lock: JSON.parse(text) as PackageLock, text };
   } catch (error) {
     throw new UniproveError('E_CONFIG', {
       message: `${path} is not a readable lock file: ${(error as Error).message}`,

@@ -7,7 +7,7 @@
 import { copyFile, mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
-import { spawn, stopOnTimeoutOrAbort, which } from '../exec.js';
+import { spawn, stopOnTimeoutOrAbort, stopProcess, which } from '../exec.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import { sha256File } from '../hash.js';
 import { type AccelChoice, type AccelDecision, detectAccel } from '../machine/accel.js';
@@ -772,7 +772,7 @@ async function runViaOps(a: {
   let timedOut = false;
   const disarm = stopOnTimeoutOrAbort(options, (why) => {
     if (why === 'timeout') timedOut = true;
-    child.kill('SIGKILL');
+    void stopProcess(child);
   });
   const result = await ended;
   disarm();
@@ -804,11 +804,7 @@ async function killQemuFor(imageName: string): Promise<void> {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (cmdline.includes('qemu-system') && cmdline.includes(`/images/${imageName}`)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      await stopProcess(Number(pid), 500);
     }
   }
 }
