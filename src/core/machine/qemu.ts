@@ -16,9 +16,11 @@ import {
   stopProcess,
   tailOf,
 } from '../exec.js';
+import { CONSOLE_LOG } from '../run/record.js';
 import type { Machine, MachineSpec, MachineStatus, WaitOptions } from './types.js';
 
-export const CONSOLE_LOG = 'console.log';
+export { CONSOLE_LOG };
+
 export const QEMU_STDERR_LOG = 'qemu.stderr.log';
 export const QEMU_CMDLINE = 'qemu-cmdline.txt';
 

@@ -11,6 +11,8 @@ import type { Accel } from '../machine/types.js';
 
 export const RECORD_FILE = 'record.json';
 export const REPORT_CSV = 'proving_report.csv';
+/** The machine's console, in every run folder. */
+export const CONSOLE_LOG = 'console.log';
 
 /** How a run ended. */
 export type RunOutcome =
