@@ -256,20 +256,97 @@ async function watchInstance(
   calls: GcpCall[],
   options: GcpRunOptions,
 ): Promise<WatchResult> {
-  const serialCall = calls.find((c) => c.method === 'instances.getSerialPortOutput')!;
-  const statusCall = calls.find((c) => c.method === 'instances.get')!;
-  const p = serialCall.params as Record<string, string>;
-  const reader = new SerialConsoleReader();
-  const interval = options.watch?.intervalMs ?? 2000;
-  const statusEvery = options.watch?.statusEvery ?? 3;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const started = Date.now();
-  const tail: string[] = [];
-  let endMatch: unknown;
-  const step = `run on ${p.instance}`;
-  ctx.onProgress?.({ kind: 'step-start', step });
+  return new InstanceWatch(ctx, calls, options).run();
+}
 
-  const readConsole = async (): Promise<number> => {
+/** The instance states in which the guest no longer runs. */
+const STOPPED_STATES = new Set(['TERMINATED', 'STOPPED', 'STOPPING', 'SUSPENDED', 'DELETED']);
+
+/** One watch of one instance: the serial console read from where it was left, and the status now and then. */
+class InstanceWatch {
+  private readonly serialCall: GcpCall;
+  private readonly statusCall: GcpCall;
+  private readonly p: Record<string, string>;
+  private readonly reader = new SerialConsoleReader();
+  private readonly tail: string[] = [];
+  private readonly step: string;
+  private endMatch: unknown;
+
+  constructor(
+    private readonly ctx: ExecutionContext,
+    calls: GcpCall[],
+    private readonly options: GcpRunOptions,
+  ) {
+    this.serialCall = calls.find((c) => c.method === 'instances.getSerialPortOutput')!;
+    this.statusCall = calls.find((c) => c.method === 'instances.get')!;
+    this.p = this.serialCall.params as Record<string, string>;
+    this.step = `run on ${this.p.instance}`;
+  }
+
+  async run(): Promise<WatchResult> {
+    const { ctx, options, reader, step } = this;
+    const interval = options.watch?.intervalMs ?? 2000;
+    const statusEvery = options.watch?.statusEvery ?? 3;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+    const started = Date.now();
+    ctx.onProgress?.({ kind: 'step-start', step });
+    for (let poll = 0; ; poll++) {
+      if (ctx.signal?.aborted) throw abortReason(ctx.signal);
+      await this.readConsole();
+      if (this.endMatch !== undefined) {
+        await this.drain();
+        return this.ended();
+      }
+      if (poll % statusEvery === statusEvery - 1 || poll === 0) {
+        const s = await this.status();
+        if (STOPPED_STATES.has(s)) return this.stopped(s);
+      }
+      const elapsed = Date.now() - started;
+      if (elapsed > timeoutMs) {
+        throw new UniproveError('E_GCP_TIMEOUT', {
+          message: `the prover on ${this.p.instance} did not end within ${Math.round(timeoutMs / 1000)} s`,
+          hint: 'Raise --timeout; the console so far is in the run record.',
+          details: { instance: this.p.instance, consoleTail: this.tail.join('\n') },
+        });
+      }
+      ctx.onProgress?.({
+        kind: 'update',
+        step,
+        detail: `${reader.lineCount} console lines, ${Math.round(elapsed / 1000)} s`,
+      });
+      await sleep(interval, undefined, { signal: ctx.signal }).catch(() => {
+        throw abortReason(ctx.signal);
+      });
+    }
+  }
+
+  private ended(): WatchResult {
+    this.ctx.onProgress?.({ kind: 'step-done', step: this.step, detail: 'the prover ended' });
+    return { ended: 'marker', endMatch: this.endMatch, reader: this.reader };
+  }
+
+  /** The instance stopped: the end if the console says so (or nothing was to say it), else preempted. */
+  private async stopped(s: string): Promise<WatchResult> {
+    if (s !== 'DELETED') await this.drain();
+    else for (const line of this.reader.flush()) this.handleLine(line);
+    if (this.endMatch !== undefined) return this.ended();
+    if (!this.options.isEnd && s !== 'DELETED') {
+      this.ctx.onProgress?.({ kind: 'step-done', step: this.step, detail: `the instance stopped (${s})` });
+      return { ended: 'stopped', reader: this.reader };
+    }
+    const spot = this.options.machine.spot;
+    throw new UniproveError('E_GCP_PREEMPTED', {
+      message: `instance ${this.p.instance} ${s === 'DELETED' ? 'was deleted' : `went ${s}`} before the prover ended${spot ? ' (the Spot instance was probably preempted)' : ''}`,
+      hint: spot
+        ? 'Spot capacity was reclaimed: run again, or without --spot for a run that must finish.'
+        : 'Read the console tail below: the guest may have crashed or powered off.',
+      details: { instance: this.p.instance, status: s, consoleTail: this.tail.join('\n') },
+    });
+  }
+
+  /** Read the console on from where it was left; -1 when the instance is gone, else the characters read. */
+  private async readConsole(): Promise<number> {
+    const { ctx, p, reader, serialCall } = this;
     let chunk: { contents?: string | null; start?: unknown; next?: unknown };
     const t0 = performance.now();
     try {
@@ -284,34 +361,32 @@ async function watchInstance(
       if (isNotFound(error)) return -1;
       throw gcpError(error, serialCall.method, resourceOf(serialCall));
     } finally {
-      ctx.performed.push({
-        method: serialCall.method,
-        resource: resourceOf(serialCall),
-        outcome: 'done',
-        ms: Math.round(performance.now() - t0),
-      });
+      this.performed(serialCall, Math.round(performance.now() - t0));
     }
     const read = reader.accept({
       contents: chunk.contents ?? '',
       start: Number(chunk.start ?? reader.next),
       next: Number(chunk.next ?? reader.next),
     });
-    if (read.text && options.consolePath) await appendFile(options.consolePath, read.text);
-    for (const line of read.lines) handleLine(line);
+    if (read.text && this.options.consolePath) await appendFile(this.options.consolePath, read.text);
+    for (const line of read.lines) this.handleLine(line);
     return read.text.length;
-  };
-  const handleLine = (line: string) => {
-    tail.push(line);
-    if (tail.length > 20) tail.shift();
-    options.onConsoleLine?.(line);
-    if (endMatch === undefined && options.isEnd) {
-      const m = options.isEnd(line);
-      if (m) endMatch = m;
+  }
+
+  private handleLine(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > 20) this.tail.shift();
+    this.options.onConsoleLine?.(line);
+    if (this.endMatch === undefined && this.options.isEnd) {
+      const m = this.options.isEnd(line);
+      if (m) this.endMatch = m;
     }
-  };
-  const status = async (): Promise<string> => {
+  }
+
+  private async status(): Promise<string> {
+    const { p, statusCall } = this;
     try {
-      const [inst] = await ctx.clients.instances.get({
+      const [inst] = await this.ctx.clients.instances.get({
         project: p.project!,
         zone: p.zone!,
         instance: p.instance!,
@@ -321,73 +396,20 @@ async function watchInstance(
       if (isNotFound(error)) return 'DELETED';
       throw gcpError(error, statusCall.method, resourceOf(statusCall));
     } finally {
-      ctx.performed.push({
-        method: statusCall.method,
-        resource: resourceOf(statusCall),
-        outcome: 'done',
-        ms: 0,
-      });
+      this.performed(statusCall, 0);
     }
-  };
-  const consoleTail = () => tail.join('\n');
-  const drain = async () => {
-    // Read until the console stops growing, so the last lines (the proof markers) are kept.
+  }
+
+  private performed(call: GcpCall, ms: number): void {
+    this.ctx.performed.push({ method: call.method, resource: resourceOf(call), outcome: 'done', ms });
+  }
+
+  /** Read until the console stops growing, so the last lines (the proof markers) are kept. */
+  private async drain(): Promise<void> {
     for (let i = 0; i < 5; i++) {
-      const n = await readConsole();
+      const n = await this.readConsole();
       if (n <= 0) break;
     }
-    for (const line of reader.flush()) handleLine(line);
-  };
-
-  for (let poll = 0; ; poll++) {
-    if (ctx.signal?.aborted) throw abortReason(ctx.signal);
-    await readConsole();
-    if (endMatch !== undefined) {
-      await drain();
-      ctx.onProgress?.({ kind: 'step-done', step, detail: 'the prover ended' });
-      return { ended: 'marker', endMatch, reader };
-    }
-    if (poll % statusEvery === statusEvery - 1 || poll === 0) {
-      const s = await status();
-      if (s === 'TERMINATED' || s === 'STOPPED' || s === 'STOPPING' || s === 'SUSPENDED' || s === 'DELETED') {
-        if (s !== 'DELETED') await drain();
-        else for (const line of reader.flush()) handleLine(line);
-        if (endMatch !== undefined) {
-          ctx.onProgress?.({ kind: 'step-done', step, detail: 'the prover ended' });
-          return { ended: 'marker', endMatch, reader };
-        }
-        if (!options.isEnd && s !== 'DELETED') {
-          ctx.onProgress?.({ kind: 'step-done', step, detail: `the instance stopped (${s})` });
-          return { ended: 'stopped', reader };
-        }
-        throw new UniproveError('E_GCP_PREEMPTED', {
-          message: `instance ${p.instance} ${s === 'DELETED' ? 'was deleted' : `went ${s}`} before the prover ended${spec(options).spot ? ' (the Spot instance was probably preempted)' : ''}`,
-          hint: spec(options).spot
-            ? 'Spot capacity was reclaimed: run again, or without --spot for a run that must finish.'
-            : 'Read the console tail below: the guest may have crashed or powered off.',
-          details: { instance: p.instance, status: s, consoleTail: consoleTail() },
-        });
-      }
-    }
-    const elapsed = Date.now() - started;
-    if (elapsed > timeoutMs) {
-      throw new UniproveError('E_GCP_TIMEOUT', {
-        message: `the prover on ${p.instance} did not end within ${Math.round(timeoutMs / 1000)} s`,
-        hint: 'Raise --timeout; the console so far is in the run record.',
-        details: { instance: p.instance, consoleTail: consoleTail() },
-      });
-    }
-    ctx.onProgress?.({
-      kind: 'update',
-      step,
-      detail: `${reader.lineCount} console lines, ${Math.round(elapsed / 1000)} s`,
-    });
-    await sleep(interval, undefined, { signal: ctx.signal }).catch(() => {
-      throw abortReason(ctx.signal);
-    });
+    for (const line of this.reader.flush()) this.handleLine(line);
   }
-}
-
-function spec(options: GcpRunOptions): GcpMachineSpec {
-  return options.machine;
 }
