@@ -51,11 +51,13 @@ export function register(program: Command, ctx: CliContext): void {
     .description(
       "Build the image with `ops build`, boot it in QEMU, and report the prover's real exit status. The run ends for sure (timeout, Ctrl-C) and keeps its evidence in runs/<id>/.",
     )
-    .option(
-      '--timeout <duration>',
-      'kill the prover after this long: seconds (600) or with a unit (90s, 15m, 6h) (default: 1h)',
-      durationFlag('--timeout'),
-      3600_000,
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'kill the prover after this long: seconds (600) or with a unit (90s, 15m, 6h)',
+      )
+        .argParser(durationFlag('--timeout'))
+        .default(3600_000, '1h'),
     )
     .addOption(
       new Option('--accel <mode>', 'auto: KVM when a probe boot shows it works, else TCG')

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { ExitCode, UniproveError } from '../../core/errors.js';
 import { packageRecipe } from '../../core/package/index.js';
 import { isPackageDir } from '../../core/package/layout.js';
@@ -26,11 +26,13 @@ export function register(program: Command, ctx: CliContext): void {
       collectBind,
       {},
     )
-    .option(
-      '--timeout <duration>',
-      'kill the program after this long: seconds (600) or with a unit (90s, 15m)',
-      durationFlag('--timeout'),
-      600_000,
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'kill the program after this long: seconds (600) or with a unit (90s, 15m)',
+      )
+        .argParser(durationFlag('--timeout'))
+        .default(600_000, '10m'),
     )
     .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
     .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')

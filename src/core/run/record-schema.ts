@@ -4,6 +4,7 @@
  * and tests check real records of a local run and of a Compute Engine run against it.
  */
 import { z } from 'zod';
+import type { RunRecord } from './record.js';
 
 const outcome = z.enum(['succeeded', 'failed', 'timeout', 'unknown', 'error', 'interrupted']);
 const ms = z.number().nonnegative();
@@ -104,3 +105,15 @@ export const RunRecordSchema = z
 export function runRecordJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(RunRecordSchema, { io: 'output' }) as Record<string, unknown>;
 }
+
+// The schema and the RunRecord type must not drift apart: every record the code can write passes the schema's
+// types, and both name the same fields (a field added to one only fails typecheck here).
+type SchemaRecord = z.output<typeof RunRecordSchema>;
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? true
+  : false;
+// (findings: the schema takes any finding that has the fields every finding has; diagnose/findings.ts types them.)
+const recordFitsSchema = (record: Omit<RunRecord, 'findings'>): Omit<SchemaRecord, 'findings'> => record;
+const sameFields: SameKeys<RunRecord, SchemaRecord> = true;
+void recordFitsSchema;
+void sameFields;
