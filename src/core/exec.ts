@@ -169,6 +169,11 @@ export function stopProcess(target: ChildProcess | number, graceMs = KILL_GRACE_
   });
 }
 
+/** SIGKILL now, with no grace: for what must not run on a moment longer (a tracee whose strace is going). */
+export function killProcess(pid: number): void {
+  signalPid(pid, 'SIGKILL');
+}
+
 /** Send a signal to a pid; false when it is gone (0 only asks whether it is there). */
 function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
