@@ -68,23 +68,9 @@ export type { ErrorCode, UniproveErrorOptions } from './core/errors.js';
 export { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from './core/errors.js';
 export type { ExecOptions, ExecResult, ProcessEnd, RunningProcess } from './core/exec.js';
 export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js';
+export type { GcpBuiltImage, GcpRecipePlan, GcpRecipeSource } from './core/gcp/build.js';
+export { buildGcpRecipeImage, fitCustomMachine, resolveGcpRecipe } from './core/gcp/build.js';
 export type { GcpClientOptions, GcpEndpoints } from './core/gcp/clients.js';
-export type {
-  GcpCommonOptions,
-  GcpDryRunResult,
-  GcpEndDetector,
-  GcpGcOptions,
-  GcpGcResult,
-  GcpImageOptions,
-  GcpImageResult,
-  GcpListedResource,
-  GcpListOptions,
-  GcpListResult,
-  GcpRawDisk,
-  GcpRunOptions,
-  GcpRunResult,
-} from './core/gcp/commands.js';
-export { defaultBucket, gcpGc, gcpImage, gcpList, gcpRun, resolveGcpRunSpec } from './core/gcp/commands.js';
 export type { GcpTarget, GcpTargetSources } from './core/gcp/config.js';
 export {
   gcloudActiveConfiguration,
@@ -92,6 +78,25 @@ export {
   parseGcloudProperties,
   resolveGcpTarget,
 } from './core/gcp/config.js';
+export type { GcpCommonOptions, GcpDryRunResult, GcpRawDisk } from './core/gcp/context.js';
+export { defaultBucket } from './core/gcp/context.js';
+export type {
+  GcpImageOptions,
+  GcpImageRecipeOptions,
+  GcpImageRecipeResult,
+  GcpImageResult,
+} from './core/gcp/image.js';
+export { gcpImage, gcpImageRecipe } from './core/gcp/image.js';
+export type { GcpEndDetector, GcpRunOptions, GcpRunResult } from './core/gcp/instance.js';
+export { GceInstance, gcpRun, resolveGcpRunSpec } from './core/gcp/instance.js';
+export type {
+  GcpGcOptions,
+  GcpGcResult,
+  GcpListedResource,
+  GcpListOptions,
+  GcpListResult,
+} from './core/gcp/inventory.js';
+export { gcpGc, gcpList } from './core/gcp/inventory.js';
 export { ResourceLedger } from './core/gcp/ledger.js';
 export type {
   GcpCall,
@@ -102,27 +107,21 @@ export type {
   GcpRunSpec,
 } from './core/gcp/plan.js';
 export { DISK_TYPES, planImage, planImageCommand, planRun, planVolumeDisk } from './core/gcp/plan.js';
-export type {
-  GcpBuiltImage,
-  GcpImageRecipeOptions,
-  GcpImageRecipeResult,
-  GcpRecipePlan,
-  GcpRecipeSource,
-  GcpRunRecipeOptions,
-  GcpRunRecipeResult,
-} from './core/gcp/recipe.js';
-export {
-  buildGcpRecipeImage,
-  fitCustomMachine,
-  gcpImageRecipe,
-  gcpRunRecipe,
-  resolveGcpRecipe,
-} from './core/gcp/recipe.js';
+export type { GcpRunRecipeOptions, GcpRunRecipeResult } from './core/gcp/run.js';
+export { gcpRunRecipe } from './core/gcp/run.js';
 export { SerialConsoleReader } from './core/gcp/serial.js';
 export type { PackImageOptions, PackImageResult } from './core/gcp/tarball.js';
 export { packImageTarball, sha256File } from './core/gcp/tarball.js';
 export type { AccelChoice, AccelDecision, DetectAccelOptions, HostKey } from './core/machine/accel.js';
 export { checkDevKvm, detectAccel, probeKvm, readHostKey } from './core/machine/accel.js';
+export type {
+  DriverName,
+  DriverOptions,
+  DriverRun,
+  MachineDriver,
+  MachineEnd,
+} from './core/machine/driver.js';
+export { createDriver } from './core/machine/driver.js';
 export { buildQemuArgs, decodeQemuExit, QemuMachine } from './core/machine/qemu.js';
 export type {
   Accel,
@@ -155,10 +154,12 @@ export {
   runProver,
   TRACE_DEBUG_FLAGS,
 } from './core/run/index.js';
+export type { RunOnMachineOptions } from './core/run/lifecycle.js';
+export { runOnMachine } from './core/run/lifecycle.js';
 export type { ParallelEntry, RunParallelOptions, RunParallelResult } from './core/run/parallel.js';
 export { parseInputs, runParallel } from './core/run/parallel.js';
 export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './core/run/record.js';
-export { appendReport, newRunId, reportLine } from './core/run/record.js';
+export { appendReport, isRunId, newRunId, reportLine } from './core/run/record.js';
 export type { SetupOptions, SetupResult, SetupStep } from './core/setup/index.js';
 export { readSetupRecord, setupToolchain } from './core/setup/index.js';
 export type { ParseStraceOptions } from './core/strace/parse.js';

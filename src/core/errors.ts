@@ -85,6 +85,19 @@ export interface UniproveErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** An error as records and --json output keep it. */
+export interface ErrorSummary {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+/** The summary of any error: a UniproveError's own, anything else under `fallback` with its text. */
+export function summarizeError(error: unknown, fallback = 'E_INTERNAL'): ErrorSummary {
+  if (isUniproveError(error)) return error.summary();
+  return { code: fallback, message: error instanceof Error ? error.message : String(error) };
+}
+
 /** The one error type that core code throws on purpose. */
 export class UniproveError extends Error {
   readonly code: ErrorCode;
@@ -97,6 +110,11 @@ export class UniproveError extends Error {
     this.code = code;
     this.hint = options.hint;
     this.details = options.details ?? {};
+  }
+
+  /** What a record or a --json line keeps of the error: code, message and hint (details stay out). */
+  summary(): ErrorSummary {
+    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
   }
 
   /** The exit status the CLI uses for this error. */

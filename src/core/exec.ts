@@ -146,14 +146,42 @@ function start(argv: readonly string[], options: ExecOptions, caller: string): R
   return { child, ended };
 }
 
-/** SIGTERM now, SIGKILL if it is still there after the grace period. */
-function terminate(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const force = setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }, KILL_GRACE_MS);
-  force.unref();
+/**
+ * The one way uniprove stops a program: SIGTERM now, SIGKILL if it is still there after the grace period.
+ * Takes a child it started, or the pid of one it did not start itself (QEMU under `ops run`).
+ */
+export function stopProcess(target: ChildProcess | number, graceMs = KILL_GRACE_MS): Promise<void> {
+  const alive =
+    typeof target === 'number'
+      ? () => signalPid(target, 0)
+      : () => target.exitCode === null && target.signalCode === null;
+  const send = (signal: NodeJS.Signals) =>
+    typeof target === 'number' ? signalPid(target, signal) : target.kill(signal);
+  if (!alive()) return Promise.resolve();
+  send('SIGTERM');
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      if (alive()) send('SIGKILL');
+      resolve();
+    }, graceMs);
+    // A child started here is killed with uniprove anyway (the exit hook); a foreign pid is waited for.
+    if (typeof target !== 'number') force.unref();
+  });
+}
+
+/** SIGKILL now, with no grace: for what must not run on a moment longer (a tracee whose strace is going). */
+export function killProcess(pid: number): void {
+  signalPid(pid, 'SIGKILL');
+}
+
+/** Send a signal to a pid; false when it is gone (0 only asks whether it is there). */
+function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -236,7 +264,7 @@ export async function run(argv: readonly string[], options: ExecOptions = {}): P
   const disarm = stopOnTimeoutOrAbort(options, (why) => {
     if (why === 'timeout') timedOut = true;
     else canceled = true;
-    terminate(child);
+    void stopProcess(child);
   });
   let end: ProcessEnd;
   try {

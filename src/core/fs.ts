@@ -1,6 +1,6 @@
-/** File helpers every part of uniprove shares: atomic writes, streamed digests, bounded parallel work. */
-import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, type Stats } from 'node:fs';
+/** File helpers every part of uniprove shares: atomic writes, bounded parallel work. */
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
 import { access, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
@@ -65,18 +65,6 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   } catch {
     return undefined;
   }
-}
-
-/** sha256 (hex) of a file's content, streamed. */
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, {
-    highWaterMark: 1 << 20,
-    ...(signal ? { signal } : {}),
-  })) {
-    hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
 }
 
 /** Run `fn` over items with at most `limit` at once; results keep the items' order; the first failure stops it. */

@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { GceServer } from '../helpers/gce-server.js';
+import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needNanos, needOps } from '../helpers/tools.js';
 
@@ -211,6 +212,8 @@ test('gcp run demo --binary X against the fake: image built and uploaded, consol
 
     // The record and the report, as a local run keeps them.
     const record = JSON.parse(await readFile(join(out.dir, 'record.json'), 'utf8'));
+    // One schema for every driver: the same one the local run's record passes (run-local.test.ts).
+    assertRunRecord(record, 'the gce run record');
     assert.equal(record.via, 'gce');
     assert.equal(record.outcome, 'succeeded');
     assert.equal(record.proofs[0].sha256, expectedSha);

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { compileC } from '../helpers/gcc.js';
+import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
 import { findTool, needGcc, needNanos, needOps, needUnikernel } from '../helpers/tools.js';
 
@@ -115,6 +116,7 @@ test('run demo: a real proof comes back and the host verifies it', {
 
   // The record: config, manifest, command line, console, one CSV line.
   const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+  assertRunRecord(record, 'the qemu run record');
   assert.equal(record.outcome, 'succeeded');
   assert.match(
     await readFile(join(run.dir, 'qemu-cmdline.txt'), 'utf8'),
@@ -249,6 +251,7 @@ test('--via ops runs plain `ops run` for parity: the console comes back, the sta
   assert.match(await readFile(join(run.dir, 'console.log'), 'utf8'), /exiting with 4/);
   assert.ok(run.warnings.some((w) => w.code === 'via-ops'));
   const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+  assertRunRecord(record, 'the ops run record');
   assert.equal(basename(record.qemu.argv[0]), 'ops', 'ops as installed: on PATH or in ~/.ops/bin');
   assert.match(record.exitReason, /Ops ignores QEMU's status/);
   assert.deepEqual(await qemuProcesses(run.id), []);
@@ -260,7 +263,7 @@ test('a prover that never exits is killed at the timeout, and no QEMU is left', 
 }, async () => {
   const dir = await tempDir();
   const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
-  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '4', '--json'], {
+  const r = await uniprove(['run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '4s', '--json'], {
     cwd: dir,
   });
   assert.equal(r.exitCode, 6, r.stdout + r.stderr);

@@ -16,15 +16,7 @@ const EXEMPT_FUNCTIONS = new Set<string>([
   'src/core/strace/parse.ts:call',
 ]);
 
-// Whole files and folders left out, until the lifecycle lands: issue 14's run lifecycle and machine drivers
-// rewrite them on another branch (issue-14a). Remove this list once that branch is merged.
-const EXEMPT_PREFIXES = [
-  'src/core/run/',
-  'src/core/gcp/',
-  'src/core/machine/',
-  'src/cli/commands/run.ts',
-  'src/cli/commands/gcp.ts',
-];
+const EXEMPT_PREFIXES: string[] = [];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
+import { formatDuration, parseDuration } from '../../src/core/duration.js';
 import { buildQemuArgs, decodeQemuExit } from '../../src/core/machine/qemu.js';
 import { extractConsoleBlocks, isTraceLine, resolveRunConfig } from '../../src/core/run/index.js';
 import { parseInputs } from '../../src/core/run/parallel.js';
-import { csvField, newRunId } from '../../src/core/run/record.js';
+import { csvField, isRunId, newRunId } from '../../src/core/run/record.js';
 
 // Console logs of real Nanos runs, committed under test/fixtures/nanos, one folder per case.
 const FIXTURES = new URL('../fixtures/nanos/', import.meta.url).pathname;
@@ -93,7 +94,11 @@ test('CSV fields are quoted when needed and run ids sort by time', () => {
   const a = newRunId(new Date('2026-01-01T00:00:00Z'));
   const b = newRunId(new Date('2026-01-01T00:00:01Z'));
   assert.ok(a < b);
-  assert.match(a, /^[0-9A-Za-z-]+$/);
+  // One format for every machine: a Compute Engine label value and (after a prefix, or alone) a resource name.
+  assert.match(a, /^r20260101t000000000-[0-9a-f]{6}$/);
+  assert.match(`uniprove-run-${a}`, /^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+  assert.ok(isRunId(a));
+  assert.ok(newRunId(new Date('2026-01-01T00:00:00.999Z')) < newRunId(new Date('2026-01-01T00:00:01.000Z')));
 });
 
 test('the run config wires the exit status out and turns reboot loops off', () => {
@@ -108,4 +113,18 @@ test('the run config wires the exit status out and turns reboot loops off', () =
   assert.ok(config.Debugflags?.includes('debugsyscalls') && config.Klibs?.includes('strace'));
   assert.equal(warnings[0]?.code, 'reboot-on-exit');
   assert.throws(() => resolveRunConfig({ Program: 'p' }, { imageSize: 'huge' }), /not a size/);
+});
+
+test('every --timeout takes seconds or a number with a unit, and says what it wants otherwise', () => {
+  assert.equal(parseDuration('90'), 90_000);
+  assert.equal(parseDuration('90s'), 90_000);
+  assert.equal(parseDuration('15m'), 900_000);
+  assert.equal(parseDuration('6h'), 21_600_000);
+  assert.equal(parseDuration('1.5h'), 5_400_000);
+  assert.throws(() => parseDuration('soon', '--timeout'), /--timeout must be .*"soon"/);
+  assert.throws(() => parseDuration('-5', '--timeout'), /--timeout must be/);
+  assert.throws(() => parseDuration('0', '--timeout'), /--timeout must be/);
+  assert.equal(formatDuration(3600_000), '1 h');
+  assert.equal(formatDuration(900_000), '15 min');
+  assert.equal(formatDuration(4000), '4 s');
 });

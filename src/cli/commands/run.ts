@@ -1,28 +1,21 @@
 /** `uniprove run <recipe|package>`: prove inside Nanos under QEMU, end for sure, keep the evidence. */
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { formatDuration } from '../../core/duration.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
-import type { RunOutcome } from '../../core/run/record.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
-
-function exitFor(outcome: RunOutcome): number {
-  switch (outcome) {
-    case 'succeeded':
-      return ExitCode.ok;
-    case 'timeout':
-      return ExitCode.timeout;
-    case 'interrupted':
-      return ExitCode.interrupted;
-    default:
-      return ExitCode.failure;
-  }
-}
+import {
+  addRecipeOverrides,
+  durationFlag,
+  exitForOutcome,
+  positiveInt,
+  recipeLoadOptions,
+} from './shared.js';
 
 function parseAccel(value: string): AccelChoice {
   if (value !== 'auto' && value !== 'kvm' && value !== 'tcg')
@@ -58,11 +51,13 @@ export function register(program: Command, ctx: CliContext): void {
     .description(
       "Build the image with `ops build`, boot it in QEMU, and report the prover's real exit status. The run ends for sure (timeout, Ctrl-C) and keeps its evidence in runs/<id>/.",
     )
-    .option(
-      '--timeout <seconds>',
-      'kill the prover after this long (default: 3600)',
-      positiveInt('--timeout'),
-      3600,
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'kill the prover after this long: seconds (600) or with a unit (90s, 15m, 6h)',
+      )
+        .argParser(durationFlag('--timeout'))
+        .default(3600_000, '1h'),
     )
     .addOption(
       new Option('--accel <mode>', 'auto: KVM when a probe boot shows it works, else TCG')
@@ -108,9 +103,132 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('-q, --quiet', 'no progress and no live console');
   addRecipeOverrides(cmd);
-  cmd.addHelpText(
-    'after',
-    `
+  cmd.addHelpText('after', RUN_HELP);
+  cmd.action((target: string, opts: RunFlags) => runAction(ctx, target, opts));
+}
+
+/** The flags of `uniprove run`, as commander gives them. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's option bag
+type RunFlags = Record<string, any>;
+
+async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promise<void> {
+  const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
+  const live = !opts.quiet && !opts.json;
+  const env = { ...ctx.env } as Record<string, string | undefined>;
+  const base: RunProverOptions = {
+    ...recipeLoadOptions(ctx, opts),
+    target,
+    cwd: ctx.cwd,
+    runsDir: resolve(ctx.cwd, opts.runsDir),
+    cacheDir: cacheDirFrom(ctx.env),
+    opsHome: opsHomeDir(ctx.env),
+    env,
+    accel: opts.accel,
+    timeoutMs: opts.timeout,
+    via: opts.via,
+    ...(opts.trace ? { trace: true } : {}),
+    ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
+    ...(opts.copyOut.length ? { copyOut: opts.copyOut } : {}),
+    ...(opts.keepImage ? { keepImage: true } : {}),
+    ...(opts.imageCache === false ? { imageCache: false } : {}),
+    ...(opts.imageSize ? { imageSize: opts.imageSize } : {}),
+    ...(opts.packageOut ? { packageOut: opts.packageOut } : {}),
+    signal: ctx.signal,
+    onProgress: progress.onProgress,
+  };
+  if (opts.arg) base.args = opts.arg;
+  if (opts.inputs || opts.parallel) return runMany(ctx, base, opts, progress);
+  const result = await runProver({
+    ...base,
+    ...(opts.out ? { out: opts.out } : {}),
+    ...(live ? { onConsole: (chunk: string) => ctx.out.stderr.write(chunk) } : {}),
+  });
+  progress.done();
+  if (opts.json) printJson(ctx.out, runJson(result));
+  else printRun(ctx, result, opts);
+  process.exitCode = exitForOutcome(result.outcome);
+}
+
+/** `--parallel N --inputs FILE`: one run a line, N at once. */
+async function runMany(
+  ctx: CliContext,
+  base: RunProverOptions,
+  opts: RunFlags,
+  progress: ReturnType<typeof createProgress>,
+): Promise<void> {
+  if (!opts.inputs) {
+    throw new UniproveError('E_USAGE', {
+      message: '--parallel needs --inputs FILE',
+      hint: 'Give a file with one line of prover arguments per run: `uniprove run demo --parallel 4 --inputs runs.txt`.',
+    });
+  }
+  const { runParallel } = await import('../../core/run/parallel.js');
+  const result = await runParallel({
+    ...base,
+    inputs: opts.inputs,
+    parallel: opts.parallel ?? 1,
+    onRunDone: (e) => {
+      if (!opts.json) {
+        ctx.out.stderr.write(
+          `run ${e.index + 1} [${e.args.join(' ')}]: ${e.outcome}${e.exitCode !== null ? ` (exit ${e.exitCode})` : ''}${e.error ? `: ${e.error.message}` : ''}${e.dir ? ` -> ${e.dir}` : ''}\n`,
+        );
+      }
+    },
+  });
+  progress.done();
+  if (opts.json) {
+    printJson(ctx.out, {
+      ok: result.ok,
+      summary: result.summary,
+      runs: result.runs.map((e) =>
+        e.result
+          ? { index: e.index, args: e.args, ...runJson(e.result) }
+          : {
+              index: e.index,
+              args: e.args,
+              outcome: e.outcome,
+              exitCode: e.exitCode,
+              dir: e.dir ?? null,
+              error: e.error,
+            },
+      ),
+    });
+  } else {
+    const s = result.summary;
+    printLines(ctx.out, [
+      `${s.total} runs: ${s.succeeded} succeeded, ${s.failed} failed, ${s.timeout} timed out, ${s.error} errors, ${s.interrupted} interrupted${s.unknown ? `, ${s.unknown} unknown` : ''}`,
+    ]);
+  }
+  if (!result.ok) process.exitCode = result.summary.interrupted ? ExitCode.interrupted : ExitCode.failure;
+}
+
+/** A run for humans: the outcome, the record, the timings, the proofs and findings. */
+function printRun(ctx: CliContext, result: RunResult, opts: RunFlags): void {
+  printWarnings(ctx.out, result.warnings);
+  const t = result.timings;
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+  const head =
+    result.outcome === 'succeeded'
+      ? `ok: the prover exited 0 (${result.accel})`
+      : result.outcome === 'failed'
+        ? `FAILED: the prover exited with status ${result.exitCode}`
+        : result.outcome === 'timeout'
+          ? `TIMEOUT: the prover was still running after ${formatDuration(opts.timeout)} and was killed`
+          : `UNKNOWN: ${result.record.exitReason ?? 'the exit status did not reach the host'}`;
+  printLines(ctx.out, [
+    head,
+    `  record: ${result.dir}`,
+    `  timings: image ${result.record.imageCache?.state === 'hit' ? '(cached) ' : 'build '}${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
+    ...result.proofs.map((p) => `  proof ${join(result.dir, p.path)} sha256:${p.sha256}`),
+    ...(result.record.findings ?? []).flatMap((f) => [
+      `  finding: ${f.message}`,
+      ...(f.fix ? [`    fix: ${f.fix}`] : []),
+    ]),
+  ]);
+}
+
+/** What `uniprove run --help` says after the options. */
+const RUN_HELP = `
 QEMU is started with -no-reboot (no reboot loops, even with RebootOnExit) and isa-debug-exit with the manifest's
 debug_exit, so uniprove's exit status follows the prover's: 0 it succeeded, 1 it failed (its status is in the record),
 6 it hit --timeout and was killed, 130 Ctrl-C; 2 bad input (a volume that does not exist), 3 a missing tool (ops,
@@ -130,115 +248,7 @@ Examples:
   $ uniprove run demo
   $ uniprove run build/demo --timeout 600 --json
   $ uniprove run demo --copy-out /tmp/proof --accel tcg
-  $ uniprove run demo --parallel 4 --inputs seeds.txt`,
-  );
-  cmd.action(async (target: string, opts) => {
-    const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
-    const live = !opts.quiet && !opts.json;
-    const env = { ...ctx.env } as Record<string, string | undefined>;
-    const base: RunProverOptions = {
-      ...recipeLoadOptions(ctx, opts),
-      target,
-      cwd: ctx.cwd,
-      runsDir: resolve(ctx.cwd, opts.runsDir),
-      cacheDir: cacheDirFrom(ctx.env),
-      opsHome: opsHomeDir(ctx.env),
-      env,
-      accel: opts.accel,
-      timeoutMs: opts.timeout * 1000,
-      via: opts.via,
-      ...(opts.trace ? { trace: true } : {}),
-      ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
-      ...(opts.copyOut.length ? { copyOut: opts.copyOut } : {}),
-      ...(opts.keepImage ? { keepImage: true } : {}),
-      ...(opts.imageCache === false ? { imageCache: false } : {}),
-      ...(opts.imageSize ? { imageSize: opts.imageSize } : {}),
-      ...(opts.packageOut ? { packageOut: opts.packageOut } : {}),
-      signal: ctx.signal,
-      onProgress: progress.onProgress,
-    };
-    if (opts.arg) base.args = opts.arg;
-    if (opts.inputs || opts.parallel) {
-      if (!opts.inputs) {
-        throw new UniproveError('E_USAGE', {
-          message: '--parallel needs --inputs FILE',
-          hint: 'Give a file with one line of prover arguments per run: `uniprove run demo --parallel 4 --inputs runs.txt`.',
-        });
-      }
-      const { runParallel } = await import('../../core/run/parallel.js');
-      const result = await runParallel({
-        ...base,
-        inputs: opts.inputs,
-        parallel: opts.parallel ?? 1,
-        onRunDone: (e) => {
-          if (!opts.json) {
-            ctx.out.stderr.write(
-              `run ${e.index + 1} [${e.args.join(' ')}]: ${e.outcome}${e.exitCode !== null ? ` (exit ${e.exitCode})` : ''}${e.error ? `: ${e.error.message}` : ''}${e.dir ? ` -> ${e.dir}` : ''}\n`,
-            );
-          }
-        },
-      });
-      progress.done();
-      if (opts.json) {
-        printJson(ctx.out, {
-          ok: result.ok,
-          summary: result.summary,
-          runs: result.runs.map((e) =>
-            e.result
-              ? { index: e.index, args: e.args, ...runJson(e.result) }
-              : {
-                  index: e.index,
-                  args: e.args,
-                  outcome: e.outcome,
-                  exitCode: e.exitCode,
-                  dir: e.dir ?? null,
-                  error: e.error,
-                },
-          ),
-        });
-      } else {
-        const s = result.summary;
-        printLines(ctx.out, [
-          `${s.total} runs: ${s.succeeded} succeeded, ${s.failed} failed, ${s.timeout} timed out, ${s.error} errors, ${s.interrupted} interrupted${s.unknown ? `, ${s.unknown} unknown` : ''}`,
-        ]);
-      }
-      if (!result.ok) process.exitCode = result.summary.interrupted ? ExitCode.interrupted : ExitCode.failure;
-      return;
-    }
-    const result = await runProver({
-      ...base,
-      ...(opts.out ? { out: opts.out } : {}),
-      ...(live ? { onConsole: (chunk: string) => ctx.out.stderr.write(chunk) } : {}),
-    });
-    progress.done();
-    if (opts.json) {
-      printJson(ctx.out, runJson(result));
-    } else {
-      printWarnings(ctx.out, result.warnings);
-      const t = result.timings;
-      const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
-      const head =
-        result.outcome === 'succeeded'
-          ? `ok: the prover exited 0 (${result.accel})`
-          : result.outcome === 'failed'
-            ? `FAILED: the prover exited with status ${result.exitCode}`
-            : result.outcome === 'timeout'
-              ? `TIMEOUT: the prover was still running after ${opts.timeout} s and was killed`
-              : `UNKNOWN: ${result.record.exitReason ?? 'the exit status did not reach the host'}`;
-      printLines(ctx.out, [
-        head,
-        `  record: ${result.dir}`,
-        `  timings: image ${result.record.imageCache?.state === 'hit' ? '(cached) ' : 'build '}${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
-        ...result.proofs.map((p) => `  proof ${join(result.dir, p.path)} sha256:${p.sha256}`),
-        ...(result.record.findings ?? []).flatMap((f) => [
-          `  finding: ${f.message}`,
-          ...(f.fix ? [`    fix: ${f.fix}`] : []),
-        ]),
-      ]);
-    }
-    process.exitCode = exitFor(result.outcome);
-  });
-}
+  $ uniprove run demo --parallel 4 --inputs seeds.txt`;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

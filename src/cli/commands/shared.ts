@@ -1,8 +1,10 @@
 /** Options several commands share: recipe overrides and where recipes are found. */
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { UniproveError } from '../../core/errors.js';
+import { parseDuration } from '../../core/duration.js';
+import { ExitCode, UniproveError } from '../../core/errors.js';
 import type { LoadRecipeOptions } from '../../core/recipe/load.js';
+import type { RunOutcome } from '../../core/run/record.js';
 import type { CliContext } from '../context.js';
 
 /** Flags that replace recipe fields, the same on package, verify, run and gcp run. */
@@ -17,6 +19,11 @@ export function addRecipeOverrides(cmd: Command): Command {
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** A commander parser for a duration flag (90, 90s, 15m, 6h) into milliseconds. */
+export function durationFlag(flag: string) {
+  return (value: string): number => parseDuration(value, flag);
 }
 
 /** A commander parser for whole numbers from `min` on, whose error names the flag and says what it wants. */
@@ -69,4 +76,12 @@ export function recipeLoadOptions(
       ...(opts.cpus ? { cpus: opts.cpus } : {}),
     },
   };
+}
+
+/** uniprove's exit status for a run's outcome, whatever machine ran it: 0 succeeded, 6 timeout, 130 Ctrl-C, else 1. */
+export function exitForOutcome(outcome: RunOutcome): number {
+  if (outcome === 'succeeded') return ExitCode.ok;
+  if (outcome === 'timeout') return ExitCode.timeout;
+  if (outcome === 'interrupted') return ExitCode.interrupted;
+  return ExitCode.failure;
 }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { ExitCode, UniproveError } from '../../core/errors.js';
 import { packageRecipe } from '../../core/package/index.js';
 import { isPackageDir } from '../../core/package/layout.js';
@@ -8,7 +8,7 @@ import type { OnProgress } from '../../core/progress.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines } from '../render.js';
-import { addRecipeOverrides, positiveInt, recipeLoadOptions } from './shared.js';
+import { addRecipeOverrides, durationFlag, recipeLoadOptions } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -26,7 +26,14 @@ export function register(program: Command, ctx: CliContext): void {
       collectBind,
       {},
     )
-    .option('--timeout <seconds>', 'kill the program after this long', positiveInt('--timeout'), 600)
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'kill the program after this long: seconds (600) or with a unit (90s, 15m)',
+      )
+        .argParser(durationFlag('--timeout'))
+        .default(600_000, '10m'),
+    )
     .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
     .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')
     .option('--json', 'print { ok, exitCode, missing, proofs } as JSON')
@@ -62,7 +69,7 @@ Examples:
       const result = await verifyPackage({
         package: packageDir,
         binds: opts.bind,
-        timeoutMs: opts.timeout * 1000,
+        timeoutMs: opts.timeout,
         ...(opts.trace === false ? { trace: false } : {}),
         ...(ctx.env.PATH ? { pathEnv: ctx.env.PATH } : {}),
         isRoot: process.getuid?.() === 0,

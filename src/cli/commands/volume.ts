@@ -87,7 +87,7 @@ function renderFetchFailure(ctx: CliContext, error: unknown, json: boolean): num
     printJson(ctx.out, {
       files: fileJson(details),
       failed: details.failed,
-      error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) },
+      error: error.summary(),
     });
     return renderError(ctx.out, error, false);
   }

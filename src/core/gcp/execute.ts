@@ -75,140 +75,13 @@ export function resourceOf(call: GcpCall): string {
 export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise<void> {
   const started = performance.now();
   const resource = resourceOf(call);
-  const c = ctx.clients;
-  const p = call.params as Record<string, string>;
   let outcome: PerformedCall['outcome'] = 'done';
   const step = `${call.method} ${resource}`;
   if (call.creates) ctx.ledger.record(call.creates);
   try {
-    switch (call.method) {
-      case 'storage.buckets.get': {
-        try {
-          await c.storage.bucket(p.bucket!).getMetadata();
-          outcome = 'found';
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-          outcome = 'absent';
-        }
-        break;
-      }
-      case 'storage.buckets.insert': {
-        const { name, ...metadata } = call.body as { name: string };
-        try {
-          await c.storage.createBucket(name, metadata as never);
-        } catch (error) {
-          if ((error as { code?: number }).code === 409) {
-            throw new UniproveError('E_GCP', {
-              message: `bucket gs://${name} exists but belongs to another project, or is not reachable with these credentials`,
-              hint: 'Bucket names are global: pick another with --bucket NAME.',
-              details: { call: call.method, resource },
-            });
-          }
-          throw error;
-        }
-        break;
-      }
-      case 'storage.objects.insert':
-        await uploadTarball(ctx, call);
-        break;
-      case 'storage.objects.delete': {
-        await c.storage.bucket(p.bucket!).file(p.object!).delete({ ignoreNotFound: true });
-        ctx.ledger.forget({ kind: 'object', name: p.object! });
-        break;
-      }
-      case 'images.get': {
-        outcome = await lookupImage(ctx, call);
-        break;
-      }
-      case 'images.insert': {
-        ctx.onProgress?.({
-          kind: 'step-start',
-          step: `import image ${(call.body as { name: string }).name}`,
-        });
-        const [op] = await c.images.insert({ project: p.project!, imageResource: call.body as never });
-        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
-        break;
-      }
-      case 'disks.get': {
-        try {
-          const [disk] = await c.disks.get({ project: p.project!, zone: p.zone!, disk: p.disk! });
-          checkExpectedLabels(call, disk.labels);
-          if (disk.status !== 'READY') {
-            throw new UniproveError('E_GCP', {
-              message: `disk ${p.disk} exists but is ${disk.status}`,
-              hint: 'Wait for it, or delete it (`uniprove gcp gc`) and run again.',
-              details: { call: call.method, resource },
-            });
-          }
-          outcome = 'found';
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-          outcome = 'absent';
-        }
-        break;
-      }
-      case 'disks.insert': {
-        const [op] = await c.disks.insert({
-          project: p.project!,
-          zone: p.zone!,
-          diskResource: call.body as never,
-        });
-        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
-        break;
-      }
-      case 'instances.insert': {
-        ctx.onProgress?.({
-          kind: 'step-start',
-          step: `start instance ${(call.body as { name: string }).name}`,
-        });
-        const [op] = await c.instances.insert({
-          project: p.project!,
-          zone: p.zone!,
-          instanceResource: call.body as never,
-        });
-        ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
-        break;
-      }
-      case 'instances.delete':
-      case 'disks.delete':
-      case 'images.delete': {
-        try {
-          const [op] =
-            call.method === 'instances.delete'
-              ? await c.instances.delete({ project: p.project!, zone: p.zone!, instance: p.instance! })
-              : call.method === 'disks.delete'
-                ? await c.disks.delete({ project: p.project!, zone: p.zone!, disk: p.disk! })
-                : await c.images.delete({ project: p.project!, image: p.image! });
-          ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-          outcome = 'gone';
-          ctx.lastOperation = { op: { status: 'DONE' }, call: call.method, resource };
-        }
-        break;
-      }
-      case 'globalOperations.get':
-      case 'zoneOperations.get': {
-        const last = ctx.lastOperation;
-        if (!last)
-          throw new UniproveError('E_INTERNAL', { message: `${call.method} with no operation to follow` });
-        ctx.lastOperation = undefined;
-        await waitOperation(
-          ctx.clients,
-          last.op,
-          {
-            project: p.project!,
-            ...(call.method === 'zoneOperations.get' ? { zone: p.zone! } : {}),
-            call: last.call,
-            resource: last.resource,
-          },
-          { ...ctx.poll, signal: ctx.signal, onProgress: ctx.onProgress },
-        );
-        break;
-      }
-      default:
-        throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
-    }
+    const execute = EXECUTORS[call.method];
+    if (!execute) throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
+    outcome = await execute(ctx, call, call.params as Record<string, string>, resource);
   } catch (error) {
     throw gcpError(error, call.method, resource);
   } finally {
@@ -224,6 +97,138 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
     ctx.onProgress?.({ kind: 'note', step, detail: `${step}: ${outcome}` });
   }
 }
+
+type Executor = (
+  ctx: ExecutionContext,
+  call: GcpCall,
+  p: Record<string, string>,
+  resource: string,
+) => Promise<PerformedCall['outcome']>;
+
+/** found when `get` finds it, absent when Compute Engine or Storage says 404. */
+async function foundOrAbsent(get: () => Promise<unknown>): Promise<PerformedCall['outcome']> {
+  try {
+    await get();
+    return 'found';
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    return 'absent';
+  }
+}
+
+/** An insert or delete started: its operation is what the next wait call follows. */
+function follow(ctx: ExecutionContext, call: GcpCall, resource: string, op: { latestResponse?: unknown }) {
+  ctx.lastOperation = { op: op.latestResponse as OperationLike, call: call.method, resource };
+  return 'done' as const;
+}
+
+/** A delete (instance, disk, image); a 404 is `gone`, and its wait is done at once. */
+const deleteExecutor: Executor = async (ctx, call, p, resource) => {
+  const c = ctx.clients;
+  try {
+    const [op] =
+      call.method === 'instances.delete'
+        ? await c.instances.delete({ project: p.project!, zone: p.zone!, instance: p.instance! })
+        : call.method === 'disks.delete'
+          ? await c.disks.delete({ project: p.project!, zone: p.zone!, disk: p.disk! })
+          : await c.images.delete({ project: p.project!, image: p.image! });
+    return follow(ctx, call, resource, op);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    ctx.lastOperation = { op: { status: 'DONE' }, call: call.method, resource };
+    return 'gone';
+  }
+};
+
+/** Follow the last operation started to its end. */
+const waitExecutor: Executor = async (ctx, call, p) => {
+  const last = ctx.lastOperation;
+  if (!last) throw new UniproveError('E_INTERNAL', { message: `${call.method} with no operation to follow` });
+  ctx.lastOperation = undefined;
+  await waitOperation(
+    ctx.clients,
+    last.op,
+    {
+      project: p.project!,
+      ...(call.method === 'zoneOperations.get' ? { zone: p.zone! } : {}),
+      call: last.call,
+      resource: last.resource,
+    },
+    { ...ctx.poll, signal: ctx.signal, onProgress: ctx.onProgress },
+  );
+  return 'done';
+};
+
+/** How each call of a plan is made. */
+const EXECUTORS: Record<string, Executor> = {
+  'storage.buckets.get': (ctx, _call, p) =>
+    foundOrAbsent(() => ctx.clients.storage.bucket(p.bucket!).getMetadata()),
+  'storage.buckets.insert': async (ctx, call, _p, resource) => {
+    const { name, ...metadata } = call.body as { name: string };
+    try {
+      await ctx.clients.storage.createBucket(name, metadata as never);
+    } catch (error) {
+      if ((error as { code?: number }).code === 409) {
+        throw new UniproveError('E_GCP', {
+          message: `bucket gs://${name} exists but belongs to another project, or is not reachable with these credentials`,
+          hint: 'Bucket names are global: pick another with --bucket NAME.',
+          details: { call: call.method, resource },
+        });
+      }
+      throw error;
+    }
+    return 'done';
+  },
+  'storage.objects.insert': async (ctx, call) => {
+    await uploadTarball(ctx, call);
+    return 'done';
+  },
+  'storage.objects.delete': async (ctx, _call, p) => {
+    await ctx.clients.storage.bucket(p.bucket!).file(p.object!).delete({ ignoreNotFound: true });
+    ctx.ledger.forget({ kind: 'object', name: p.object! });
+    return 'done';
+  },
+  'images.get': (ctx, call) => lookupImage(ctx, call),
+  'images.insert': async (ctx, call, p, resource) => {
+    ctx.onProgress?.({ kind: 'step-start', step: `import image ${(call.body as { name: string }).name}` });
+    const [op] = await ctx.clients.images.insert({ project: p.project!, imageResource: call.body as never });
+    return follow(ctx, call, resource, op);
+  },
+  'disks.get': (ctx, call, p, resource) =>
+    foundOrAbsent(async () => {
+      const [disk] = await ctx.clients.disks.get({ project: p.project!, zone: p.zone!, disk: p.disk! });
+      checkExpectedLabels(call, disk.labels);
+      if (disk.status !== 'READY') {
+        throw new UniproveError('E_GCP', {
+          message: `disk ${p.disk} exists but is ${disk.status}`,
+          hint: 'Wait for it, or delete it (`uniprove gcp gc`) and run again.',
+          details: { call: call.method, resource },
+        });
+      }
+    }),
+  'disks.insert': async (ctx, call, p, resource) => {
+    const [op] = await ctx.clients.disks.insert({
+      project: p.project!,
+      zone: p.zone!,
+      diskResource: call.body as never,
+    });
+    return follow(ctx, call, resource, op);
+  },
+  'instances.insert': async (ctx, call, p, resource) => {
+    ctx.onProgress?.({ kind: 'step-start', step: `start instance ${(call.body as { name: string }).name}` });
+    const [op] = await ctx.clients.instances.insert({
+      project: p.project!,
+      zone: p.zone!,
+      instanceResource: call.body as never,
+    });
+    return follow(ctx, call, resource, op);
+  },
+  'instances.delete': deleteExecutor,
+  'disks.delete': deleteExecutor,
+  'images.delete': deleteExecutor,
+  'globalOperations.get': waitExecutor,
+  'zoneOperations.get': waitExecutor,
+};
 
 async function lookupImage(ctx: ExecutionContext, call: GcpCall): Promise<PerformedCall['outcome']> {
   const p = call.params as Record<string, string>;

@@ -70,16 +70,3 @@ export function checkResourceName(name: string, what: string): void {
     });
   }
 }
-
-/** A fresh run id: time plus randomness, usable as a label value and in names. */
-export function newRunId(now = new Date(), random = Math.random): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:T]/g, '')
-    .slice(0, 14)
-    .replace(/^(\d{8})(\d{6})$/, '$1t$2');
-  const rand = Math.floor(random() * 36 ** 4)
-    .toString(36)
-    .padStart(4, '0');
-  return `r${stamp}-${rand}`;
-}

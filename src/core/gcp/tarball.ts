@@ -2,7 +2,7 @@ import { mkdtemp, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-import { sha256File as sha256Of } from '../fs.js';
+import { sha256File as sha256Of } from '../hash.js';
 
 export interface PackImageOptions {
   signal?: AbortSignal;

@@ -8,10 +8,19 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { formatCommand, type RunningProcess, spawn, stopOnTimeoutOrAbort, tailOf } from '../exec.js';
+import {
+  formatCommand,
+  type RunningProcess,
+  spawn,
+  stopOnTimeoutOrAbort,
+  stopProcess,
+  tailOf,
+} from '../exec.js';
+import { CONSOLE_LOG } from '../run/record.js';
 import type { Machine, MachineSpec, MachineStatus, WaitOptions } from './types.js';
 
-export const CONSOLE_LOG = 'console.log';
+export { CONSOLE_LOG };
+
 export const QEMU_STDERR_LOG = 'qemu.stderr.log';
 export const QEMU_CMDLINE = 'qemu-cmdline.txt';
 
@@ -200,14 +209,8 @@ export class QemuMachine implements Machine {
   }
 
   private kill(): void {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    // QEMU ends on SIGTERM; SIGKILL if it does not within 2 s.
-    const force = setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }, 2000);
-    force.unref();
+    // QEMU ends on SIGTERM; SIGKILL if it does not within the grace period.
+    if (this.child) void stopProcess(this.child);
   }
 
   async stop(reason = 'stopped'): Promise<void> {

@@ -1,7 +1,8 @@
 /**
- * One lifecycle for every machine uniprove runs a prover in (local QEMU now,
- * Google Cloud later): create, start, wait, logs, stop, delete. What was asked
- * for (MachineSpec) is kept apart from what was observed (MachineStatus).
+ * A local QEMU machine's lifecycle: create, start, wait, logs, stop, delete, with what was asked for
+ * (MachineSpec) kept apart from what was observed (MachineStatus). QemuMachine (qemu.ts) implements it and the
+ * qemu driver (drivers/qemu.ts) drives it; the interface every platform implements, Compute Engine included,
+ * is MachineDriver (driver.ts).
  */
 
 /** A disk attached to the machine after the boot image. */
@@ -68,7 +69,7 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-/** The lifecycle every machine kind implements. */
+/** The lifecycle of a QEMU process (the kvm probe boots one too). */
 export interface Machine {
   readonly spec: MachineSpec;
   /** Make the state folder and write the spec and the command line; starts nothing. */

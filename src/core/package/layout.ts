@@ -2,11 +2,11 @@
  * Reading a package folder without loading what builds one: `uniprove run <package>`
  * starts here, and every module it loads comes before QEMU starts.
  */
-import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
+import { sha256Of } from '../hash.js';
 import type { OpsConfigKind } from '../ops/config/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { PackageLock } from './stage.js';
@@ -43,15 +43,21 @@ export async function isPackageDir(dir: string, kind: OpsConfigKind = 'local'): 
 
 /** sha256 (hex) of a config's text, as the lock records it. */
 export function configDigest(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return sha256Of(text);
 }
 
 /** A package's lock file, parsed. */
 export async function readPackageLock(dir: string): Promise<PackageLock> {
+  return (await readPackageLockText(dir)).lock;
+}
+
+/** A package's lock file, parsed, with its text (whose digest keys a Compute Engine image). */
+export async function readPackageLockText(dir: string): Promise<{ lock: PackageLock; text: string }> {
   const path = join(dir, LOCK_FILE);
   await refuseSpecialFile(path, 'lock file', 'Package again with `uniprove package <recipe>`.');
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as PackageLock;
+    const text = await readFile(path, 'utf8');
+    return { lock: JSON.parse(text) as PackageLock, text };
   } catch (error) {
     throw new UniproveError('E_CONFIG', {
       message: `${path} is not a readable lock file: ${(error as Error).message}`,

@@ -4,12 +4,12 @@
  * closure complete without a VM. Under strace when it is there, so a failure
  * names the files the program looked for and did not find.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
-import { parseJsonFile, refuseSpecialFile, sha256File } from '../fs.js';
+import { parseJsonFile, refuseSpecialFile } from '../fs.js';
+import { sha256File, sha256Of } from '../hash.js';
 import { parseOpsConfig } from '../ops/config/schema.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
@@ -327,7 +327,7 @@ async function collectProofs(
       proofs.push({
         path,
         guestPath: 'console',
-        sha256: createHash('sha256').update(`${body}\n`).digest('hex'),
+        sha256: sha256Of(`${body}\n`),
         size: Buffer.byteLength(`${body}\n`),
       });
     }

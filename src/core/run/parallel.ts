@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isUniproveError, UniproveError } from '../errors.js';
+import { type ErrorSummary, isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { requireRegularFile } from '../fs.js';
 import { prepareTarget, type RunProverOptions, type RunResult, runProver } from './index.js';
 import type { RunOutcome } from './record.js';
@@ -61,7 +61,7 @@ export interface ParallelEntry {
   dir?: string;
   outcome: RunOutcome;
   exitCode: number | null;
-  error?: { code: string; message: string };
+  error?: ErrorSummary;
   result?: RunResult;
 }
 
@@ -107,9 +107,7 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
         });
       } catch (error) {
         entry.outcome = isUniproveError(error) && error.code === 'E_INTERRUPTED' ? 'interrupted' : 'error';
-        entry.error = isUniproveError(error)
-          ? { code: error.code, message: error.message }
-          : { code: 'E_INTERNAL', message: String(error) };
+        entry.error = summarizeError(error);
         const runDir = isUniproveError(error) ? error.details.runDir : undefined;
         if (typeof runDir === 'string') entry.dir = runDir;
       }

@@ -11,6 +11,8 @@ import type { Accel } from '../machine/types.js';
 
 export const RECORD_FILE = 'record.json';
 export const REPORT_CSV = 'proving_report.csv';
+/** The machine's console, in every run folder. */
+export const CONSOLE_LOG = 'console.log';
 
 /** How a run ended. */
 export type RunOutcome =
@@ -106,10 +108,25 @@ export interface RunRecord {
   };
 }
 
-/** A sortable run id: UTC timestamp to the millisecond plus 6 random hex digits. */
-export function newRunId(now = new Date()): string {
-  const ts = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace(/Z$/, 'Z');
-  return `${ts}-${randomBytes(3).toString('hex')}`;
+/**
+ * The run id every machine uses: `r` + the UTC time to the millisecond + 6 random hex digits, e.g.
+ * `r20250101t120000123-a1b2c3`. Fixed width, so ids sort by time; lowercase letters, digits and one hyphen, so it
+ * is a Compute Engine label value and, on its own or after a prefix, a resource name ([a-z]([-a-z0-9]*[a-z0-9])?).
+ */
+export function newRunId(
+  now = new Date(),
+  random: () => string = () => randomBytes(3).toString('hex'),
+): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:.Z]/g, '')
+    .replace('T', 't');
+  return `r${stamp}-${random()}`;
+}
+
+/** True when text is a run id newRunId makes. */
+export function isRunId(text: string): boolean {
+  return /^r\d{8}t\d{9}-[0-9a-f]{6}$/.test(text);
 }
 
 export async function writeRecord(record: RunRecord): Promise<void> {

@@ -6,7 +6,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
-import { sha256File } from '../fs.js';
+import { sha256File } from '../hash.js';
 
 /** A file of the toolchain folder whose digest was checked against SHA256SUMS. */
 export interface ToolchainFile {

@@ -18,6 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import {
   formatCommand,
+  killProcess,
   type ProcessEnd,
   run,
   spawn,
@@ -216,20 +217,10 @@ async function killTree(stracePid: number): Promise<void> {
   for (let round = 0; round < 50; round++) {
     const pids = await tracees(stracePid);
     if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    for (const pid of pids) killProcess(pid);
     await new Promise((r) => setTimeout(r, 20));
   }
-  try {
-    process.kill(stracePid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
+  killProcess(stracePid);
 }
 
 /** The CPUs this process may run on (Cpus_allowed_list), or undefined where /proc does not say. */

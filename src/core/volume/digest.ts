@@ -3,10 +3,9 @@
  * so a set file always says how it was computed.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { UniproveError } from '../errors.js';
-import type { HashWorkers } from '../hash-workers.js';
+import { type HashWorkers, readFileChunks } from '../hash.js';
 
 /**
  * `blake2b512-trunc128`: the first 32 hex characters (128 bits) of BLAKE2b-512,
@@ -102,18 +101,14 @@ export async function hashFileInto(
     options.onBytes?.(end);
     return end;
   }
-  const stream = createReadStream(path, {
-    highWaterMark: 1024 * 1024,
-    ...(options.end === undefined ? {} : { end: options.end - 1 }),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  let bytes = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    hasher.update(chunk);
-    bytes += chunk.length;
-    options.onBytes?.(chunk.length);
-  }
-  return bytes;
+  return readFileChunks(
+    path,
+    (chunk) => {
+      hasher.update(chunk);
+      options.onBytes?.(chunk.length);
+    },
+    options,
+  );
 }
 
 /** The digest of a whole file with the given algorithm. */

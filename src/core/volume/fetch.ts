@@ -6,7 +6,7 @@
 import { chmod, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dispatcher } from 'undici';
-import { isUniproveError, UniproveError } from '../errors.js';
+import { isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { isWriteRefusal, toWriteError, type WriteContext } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
 import { formatBytes, type OnProgress } from '../progress.js';
@@ -115,10 +115,7 @@ async function createDispatcher(jobs: number): Promise<Dispatcher> {
 }
 
 function errorSummary(error: unknown): FetchFailure['error'] {
-  if (isUniproveError(error)) {
-    return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
-  }
-  return { code: 'E_DOWNLOAD', message: error instanceof Error ? error.message : String(error) };
+  return summarizeError(error, 'E_DOWNLOAD');
 }
 
 /** Bytes done and expected per file, reported as one progress line at most every 250 ms. */

@@ -3,13 +3,13 @@
  * where to download it and where it goes in the guest. Validated with zod in
  * steps: parse the JSON, check the shape, then check rules across files.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UniproveError } from '../errors.js';
 import { refuseSpecialFile } from '../fs.js';
+import { sha256Of } from '../hash.js';
 import { DIGEST_PATTERN, parseDigest } from './digest.js';
 
 const FILE_NAME = /^[A-Za-z0-9._+-]+$/;
@@ -168,7 +168,7 @@ export function resolveParameterSet(value: unknown, origin: string): ResolvedPar
   return {
     ...spec,
     files,
-    setDigest: `sha256:${createHash('sha256').update(canonical).digest('hex')}`,
+    setDigest: `sha256:${sha256Of(canonical)}`,
     knownBytes: files.reduce((sum, f) => sum + (f.size ?? 0), 0),
   };
 }

@@ -1,0 +1,167 @@
+/**
+ * `gcp run <recipe>`: the Compute Engine front end of the run lifecycle (run/lifecycle.ts) with the gce
+ * driver. Everything is resolved and checked first (no side effect), so a dry run prints exactly the calls a
+ * real run makes, and a bad flag leaves no package, no image and no VM.
+ */
+import { join } from 'node:path';
+import { GceDriver } from '../machine/drivers/gce.js';
+import { runOnMachine } from '../run/lifecycle.js';
+import { prepareTarget } from '../run/prepare.js';
+import type { RunOutcome, RunRecord } from '../run/record.js';
+import {
+  type GcpRecipePlan,
+  type GcpRecipeSource,
+  imagePlaceholder,
+  prepareOptionsOf,
+  recipeMachine,
+  resolveGcpRecipe,
+} from './build.js';
+import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from './context.js';
+import { type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
+import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
+
+/** Options of `gcp run <recipe>`. */
+export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
+  /** Predefined machine type, or a custom one fitted to the recipe's CPUs and memory. */
+  machine: Omit<GcpMachineSpec, 'cpus' | 'memoryGb'>;
+  /** The volume's disk: type and size (default: the volume's size, 10 GB at least). */
+  volumeDisk?: { diskType?: GcpDiskType; sizeGb?: number };
+  bootDisk?: GcpRunOptions['bootDisk'];
+  network?: string;
+  labels?: Record<string, string>;
+  bucket?: string;
+  keep?: boolean;
+  dryRun?: boolean;
+  /** How long the prover may run once the instance is up (ms; default 6 h). */
+  timeoutMs?: number;
+  /** Called with each whole console line, in order. */
+  onConsoleLine?: (line: string) => void;
+  watch?: GcpRunOptions['watch'];
+  /** Folder of run records; proving_report.csv lives here (default <cwd>/runs). */
+  runsDir?: string;
+  /** This run's record folder (default <runsDir>/<id>); the package goes to packageOut, never here. */
+  out?: string;
+  /** Do not add the run to proving_report.csv. */
+  noReport?: boolean;
+}
+
+/** A recipe run on Compute Engine: the run record (as a local run keeps) and what gcp run did. */
+export interface GcpRunRecipeResult {
+  dryRun: false;
+  id: string;
+  dir: string;
+  outcome: RunOutcome;
+  record: RunRecord;
+  gcp: GcpRunResult;
+}
+
+function runOptionsOf(
+  options: GcpRunRecipeOptions,
+  machine: GcpMachineSpec,
+): Omit<GcpRunOptions, 'image' | 'volume' | 'runId'> {
+  return {
+    ...commonOf(options),
+    machine,
+    ...(options.bootDisk ? { bootDisk: options.bootDisk } : {}),
+    ...(options.network ? { network: options.network } : {}),
+    ...(options.labels ? { labels: options.labels } : {}),
+    ...(options.bucket ? { bucket: options.bucket } : {}),
+    keep: Boolean(options.keep),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.watch ? { watch: options.watch } : {}),
+  };
+}
+
+/**
+ * Package, build, import and run a recipe on Compute Engine; stream its
+ * console into runs/<id>/console.log, end at the proof's end marker (else when
+ * the instance stops: Nanos powers off at exit), keep the proof with its
+ * sha256 in the record, add the run to proving_report.csv, and delete what the
+ * run made unless kept.
+ */
+export async function gcpRunRecipe(options: GcpRunRecipeOptions & { dryRun: true }): Promise<GcpDryRunResult>;
+export async function gcpRunRecipe(
+  options: GcpRunRecipeOptions,
+): Promise<GcpRunRecipeResult | GcpDryRunResult>;
+export async function gcpRunRecipe(
+  options: GcpRunRecipeOptions,
+): Promise<GcpRunRecipeResult | GcpDryRunResult> {
+  const plan = await resolveGcpRecipe(options);
+  const { spec: machine, adjusted } = recipeMachine(plan, options.machine);
+  // A machine that cannot be named fails here, before anything is built.
+  const machineType = machineTypeFor(options.target, machine).replace(/^.*\//, '');
+  const diskType = options.volumeDisk?.diskType ?? 'pd-balanced';
+  const base = runOptionsOf(options, machine);
+  if (options.dryRun) {
+    return gcpRun({
+      ...base,
+      image: {
+        rawPath: join(options.opsHome, 'images', `uniprove-gcp-${plan.name}`),
+        name: plan.name,
+        dryRunDigest: imagePlaceholder(plan.name),
+      },
+      ...(plan.volume
+        ? {
+            volume: {
+              rawPath: join(options.opsHome, 'volumes', `${plan.volume.label}.raw`),
+              name: plan.volume.label,
+              dryRunDigest: `<sha256 of volume ${plan.volume.label}${plan.volume.set ? ` built from set ${plan.volume.set}` : ''}>`,
+              diskType,
+              sizeGb: options.volumeDisk?.sizeGb ?? 10,
+            },
+          }
+        : {}),
+      dryRun: true,
+    });
+  }
+
+  return withClients(options, async (clients) => {
+    const driver = new GceDriver({
+      source: options,
+      plan,
+      instance: { ...base, clients },
+      machineType,
+      diskType,
+      ...(options.volumeDisk?.sizeGb ? { volumeSizeGb: options.volumeDisk.sizeGb } : {}),
+    });
+    const record = await runOnMachine(driver, {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.runsDir ? { runsDir: options.runsDir } : {}),
+      ...(options.out ? { out: options.out } : {}),
+      prover: plan.name,
+      args: options.overrides?.args ?? options.args ?? plan.recipe?.args ?? [],
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.noReport ? { noReport: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
+      prepare: () => prepareTarget(prepareOptionsOf(options, options)),
+      describe: (r) => describeRun(r, plan, options, machineType, adjusted),
+    });
+    const outcome = record.outcome as RunOutcome;
+    return { dryRun: false, id: record.id, dir: record.dir, outcome, record, gcp: driver.result() };
+  });
+}
+
+/** What the record says before anything runs: where, and what this platform cannot do. */
+function describeRun(
+  record: RunRecord,
+  plan: GcpRecipePlan,
+  options: GcpRunRecipeOptions,
+  machineType: string,
+  adjusted: string | undefined,
+): void {
+  record.accel = 'gce';
+  record.accelReason = `Compute Engine ${machineType} in ${options.target.zone}`;
+  if (adjusted) {
+    record.warnings.push({
+      code: 'machine-fitted',
+      message: `the recipe's resources were rounded up to a custom machine type Compute Engine accepts (${adjusted})`,
+    });
+  }
+  if (plan.proof.kind === 'file') {
+    record.warnings.push({
+      code: 'proof-not-fetched',
+      message: `the proof is a file (${plan.proof.path}); gcp run brings back console proofs only, so it stays on the instance's disk (use a console proof, or --keep and copy it off)`,
+    });
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * One run, any machine: open the record → check the platform → prepare the package and volumes → build or reuse
+ * the image → start → watch the console → collect proofs → destroy what was made → write the record and the
+ * proving_report.csv line. On success, failure, timeout and Ctrl-C alike the record is closed and the driver's
+ * machine destroyed. `uniprove run` (qemu, ops) and `uniprove gcp run` (gce) are two front ends of it.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { isUniproveError, UniproveError } from '../errors.js';
+import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
+import type { DriverRun, MachineDriver, MachineEnd } from '../machine/driver.js';
+import { addFindings, collectConsoleProofs, warnDiskFull, writeTraceLog } from './console.js';
+import type { PreparedTarget } from './prepare.js';
+import {
+  CONSOLE_LOG,
+  finishRecord,
+  newRunId,
+  type RunOutcome,
+  type RunRecord,
+  writeRecord,
+} from './record.js';
+
+/** What the lifecycle needs besides the driver. */
+export interface RunOnMachineOptions {
+  cwd?: string;
+  /** Folder of run records; proving_report.csv lives here (default <cwd>/runs). */
+  runsDir?: string;
+  /** This run's record folder (default <runsDir>/<id>). */
+  out?: string;
+  /** What was asked to run (a recipe or a package folder), until the package names it. */
+  prover: string;
+  args: string[];
+  /** Stop the prover after this long (ms; 0 or absent: the driver's default). */
+  timeoutMs?: number;
+  /** Nanos trace lines into trace.log. */
+  trace?: boolean;
+  noReport?: boolean;
+  signal?: AbortSignal;
+  /** Where else to write when the record folder cannot be written (the hint of E_DISK_FULL and friends). */
+  elsewhere: string;
+  /** The package, already prepared (parallel runs share one), or how to prepare it. */
+  prepared?: PreparedTarget;
+  prepare: () => Promise<PreparedTarget>;
+  /** Fields and warnings the front end knows before anything runs. */
+  describe?: (record: RunRecord) => void;
+}
+
+/** The outcome of a machine's end; `proofs`: console proofs that came back (decide where no status is carried). */
+export function outcomeOf(end: MachineEnd, driver: MachineDriver, proofs: number): RunOutcome {
+  if (end.state === 'timeout') return 'timeout';
+  if (end.state === 'stopped') return 'interrupted';
+  if (end.state === 'failed') return 'error';
+  if (driver.exitStatus === 'known' && end.exitCode !== undefined)
+    return end.exitCode === 0 ? 'succeeded' : 'failed';
+  if (driver.exitStatus === 'proof' && proofs >= 0) return proofs > 0 ? 'succeeded' : 'failed';
+  return 'unknown';
+}
+
+/**
+ * Run a prover once on the driver's machine. Returns the record whatever the prover did (succeeded, failed,
+ * timed out); throws UniproveError when it could not be run, and on Ctrl-C, after closing the record
+ * (details.runDir).
+ */
+export async function runOnMachine(driver: MachineDriver, options: RunOnMachineOptions): Promise<RunRecord> {
+  const cwd = options.cwd ?? process.cwd();
+  const startedMs = performance.now();
+  const runsDir = resolve(cwd, options.runsDir ?? 'runs');
+  const id = newRunId();
+  const dir = options.out ? resolve(cwd, options.out) : join(runsDir, id);
+  const writing: WriteContext = { what: 'the run record', path: dir, elsewhere: options.elsewhere };
+  await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
+  const record = openRecord(id, dir, driver, options);
+  const run: DriverRun = { record, startedMs };
+  const finish = (outcome: RunOutcome) =>
+    finishRecord(record, outcome, { runsDir, startedAt: startedMs, noReport: options.noReport });
+  try {
+    await writeRecord(record);
+    await driver.check(run);
+    const target = options.prepared ?? (await options.prepare());
+    record.prover = target.name;
+    record.package = target.packageDir;
+    record.volumes = target.volumes;
+    await driver.image(target, run);
+    await writeRecord(record);
+    options.signal?.throwIfAborted();
+    await driver.start(run);
+    const end = await driver.wait(run);
+    record.exitCode = end.exitCode ?? null;
+    if (end.reason) record.exitReason = end.reason;
+    const outcome = await collect(driver, end, target, run, options);
+    await driver.destroy(run);
+    throwIfNotRun(outcome, end, driver, record);
+    await finish(outcome);
+    return record;
+  } catch (caught) {
+    const error = await asRunError(caught, options.signal, writing);
+    await driver.destroy(run, error).catch(() => {});
+    if (isUniproveError(error)) {
+      record.error = error.summary();
+      (error.details as Record<string, unknown>).runDir = dir;
+    } else record.error = { code: 'E_INTERNAL', message: String(error) };
+    const code = isUniproveError(error) ? error.code : '';
+    const aborted = options.signal?.aborted === true || code === 'E_INTERRUPTED';
+    await finish(aborted ? 'interrupted' : code === 'E_GCP_TIMEOUT' ? 'timeout' : 'error').catch(() => {});
+    throw error;
+  }
+}
+
+function openRecord(id: string, dir: string, driver: MachineDriver, options: RunOnMachineOptions): RunRecord {
+  const record: RunRecord = {
+    id,
+    dir,
+    prover: options.prover,
+    args: options.args,
+    via: driver.name,
+    outcome: 'running',
+    exitCode: null,
+    startedAt: new Date().toISOString(),
+    timings: {},
+    ...(options.timeoutMs ? { timeoutSeconds: options.timeoutMs / 1000 } : {}),
+    volumes: [],
+    proofs: [],
+    files: {},
+    warnings: [],
+  };
+  options.describe?.(record);
+  return record;
+}
+
+/** Proofs (console, then files), trace.log and findings; the outcome, which a console proof may decide. */
+async function collect(
+  driver: MachineDriver,
+  end: MachineEnd,
+  target: PreparedTarget,
+  run: DriverRun,
+  options: RunOnMachineOptions,
+): Promise<RunOutcome> {
+  const { record } = run;
+  let outcome = outcomeOf(end, driver, -1);
+  record.outcome = outcome;
+  if (outcome === 'interrupted') return outcome;
+  const due = driver.exitStatus === 'proof' ? 'no-status' : outcome === 'succeeded' ? 'exited-0' : false;
+  // A machine that could not run still has a console to read (what QEMU or the guest said before it died).
+  const proofs = await collectConsoleProofs(record, target.proof, due);
+  outcome = outcomeOf(end, driver, target.proof.kind === 'console' ? proofs : -1);
+  record.outcome = outcome;
+  await driver.fetchProofs(target, run);
+  if (options.trace) await writeTraceLog(record);
+  if (outcome !== 'succeeded') await addFindings(record, options.signal);
+  await warnDiskFull(record);
+  return outcome;
+}
+
+/** A machine that could not run, or Ctrl-C, is an error; a timeout keeps its record and says why in it. */
+function throwIfNotRun(outcome: RunOutcome, end: MachineEnd, driver: MachineDriver, record: RunRecord): void {
+  if (outcome === 'error') {
+    throw new UniproveError('E_RUN_FAILED', {
+      message: `the VM could not run: ${end.reason ?? `${driver.machineWord} failed`}`,
+      ...(end.hint ? { hint: end.hint } : {}),
+      details: { runDir: record.dir, ...end.details },
+    });
+  }
+  if (outcome === 'interrupted') {
+    throw new UniproveError('E_INTERRUPTED', {
+      message: `interrupted by Ctrl-C: ${driver.machineWord} was stopped`,
+      hint: `What the run produced so far is in ${record.dir}.`,
+      details: { runDir: record.dir },
+    });
+  }
+  if (outcome === 'timeout') {
+    // Not thrown: a run that timed out still has its record, findings and proofs so far to return.
+    const timeout = new UniproveError('E_RUN_TIMEOUT', {
+      message: `the prover was still running after ${record.timeoutSeconds ?? 0} s and was stopped`,
+      hint: `Give it arguments that make it end sooner, or raise --timeout. What it printed is in ${join(record.dir, CONSOLE_LOG)}.`,
+    });
+    record.error = timeout.summary();
+  }
+}
+
+/** Anything thrown, as the error the run ends with: Ctrl-C named, a full disk typed. */
+async function asRunError(caught: unknown, signal: AbortSignal | undefined, writing: WriteContext) {
+  if (isUniproveError(caught)) return caught;
+  if (signal?.aborted)
+    return new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C', cause: caught });
+  return toWriteError(caught, writing);
+}
