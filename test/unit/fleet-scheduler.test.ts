@@ -492,3 +492,16 @@ describe('fleet record and events', () => {
     );
   });
 });
+
+test('with tickMs, running instances and the fleet line are re-emitted so elapsed times move', async () => {
+  const clock = new FakeClock();
+  const cloud = fakeCloud(clock, () => 'succeeded', { proveMs: 10_000 });
+  const events: FleetEvent[] = [];
+  await clock.drive(
+    runFleet(base(clock, cloud.runOne, { inputs: inputs(1), tickMs: 1000, onEvent: (e) => events.push(e) })),
+  );
+  const elapsed = events.flatMap((e) =>
+    e.kind === 'instance' && e.state === 'proving' ? [e.elapsedMs] : [],
+  );
+  assert.deepEqual(elapsed, [0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+});

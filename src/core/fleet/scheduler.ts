@@ -129,6 +129,8 @@ export interface FleetOptions {
   maxCapacityErrors?: number;
   /** Successes in a row that raise a lowered concurrency by one (default 2). */
   recoverAfter?: number;
+  /** Also emit every running instance's state and the fleet line this often (ms), so elapsed times move. */
+  tickMs?: number;
   clock?: FleetClock;
   random?: () => number;
 }
@@ -221,6 +223,7 @@ interface Running {
   attempt: number;
   controller: AbortController;
   startedMs: number;
+  state: AttemptState;
 }
 
 type Settled =
@@ -327,9 +330,20 @@ class Fleet {
     if (pauseMs > 0 && this.#queue.length > 0 && !this.#gaveUp) {
       waits.push(this.#clock.sleep(pauseMs, timer.signal).catch(() => {}));
     }
+    let ticked = false;
+    if (this.#o.tickMs && this.#running.size > 0) {
+      const tick = this.#clock.sleep(this.#o.tickMs, timer.signal).then(() => {
+        ticked = true;
+      });
+      waits.push(tick.catch(() => {}));
+    }
     await Promise.race(waits);
     timer.abort();
     this.#wake = undefined;
+    if (ticked) {
+      for (const r of this.#running) this.#instanceEvent(r, r.state);
+      this.#fleetEvent();
+    }
   }
 
   #start(input: FleetInput): void {
@@ -340,9 +354,13 @@ class Fleet {
       attempt: result.attempts + 1,
       controller: new AbortController(),
       startedMs: this.#clock.now(),
+      state: 'starting',
     };
     this.#running.add(run);
-    const onState = (state: AttemptState, detail?: string) => this.#instanceEvent(run, state, detail);
+    const onState = (state: AttemptState, detail?: string) => {
+      run.state = state;
+      this.#instanceEvent(run, state, detail);
+    };
     onState('starting');
     this.#fleetEvent();
     const ctx: AttemptContext = {
