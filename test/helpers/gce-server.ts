@@ -168,6 +168,19 @@ const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
 
 class Invalid extends Error {}
 
+/** What a compute route needs of its request. */
+interface ComputeRequest {
+  method: string;
+  path: string;
+  project: string;
+  body: unknown;
+  url: URL;
+  route: (api: string) => void;
+  res: ServerResponse;
+}
+
+const NOT_HANDLED = Symbol('not handled');
+
 /** A running fake; close() when done. */
 export class GceServer {
   readonly token: string;
@@ -552,6 +565,47 @@ export class GceServer {
       if (m[3]) while (op.status !== 'DONE') this.#advance(op);
       return send(res, 200, this.#opJson(op, project));
     }
+    const c: ComputeRequest = { method, path, project, body, url, route, res };
+    if ((await this.#computeImagesAndDisks(c)) !== NOT_HANDLED) return;
+    if ((await this.#computeInstances(c)) !== NOT_HANDLED) return;
+    // ---- aggregated lists
+    m = /^aggregated\/(instances|disks)$/.exec(path);
+    if (m && method === 'GET') {
+      route(`${m[1]}.aggregatedList`);
+      const filter = query(url).filter;
+      const items: Record<string, unknown> = {};
+      const all =
+        m[1] === 'instances'
+          ? [...this.instances.values()].map((i) => ({
+              zone: i.zone,
+              labels: i.labels,
+              json: {
+                name: i.name,
+                status: i.status,
+                labels: i.labels,
+                creationTimestamp: i.creationTimestamp,
+              },
+            }))
+          : [...this.disks.values()].map((d) => ({
+              zone: d.zone,
+              labels: d.labels,
+              json: this.#diskJson(d, project),
+            }));
+      for (const r of all.filter((r) => matchFilter(filter, r.labels))) {
+        const key = `zones/${r.zone}`;
+        items[key] ??= { [m[1]!]: [] };
+        const scoped = items[key] as Record<string, unknown[]>;
+        scoped[m[1]!]!.push(r.json);
+      }
+      return send(res, 200, { kind: `compute#${m[1]}AggregatedList`, items });
+    }
+    throw new Invalid(`no such Compute Engine endpoint: ${method} ${url.pathname}`);
+  }
+
+  /** The images, disks and instances routes; NOT_HANDLED when the request is none of them. */
+  async #computeImagesAndDisks(c: ComputeRequest): Promise<typeof NOT_HANDLED | undefined> {
+    const { method, path, project, body, url, route, res } = c;
+    let m: RegExpExecArray | null;
     // ---- images
     if (path === 'global/images' && method === 'POST') {
       route('images.insert');
@@ -645,6 +699,13 @@ export class GceServer {
         return send(res, 200, this.#opJson(op, project));
       }
     }
+    return NOT_HANDLED;
+  }
+
+  /** The instances routes; NOT_HANDLED when the request is none of them. */
+  async #computeInstances(c: ComputeRequest): Promise<typeof NOT_HANDLED | undefined> {
+    const { method, path, project, body, url, route, res } = c;
+    let m: RegExpExecArray | null;
     // ---- instances
     m = /^zones\/([^/]+)\/instances$/.exec(path);
     if (m && method === 'POST') {
@@ -736,38 +797,7 @@ export class GceServer {
         return send(res, 200, this.#opJson(op, project));
       }
     }
-    // ---- aggregated lists
-    m = /^aggregated\/(instances|disks)$/.exec(path);
-    if (m && method === 'GET') {
-      route(`${m[1]}.aggregatedList`);
-      const filter = query(url).filter;
-      const items: Record<string, unknown> = {};
-      const all =
-        m[1] === 'instances'
-          ? [...this.instances.values()].map((i) => ({
-              zone: i.zone,
-              labels: i.labels,
-              json: {
-                name: i.name,
-                status: i.status,
-                labels: i.labels,
-                creationTimestamp: i.creationTimestamp,
-              },
-            }))
-          : [...this.disks.values()].map((d) => ({
-              zone: d.zone,
-              labels: d.labels,
-              json: this.#diskJson(d, project),
-            }));
-      for (const r of all.filter((r) => matchFilter(filter, r.labels))) {
-        const key = `zones/${r.zone}`;
-        items[key] ??= { [m[1]!]: [] };
-        const scoped = items[key] as Record<string, unknown[]>;
-        scoped[m[1]!]!.push(r.json);
-      }
-      return send(res, 200, { kind: `compute#${m[1]}AggregatedList`, items });
-    }
-    throw new Invalid(`no such Compute Engine endpoint: ${method} ${url.pathname}`);
+    return NOT_HANDLED;
   }
 
   /** An instance whose insert is DONE: RUNNING, its disks made, a preemption armed if one is due. */
@@ -935,24 +965,8 @@ export class GceServer {
     };
   }
 
-  #checkInstance(body: unknown, zone: string): Instance {
-    const b = object(body, 'Instance');
-    const name = checkName(b.name, 'name');
-    const labels = checkLabels(b.labels);
-    const mt = String(b.machineType ?? '');
-    const mtm =
-      /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/machineTypes\/([a-z0-9-]+)$/.exec(
-        mt,
-      );
-    if (!mtm) throw new Invalid(`machineType ${mt} is not zones/ZONE/machineTypes/TYPE`);
-    if (mtm[1] !== zone) throw new Invalid(`machineType zone ${mtm[1]} is not the instance's zone ${zone}`);
-    if (
-      !/^([a-z][a-z0-9]*-(standard|highmem|highcpu|ultramem|megamem|hypermem|highgpu|ultragpu|megagpu)-\d+[a-z]*|([a-z][a-z0-9]*-)?custom-\d+-\d+(-ext)?|[a-z][a-z0-9]*-(micro|small|medium))$/.test(
-        mtm[2]!,
-      )
-    ) {
-      throw new Invalid(`machine type ${mtm[2]} is not a machine type name`);
-    }
+  /** The disks of an instances.insert body: one boot disk first, images READY, attached disks free. */
+  #checkInstanceDisks(b: Record<string, unknown>, name: string, zone: string) {
     const disks = b.disks;
     if (!Array.isArray(disks) || disks.length === 0)
       throw new Invalid('disks: at least the boot disk is required');
@@ -1013,6 +1027,28 @@ export class GceServer {
         if (d.autoDelete) autoDeleteDisks.push(disk.name);
       }
     });
+    return { autoDeleteDisks, attached, createdDisks };
+  }
+
+  #checkInstance(body: unknown, zone: string): Instance {
+    const b = object(body, 'Instance');
+    const name = checkName(b.name, 'name');
+    const labels = checkLabels(b.labels);
+    const mt = String(b.machineType ?? '');
+    const mtm =
+      /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/machineTypes\/([a-z0-9-]+)$/.exec(
+        mt,
+      );
+    if (!mtm) throw new Invalid(`machineType ${mt} is not zones/ZONE/machineTypes/TYPE`);
+    if (mtm[1] !== zone) throw new Invalid(`machineType zone ${mtm[1]} is not the instance's zone ${zone}`);
+    if (
+      !/^([a-z][a-z0-9]*-(standard|highmem|highcpu|ultramem|megamem|hypermem|highgpu|ultragpu|megagpu)-\d+[a-z]*|([a-z][a-z0-9]*-)?custom-\d+-\d+(-ext)?|[a-z][a-z0-9]*-(micro|small|medium))$/.test(
+        mtm[2]!,
+      )
+    ) {
+      throw new Invalid(`machine type ${mtm[2]} is not a machine type name`);
+    }
+    const { autoDeleteDisks, attached, createdDisks } = this.#checkInstanceDisks(b, name, zone);
     const nics = b.networkInterfaces;
     if (!Array.isArray(nics) || nics.length === 0) throw new Invalid('networkInterfaces: one is required');
     for (const [i, n] of nics.entries()) {
@@ -1041,44 +1077,7 @@ export class GceServer {
         }
       }
     }
-    const s = b.scheduling === undefined ? {} : object(b.scheduling, 'scheduling');
-    const enumOf = (v: unknown, allowed: string[], field: string) => {
-      if (v !== undefined && !allowed.includes(String(v)))
-        throw new Invalid(`${field} ${v} is not one of ${allowed.join(', ')}`);
-    };
-    enumOf(s.provisioningModel, ['STANDARD', 'SPOT'], 'scheduling.provisioningModel');
-    enumOf(s.onHostMaintenance, ['MIGRATE', 'TERMINATE'], 'scheduling.onHostMaintenance');
-    enumOf(s.instanceTerminationAction, ['STOP', 'DELETE'], 'scheduling.instanceTerminationAction');
-    if (s.provisioningModel === 'SPOT') {
-      if (s.onHostMaintenance !== 'TERMINATE')
-        throw new Invalid('Spot instances need scheduling.onHostMaintenance TERMINATE');
-      if (s.automaticRestart === true)
-        throw new Invalid('Spot instances need scheduling.automaticRestart false');
-    }
-    if (s.maxRunDuration !== undefined) {
-      const seconds = Number(object(s.maxRunDuration, 'scheduling.maxRunDuration').seconds);
-      if (!Number.isInteger(seconds) || seconds < 30 || seconds > 120 * 86400)
-        throw new Invalid('scheduling.maxRunDuration.seconds out of range');
-      if (s.instanceTerminationAction === undefined)
-        throw new Invalid('maxRunDuration needs scheduling.instanceTerminationAction');
-      if (s.terminationTime !== undefined)
-        throw new Invalid('scheduling.maxRunDuration and scheduling.terminationTime are exclusive');
-    }
-    // After the Scheduling reference: `preemptible` is the legacy form of Spot, and a termination
-    // action applies only to Spot instances or to instances with a run limit.
-    if (s.preemptible === true && s.provisioningModel === 'STANDARD')
-      throw new Invalid('scheduling.preemptible true contradicts provisioningModel STANDARD');
-    if (
-      s.instanceTerminationAction !== undefined &&
-      s.provisioningModel !== 'SPOT' &&
-      s.preemptible !== true &&
-      s.maxRunDuration === undefined &&
-      s.terminationTime === undefined
-    ) {
-      throw new Invalid(
-        'scheduling.instanceTerminationAction needs a Spot instance, maxRunDuration or terminationTime',
-      );
-    }
+    const s = checkScheduling(b);
     const gpus = b.guestAccelerators;
     if (gpus !== undefined) {
       if (!Array.isArray(gpus)) throw new Invalid('guestAccelerators must be a list');
@@ -1280,8 +1279,9 @@ function conflict(what: string) {
   });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown): undefined {
   res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body));
+  return undefined;
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -1300,6 +1300,49 @@ function parseJson(raw: Buffer): unknown {
 
 function query(url: URL) {
   return { filter: url.searchParams.get('filter') ?? '' };
+}
+
+/** The scheduling of an instances.insert body, after the Scheduling reference (Spot rules, run limits). */
+function checkScheduling(b: Record<string, unknown>): Record<string, unknown> {
+  const s = b.scheduling === undefined ? {} : object(b.scheduling, 'scheduling');
+  const enumOf = (v: unknown, allowed: string[], field: string) => {
+    if (v !== undefined && !allowed.includes(String(v)))
+      throw new Invalid(`${field} ${v} is not one of ${allowed.join(', ')}`);
+  };
+  enumOf(s.provisioningModel, ['STANDARD', 'SPOT'], 'scheduling.provisioningModel');
+  enumOf(s.onHostMaintenance, ['MIGRATE', 'TERMINATE'], 'scheduling.onHostMaintenance');
+  enumOf(s.instanceTerminationAction, ['STOP', 'DELETE'], 'scheduling.instanceTerminationAction');
+  if (s.provisioningModel === 'SPOT') {
+    if (s.onHostMaintenance !== 'TERMINATE')
+      throw new Invalid('Spot instances need scheduling.onHostMaintenance TERMINATE');
+    if (s.automaticRestart === true)
+      throw new Invalid('Spot instances need scheduling.automaticRestart false');
+  }
+  if (s.maxRunDuration !== undefined) {
+    const seconds = Number(object(s.maxRunDuration, 'scheduling.maxRunDuration').seconds);
+    if (!Number.isInteger(seconds) || seconds < 30 || seconds > 120 * 86400)
+      throw new Invalid('scheduling.maxRunDuration.seconds out of range');
+    if (s.instanceTerminationAction === undefined)
+      throw new Invalid('maxRunDuration needs scheduling.instanceTerminationAction');
+    if (s.terminationTime !== undefined)
+      throw new Invalid('scheduling.maxRunDuration and scheduling.terminationTime are exclusive');
+  }
+  // After the Scheduling reference: `preemptible` is the legacy form of Spot, and a termination
+  // action applies only to Spot instances or to instances with a run limit.
+  if (s.preemptible === true && s.provisioningModel === 'STANDARD')
+    throw new Invalid('scheduling.preemptible true contradicts provisioningModel STANDARD');
+  if (
+    s.instanceTerminationAction !== undefined &&
+    s.provisioningModel !== 'SPOT' &&
+    s.preemptible !== true &&
+    s.maxRunDuration === undefined &&
+    s.terminationTime === undefined
+  ) {
+    throw new Invalid(
+      'scheduling.instanceTerminationAction needs a Spot instance, maxRunDuration or terminationTime',
+    );
+  }
+  return s;
 }
 
 /** zoneOperations.list filters: `operationType = "compute.instances.preempted"`, `targetLink = ...`, joined by AND. */
