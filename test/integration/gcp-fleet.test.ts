@@ -208,6 +208,29 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
   });
 });
 
+describe('a time-driven server (latencies)', () => {
+  test('insert, boot and prove take their time; a preemption afterMs lands mid-proof', async () => {
+    const f = await fixture({ latency: { insertMs: 150, bootMs: 100, proveMs: 200 } });
+    const run = (spot: boolean) =>
+      gcpRun({
+        ...against(f.server),
+        clients: f.clients,
+        image: { existing: f.image },
+        machine: { machineType: 'n2-standard-2', spot },
+        watch: { intervalMs: 10, statusEvery: 1 },
+        isEnd: (l) => /^exit status (\d+)$/.exec(l)?.[1],
+      });
+    const t0 = performance.now();
+    const ok = await run(false);
+    assert.ok(!ok.dryRun && ok.ended === 'marker');
+    assert.ok(performance.now() - t0 >= 450, `took ${performance.now() - t0} ms`);
+    f.server.preemptNext(1, { afterMs: 150 });
+    await assert.rejects(run(true), (e: UniproveError) => e.code === 'E_GCP_PREEMPTED');
+    assert.deepEqual(f.server.inventory(), []);
+    assert.deepEqual(offSpec(f.server), []);
+  });
+});
+
 describe('getSerialPortOutput keeps a 1 MiB window with start and next offsets', () => {
   test('a late reader gets the last 1 MiB from the oldest kept byte; next offsets continue it', async () => {
     const big = `${'a'.repeat(SERIAL_WINDOW)}${'b'.repeat(SERIAL_WINDOW)}\nexit status 0\n`;

@@ -68,7 +68,23 @@ export interface AttemptContext {
   onState: (state: AttemptState, detail?: string) => void;
 }
 
-/** Proves one input on one new instance in `ctx.zone`, deleting what it made before it settles. */
+/**
+ * Proves one input on one new instance in `ctx.zone`, deleting what it made before it settles.
+ *
+ * The contract a machine driver (Compute Engine's, in the run lifecycle) keeps:
+ * - a new instance per call, named by fleet id, input index and `ctx.attempt`, labelled
+ *   `uniprove-fleet=<fleetId>` (boot and volume disks too), in `ctx.zone`; the input's own
+ *   run record (runs/<run-id>/, a proving_report.csv line) as a local run keeps, its id returned;
+ * - resolve `succeeded` when the proof came back, `failed` when the prover ended without one (or
+ *   with a non-zero status): such inputs are not retried;
+ * - resolve `preempted`, or throw E_GCP_PREEMPTED, when the instance was preempted (TERMINATED or
+ *   deleted after a `compute.instances.preempted` operation, the console without the end marker);
+ * - throw the gcp module's errors as they come for capacity (E_GCP with details.reason
+ *   ZONE_RESOURCE_POOL_EXHAUSTED / QUOTA_EXCEEDED / quotaExceeded / rateLimitExceeded, or
+ *   details.status 429): the scheduler backs off and may change zone;
+ * - on `ctx.signal`, stop, delete the instance, and throw E_INTERRUPTED;
+ * - report progress through `ctx.onState` (inserting, booting, proving, deleting).
+ */
 export type RunOne = (input: FleetInput, ctx: AttemptContext) => Promise<AttemptOutcome>;
 
 /** Injectable time: `now` in ms, `sleep` that rejects when the signal aborts. */
