@@ -335,6 +335,31 @@ describe('a fleet of 20 on the local server', () => {
     });
   }
 
+  test('a second Ctrl-C sweeps at once: inventory empty when runFleet returns', async () => {
+    const f = await fixture({ latency: { insertMs: 50, bootMs: 100, proveMs: 5000, deleteMs: 2000 } });
+    const soft = new AbortController();
+    const hard = new AbortController();
+    const timer = setInterval(() => {
+      if (f.server.inventory().filter((r) => r.startsWith('instance')).length >= 5) {
+        soft.abort();
+        setTimeout(() => hard.abort(), 20);
+      }
+    }, 5);
+    try {
+      const t0 = performance.now();
+      const result = await runFleet(
+        fleet(f, 'f20261130t060000-hard', { signal: soft.signal, forceSignal: hard.signal }),
+      );
+      assert.equal(result.interrupted, 'force');
+      assert.equal(fleetError(result)?.exitCode, 130);
+      assert.ok(performance.now() - t0 < 4000, 'did not wait for the attempts to finish their own deletes');
+      // The sweep's deletes were waited for; what the attempts still do finds nothing.
+      assert.deepEqual(f.server.inventory(), []);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   test('a quota of 2 instances per zone with one zone: backs off, lowers concurrency, all proofs done', async () => {
     const f = await fixture();
     f.server.instanceQuota.set('us-central1-a', 2);
