@@ -68,6 +68,31 @@ export type { ErrorCode, UniproveErrorOptions } from './core/errors.js';
 export { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from './core/errors.js';
 export type { ExecOptions, ExecResult, ProcessEnd, RunningProcess } from './core/exec.js';
 export { run as runProgram, spawn as spawnProgram, which } from './core/exec.js';
+export type { AttemptFailureKind, BackoffOptions } from './core/fleet/capacity.js';
+export { backoffDelay, classifyAttemptError, isCapacityKind } from './core/fleet/capacity.js';
+export type { FleetRecord } from './core/fleet/record.js';
+export {
+  buildFleetRecord,
+  fleetError,
+  fleetEventLine,
+  fleetProgressEvent,
+  newFleetId,
+  writeFleetRecord,
+} from './core/fleet/record.js';
+export type {
+  AttemptContext,
+  AttemptOutcome,
+  AttemptRecord,
+  AttemptState,
+  FleetClock,
+  FleetEvent,
+  FleetInput,
+  FleetInputResult,
+  FleetOptions,
+  FleetResult,
+  RunOne,
+} from './core/fleet/scheduler.js';
+export { runFleet, systemClock } from './core/fleet/scheduler.js';
 export type { GcpBuiltImage, GcpRecipePlan, GcpRecipeSource } from './core/gcp/build.js';
 export { buildGcpRecipeImage, fitCustomMachine, resolveGcpRecipe } from './core/gcp/build.js';
 export type { GcpClientOptions, GcpEndpoints } from './core/gcp/clients.js';
@@ -80,6 +105,17 @@ export {
 } from './core/gcp/config.js';
 export type { GcpCommonOptions, GcpDryRunResult, GcpRawDisk } from './core/gcp/context.js';
 export { defaultBucket } from './core/gcp/context.js';
+export type { GcpFleetPlan, GcpFleetSpec } from './core/gcp/fleet-plan.js';
+export {
+  fleetInstanceBody,
+  fleetInstanceName,
+  fleetLabels,
+  fleetMachine,
+  fleetVolumeDiskName,
+  planFleet,
+} from './core/gcp/fleet-plan.js';
+export type { FleetSweepOptions, FleetSweepResult } from './core/gcp/fleet-sweep.js';
+export { listFleetResources, sweepFleet } from './core/gcp/fleet-sweep.js';
 export type {
   GcpImageOptions,
   GcpImageRecipeOptions,
@@ -107,6 +143,21 @@ export type {
   GcpRunSpec,
 } from './core/gcp/plan.js';
 export { DISK_TYPES, planImage, planImageCommand, planRun, planVolumeDisk } from './core/gcp/plan.js';
+export type {
+  FamilyPrice,
+  FleetCostEstimate,
+  FleetCostSpec,
+  MachineShape,
+  PriceTable,
+} from './core/gcp/prices.js';
+export {
+  checkMaxCost,
+  costOfUsage,
+  estimateFleetCost,
+  hourlyPrice,
+  machineShape,
+  PRICE_TABLE,
+} from './core/gcp/prices.js';
 export type { GcpRunRecipeOptions, GcpRunRecipeResult } from './core/gcp/run.js';
 export { gcpRunRecipe } from './core/gcp/run.js';
 export { SerialConsoleReader } from './core/gcp/serial.js';

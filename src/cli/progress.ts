@@ -83,7 +83,8 @@ function listrProgress(stream: NodeJS.WriteStream): ProgressRenderer {
             },
           },
         ],
-        { rendererOptions: { logger }, exitOnError: false },
+        // listr2 falls back to its line renderer when stdout is not a terminal (`> file`): stderr too.
+        { rendererOptions: { logger }, fallbackRendererOptions: { logger }, exitOnError: false },
       );
     // Steps render one after another, never two lists at once.
     const rendered = chain.then(() =>

@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   E_GCP_AUTH: 'cloud',
   E_GCP_TIMEOUT: 'timeout',
   E_GCP_PREEMPTED: 'failure',
+  E_GCP_CAPACITY: 'cloud',
+  E_GCP_MAX_COST: 'usage',
   E_INTERRUPTED: 'interrupted',
   E_INTERNAL: 'internal',
 } as const satisfies Record<string, ExitClass>;

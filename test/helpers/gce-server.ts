@@ -9,6 +9,14 @@
  * faults can be injected at any call, either on the request (an HTTP error)
  * or in the operation (an error when it is DONE). Instances print a scripted
  * serial console, served in small pieces, then power off.
+ *
+ * For fleets it also plays Compute Engine's bad days: Spot preemptions (the
+ * instance stops, or is deleted with instanceTerminationAction DELETE, and a
+ * `compute.instances.preempted` operation is listed by zoneOperations.list),
+ * exhausted zones and quotas (operation errors on instances.insert, shaped as
+ * Compute Engine returns them), rate limits (403/429 rateLimitExceeded), and
+ * slow operations (insert, boot, prove, delete latencies, so a bench can
+ * scale real ones down). Disks and instances are kept per zone, as names are.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -39,7 +47,13 @@ interface Operation {
   status: 'PENDING' | 'RUNNING' | 'DONE';
   operationType: string;
   targetLink: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; errorDetails?: unknown[] };
+  /** The HTTP status Compute Engine reports for the operation's error (503 for capacity, 403 for quota). */
+  httpError?: { status: number; message: string };
+  /** Not DONE before this time (ms since the epoch): latencies. */
+  readyAt?: number;
+  statusMessage?: string;
+  insertTime: string;
   onDone?: () => void;
   onError?: () => void;
 }
@@ -75,6 +89,17 @@ interface Instance {
   serialReads: number;
   autoDeleteDisks: string[];
   attachedDisks: string[];
+  /** Non-boot disks made with the instance from initializeParams. */
+  createdDisks: {
+    name: string;
+    labels: Record<string, string>;
+    sizeGb: string;
+    type: string;
+    sourceImage: string;
+  }[];
+  /** When it went RUNNING (ms since the epoch), for the time-driven console. */
+  runningAt?: number;
+  preempted?: boolean;
 }
 interface StoredObject {
   bucket: string;
@@ -91,6 +116,49 @@ export interface GceServerOptions {
   console?: (instance: string, body: Record<string, unknown>) => string;
   /** Bytes revealed per getSerialPortOutput call (small, so lines are cut across reads). */
   serialChunk?: number;
+  /**
+   * Time-driven instances instead of one step per poll: instances.insert is DONE after insertMs,
+   * the console's first line appears bootMs after RUNNING, the rest proveMs later, then the
+   * instance powers off; instances.delete is DONE after deleteMs.
+   */
+  latency?: GceLatency;
+  /** Bytes getSerialPortOutput keeps (Compute Engine: 1 MiB); older output is dropped. */
+  serialWindow?: number;
+}
+
+/** Latencies of a time-driven server (ms). */
+export interface GceLatency {
+  insertMs?: number;
+  bootMs?: number;
+  proveMs?: number;
+  deleteMs?: number;
+}
+
+/** What getSerialPortOutput keeps, as on Compute Engine. */
+export const SERIAL_WINDOW = 1 << 20;
+
+/** A map of zonal resources keyed `zone/name`; a bare name finds the first of that name in any zone. */
+class ZonedMap<V extends { zone: string; name: string }> extends Map<string, V> {
+  #key(k: string): string | undefined {
+    if (k.includes('/')) return k;
+    for (const [key, v] of super.entries()) if (v.name === k) return key;
+    return undefined;
+  }
+  override get(k: string): V | undefined {
+    const key = this.#key(k);
+    return key === undefined ? undefined : super.get(key);
+  }
+  override has(k: string): boolean {
+    const key = this.#key(k);
+    return key !== undefined && super.has(key);
+  }
+  override delete(k: string): boolean {
+    const key = this.#key(k);
+    return key !== undefined && super.delete(key);
+  }
+  override set(_k: string, v: V): this {
+    return super.set(`${v.zone}/${v.name}`, v);
+  }
 }
 
 const NAME_RE = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -100,20 +168,40 @@ const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
 
 class Invalid extends Error {}
 
+/** What a compute route needs of its request. */
+interface ComputeRequest {
+  method: string;
+  path: string;
+  project: string;
+  body: unknown;
+  url: URL;
+  route: (api: string) => void;
+  res: ServerResponse;
+}
+
+const NOT_HANDLED = Symbol('not handled');
+
 /** A running fake; close() when done. */
 export class GceServer {
   readonly token: string;
   readonly requests: RecordedRequest[] = [];
   readonly violations: string[] = [];
   readonly images = new Map<string, Image>();
-  readonly disks = new Map<string, Disk>();
-  readonly instances = new Map<string, Instance>();
+  readonly disks = new ZonedMap<Disk>();
+  readonly instances = new ZonedMap<Instance>();
   readonly buckets = new Map<string, { name: string; location: string; labels: Record<string, string> }>();
   readonly objects = new Map<string, StoredObject>();
   readonly operations = new Map<string, Operation>();
   readonly faults: Fault[] = [];
   /** Instances that go TERMINATED (preempted) after this many serial reads. */
   preemptAfterSerialReads: number | undefined;
+  /** Zones whose every instances.insert fails with ZONE_RESOURCE_POOL_EXHAUSTED. */
+  readonly exhaustedZones = new Set<string>();
+  /** Instances a zone holds at most (live and being inserted) before QUOTA_EXCEEDED. */
+  readonly instanceQuota = new Map<string, number>();
+  #preemptions: { count: number; afterMs?: number; afterSerialReads?: number }[] = [];
+  #rateLimits: { count: number; status: 403 | 429; methods?: string[] }[] = [];
+  #timers = new Set<NodeJS.Timeout>();
   /** The uploaded tarballs, by object name, kept after deletion for inspection. */
   readonly uploads = new Map<string, Buffer>();
   #server: Server;
@@ -148,6 +236,7 @@ export class GceServer {
   }
 
   async close(): Promise<void> {
+    for (const t of this.#timers) clearTimeout(t);
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -157,11 +246,151 @@ export class GceServer {
     this.faults.push(fault);
   }
 
+  /**
+   * Preempt the next `count` instances that go RUNNING: `afterMs` into their run (time-driven), or
+   * at their `afterSerialReads`-th console read (default 1).
+   */
+  preemptNext(count: number, when: { afterMs?: number; afterSerialReads?: number } = {}): void {
+    this.#preemptions.push({ count, ...when });
+  }
+
+  /**
+   * Preempt an instance now, as Compute Engine does: a DONE `compute.instances.preempted` operation
+   * in its zone, the console stops, and the instance goes TERMINATED, or is deleted with its
+   * auto-delete disks when its instanceTerminationAction is DELETE.
+   */
+  preempt(name: string): void {
+    const inst = this.instances.get(name);
+    if (!inst || inst.preempted || inst.status === 'TERMINATED') return;
+    inst.preempted = true;
+    const op = this.#newOperation(
+      'compute.instances.preempted',
+      `zones/${inst.zone}/instances/${inst.name}`,
+      'instances.preempted',
+      inst.zone,
+    );
+    op.status = 'DONE';
+    op.statusMessage = 'Instance was preempted.';
+    const scheduling = (inst.body.scheduling ?? {}) as Record<string, unknown>;
+    if (scheduling.instanceTerminationAction === 'DELETE') this.#removeInstance(inst);
+    else inst.status = 'TERMINATED';
+  }
+
+  /** Fail the next `count` compute requests (of `methods`, default any but operation polls) with rateLimitExceeded. */
+  rateLimitNext(count: number, status: 403 | 429 = 403, methods?: string[]): void {
+    this.#rateLimits.push({ count, status, ...(methods ? { methods } : {}) });
+  }
+
+  /** Instances (also those still PROVISIONING) and disks: what a fleet must leave empty. */
+  inventory(filter: { label?: [string, string] } = {}): string[] {
+    const match = (labels: Record<string, string>) =>
+      !filter.label || labels[filter.label[0]] === filter.label[1];
+    return [
+      ...[...this.instances.values()]
+        .filter((i) => match(i.labels))
+        .map((i) => `instance ${i.zone}/${i.name}`),
+      ...[...this.disks.values()].filter((d) => match(d.labels)).map((d) => `disk ${d.zone}/${d.name}`),
+    ];
+  }
+
+  /** Resources that lack a label (every resource of a fleet must carry uniprove-fleet). */
+  unlabelled(key: string): string[] {
+    return [
+      ...[...this.instances.values()].filter((i) => !(key in i.labels)).map((i) => `instance ${i.name}`),
+      ...[...this.disks.values()].filter((d) => !(key in d.labels)).map((d) => `disk ${d.name}`),
+      ...[...this.images.values()].filter((i) => !(key in i.labels)).map((i) => `image ${i.name}`),
+    ];
+  }
+
+  #later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  #removeInstance(inst: Instance): void {
+    this.instances.delete(`${inst.zone}/${inst.name}`);
+    for (const d of inst.autoDeleteDisks) this.disks.delete(`${inst.zone}/${d}`);
+    for (const d of this.disks.values()) d.users = d.users.filter((u) => u !== inst.name);
+  }
+
+  /** Schedule or count the preemption of an instance that just went RUNNING. */
+  #armPreemption(inst: Instance): void {
+    const next = this.#preemptions.find((p) => p.count > 0);
+    if (!next) return;
+    next.count--;
+    if (next.afterMs !== undefined) this.#later(next.afterMs, () => this.preempt(inst.name));
+    else (inst as Instance & { preemptAtRead?: number }).preemptAtRead = next.afterSerialReads ?? 1;
+  }
+
+  #capacityError(zone: string, project: string): (Operation['error'] & {}) | undefined {
+    const help = {
+      help: {
+        links: [
+          {
+            description: 'Troubleshooting documentation',
+            url: 'https://cloud.google.com/compute/docs/resource-error',
+          },
+        ],
+      },
+    };
+    if (this.exhaustedZones.has(zone)) {
+      return {
+        code: 'ZONE_RESOURCE_POOL_EXHAUSTED',
+        message: `The zone 'projects/${project}/zones/${zone}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`,
+        errorDetails: [help],
+      };
+    }
+    const quota = this.instanceQuota.get(zone);
+    if (quota !== undefined) {
+      const live = [...this.instances.values()].filter(
+        (i) => i.zone === zone && i.status !== 'TERMINATED',
+      ).length;
+      if (live >= quota) {
+        return {
+          code: 'QUOTA_EXCEEDED',
+          message: `Quota 'INSTANCES' exceeded.  Limit: ${quota}.0 in region ${zone.replace(/-[a-z]$/, '')}.`,
+          errorDetails: [
+            {
+              quotaInfo: {
+                metricName: 'compute.googleapis.com/instances',
+                limitName: 'INSTANCES-per-project-region',
+                dimensions: { region: zone.replace(/-[a-z]$/, '') },
+                limit: quota,
+              },
+            },
+            help,
+          ],
+        };
+      }
+    }
+    return undefined;
+  }
+
+  #rateLimited(api: string): void {
+    if (/Operations\.(get|wait)$/.test(api)) return;
+    const limit = this.#rateLimits.find((r) => r.count > 0 && (!r.methods || r.methods.includes(api)));
+    if (!limit) return;
+    limit.count--;
+    const message = 'Rate Limit Exceeded';
+    throw new HttpError(limit.status, {
+      error: {
+        code: limit.status,
+        message,
+        errors: [{ message, domain: 'usageLimits', reason: 'rateLimitExceeded' }],
+        ...(limit.status === 429 ? { status: 'RESOURCE_EXHAUSTED' } : {}),
+      },
+    });
+  }
+
   /** What is left: every resource a test expects gone. */
   leftovers(): string[] {
     return [
-      ...[...this.instances.keys()].map((k) => `instance ${k}`),
-      ...[...this.disks.keys()].map((k) => `disk ${k}`),
+      ...[...this.instances.values()].map((i) => `instance ${i.name}`),
+      ...[...this.disks.values()].map((d) => `disk ${d.name}`),
       ...[...this.images.keys()].map((k) => `image ${k}`),
       ...[...this.objects.keys()].map((k) => `object ${k}`),
     ];
@@ -194,6 +423,7 @@ export class GceServer {
       operationType: type,
       targetLink: target,
       ...(fault ? { error: { code: fault.code, message: fault.message ?? `${fault.code} (injected)` } } : {}),
+      insertTime: new Date().toISOString(),
       onDone,
       onError,
     };
@@ -213,15 +443,21 @@ export class GceServer {
       progress: op.status === 'DONE' ? 100 : op.status === 'RUNNING' ? 50 : 0,
       ...(op.zone ? { zone: `${this.url}/compute/v1/projects/${project}/zones/${op.zone}` } : {}),
       selfLink: `${this.url}/compute/v1/projects/${project}/${scope}/operations/${op.name}`,
+      insertTime: op.insertTime,
+      ...(op.statusMessage ? { statusMessage: op.statusMessage } : {}),
       ...(op.status === 'DONE' && op.error
-        ? { error: { errors: [op.error] }, httpErrorStatusCode: 503, httpErrorMessage: 'SERVICE UNAVAILABLE' }
+        ? {
+            error: { errors: [op.error] },
+            httpErrorStatusCode: op.httpError?.status ?? 503,
+            httpErrorMessage: op.httpError?.message ?? 'SERVICE UNAVAILABLE',
+          }
         : {}),
     };
   }
 
   #advance(op: Operation) {
     if (op.status === 'PENDING') op.status = 'RUNNING';
-    else if (op.status === 'RUNNING') {
+    else if (op.status === 'RUNNING' && (op.readyAt === undefined || Date.now() >= op.readyAt)) {
       op.status = 'DONE';
       if (op.error) op.onError?.();
       else op.onDone?.();
@@ -297,8 +533,19 @@ export class GceServer {
     const route = (api: string) => {
       rec.api = api;
       this.#injected(api);
+      this.#rateLimited(api);
     };
     let m: RegExpExecArray | null;
+    // ---- zone operations list (preemptions are found here)
+    m = /^zones\/([^/]+)\/operations$/.exec(path);
+    if (m && method === 'GET') {
+      route('zoneOperations.list');
+      const zone = m[1]!;
+      const items = [...this.operations.values()]
+        .filter((op) => op.zone === zone && matchOperationFilter(url.searchParams.get('filter') ?? '', op))
+        .map((op) => this.#opJson(op, project));
+      return send(res, 200, { kind: 'compute#operationList', items });
+    }
     // ---- global operations / zone operations
     m = /^global\/operations\/([^/]+)(\/wait)?$/.exec(path);
     if (m && (method === 'GET' || m[2])) {
@@ -318,6 +565,47 @@ export class GceServer {
       if (m[3]) while (op.status !== 'DONE') this.#advance(op);
       return send(res, 200, this.#opJson(op, project));
     }
+    const c: ComputeRequest = { method, path, project, body, url, route, res };
+    if ((await this.#computeImagesAndDisks(c)) !== NOT_HANDLED) return;
+    if ((await this.#computeInstances(c)) !== NOT_HANDLED) return;
+    // ---- aggregated lists
+    m = /^aggregated\/(instances|disks)$/.exec(path);
+    if (m && method === 'GET') {
+      route(`${m[1]}.aggregatedList`);
+      const filter = query(url).filter;
+      const items: Record<string, unknown> = {};
+      const all =
+        m[1] === 'instances'
+          ? [...this.instances.values()].map((i) => ({
+              zone: i.zone,
+              labels: i.labels,
+              json: {
+                name: i.name,
+                status: i.status,
+                labels: i.labels,
+                creationTimestamp: i.creationTimestamp,
+              },
+            }))
+          : [...this.disks.values()].map((d) => ({
+              zone: d.zone,
+              labels: d.labels,
+              json: this.#diskJson(d, project),
+            }));
+      for (const r of all.filter((r) => matchFilter(filter, r.labels))) {
+        const key = `zones/${r.zone}`;
+        items[key] ??= { [m[1]!]: [] };
+        const scoped = items[key] as Record<string, unknown[]>;
+        scoped[m[1]!]!.push(r.json);
+      }
+      return send(res, 200, { kind: `compute#${m[1]}AggregatedList`, items });
+    }
+    throw new Invalid(`no such Compute Engine endpoint: ${method} ${url.pathname}`);
+  }
+
+  /** The images, disks and instances routes; NOT_HANDLED when the request is none of them. */
+  async #computeImagesAndDisks(c: ComputeRequest): Promise<typeof NOT_HANDLED | undefined> {
+    const { method, path, project, body, url, route, res } = c;
+    let m: RegExpExecArray | null;
     // ---- images
     if (path === 'global/images' && method === 'POST') {
       route('images.insert');
@@ -370,7 +658,7 @@ export class GceServer {
       route('disks.insert');
       const zone = m[1]!;
       const disk = this.#checkDisk(body, zone);
-      if (this.disks.has(disk.name)) throw conflict(`disk ${disk.name}`);
+      if (this.disks.has(`${zone}/${disk.name}`)) throw conflict(`disk ${disk.name}`);
       this.disks.set(disk.name, disk);
       const op = this.#newOperation(
         'insert',
@@ -380,14 +668,14 @@ export class GceServer {
         () => {
           disk.status = 'READY';
         },
-        () => this.disks.delete(disk.name),
+        () => this.disks.delete(`${zone}/${disk.name}`),
       );
       return send(res, 200, this.#opJson(op, project));
     }
     m = /^zones\/([^/]+)\/disks\/([^/]+)$/.exec(path);
     if (m) {
       const [zone, name] = [m[1]!, m[2]!];
-      const disk = this.disks.get(name);
+      const disk = this.disks.get(`${zone}/${name}`);
       if (method === 'GET') {
         route('disks.get');
         if (!disk || disk.zone !== zone) throw notFound(`projects/${project}/zones/${zone}/disks/${name}`);
@@ -406,49 +694,56 @@ export class GceServer {
           });
         }
         const op = this.#newOperation('delete', `zones/${zone}/disks/${name}`, 'disks.delete', zone, () =>
-          this.disks.delete(name),
+          this.disks.delete(`${zone}/${name}`),
         );
         return send(res, 200, this.#opJson(op, project));
       }
     }
+    return NOT_HANDLED;
+  }
+
+  /** The instances routes; NOT_HANDLED when the request is none of them. */
+  async #computeInstances(c: ComputeRequest): Promise<typeof NOT_HANDLED | undefined> {
+    const { method, path, project, body, url, route, res } = c;
+    let m: RegExpExecArray | null;
     // ---- instances
     m = /^zones\/([^/]+)\/instances$/.exec(path);
     if (m && method === 'POST') {
       route('instances.insert');
       const zone = m[1]!;
       const inst = this.#checkInstance(body, zone);
-      if (this.instances.has(inst.name)) throw conflict(`instance ${inst.name}`);
+      const key = `${zone}/${inst.name}`;
+      if (this.instances.has(key)) throw conflict(`instance ${inst.name}`);
+      const capacity = this.#capacityError(zone, project);
+      // As on Compute Engine, the instance exists (PROVISIONING) from the moment the insert is
+      // accepted, whether or not anyone polls its operation: it can be listed and deleted.
+      this.instances.set(inst.name, inst);
       const op = this.#newOperation(
         'insert',
         `zones/${zone}/instances/${inst.name}`,
         'instances.insert',
         zone,
         () => {
-          inst.status = 'RUNNING';
-          this.instances.set(inst.name, inst);
-          for (const d of inst.attachedDisks) this.disks.get(d)?.users.push(inst.name);
-          // The boot disk, made from the image, named after the instance.
-          const boot = (inst.body.disks as Record<string, unknown>[]).find((d) => d.boot);
-          const init = boot?.initializeParams as Record<string, unknown>;
-          this.disks.set(inst.name, {
-            name: inst.name,
-            zone,
-            status: 'READY',
-            labels: (init.labels as Record<string, string>) ?? {},
-            sizeGb: String(init.diskSizeGb ?? 10),
-            type: String(init.diskType),
-            sourceImage: String(init.sourceImage),
-            users: [inst.name],
-            creationTimestamp: new Date().toISOString(),
-          });
+          if (this.instances.get(key) === inst) this.#launched(inst);
+        },
+        () => {
+          if (this.instances.get(key) === inst) this.instances.delete(key);
         },
       );
+      if (capacity && !op.error) {
+        op.error = capacity;
+        op.httpError =
+          capacity.code === 'QUOTA_EXCEEDED'
+            ? { status: 403, message: 'FORBIDDEN' }
+            : { status: 503, message: 'SERVICE UNAVAILABLE' };
+      }
+      if (this.#options.latency?.insertMs) op.readyAt = Date.now() + this.#options.latency.insertMs;
       return send(res, 200, this.#opJson(op, project));
     }
     m = /^zones\/([^/]+)\/instances\/([^/]+)(\/serialPort|\/stop)?$/.exec(path);
     if (m) {
       const [zone, name, sub] = [m[1]!, m[2]!, m[3]];
-      const inst = this.instances.get(name);
+      const inst = this.instances.get(`${zone}/${name}`);
       if (!inst || inst.zone !== zone) {
         route(
           sub === '/serialPort'
@@ -476,8 +771,10 @@ export class GceServer {
       }
       if (!sub && method === 'GET') {
         route('instances.get');
+        this.#reveal(inst, false);
         // Nanos powers the machine off when the program exits.
-        if (inst.status === 'RUNNING' && inst.revealed >= inst.consoleText.length) inst.status = 'TERMINATED';
+        if (inst.status === 'RUNNING' && !inst.preempted && inst.revealed >= inst.consoleText.length)
+          inst.status = 'TERMINATED';
         return send(res, 200, {
           kind: 'compute#instance',
           name,
@@ -494,47 +791,62 @@ export class GceServer {
           `zones/${zone}/instances/${name}`,
           'instances.delete',
           zone,
-          () => {
-            this.instances.delete(name);
-            for (const d of inst.autoDeleteDisks) this.disks.delete(d);
-            for (const d of this.disks.values()) d.users = d.users.filter((u) => u !== name);
-          },
+          () => this.#removeInstance(inst),
         );
+        if (this.#options.latency?.deleteMs) op.readyAt = Date.now() + this.#options.latency.deleteMs;
         return send(res, 200, this.#opJson(op, project));
       }
     }
-    // ---- aggregated lists
-    m = /^aggregated\/(instances|disks)$/.exec(path);
-    if (m && method === 'GET') {
-      route(`${m[1]}.aggregatedList`);
-      const filter = query(url).filter;
-      const items: Record<string, unknown> = {};
-      const all =
-        m[1] === 'instances'
-          ? [...this.instances.values()].map((i) => ({
-              zone: i.zone,
-              labels: i.labels,
-              json: {
-                name: i.name,
-                status: i.status,
-                labels: i.labels,
-                creationTimestamp: i.creationTimestamp,
-              },
-            }))
-          : [...this.disks.values()].map((d) => ({
-              zone: d.zone,
-              labels: d.labels,
-              json: this.#diskJson(d, project),
-            }));
-      for (const r of all.filter((r) => matchFilter(filter, r.labels))) {
-        const key = `zones/${r.zone}`;
-        items[key] ??= { [m[1]!]: [] };
-        const scoped = items[key] as Record<string, unknown[]>;
-        scoped[m[1]!]!.push(r.json);
-      }
-      return send(res, 200, { kind: `compute#${m[1]}AggregatedList`, items });
+    return NOT_HANDLED;
+  }
+
+  /** An instance whose insert is DONE: RUNNING, its disks made, a preemption armed if one is due. */
+  #launched(inst: Instance): void {
+    const zone = inst.zone;
+    inst.status = 'RUNNING';
+    inst.runningAt = Date.now();
+    for (const d of inst.attachedDisks) this.disks.get(`${zone}/${d}`)?.users.push(inst.name);
+    // The boot disk, made from the image, named after the instance; other disks made with it.
+    const boot = (inst.body.disks as Record<string, unknown>[]).find((d) => d.boot);
+    const init = boot?.initializeParams as Record<string, unknown>;
+    const made = [
+      {
+        name: inst.name,
+        labels: (init.labels as Record<string, string>) ?? {},
+        sizeGb: String(init.diskSizeGb ?? 10),
+        type: String(init.diskType),
+        sourceImage: String(init.sourceImage),
+      },
+      ...inst.createdDisks,
+    ];
+    for (const d of made) {
+      this.disks.set(d.name, {
+        ...d,
+        zone,
+        status: 'READY',
+        users: [inst.name],
+        creationTimestamp: new Date().toISOString(),
+      });
     }
-    throw new Invalid(`no such Compute Engine endpoint: ${method} ${url.pathname}`);
+    this.#armPreemption(inst);
+  }
+
+  /**
+   * Show more of the console: one chunk per read (poll-driven), or, with latencies, the first line
+   * after bootMs and the rest proveMs later (time-driven). A preempted instance prints no more.
+   */
+  #reveal(inst: Instance, onRead: boolean): void {
+    if (inst.status !== 'RUNNING' || inst.preempted) return;
+    const latency = this.#options.latency;
+    if (!latency) {
+      if (onRead)
+        inst.revealed = Math.min(inst.consoleText.length, inst.revealed + (this.#options.serialChunk ?? 29));
+      return;
+    }
+    const t = Date.now() - (inst.runningAt ?? Date.now());
+    const firstLine = inst.consoleText.indexOf('\n') + 1 || inst.consoleText.length;
+    if (t >= (latency.bootMs ?? 0)) inst.revealed = Math.max(inst.revealed, firstLine);
+    if (t >= (latency.bootMs ?? 0) + (latency.proveMs ?? 0)) inst.revealed = inst.consoleText.length;
   }
 
   #serial(inst: Instance, url: URL, project: string) {
@@ -546,11 +858,17 @@ export class GceServer {
     inst.serialReads++;
     const preempted =
       this.preemptAfterSerialReads !== undefined && inst.serialReads > this.preemptAfterSerialReads;
+    const at = (inst as Instance & { preemptAtRead?: number }).preemptAtRead;
     if (preempted) inst.status = 'TERMINATED';
-    else if (inst.status === 'RUNNING') {
-      inst.revealed = Math.min(inst.consoleText.length, inst.revealed + (this.#options.serialChunk ?? 29));
-    }
-    const from = Math.min(start, inst.revealed);
+    else if (at !== undefined && inst.serialReads >= at) {
+      this.preempt(inst.name);
+      if (!this.instances.has(`${inst.zone}/${inst.name}`))
+        throw notFound(`projects/${project}/zones/${inst.zone}/instances/${inst.name}`);
+    } else this.#reveal(inst, true);
+    // Compute Engine keeps the last 1 MiB: a start before it is moved up to the oldest byte kept,
+    // and `next` is where the output ends, to be asked for next time.
+    const oldest = Math.max(0, inst.revealed - (this.#options.serialWindow ?? SERIAL_WINDOW));
+    const from = Math.min(Math.max(start, oldest), inst.revealed);
     return {
       kind: 'compute#serialPortOutput',
       contents: inst.consoleText.slice(from, inst.revealed),
@@ -558,6 +876,15 @@ export class GceServer {
       next: String(inst.revealed),
       selfLink: `${this.url}/compute/v1/projects/${project}/zones/${inst.zone}/instances/${inst.name}/serialPort`,
     };
+  }
+
+  /** How an instance has a disk attached (READ_WRITE unless its insert said READ_ONLY). */
+  #attachMode(instance: string, disk: string): string {
+    const inst = [...this.instances.values()].find((i) => i.name === instance);
+    const entry = ((inst?.body.disks as Record<string, unknown>[]) ?? []).find((d) =>
+      String(d.source ?? '').endsWith(`/disks/${disk}`),
+    );
+    return String(entry?.mode ?? 'READ_WRITE');
   }
 
   #imageJson(i: Image, project: string) {
@@ -638,6 +965,71 @@ export class GceServer {
     };
   }
 
+  /** The disks of an instances.insert body: one boot disk first, images READY, attached disks free. */
+  #checkInstanceDisks(b: Record<string, unknown>, name: string, zone: string) {
+    const disks = b.disks;
+    if (!Array.isArray(disks) || disks.length === 0)
+      throw new Invalid('disks: at least the boot disk is required');
+    const boots = disks.filter((d) => (d as Record<string, unknown>).boot === true);
+    if (boots.length !== 1) throw new Invalid('disks: exactly one disk must have boot: true');
+    if ((disks[0] as Record<string, unknown>).boot !== true)
+      throw new Invalid('disks[0] must be the boot disk');
+    const autoDeleteDisks: string[] = [];
+    const attached: string[] = [];
+    const createdDisks: Instance['createdDisks'] = [];
+    disks.forEach((raw, i) => {
+      const d = object(raw, `disks[${i}]`);
+      if (d.type !== undefined && !['PERSISTENT', 'SCRATCH'].includes(String(d.type)))
+        throw new Invalid(`disks[${i}].type ${d.type}`);
+      if (d.mode !== undefined && !['READ_WRITE', 'READ_ONLY'].includes(String(d.mode)))
+        throw new Invalid(`disks[${i}].mode ${d.mode}`);
+      if (d.initializeParams !== undefined) {
+        if (d.source !== undefined)
+          throw new Invalid(`disks[${i}]: source and initializeParams are exclusive`);
+        const ip = object(d.initializeParams, `disks[${i}].initializeParams`);
+        const image = checkImageRef(ip.sourceImage, `disks[${i}].initializeParams.sourceImage`);
+        const img = this.images.get(image);
+        if (img?.status !== 'READY')
+          throw new Invalid(`disks[${i}]: image ${image} does not exist or is not READY`);
+        checkDiskType(ip.diskType, zone, `disks[${i}].initializeParams.diskType`);
+        if (ip.diskSizeGb !== undefined) checkInt64(ip.diskSizeGb, `disks[${i}].initializeParams.diskSizeGb`);
+        checkLabels(ip.labels);
+        const diskName = i === 0 ? name : String(ip.diskName ?? `${name}-${i}`);
+        if (ip.diskName !== undefined) checkName(ip.diskName, `disks[${i}].initializeParams.diskName`);
+        if (ip.diskSizeGb !== undefined && Number(ip.diskSizeGb) < Number(img.diskSizeGb))
+          throw new Invalid(`disks[${i}].initializeParams.diskSizeGb is smaller than image ${image}`);
+        if (i > 0) {
+          createdDisks.push({
+            name: diskName,
+            labels: (ip.labels as Record<string, string>) ?? {},
+            sizeGb: String(ip.diskSizeGb ?? img.diskSizeGb),
+            type: String(ip.diskType),
+            sourceImage: image,
+          });
+        }
+        if (d.autoDelete) autoDeleteDisks.push(diskName);
+      } else {
+        const src = String(d.source ?? '');
+        const sm =
+          /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/disks\/([^/]+)$/.exec(
+            src,
+          );
+        if (!sm) throw new Invalid(`disks[${i}].source ${src} is not zones/ZONE/disks/NAME`);
+        const disk = this.disks.get(`${zone}/${sm[2]!}`);
+        if (!disk || disk.zone !== zone || disk.status !== 'READY')
+          throw new Invalid(`disks[${i}].source: disk ${sm[2]} is not READY in ${zone}`);
+        if (sm[1] !== undefined && sm[1] !== zone)
+          throw new Invalid(`disks[${i}].source is in zone ${sm[1]}, not ${zone}`);
+        const readWriteUser = disk.users.find((u) => this.#attachMode(u, disk.name) !== 'READ_ONLY');
+        if (disk.users.length > 0 && (d.mode !== 'READ_ONLY' || readWriteUser))
+          throw new Invalid(`disk ${sm[2]} is in use by ${readWriteUser ?? disk.users[0]}`);
+        attached.push(disk.name);
+        if (d.autoDelete) autoDeleteDisks.push(disk.name);
+      }
+    });
+    return { autoDeleteDisks, attached, createdDisks };
+  }
+
   #checkInstance(body: unknown, zone: string): Instance {
     const b = object(body, 'Instance');
     const name = checkName(b.name, 'name');
@@ -656,49 +1048,7 @@ export class GceServer {
     ) {
       throw new Invalid(`machine type ${mtm[2]} is not a machine type name`);
     }
-    const disks = b.disks;
-    if (!Array.isArray(disks) || disks.length === 0)
-      throw new Invalid('disks: at least the boot disk is required');
-    const boots = disks.filter((d) => (d as Record<string, unknown>).boot === true);
-    if (boots.length !== 1) throw new Invalid('disks: exactly one disk must have boot: true');
-    if ((disks[0] as Record<string, unknown>).boot !== true)
-      throw new Invalid('disks[0] must be the boot disk');
-    const autoDeleteDisks: string[] = [];
-    const attached: string[] = [];
-    disks.forEach((raw, i) => {
-      const d = object(raw, `disks[${i}]`);
-      if (d.type !== undefined && !['PERSISTENT', 'SCRATCH'].includes(String(d.type)))
-        throw new Invalid(`disks[${i}].type ${d.type}`);
-      if (d.mode !== undefined && !['READ_WRITE', 'READ_ONLY'].includes(String(d.mode)))
-        throw new Invalid(`disks[${i}].mode ${d.mode}`);
-      if (d.initializeParams !== undefined) {
-        if (d.source !== undefined)
-          throw new Invalid(`disks[${i}]: source and initializeParams are exclusive`);
-        const ip = object(d.initializeParams, `disks[${i}].initializeParams`);
-        const image = checkImageRef(ip.sourceImage, `disks[${i}].initializeParams.sourceImage`);
-        const img = this.images.get(image);
-        if (img?.status !== 'READY')
-          throw new Invalid(`disks[${i}]: image ${image} does not exist or is not READY`);
-        checkDiskType(ip.diskType, zone, `disks[${i}].initializeParams.diskType`);
-        if (ip.diskSizeGb !== undefined) checkInt64(ip.diskSizeGb, `disks[${i}].initializeParams.diskSizeGb`);
-        checkLabels(ip.labels);
-        if (d.autoDelete) autoDeleteDisks.push(name);
-      } else {
-        const src = String(d.source ?? '');
-        const sm =
-          /^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?zones\/([^/]+)\/disks\/([^/]+)$/.exec(
-            src,
-          );
-        if (!sm) throw new Invalid(`disks[${i}].source ${src} is not zones/ZONE/disks/NAME`);
-        const disk = this.disks.get(sm[2]!);
-        if (!disk || disk.zone !== zone || disk.status !== 'READY')
-          throw new Invalid(`disks[${i}].source: disk ${sm[2]} is not READY in ${zone}`);
-        if (disk.users.length > 0 && d.mode !== 'READ_ONLY')
-          throw new Invalid(`disk ${sm[2]} is in use by ${disk.users[0]}`);
-        attached.push(disk.name);
-        if (d.autoDelete) autoDeleteDisks.push(disk.name);
-      }
-    });
+    const { autoDeleteDisks, attached, createdDisks } = this.#checkInstanceDisks(b, name, zone);
     const nics = b.networkInterfaces;
     if (!Array.isArray(nics) || nics.length === 0) throw new Invalid('networkInterfaces: one is required');
     for (const [i, n] of nics.entries()) {
@@ -727,27 +1077,7 @@ export class GceServer {
         }
       }
     }
-    const s = b.scheduling === undefined ? {} : object(b.scheduling, 'scheduling');
-    const enumOf = (v: unknown, allowed: string[], field: string) => {
-      if (v !== undefined && !allowed.includes(String(v)))
-        throw new Invalid(`${field} ${v} is not one of ${allowed.join(', ')}`);
-    };
-    enumOf(s.provisioningModel, ['STANDARD', 'SPOT'], 'scheduling.provisioningModel');
-    enumOf(s.onHostMaintenance, ['MIGRATE', 'TERMINATE'], 'scheduling.onHostMaintenance');
-    enumOf(s.instanceTerminationAction, ['STOP', 'DELETE'], 'scheduling.instanceTerminationAction');
-    if (s.provisioningModel === 'SPOT') {
-      if (s.onHostMaintenance !== 'TERMINATE')
-        throw new Invalid('Spot instances need scheduling.onHostMaintenance TERMINATE');
-      if (s.automaticRestart === true)
-        throw new Invalid('Spot instances need scheduling.automaticRestart false');
-    }
-    if (s.maxRunDuration !== undefined) {
-      const seconds = Number(object(s.maxRunDuration, 'scheduling.maxRunDuration').seconds);
-      if (!Number.isInteger(seconds) || seconds < 30 || seconds > 120 * 86400)
-        throw new Invalid('scheduling.maxRunDuration.seconds out of range');
-      if (s.instanceTerminationAction === undefined)
-        throw new Invalid('maxRunDuration needs scheduling.instanceTerminationAction');
-    }
+    const s = checkScheduling(b);
     const gpus = b.guestAccelerators;
     if (gpus !== undefined) {
       if (!Array.isArray(gpus)) throw new Invalid('guestAccelerators must be a list');
@@ -786,6 +1116,7 @@ export class GceServer {
       serialReads: 0,
       autoDeleteDisks,
       attachedDisks: attached,
+      createdDisks,
     };
   }
 
@@ -948,8 +1279,9 @@ function conflict(what: string) {
   });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown): undefined {
   res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body));
+  return undefined;
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -968,6 +1300,60 @@ function parseJson(raw: Buffer): unknown {
 
 function query(url: URL) {
   return { filter: url.searchParams.get('filter') ?? '' };
+}
+
+/** The scheduling of an instances.insert body, after the Scheduling reference (Spot rules, run limits). */
+function checkScheduling(b: Record<string, unknown>): Record<string, unknown> {
+  const s = b.scheduling === undefined ? {} : object(b.scheduling, 'scheduling');
+  const enumOf = (v: unknown, allowed: string[], field: string) => {
+    if (v !== undefined && !allowed.includes(String(v)))
+      throw new Invalid(`${field} ${v} is not one of ${allowed.join(', ')}`);
+  };
+  enumOf(s.provisioningModel, ['STANDARD', 'SPOT'], 'scheduling.provisioningModel');
+  enumOf(s.onHostMaintenance, ['MIGRATE', 'TERMINATE'], 'scheduling.onHostMaintenance');
+  enumOf(s.instanceTerminationAction, ['STOP', 'DELETE'], 'scheduling.instanceTerminationAction');
+  if (s.provisioningModel === 'SPOT') {
+    if (s.onHostMaintenance !== 'TERMINATE')
+      throw new Invalid('Spot instances need scheduling.onHostMaintenance TERMINATE');
+    if (s.automaticRestart === true)
+      throw new Invalid('Spot instances need scheduling.automaticRestart false');
+  }
+  if (s.maxRunDuration !== undefined) {
+    const seconds = Number(object(s.maxRunDuration, 'scheduling.maxRunDuration').seconds);
+    if (!Number.isInteger(seconds) || seconds < 30 || seconds > 120 * 86400)
+      throw new Invalid('scheduling.maxRunDuration.seconds out of range');
+    if (s.instanceTerminationAction === undefined)
+      throw new Invalid('maxRunDuration needs scheduling.instanceTerminationAction');
+    if (s.terminationTime !== undefined)
+      throw new Invalid('scheduling.maxRunDuration and scheduling.terminationTime are exclusive');
+  }
+  // After the Scheduling reference: `preemptible` is the legacy form of Spot, and a termination
+  // action applies only to Spot instances or to instances with a run limit.
+  if (s.preemptible === true && s.provisioningModel === 'STANDARD')
+    throw new Invalid('scheduling.preemptible true contradicts provisioningModel STANDARD');
+  if (
+    s.instanceTerminationAction !== undefined &&
+    s.provisioningModel !== 'SPOT' &&
+    s.preemptible !== true &&
+    s.maxRunDuration === undefined &&
+    s.terminationTime === undefined
+  ) {
+    throw new Invalid(
+      'scheduling.instanceTerminationAction needs a Spot instance, maxRunDuration or terminationTime',
+    );
+  }
+  return s;
+}
+
+/** zoneOperations.list filters: `operationType = "compute.instances.preempted"`, `targetLink = ...`, joined by AND. */
+function matchOperationFilter(filter: string, op: Operation): boolean {
+  if (!filter.trim()) return true;
+  return filter.split(/\s+AND\s+/i).every((part) => {
+    const m = /^\(?\s*(operationType|targetLink|status)\s*(=|eq)\s*"?([^"()]*)"?\s*\)?$/.exec(part.trim());
+    if (!m) throw new Invalid(`operations filter ${filter} is not understood`);
+    const value = m[1] === 'operationType' ? op.operationType : m[1] === 'status' ? op.status : op.targetLink;
+    return m[1] === 'targetLink' ? value.endsWith(m[3]!.replace(/^.*\/zones\//, 'zones/')) : value === m[3];
+  });
 }
 
 /** Compute list filters uniprove uses: `labels.KEY = "VALUE"` (also without quotes or spaces). */

@@ -6,7 +6,13 @@
 import { UniproveError } from '../errors.js';
 
 /** Label keys uniprove sets. */
-export const LABEL = { owner: 'uniprove', digest: 'uniprove-digest', run: 'uniprove-run' } as const;
+export const LABEL = {
+  owner: 'uniprove',
+  digest: 'uniprove-digest',
+  run: 'uniprove-run',
+  /** Every resource of a fleet: `gcp gc --fleet ID` and the fleet's own sweep find them by it. */
+  fleet: 'uniprove-fleet',
+} as const;
 
 /** How many hex digits of the sha256 go into the digest label (label values hold at most 63 characters). */
 export const DIGEST_LABEL_LENGTH = 40;

@@ -1,0 +1,383 @@
+/**
+ * Fleets against the local Compute Engine server through the official
+ * clients: the server's injected preemptions, exhausted zones, quotas, rate
+ * limits and its serial window behave as Compute Engine's; a 20-input fleet
+ * survives them with nothing left; Ctrl-C at several moments leaves nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { isUniproveError, type UniproveError } from '../../src/core/errors.js';
+import { classifyAttemptError } from '../../src/core/fleet/capacity.js';
+import { fleetError } from '../../src/core/fleet/record.js';
+import { type FleetEvent, type FleetOptions, runFleet } from '../../src/core/fleet/scheduler.js';
+import { createGcpClients, type GcpClients } from '../../src/core/gcp/clients.js';
+import { fleetInstanceBody, fleetMachine, type GcpFleetSpec } from '../../src/core/gcp/fleet-plan.js';
+import { gcpImage } from '../../src/core/gcp/image.js';
+import { gcpRun } from '../../src/core/gcp/instance.js';
+import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
+import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
+import { gcpFleetCleanup, gcpRunOne } from '../helpers/gcp-fleet.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = await tempDir('uniprove-gcp-fleet-');
+const raw = await sparseDisk(dir, 'prover.raw', 16 << 20, 3);
+const ZONES = ['us-central1-a', 'us-central1-b', 'us-central1-c'];
+const inputs = (n: number) =>
+  Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
+
+interface Fixture {
+  server: GceServer;
+  clients: GcpClients;
+  image: string;
+}
+
+/** A server with the prover image imported and clients for it; closed after the test (or suite) that made it. */
+async function fixture(
+  options: Parameters<typeof GceServer.start>[0] = {},
+  register: typeof after = after,
+): Promise<Fixture> {
+  const server = await GceServer.start(options);
+  const clients = await createGcpClients({
+    project: TARGET.project,
+    endpoints: { compute: server.url, storage: server.url },
+    accessToken: server.token,
+  });
+  const imported = await gcpImage({ ...against(server), clients, disk: { rawPath: raw, name: 'prover' } });
+  assert.ok(!imported.dryRun);
+  register(async () => {
+    await clients.close();
+    await server.close();
+  });
+  return { server, clients, image: imported.image };
+}
+
+function fleet(f: Fixture, fleetId: string, extra: Partial<FleetOptions> = {}): FleetOptions {
+  const shared = { clients: f.clients, image: f.image, fleetId };
+  return {
+    fleetId,
+    inputs: inputs(20),
+    parallel: 5,
+    zones: ZONES,
+    runOne: gcpRunOne(shared),
+    ...gcpFleetCleanup(shared),
+    backoff: { baseMs: 5, maxMs: 50 },
+    ...extra,
+  };
+}
+
+const offSpec = (server: GceServer) => server.violations.filter((v) => !v.includes('(injected)'));
+
+describe('the local Compute Engine server plays capacity and preemption', () => {
+  let f: Fixture;
+  const closers: (() => Promise<void>)[] = [];
+  before(async () => {
+    f = await fixture({}, ((fn: () => Promise<void>) => closers.push(fn)) as unknown as typeof after);
+  });
+  after(async () => {
+    for (const close of closers) await close();
+  });
+
+  test('an exhausted zone fails instances.insert in its operation, as Compute Engine does', async () => {
+    f.server.exhaustedZones.add('us-central1-f');
+    const error = await gcpRun({
+      ...against(f.server),
+      clients: f.clients,
+      target: { ...TARGET, zone: 'us-central1-f' },
+      image: { existing: f.image },
+      machine: { machineType: 'n2-standard-2', spot: true },
+      watch: { intervalMs: 1 },
+    }).catch((e: unknown) => e as UniproveError);
+    assert.ok(isUniproveError(error));
+    assert.equal(error.details.reason, 'ZONE_RESOURCE_POOL_EXHAUSTED');
+    assert.match(error.message, /does not have enough resources available to fulfill the request/);
+    assert.equal(classifyAttemptError(error), 'zone-exhausted');
+    assert.deepEqual(f.server.inventory(), []);
+  });
+
+  test('a quota: QUOTA_EXCEEDED past the zone limit; rate limits: 403 and 429 rateLimitExceeded', async () => {
+    f.server.instanceQuota.set('us-central1-a', 0);
+    const run = () =>
+      gcpRun({
+        ...against(f.server),
+        clients: f.clients,
+        image: { existing: f.image },
+        machine: { machineType: 'n2-standard-2', spot: true },
+        watch: { intervalMs: 1 },
+      }).catch((e: unknown) => e as UniproveError);
+    const quota = await run();
+    assert.equal(classifyAttemptError(quota), 'quota', String(quota));
+    assert.match((quota as UniproveError).message, /Quota 'INSTANCES' exceeded/);
+    f.server.instanceQuota.delete('us-central1-a');
+    for (const status of [403, 429] as const) {
+      f.server.rateLimitNext(1, status, ['instances.insert']);
+      const limited = await run();
+      assert.equal(classifyAttemptError(limited), 'rate-limit', `${status}: ${String(limited)}`);
+    }
+    assert.deepEqual(f.server.inventory(), []);
+  });
+
+  test('a preempted Spot instance (DELETE action): a compute.instances.preempted operation, E_GCP_PREEMPTED, nothing left', async () => {
+    f.server.preemptNext(1, { afterSerialReads: 2 });
+    const error = await gcpRun({
+      ...against(f.server),
+      clients: f.clients,
+      image: { existing: f.image },
+      machine: { machineType: 'n2-standard-2', spot: true },
+      watch: { intervalMs: 1, statusEvery: 1 },
+      isEnd: (l) => /^exit status (\d+)$/.exec(l)?.[1],
+    }).catch((e: unknown) => e as UniproveError);
+    assert.equal((error as UniproveError).code, 'E_GCP_PREEMPTED', String(error));
+    const [ops] = await f.clients.zoneOperations.list({
+      project: TARGET.project,
+      zone: TARGET.zone,
+      filter: 'operationType="compute.instances.preempted"',
+    });
+    assert.equal(ops.length, 1);
+    assert.equal(ops[0]!.status, 'DONE');
+    assert.match(String(ops[0]!.targetLink), /instances\/uniprove-run-/);
+    assert.deepEqual(f.server.inventory(), []);
+    assert.deepEqual(offSpec(f.server), []);
+  });
+
+  test('Spot scheduling and fleet bodies are checked against the REST reference', async () => {
+    const spec: GcpFleetSpec = {
+      target: TARGET,
+      fleetId: 'f20261130t051400-abcd',
+      bucket: 'b',
+      image: { existing: f.image },
+      volume: { source: { existing: f.image }, diskType: 'pd-balanced', sizeGb: 10, readOnly: false },
+      machine: fleetMachine({ machineType: 'n2-standard-2' }),
+      bootDisk: { type: 'pd-balanced' },
+      network: 'default',
+      labels: {},
+      maxRunSeconds: 3600,
+      inputs: 1,
+      parallel: 1,
+      zones: [TARGET.zone],
+    };
+    const insert = (body: Record<string, unknown>) =>
+      f.clients.instances.insert({
+        project: TARGET.project,
+        zone: TARGET.zone,
+        instanceResource: body as never,
+      });
+    const body = fleetInstanceBody(spec, 0, 1, TARGET.zone, 'f20261130t051400-abcd-0');
+    const [op] = await insert(body);
+    assert.equal(op.latestResponse.error, undefined);
+    const bad = [
+      { ...body, name: 'bad-1', scheduling: { provisioningModel: 'SPOT', onHostMaintenance: 'MIGRATE' } },
+      {
+        ...body,
+        name: 'bad-2',
+        scheduling: { provisioningModel: 'STANDARD', instanceTerminationAction: 'DELETE' },
+      },
+      { ...body, name: 'bad-3', scheduling: { provisioningModel: 'STANDARD', preemptible: true } },
+      {
+        ...body,
+        name: 'bad-4',
+        scheduling: {
+          provisioningModel: 'SPOT',
+          onHostMaintenance: 'TERMINATE',
+          maxRunDuration: { seconds: '60' },
+        },
+      },
+      { ...body, name: 'bad-5', labels: { 'uniprove-fleet': 'UPPER' } },
+    ];
+    for (const b of bad) await assert.rejects(insert(b), /Invalid request/, String(b.name));
+    await new Promise((r) => setTimeout(r, 5));
+    // Once the insert is DONE the instance holds its boot disk and its own volume disk, labelled.
+    for (let i = 0; i < 3; i++)
+      await f.clients.zoneOperations.get({
+        project: TARGET.project,
+        zone: TARGET.zone,
+        operation: op.latestResponse.name!,
+      });
+    assert.deepEqual(
+      f.server.unlabelled('uniprove-fleet').filter((r) => !r.startsWith('image')),
+      [],
+    );
+    assert.equal(f.server.inventory({ label: ['uniprove-fleet', spec.fleetId] }).length, 3);
+    const { sweepFleet } = await import('../../src/core/gcp/fleet-sweep.js');
+    const swept = await sweepFleet({
+      clients: f.clients,
+      target: TARGET,
+      fleetId: spec.fleetId,
+      poll: { initialMs: 1 },
+    });
+    assert.deepEqual(swept.failed, []);
+    assert.deepEqual(f.server.inventory(), []);
+  });
+});
+
+describe('a time-driven server (latencies)', () => {
+  test('insert, boot and prove take their time; a preemption afterMs lands mid-proof', async () => {
+    const f = await fixture({ latency: { insertMs: 150, bootMs: 100, proveMs: 200 } });
+    const run = (spot: boolean) =>
+      gcpRun({
+        ...against(f.server),
+        clients: f.clients,
+        image: { existing: f.image },
+        machine: { machineType: 'n2-standard-2', spot },
+        watch: { intervalMs: 10, statusEvery: 1 },
+        isEnd: (l) => /^exit status (\d+)$/.exec(l)?.[1],
+      });
+    const t0 = performance.now();
+    const ok = await run(false);
+    assert.ok(!ok.dryRun && ok.ended === 'marker');
+    assert.ok(performance.now() - t0 >= 450, `took ${performance.now() - t0} ms`);
+    f.server.preemptNext(1, { afterMs: 150 });
+    await assert.rejects(run(true), (e: UniproveError) => e.code === 'E_GCP_PREEMPTED');
+    assert.deepEqual(f.server.inventory(), []);
+    assert.deepEqual(offSpec(f.server), []);
+  });
+});
+
+describe('getSerialPortOutput keeps a 1 MiB window with start and next offsets', () => {
+  test('a late reader gets the last 1 MiB from the oldest kept byte; next offsets continue it', async () => {
+    const big = `${'a'.repeat(SERIAL_WINDOW)}${'b'.repeat(SERIAL_WINDOW)}\nexit status 0\n`;
+    const f = await fixture({ console: () => big, serialChunk: big.length });
+    const [op] = await f.clients.instances.insert({
+      project: TARGET.project,
+      zone: TARGET.zone,
+      instanceResource: {
+        name: 'serial-window',
+        machineType: `zones/${TARGET.zone}/machineTypes/n2-standard-2`,
+        disks: [
+          {
+            boot: true,
+            autoDelete: true,
+            initializeParams: {
+              sourceImage: `global/images/${f.image}`,
+              diskType: `zones/${TARGET.zone}/diskTypes/pd-balanced`,
+            },
+          },
+        ],
+        networkInterfaces: [{ network: 'global/networks/default' }],
+      },
+    });
+    for (let i = 0; i < 2; i++)
+      await f.clients.zoneOperations.get({
+        project: TARGET.project,
+        zone: TARGET.zone,
+        operation: op.latestResponse.name!,
+      });
+    const read = async (start: number) =>
+      (
+        await f.clients.instances.getSerialPortOutput({
+          project: TARGET.project,
+          zone: TARGET.zone,
+          instance: 'serial-window',
+          port: 1,
+          start,
+        })
+      )[0];
+    const first = await read(0);
+    assert.equal(Number(first.start), big.length - SERIAL_WINDOW);
+    assert.equal(Number(first.next), big.length);
+    assert.equal(first.contents!.length, SERIAL_WINDOW);
+    assert.ok(first.contents!.endsWith('exit status 0\n'));
+    const again = await read(Number(first.next));
+    assert.equal(again.contents, '');
+    assert.equal(Number(again.start), big.length);
+    const inside = await read(big.length - 10);
+    assert.equal(inside.contents, big.slice(-10));
+    assert.equal(Number(inside.start), big.length - 10);
+  });
+});
+
+describe('a fleet of 20 on the local server', () => {
+  test('3 preemptions and an exhausted zone: 20 proofs, 3 retries recorded, inventory empty', async () => {
+    const f = await fixture();
+    f.server.exhaustedZones.add('us-central1-a');
+    f.server.preemptNext(3, { afterSerialReads: 2 });
+    const events: FleetEvent[] = [];
+    const result = await runFleet(fleet(f, 'f20261130t060000-aaaa', { onEvent: (e) => events.push(e) }));
+    assert.equal(
+      result.summary.succeeded,
+      20,
+      JSON.stringify(result.inputs.filter((i) => i.outcome !== 'succeeded')),
+    );
+    assert.equal(result.summary.retried, 3);
+    assert.equal(result.attempts.filter((a) => a.kind === 'preempted').length, 3);
+    assert.ok(result.zones.left.includes('us-central1-a'));
+    assert.ok(result.attempts.filter((a) => a.kind === 'succeeded').every((a) => a.zone === 'us-central1-b'));
+    assert.deepEqual(result.cleanupErrors, []);
+    assert.deepEqual(f.server.inventory(), []);
+    assert.deepEqual(offSpec(f.server), []);
+    const inserts = f.server.requests.filter((r) => r.api === 'instances.insert');
+    assert.ok(
+      inserts.every(
+        (r) => (r.body as { labels: Record<string, string> }).labels['uniprove-fleet'] === result.fleetId,
+      ),
+    );
+    assert.ok(events.some((e) => e.kind === 'zone'));
+  });
+
+  for (const stopAfter of [3, 15, 40]) {
+    test(`Ctrl-C after ${stopAfter} API calls: interrupted (exit 130), inventory empty`, async () => {
+      const f = await fixture();
+      f.server.preemptNext(1, { afterSerialReads: 3 });
+      const controller = new AbortController();
+      const mark = f.server.requests.length;
+      const timer = setInterval(() => {
+        if (f.server.requests.length - mark >= stopAfter) controller.abort();
+      }, 1);
+      try {
+        const result = await runFleet(
+          fleet(f, `f20261130t060000-c${stopAfter}`, { signal: controller.signal }),
+        );
+        assert.equal(result.interrupted, 'interrupt');
+        assert.equal(fleetError(result)?.exitCode, 130);
+        assert.deepEqual(f.server.inventory(), []);
+        assert.deepEqual(offSpec(f.server), []);
+      } finally {
+        clearInterval(timer);
+      }
+    });
+  }
+
+  test('a second Ctrl-C sweeps at once: inventory empty when runFleet returns', async () => {
+    const f = await fixture({ latency: { insertMs: 50, bootMs: 100, proveMs: 5000, deleteMs: 2000 } });
+    const soft = new AbortController();
+    const hard = new AbortController();
+    const timer = setInterval(() => {
+      if (f.server.inventory().filter((r) => r.startsWith('instance')).length >= 5) {
+        soft.abort();
+        setTimeout(() => hard.abort(), 20);
+      }
+    }, 5);
+    try {
+      const t0 = performance.now();
+      const result = await runFleet(
+        fleet(f, 'f20261130t060000-hard', { signal: soft.signal, forceSignal: hard.signal }),
+      );
+      assert.equal(result.interrupted, 'force');
+      assert.equal(fleetError(result)?.exitCode, 130);
+      assert.ok(performance.now() - t0 < 4000, 'did not wait for the attempts to finish their own deletes');
+      // The sweep's deletes were waited for; what the attempts still do finds nothing.
+      assert.deepEqual(f.server.inventory(), []);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  test('a quota of 2 instances per zone with one zone: backs off, lowers concurrency, all proofs done', async () => {
+    const f = await fixture();
+    f.server.instanceQuota.set('us-central1-a', 2);
+    const events: FleetEvent[] = [];
+    const result = await runFleet(
+      fleet(f, 'f20261130t060000-qqqq', {
+        inputs: inputs(8),
+        zones: ['us-central1-a'],
+        onEvent: (e) => events.push(e),
+        maxCapacityErrors: 50,
+      }),
+    );
+    assert.equal(result.summary.succeeded, 8);
+    const backoffs = events.filter((e) => e.kind === 'backoff');
+    assert.ok(backoffs.length > 0);
+    assert.ok(backoffs.every((b) => b.kind === 'backoff' && b.reason === 'quota'));
+    assert.ok(backoffs.some((b) => b.kind === 'backoff' && b.concurrency <= 2));
+    assert.deepEqual(f.server.inventory(), []);
+  });
+});
