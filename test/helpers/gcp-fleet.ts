@@ -1,80 +1,79 @@
 /**
- * A fleet against the local Compute Engine server until the run lifecycle's
- * Compute Engine driver exists: runOne is one gcpRun (the official clients:
- * images.get, instances.insert, operation polls, serial reads, instances.get,
- * instances.delete) of an image already imported, as a Spot instance carrying
- * the fleet label, in the attempt's zone; the sweep is sweepFleet.
+ * A fleet against the local Compute Engine server over the real Compute Engine runOne (core/gcp/fleet-run.ts:
+ * each attempt one run of the run lifecycle with the fleet's gce driver, its own record in runsDir), on an image
+ * already imported and a package stood in for by its proof markers: what the CLI's fleet does after its one
+ * build and import. The server's instances print a console proof of the input they were given.
  */
-
-import type { AttemptOutcome, FleetInput, RunOne } from '../../src/core/fleet/scheduler.js';
 import type { GcpClients } from '../../src/core/gcp/clients.js';
-import { sweepFleet } from '../../src/core/gcp/fleet-sweep.js';
-import { type GcpRunOptions, gcpRun } from '../../src/core/gcp/instance.js';
-import { LABEL } from '../../src/core/gcp/names.js';
-import type { ProgressEvent } from '../../src/core/progress.js';
+import { fleetMachine } from '../../src/core/gcp/fleet-plan.js';
+import { fleetSweeper, gceFleetRunOne } from '../../src/core/gcp/fleet-run.js';
+import type { OpsConfig } from '../../src/core/ops/config/schema.js';
+import type { PreparedTarget } from '../../src/core/run/prepare.js';
 import { TARGET } from './gcp.js';
 
 export interface ServerFleetOptions {
   clients: GcpClients;
   image: string;
   fleetId: string;
-  /** gcpRun's console and operation polling (ms). */
+  /** Where the attempts' run records and proving_report.csv go. */
+  runsDir: string;
+  /** Console and operation polling (ms). */
   watchMs?: number;
   pollMs?: number;
+  /** The package's folder (recorded only); default runsDir. */
+  packageDir?: string;
 }
 
-/** runOne over gcpRun: succeeded when the console ends with `exit status 0`, failed on another status. */
-export function gcpRunOne(options: ServerFleetOptions): RunOne {
-  return async (input: FleetInput, ctx): Promise<AttemptOutcome> => {
-    const runId = `${options.fleetId}-${input.index}-${ctx.attempt}`;
-    const onProgress = (e: ProgressEvent) => {
-      if (e.kind === 'step-start' && e.step.startsWith('start instance')) ctx.onState('inserting');
-      else if (e.kind === 'step-start' && e.step.startsWith('run on')) ctx.onState('booting');
-      else if (e.kind === 'step-start' && e.step === 'clean up') ctx.onState('deleting');
-    };
-    let proving = false;
-    const run: GcpRunOptions = {
-      target: { ...TARGET, zone: ctx.zone },
-      clients: options.clients,
-      signal: ctx.signal,
-      onProgress,
-      poll: { initialMs: options.pollMs ?? 2, maxMs: (options.pollMs ?? 2) * 5, timeoutMs: 60_000 },
-      image: { existing: options.image },
-      machine: { machineType: 'n2-standard-2', spot: true },
-      labels: { [LABEL.fleet]: options.fleetId },
-      runId,
-      watch: { intervalMs: options.watchMs ?? 1, statusEvery: 2 },
-      timeoutMs: 60_000,
-      onConsoleLine: () => {
-        if (!proving) ctx.onState('proving');
-        proving = true;
-      },
-      isEnd: (line) => /^exit status (\d+)$/.exec(line)?.[1],
-    };
-    const result = await gcpRun(run);
-    if (result.dryRun) throw new Error('unexpected dry run');
-    return {
-      kind: result.endMatch === '0' ? 'succeeded' : 'failed',
-      runId,
-      instanceSeconds: (result.durationMs.setup + result.durationMs.run + result.durationMs.cleanup) / 1000,
-    };
-  };
+/** What the server's instances print: the input's arguments (instance metadata uniprove-args) as a console proof. */
+export function fleetServerConsole(_name: string, body: Record<string, unknown>): string {
+  const items = (body.metadata as { items?: { key: string; value: string }[] } | undefined)?.items ?? [];
+  const args = items.find((i) => i.key === 'uniprove-args')?.value ?? '[]';
+  return `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-PROOF-BEGIN\nproof of ${args}\nUNIPROVE-PROOF-END\nexit status 0\n`;
 }
 
-/** The fleet's sweep and zone leaving, over sweepFleet. */
-export function gcpFleetCleanup(options: ServerFleetOptions) {
-  const poll = { initialMs: options.pollMs ?? 2, maxMs: (options.pollMs ?? 2) * 5, timeoutMs: 60_000 };
-  const base = { clients: options.clients, target: TARGET, fleetId: options.fleetId, poll };
+/** The package a fleet shares, as the lifecycle sees it once prepared. */
+export function stubPrepared(packageDir: string): PreparedTarget {
   return {
-    sweep: async () => {
-      const r = await sweepFleet(base);
-      if (r.failed.length > 0)
-        throw new Error(r.failed.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; '));
-    },
-    leaveZone: async (zone: string) => {
-      const r = await sweepFleet({ ...base, zone });
-      if (r.failed.length > 0)
-        throw new Error(r.failed.map((f) => `${f.kind} ${f.name}: ${f.message}`).join('; '));
-    },
+    name: 'prover',
+    packageDir,
+    config: {} as OpsConfig,
+    recipe: undefined,
+    proof: { kind: 'console', begin: 'UNIPROVE-PROOF-BEGIN', end: 'UNIPROVE-PROOF-END' },
+    volumes: [],
+    bytes: 0,
   };
+}
+
+/** runOne, sweep and leaveZone of a fleet on the server: Spot n2-standard-2 instances of `image`. */
+export function serverFleetRunOne(options: ServerFleetOptions) {
+  const pollMs = options.pollMs ?? 2;
+  const poll = { initialMs: pollMs, maxMs: pollMs * 5, timeoutMs: 60_000 };
+  const runOne = gceFleetRunOne({
+    shared: {
+      spec: {
+        target: TARGET,
+        fleetId: options.fleetId,
+        bucket: 'uniprove-test-uniprove',
+        image: { existing: options.image },
+        machine: fleetMachine({ machineType: 'n2-standard-2' }),
+        bootDisk: { type: 'pd-balanced' },
+        network: 'default',
+        labels: {},
+        maxRunSeconds: 3600,
+        inputs: 0,
+        parallel: 0,
+        zones: [TARGET.zone],
+      },
+      clients: options.clients,
+      poll,
+      machineType: 'n2-standard-2',
+      nanosVersion: '0.1.55',
+      timeoutMs: 60_000,
+      watch: { intervalMs: options.watchMs ?? 1, statusEvery: 2 },
+    },
+    prepared: stubPrepared(options.packageDir ?? options.runsDir),
+    runsDir: options.runsDir,
+  });
+  const sweep = fleetSweeper({ clients: options.clients, target: TARGET, fleetId: options.fleetId, poll });
+  return { runOne, sweep: () => sweep(), leaveZone: (zone: string) => sweep(zone) };
 }

@@ -16,7 +16,7 @@ import { gcpImage } from '../../src/core/gcp/image.js';
 import { gcpRun } from '../../src/core/gcp/instance.js';
 import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
-import { gcpFleetCleanup, gcpRunOne } from '../helpers/gcp-fleet.js';
+import { fleetServerConsole, serverFleetRunOne } from '../helpers/gcp-fleet.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = await tempDir('uniprove-gcp-fleet-');
@@ -36,7 +36,7 @@ async function fixture(
   options: Parameters<typeof GceServer.start>[0] = {},
   register: typeof after = after,
 ): Promise<Fixture> {
-  const server = await GceServer.start(options);
+  const server = await GceServer.start({ console: fleetServerConsole, ...options });
   const clients = await createGcpClients({
     project: TARGET.project,
     endpoints: { compute: server.url, storage: server.url },
@@ -51,15 +51,15 @@ async function fixture(
   return { server, clients, image: imported.image };
 }
 
-function fleet(f: Fixture, fleetId: string, extra: Partial<FleetOptions> = {}): FleetOptions {
-  const shared = { clients: f.clients, image: f.image, fleetId };
+/** A fleet of 20 over the real Compute Engine runOne (the run lifecycle, one record per attempt). */
+async function fleet(f: Fixture, fleetId: string, extra: Partial<FleetOptions> = {}): Promise<FleetOptions> {
+  const runsDir = await tempDir('uniprove-fleet-runs-');
   return {
     fleetId,
     inputs: inputs(20),
     parallel: 5,
     zones: ZONES,
-    runOne: gcpRunOne(shared),
-    ...gcpFleetCleanup(shared),
+    ...serverFleetRunOne({ clients: f.clients, image: f.image, fleetId, runsDir }),
     backoff: { baseMs: 5, maxMs: 50 },
     ...extra,
   };
@@ -291,7 +291,9 @@ describe('a fleet of 20 on the local server', () => {
     f.server.exhaustedZones.add('us-central1-a');
     f.server.preemptNext(3, { afterSerialReads: 2 });
     const events: FleetEvent[] = [];
-    const result = await runFleet(fleet(f, 'f20261130t060000-aaaa', { onEvent: (e) => events.push(e) }));
+    const result = await runFleet(
+      await fleet(f, 'f20261130t060000-aaaa', { onEvent: (e) => events.push(e) }),
+    );
     assert.equal(
       result.summary.succeeded,
       20,
@@ -324,7 +326,7 @@ describe('a fleet of 20 on the local server', () => {
       }, 1);
       try {
         const result = await runFleet(
-          fleet(f, `f20261130t060000-c${stopAfter}`, { signal: controller.signal }),
+          await fleet(f, `f20261130t060000-c${stopAfter}`, { signal: controller.signal }),
         );
         assert.equal(result.interrupted, 'interrupt');
         assert.equal(fleetError(result)?.exitCode, 130);
@@ -349,7 +351,7 @@ describe('a fleet of 20 on the local server', () => {
     try {
       const t0 = performance.now();
       const result = await runFleet(
-        fleet(f, 'f20261130t060000-hard', { signal: soft.signal, forceSignal: hard.signal }),
+        await fleet(f, 'f20261130t060000-hard', { signal: soft.signal, forceSignal: hard.signal }),
       );
       assert.equal(result.interrupted, 'force');
       assert.equal(fleetError(result)?.exitCode, 130);
@@ -366,7 +368,7 @@ describe('a fleet of 20 on the local server', () => {
     f.server.instanceQuota.set('us-central1-a', 2);
     const events: FleetEvent[] = [];
     const result = await runFleet(
-      fleet(f, 'f20261130t060000-qqqq', {
+      await fleet(f, 'f20261130t060000-qqqq', {
         inputs: inputs(8),
         zones: ['us-central1-a'],
         onEvent: (e) => events.push(e),

@@ -17,6 +17,7 @@ import {
   type GcpDiskType,
   type GcpImageSource,
   type GcpMachineSpec,
+  type GcpPlan,
   type GcpRunSpec,
   imageNameFor,
   instanceBody,
@@ -208,4 +209,59 @@ export function planFleet(spec: GcpFleetSpec): GcpFleetPlan {
 /** The machine of a fleet: Spot unless asked otherwise (`--no-spot`). */
 export function fleetMachine(machine: Omit<GcpMachineSpec, 'spot'> & { spot?: boolean }): GcpMachineSpec {
   return { ...machine, spot: machine.spot ?? true };
+}
+
+/** The instance metadata key that carries an input's arguments (a JSON array) to its instance. */
+export const ARGS_METADATA_KEY = 'uniprove-args';
+
+/**
+ * The calls of one attempt of one input: its instance (the images are made once for the fleet), the wait for
+ * it, and the watch of its console and status; the instance is released by the attempt's ledger.
+ */
+export function planFleetAttempt(
+  spec: GcpFleetSpec,
+  attempt: { index: number; attempt: number; zone: string; runId: string; args: string[] },
+): GcpPlan {
+  const { zone } = attempt;
+  const project = spec.target.project;
+  const body = fleetInstanceBody(spec, attempt.index, attempt.attempt, zone, attempt.runId);
+  const metadata = body.metadata as { items: { key: string; value: string }[] };
+  body.metadata = {
+    items: [...metadata.items, { key: ARGS_METADATA_KEY, value: JSON.stringify(attempt.args) }],
+  };
+  const instance = String(body.name);
+  const watch = 'repeated until the prover ends';
+  return {
+    calls: [
+      {
+        method: 'instances.insert',
+        params: { project, zone },
+        body,
+        purpose: `start instance ${instance} for input ${attempt.index + 1}`,
+        phase: 'main',
+        creates: { kind: 'instance', name: instance, zone, release: 'always' },
+      },
+      {
+        method: 'zoneOperations.get',
+        params: { project, zone, operation: `<operation of instances.insert ${instance}>` },
+        purpose: `wait for instances.insert ${instance} (PENDING, RUNNING, DONE), with backoff`,
+        phase: 'main',
+        when: 'repeated until DONE',
+      },
+      {
+        method: 'instances.getSerialPortOutput',
+        params: { project, zone, instance, port: 1, start: '<next offset>' },
+        purpose: 'stream the serial console into the run record',
+        phase: 'watch',
+        when: watch,
+      },
+      {
+        method: 'instances.get',
+        params: { project, zone, instance },
+        purpose: 'notice an instance that stopped or was preempted',
+        phase: 'watch',
+        when: watch,
+      },
+    ],
+  };
 }

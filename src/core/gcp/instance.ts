@@ -30,6 +30,7 @@ import {
   type GcpDiskType,
   type GcpImageSource,
   type GcpMachineSpec,
+  type GcpPlan,
   type GcpRunSpec,
   imageNameFor,
   instanceNameFor,
@@ -154,7 +155,7 @@ export async function gcpRun(options: GcpRunOptions): Promise<GcpRunResult | Gcp
  * release (delete what the ledger holds unless kept, even after Ctrl-C).
  */
 export class GceInstance {
-  readonly plan: ReturnType<typeof planRun>;
+  readonly plan: GcpPlan;
   readonly name: string;
   private readonly ctx: ExecutionContext;
   private startedMs = 0;
@@ -168,9 +169,12 @@ export class GceInstance {
     private readonly options: GcpRunOptions & { clients: GcpClients },
     readonly spec: GcpRunSpec,
     sources: GcpImageSource[],
+    /** The calls to make instead of planRun's (a fleet's attempt: its instance on images made once). */
+    plan?: GcpPlan,
   ) {
-    this.plan = planRun(spec);
-    this.name = instanceNameFor(spec.runId);
+    this.plan = plan ?? planRun(spec);
+    const insert = this.plan.calls.find((c) => c.method === 'instances.insert');
+    this.name = String((insert?.body as { name?: string } | undefined)?.name ?? instanceNameFor(spec.runId));
     const workDir =
       options.workDir ??
       ('rawPath' in options.image

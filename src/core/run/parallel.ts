@@ -45,6 +45,19 @@ export function parseInputs(text: string, source = 'inputs file'): string[][] {
   return runs;
 }
 
+/** Read and parse an inputs file (`--inputs FILE`), relative to `cwd`. */
+export async function readInputs(path: string, cwd = process.cwd()): Promise<string[][]> {
+  const file = resolve(cwd, path);
+  await requireRegularFile(file, '--inputs', 'Give a file with one line of prover arguments per run.');
+  const text = await readFile(file, 'utf8').catch((error: unknown) => {
+    throw new UniproveError('E_NOT_FOUND', {
+      message: `--inputs ${file} cannot be read: ${(error as Error).message}`,
+      cause: error,
+    });
+  });
+  return parseInputs(text, file);
+}
+
 export interface RunParallelOptions extends Omit<RunProverOptions, 'args' | 'out'> {
   /** The inputs file (one run's arguments a line). */
   inputs: string;
@@ -74,15 +87,7 @@ export interface RunParallelResult {
 
 /** Run the prover once per input line, N VMs at a time. */
 export async function runParallel(options: RunParallelOptions): Promise<RunParallelResult> {
-  const file = resolve(options.cwd ?? process.cwd(), options.inputs);
-  await requireRegularFile(file, '--inputs', 'Give a file with one line of prover arguments per run.');
-  const text = await readFile(file, 'utf8').catch((error: unknown) => {
-    throw new UniproveError('E_NOT_FOUND', {
-      message: `--inputs ${file} cannot be read: ${(error as Error).message}`,
-      cause: error,
-    });
-  });
-  const inputs = parseInputs(text, file);
+  const inputs = await readInputs(options.inputs, options.cwd);
   // Package once: parallel packaging into one folder would race.
   const prepared = await prepareTarget(options);
   const runs: ParallelEntry[] = inputs.map((args, index) => ({

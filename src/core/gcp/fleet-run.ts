@@ -1,0 +1,378 @@
+/**
+ * `gcp run <recipe> --inputs FILE --parallel N`: a fleet. The recipe is packaged, built and imported once (the
+ * image, and the volume image), then every input is one run of the run lifecycle (run/lifecycle.ts) with the
+ * fleet's gce driver (machine/drivers/gce-fleet.ts) on a fresh instance, scheduled by fleet/scheduler.ts: Spot
+ * retries, capacity back-off and zones, Ctrl-C. Each input keeps its own run record and proving_report.csv line;
+ * the fleet keeps runs/<fleet-id>/fleet.json. Everything is resolved and checked (and the cost refused past
+ * --max-cost) before the first side effect.
+ */
+import { join, resolve } from 'node:path';
+import { isUniproveError, UniproveError } from '../errors.js';
+import { buildFleetRecord, type FleetRecord, newFleetId, writeFleetRecord } from '../fleet/record.js';
+import {
+  type AttemptOutcome,
+  type FleetEvent,
+  type FleetOptions,
+  type FleetResult,
+  type RunOne,
+  runFleet,
+} from '../fleet/scheduler.js';
+import { GceFleetDriver, type GceFleetShared } from '../machine/drivers/gce-fleet.js';
+import { requireOpsAndNanos } from '../ops/build.js';
+import { runOnMachine } from '../run/lifecycle.js';
+import { readInputs } from '../run/parallel.js';
+import { type PreparedTarget, prepareTarget } from '../run/prepare.js';
+import type { RunRecord } from '../run/record.js';
+import {
+  buildGcpImage,
+  type GcpBuiltImage,
+  imagePlaceholder,
+  prepareOptionsOf,
+  recipeMachine,
+  resolveGcpRecipe,
+} from './build.js';
+import type { GcpClients } from './clients.js';
+import {
+  defaultBucket,
+  dryRunOf,
+  type GcpCommonOptions,
+  type GcpDryRunResult,
+  newContext,
+  releaseAll,
+  withClients,
+} from './context.js';
+import { executeCalls } from './execute.js';
+import {
+  ARGS_METADATA_KEY,
+  fleetMachine,
+  type GcpFleetPlan,
+  type GcpFleetSpec,
+  planFleet,
+} from './fleet-plan.js';
+import { sweepFleet } from './fleet-sweep.js';
+import { machineTypeFor } from './plan.js';
+import { checkMaxCost } from './prices.js';
+import type { GcpRunRecipeOptions } from './run.js';
+import { sha256File } from './tarball.js';
+
+/** Options of a fleet: those of `gcp run <recipe>`, and the fleet's shape. */
+export interface GcpRunFleetOptions extends Omit<GcpRunRecipeOptions, 'out' | 'keep' | 'onConsoleLine'> {
+  /** The inputs file: one input's prover arguments a line (as `run --inputs`). */
+  inputs: string;
+  /** Instances at once. */
+  parallel: number;
+  /** Zones in order of preference (default the target's zone). */
+  zones?: string[];
+  /** New instances for a preempted input (default 2). */
+  retries?: number;
+  /** Refuse a fleet whose estimated cost exceeds this many dollars. */
+  maxCostUsd?: number;
+  /** Second Ctrl-C: stop waiting for the attempts, delete everything now. */
+  forceSignal?: AbortSignal;
+  onFleetEvent?: (event: FleetEvent) => void;
+  /** The fleet's id (default a fresh one). */
+  fleetId?: string;
+  /** Scheduler knobs (tests and benchmarks scale them down). */
+  scheduler?: Pick<
+    FleetOptions,
+    'backoff' | 'tickMs' | 'quotaStrikes' | 'maxCapacityErrors' | 'recoverAfter'
+  >;
+}
+
+/** A fleet's dry run: the calls, and its shape and cost estimate. */
+export interface GcpFleetDryRunResult extends GcpDryRunResult {
+  fleet: GcpFleetPlan['fleet'];
+}
+
+/** What a fleet did: the scheduler's result, the fleet record and where it was written. */
+export interface GcpRunFleetResult {
+  dryRun: false;
+  fleet: FleetResult;
+  record: FleetRecord;
+  recordPath: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 6 * 3600_000;
+
+/** Resolve everything a fleet needs before any side effect: its inputs, machine, zones, plan and cost. */
+async function resolveFleet(options: GcpRunFleetOptions) {
+  const cwd = options.cwd ?? process.cwd();
+  const inputs = await readInputs(options.inputs, cwd);
+  if (!Number.isInteger(options.parallel) || options.parallel < 1) {
+    throw new UniproveError('E_USAGE', {
+      message: `--parallel ${options.parallel} is not a whole number of instances (1 or more)`,
+      hint: 'Give --parallel N: at most N instances run at once.',
+    });
+  }
+  const recipe = await resolveGcpRecipe(options);
+  const { spec: machine } = recipeMachine(recipe, fleetMachine(options.machine));
+  const machineType = machineTypeFor(options.target, machine).replace(/^.*\//, '');
+  const fleetId = options.fleetId ?? newFleetId();
+  const zones = options.zones?.length ? options.zones : [options.target.zone];
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const spec: GcpFleetSpec = {
+    target: { ...options.target, zone: zones[0]! },
+    fleetId,
+    bucket: options.bucket ?? defaultBucket(options.target),
+    image: { name: recipe.name, sha256: imagePlaceholder(recipe.name) },
+    ...(recipe.volume
+      ? {
+          volume: {
+            source: { name: recipe.volume.label, sha256: `<sha256 of volume ${recipe.volume.label}>` },
+            diskType: options.volumeDisk?.diskType ?? 'pd-balanced',
+            sizeGb: options.volumeDisk?.sizeGb ?? 10,
+            readOnly: false,
+          },
+        }
+      : {}),
+    machine,
+    bootDisk: { type: options.bootDisk?.type ?? 'pd-balanced', sizeGb: options.bootDisk?.sizeGb },
+    network: options.network ?? 'default',
+    labels: options.labels ?? {},
+    maxRunSeconds: Math.ceil(timeoutMs / 1000) + 30 * 60,
+    inputs: inputs.length,
+    parallel: options.parallel,
+    zones,
+  };
+  const plan = planFleet(spec);
+  checkMaxCost(plan.fleet.cost, options.maxCostUsd);
+  return { cwd, inputs, recipe, machineType, fleetId, zones, timeoutMs, spec, plan };
+}
+
+type Resolved = Awaited<ReturnType<typeof resolveFleet>>;
+
+/**
+ * Run one proof per input line on Compute Engine, at most `parallel` instances at once, Spot by default; import
+ * the image once; retry preempted inputs; leave nothing behind (the fleet's label finds what is left).
+ */
+export async function gcpRunFleet(
+  options: GcpRunFleetOptions & { dryRun: true },
+): Promise<GcpFleetDryRunResult>;
+export async function gcpRunFleet(
+  options: GcpRunFleetOptions,
+): Promise<GcpRunFleetResult | GcpFleetDryRunResult>;
+export async function gcpRunFleet(
+  options: GcpRunFleetOptions,
+): Promise<GcpRunFleetResult | GcpFleetDryRunResult> {
+  const resolved = await resolveFleet(options);
+  if (options.dryRun) return { ...dryRunOf(resolved.plan.calls), fleet: resolved.plan.fleet };
+  return withClients(options, (clients) => runResolvedFleet(options, resolved, clients));
+}
+
+/** Build and import once, run the fleet, release the import's leftovers, write fleet.json. */
+async function runResolvedFleet(
+  options: GcpRunFleetOptions,
+  r: Resolved,
+  clients: GcpClients,
+): Promise<GcpRunFleetResult> {
+  const startedAt = new Date();
+  const runsDir = resolve(r.cwd, options.runsDir ?? 'runs');
+  const fleetDir = join(runsDir, r.fleetId);
+  const { release } = await requireOpsAndNanos(options);
+  const prepared = await prepareTarget(prepareOptionsOf(options, options));
+  const built = await buildGcpImage(prepared, release, options, r.recipe, {
+    configDir: fleetDir,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  let imports: Awaited<ReturnType<typeof importFleetImages>> | undefined;
+  let result: FleetResult | undefined;
+  try {
+    imports = await importFleetImages(options, r, built, clients, fleetDir);
+    const shared: GceFleetShared = {
+      spec: imports.spec,
+      clients,
+      ...(options.poll ? { poll: options.poll } : {}),
+      machineType: r.machineType,
+      nanosVersion: release.version,
+      ...(built.config.Args ? { imageArgs: built.config.Args } : {}),
+      timeoutMs: r.timeoutMs,
+      ...(options.watch ? { watch: options.watch } : {}),
+    };
+    const sweep = fleetSweeper({
+      clients,
+      target: options.target,
+      fleetId: r.fleetId,
+      ...(options.poll ? { poll: options.poll } : {}),
+    });
+    result = await runFleet({
+      fleetId: r.fleetId,
+      inputs: r.inputs.map((args, index) => ({ index, args })),
+      parallel: options.parallel,
+      zones: r.zones,
+      ...(options.retries !== undefined ? { retries: options.retries } : {}),
+      runOne: gceFleetRunOne({
+        shared,
+        prepared,
+        runsDir,
+        cwd: r.cwd,
+        ...(options.noReport ? { noReport: true } : {}),
+      }),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.forceSignal ? { forceSignal: options.forceSignal } : {}),
+      sweep: () => sweep(),
+      leaveZone: (zone) => sweep(zone),
+      ...(options.onFleetEvent ? { onEvent: options.onFleetEvent } : {}),
+      ...options.scheduler,
+    });
+  } finally {
+    await built.release().catch(() => {});
+    // The images stay (reused by digest) when the fleet ran; a failed import takes its half-made image.
+    if (imports) await releaseAll(imports.ctx, result ? 'success' : 'failure', 10 * 60_000).catch(() => {});
+  }
+  const record = buildFleetRecord(result, {
+    machineType: r.machineType,
+    spot: r.spec.machine.spot,
+    parallel: options.parallel,
+    zones: r.zones,
+    startedAt,
+  });
+  const recordPath = await writeFleetRecord(runsDir, record);
+  return { dryRun: false, fleet: result, record, recordPath };
+}
+
+/** Import the boot image and the volume image once (reused by digest), labelled with the fleet. */
+async function importFleetImages(
+  options: GcpRunFleetOptions,
+  r: Resolved,
+  built: GcpBuiltImage,
+  clients: GcpClients,
+  fleetDir: string,
+) {
+  const bootSource = { name: r.recipe.name, sha256: built.buildKey, rawPath: built.rawPath };
+  const vol = built.volume;
+  const volSource = vol
+    ? { name: vol.label, sha256: await sha256File(vol.path, options.signal), rawPath: vol.path }
+    : undefined;
+  const spec: GcpFleetSpec = {
+    ...r.spec,
+    image: bootSource,
+    ...(r.spec.volume && volSource ? { volume: { ...r.spec.volume, source: volSource } } : {}),
+  };
+  const calls = planFleet(spec).calls.filter(
+    (c) => c.phase === 'main' && c.method !== 'instances.insert' && c.method !== 'zoneOperations.get',
+  );
+  const ctx = newContext(options, clients, fleetDir, volSource ? [bootSource, volSource] : [bootSource]);
+  await executeCalls(ctx, calls);
+  const imageName = (calls.find((c) => c.method === 'images.get')!.params.image as string) ?? '';
+  const volumeImage = calls.filter((c) => c.method === 'images.get')[1]?.params.image as string | undefined;
+  const shared: GcpFleetSpec & { image: { existing: string } } = {
+    ...spec,
+    image: { existing: imageName },
+    ...(spec.volume && volumeImage ? { volume: { ...spec.volume, source: { existing: volumeImage } } } : {}),
+  };
+  return { ctx, spec: shared };
+}
+
+/**
+ * The fleet's sweep (every zone) and its leaving of one zone (`zone` given): delete what carries its label, and
+ * throw (naming `gcp gc --fleet`) when something could not be deleted.
+ */
+export function fleetSweeper(options: {
+  clients: GcpClients;
+  target: GcpCommonOptions['target'];
+  fleetId: string;
+  poll?: GcpCommonOptions['poll'];
+}): (zone?: string) => Promise<void> {
+  return async (zone?: string) => {
+    const swept = await sweepFleet({
+      clients: options.clients,
+      target: options.target,
+      fleetId: options.fleetId,
+      ...(zone ? { zone } : {}),
+      ...(options.poll ? { poll: options.poll } : {}),
+    });
+    if (swept.failed.length > 0) {
+      throw new UniproveError('E_GCP', {
+        message: `could not delete ${swept.failed.map((f) => `${f.kind} ${f.zone}/${f.name}`).join(', ')}: ${swept.failed[0]!.message}`,
+        hint: `Run \`uniprove gcp gc --fleet ${options.fleetId}\`; \`uniprove gcp ls\` shows what is left.`,
+        details: { leftovers: swept.failed },
+      });
+    }
+  };
+}
+
+/** What an attempt's run needs from the fleet. */
+export interface GceFleetRunOneOptions {
+  /** The images (imported), clients, machine and limits every attempt shares. */
+  shared: GceFleetShared;
+  /** The package, prepared once for the fleet. */
+  prepared: PreparedTarget;
+  /** Folder of run records; proving_report.csv lives here. */
+  runsDir: string;
+  cwd?: string;
+  noReport?: boolean;
+}
+
+/**
+ * The Compute Engine runOne: one run of the lifecycle with the fleet's gce driver on a fresh instance in the
+ * attempt's zone. Its record is the input's (runs/<run-id>/, a proving_report.csv line); a preempted instance
+ * resolves `preempted`; capacity errors are thrown as they come; Ctrl-C deletes the instance and throws
+ * E_INTERRUPTED.
+ */
+export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
+  return async (input, ctx): Promise<AttemptOutcome> => {
+    const driver = new GceFleetDriver(c.shared, { ...input, ...ctx });
+    try {
+      const record = await runOnMachine(driver, {
+        ...(c.cwd ? { cwd: c.cwd } : {}),
+        runsDir: c.runsDir,
+        prover: c.prepared.name,
+        args: input.args,
+        timeoutMs: c.shared.timeoutMs,
+        ...(c.noReport ? { noReport: true } : {}),
+        signal: ctx.signal,
+        elsewhere:
+          'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
+        prepared: c.prepared,
+        prepare: async () => c.prepared,
+        describe: (record) => describeAttempt(record, c, input.index, ctx),
+      });
+      const kind = record.outcome === 'succeeded' ? 'succeeded' : 'failed';
+      return { kind, runId: record.id, dir: record.dir, instanceSeconds: driver.instanceSeconds() };
+    } catch (error) {
+      const runDir = isUniproveError(error) ? (error.details.runDir as string | undefined) : undefined;
+      const ran = runDir ? { runId: runDir.replace(/^.*\//, ''), dir: runDir } : {};
+      if (isUniproveError(error) && error.code === 'E_GCP_PREEMPTED') {
+        return {
+          kind: 'preempted',
+          ...ran,
+          instanceSeconds: driver.instanceSeconds(),
+          detail: error.message,
+        };
+      }
+      if (ctx.signal.aborted && !(isUniproveError(error) && error.code === 'E_INTERRUPTED')) {
+        throw new UniproveError('E_INTERRUPTED', {
+          message: 'interrupted by Ctrl-C: the instance was deleted',
+          cause: error,
+          details: ran,
+        });
+      }
+      throw error;
+    }
+  };
+}
+
+/** What an attempt's record says before it runs: where, which input of which fleet, how args travel. */
+function describeAttempt(
+  record: RunRecord,
+  c: GceFleetRunOneOptions,
+  index: number,
+  ctx: { fleetId: string; zone: string; attempt: number },
+): void {
+  record.accel = 'gce';
+  record.accelReason = `Compute Engine ${c.shared.machineType} in ${ctx.zone}: fleet ${ctx.fleetId}, input ${index + 1}, attempt ${ctx.attempt}`;
+  const imageArgs = c.shared.imageArgs ?? [];
+  if (JSON.stringify(record.args) !== JSON.stringify(imageArgs)) {
+    record.warnings.push({
+      code: 'fleet-args',
+      message: `a fleet's instances share one image built with the recipe's arguments (${JSON.stringify(imageArgs)}); this input's (${JSON.stringify(record.args)}) reach the instance as its metadata ${ARGS_METADATA_KEY}, not as the program's argv`,
+    });
+  }
+  if (c.prepared.proof.kind === 'file') {
+    record.warnings.push({
+      code: 'proof-not-fetched',
+      message: `the proof is a file (${c.prepared.proof.path}); a fleet brings back console proofs`,
+    });
+  }
+}

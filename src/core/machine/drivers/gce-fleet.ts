@@ -1,0 +1,174 @@
+/**
+ * The gce driver for one attempt of a fleet's input: the image and the volume image were built and imported once
+ * for the fleet, so this driver builds nothing; it starts a fresh instance from them (fleetInstanceBody: Spot by
+ * default, the fleet label on the instance and its disks, its own volume disk made from the volume image), streams
+ * its console into the attempt's run record, and deletes the instance. A preempted instance ends the run with
+ * E_GCP_PREEMPTED (the fleet retries the input); the fleet's progress hears where the attempt is.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AttemptState } from '../../fleet/scheduler.js';
+import type { GcpClients } from '../../gcp/clients.js';
+import type { GcpCommonOptions } from '../../gcp/context.js';
+import { type GcpFleetSpec, planFleetAttempt } from '../../gcp/fleet-plan.js';
+import { GceInstance, type GcpRunOptions, type WatchResult } from '../../gcp/instance.js';
+import type { GcpRunSpec } from '../../gcp/plan.js';
+import type { PreparedTarget } from '../../run/prepare.js';
+import { CONSOLE_LOG } from '../../run/record.js';
+import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
+
+/** What every attempt of a fleet shares: the fleet's spec (images already imported), clients, the machine. */
+export interface GceFleetShared {
+  spec: GcpFleetSpec & { image: { existing: string } };
+  clients: GcpClients;
+  poll?: GcpCommonOptions['poll'];
+  machineType: string;
+  nanosVersion: string;
+  /** The image's own arguments (what the guest runs when nothing else says). */
+  imageArgs?: string[];
+  /** How long the prover may run once the instance is up (ms). */
+  timeoutMs: number;
+  watch?: GcpRunOptions['watch'];
+}
+
+/** One attempt: which input, which try, where, and whom to tell. */
+export interface GceFleetAttempt {
+  index: number;
+  attempt: number;
+  zone: string;
+  args: string[];
+  signal: AbortSignal;
+  onState: (state: AttemptState, detail?: string) => void;
+}
+
+/** One attempt of a fleet's input on a fresh instance from the fleet's images. */
+export class GceFleetDriver implements MachineDriver {
+  readonly name = 'gce' as const;
+  readonly exitStatus = 'proof' as const;
+  readonly machineWord = 'the instance';
+  private instance: GceInstance | undefined;
+  private watched: WatchResult | undefined;
+  private startedAt = 0;
+  private proving = false;
+  /** The console proof's end marker (from the recipe): the run ends there. */
+  private end: ((line: string) => unknown) | undefined;
+
+  constructor(
+    private readonly shared: GceFleetShared,
+    private readonly attempt: GceFleetAttempt,
+  ) {}
+
+  async check(run: DriverRun): Promise<void> {
+    run.record.nanosVersion = this.shared.nanosVersion;
+  }
+
+  async image(target: PreparedTarget, run: DriverRun): Promise<void> {
+    const { record } = run;
+    record.image = this.shared.spec.image.existing;
+    if (this.shared.imageArgs && record.args.length === 0) record.args = this.shared.imageArgs;
+    const proof = target.proof;
+    if (proof.kind === 'console') this.end = (line) => (line.trim() === proof.end ? proof.end : undefined);
+    record.volumes = target.volumes;
+    record.files.console = CONSOLE_LOG;
+    await writeFile(join(record.dir, CONSOLE_LOG), '');
+  }
+
+  async start(run: DriverRun): Promise<void> {
+    const { record } = run;
+    const { spec, clients } = this.shared;
+    const { zone, signal } = this.attempt;
+    const target = { ...spec.target, zone };
+    const options: GcpRunOptions & { clients: GcpClients } = {
+      target,
+      clients,
+      signal,
+      ...(this.shared.poll ? { poll: this.shared.poll } : {}),
+      image: spec.image,
+      machine: spec.machine,
+      runId: record.id,
+      timeoutMs: this.shared.timeoutMs,
+      consolePath: join(record.dir, CONSOLE_LOG),
+      workDir: record.dir,
+      onConsoleLine: () => {
+        if (!this.proving) {
+          this.proving = true;
+          this.attempt.onState('proving');
+        }
+      },
+      ...(this.end ? { isEnd: this.end } : {}),
+      ...(this.shared.watch ? { watch: this.shared.watch } : {}),
+      onProgress: (e) => {
+        if (e.kind === 'step-start' && e.step === 'clean up') this.attempt.onState('deleting');
+      },
+    };
+    const runSpec: GcpRunSpec = {
+      target,
+      runId: record.id,
+      bucket: spec.bucket,
+      image: spec.image,
+      machine: spec.machine,
+      bootDisk: spec.bootDisk,
+      network: spec.network,
+      labels: spec.labels,
+      maxRunSeconds: spec.maxRunSeconds,
+      keep: false,
+    };
+    const plan = planFleetAttempt(spec, { ...this.attempt, runId: record.id });
+    this.instance = new GceInstance(options, runSpec, [], plan);
+    this.startedAt = performance.now();
+    this.attempt.onState('inserting');
+    await this.instance.start();
+    this.attempt.onState('booting');
+  }
+
+  async wait(run: DriverRun): Promise<MachineEnd> {
+    this.watched = await this.instance!.wait();
+    if (this.watched.reader.lostBytes > 0) {
+      run.record.warnings.push({
+        code: 'console-lost',
+        message: `${this.watched.reader.lostBytes} console bytes were dropped by the instance before uniprove read them`,
+      });
+    }
+    return {
+      state: 'exited',
+      reason:
+        this.watched.ended === 'marker'
+          ? 'the console printed the end marker; Compute Engine does not carry the exit status'
+          : 'the instance stopped (Nanos powers off when the program exits); Compute Engine does not carry the exit status',
+    };
+  }
+
+  async fetchProofs(): Promise<void> {
+    // Console proofs only here (collected by the lifecycle); file proofs come back through the console route.
+  }
+
+  async destroy(run: DriverRun, failure?: unknown): Promise<void> {
+    if (!this.instance) return;
+    try {
+      await this.instance.release(failure);
+    } finally {
+      if (this.watched && failure === undefined) this.describe(run);
+    }
+  }
+
+  /** Seconds the instance existed (billed), from its insert to its delete. */
+  instanceSeconds(): number {
+    return this.startedAt ? (performance.now() - this.startedAt) / 1000 : 0;
+  }
+
+  private describe(run: DriverRun): void {
+    const result = this.instance!.result();
+    run.record.gce = {
+      project: result.project,
+      zone: result.zone,
+      instance: result.instance,
+      image: result.image,
+      machineType: this.shared.machineType,
+      ended: result.ended,
+      consoleLostBytes: result.consoleLostBytes,
+      durationMs: result.durationMs,
+      deleted: result.deleted,
+      kept: result.kept,
+    };
+  }
+}
