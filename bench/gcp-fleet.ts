@@ -4,10 +4,12 @@
  * prove 60 s -> 100, 200, 600 ms), against one run alone: the fleet should
  * take about 4 x one run (20 / 5 rounds), within 1.2x of it.
  *
- * Until the run lifecycle's Compute Engine driver exists, each input is one
- * gcpRun of an imported image (official clients: instances.insert, operation
- * polls, serial reads, instances.get, instances.delete), driven by the fleet
- * scheduler; polling intervals are scaled down as the latencies are.
+ * Each input is the real Compute Engine runOne (core/gcp/fleet-run.ts): one run
+ * of the run lifecycle with the fleet's gce driver on a fresh Spot instance of
+ * an image imported once (official clients: instances.insert, operation polls,
+ * serial reads, instances.get, instances.delete), its own run record and
+ * proving_report.csv line, driven by the fleet scheduler; polling intervals
+ * are scaled down as the latencies are.
  *
  *   node --import tsx bench/gcp-fleet.ts [inputs=20] [parallel=5] [scale=100] [reps=3]
  */
@@ -19,7 +21,7 @@ import { createGcpClients } from '../src/core/gcp/clients.js';
 import { gcpImage } from '../src/core/gcp/image.js';
 import { GceServer } from '../test/helpers/gce-server.js';
 import { against, TARGET } from '../test/helpers/gcp.js';
-import { gcpFleetCleanup, gcpRunOne } from '../test/helpers/gcp-fleet.js';
+import { fleetServerConsole, serverFleetRunOne } from '../test/helpers/gcp-fleet.js';
 
 const [inputs = 20, parallel = 5, scale = 100, reps = 3] = process.argv.slice(2).map(Number);
 const latency = { insertMs: 10_000 / scale, bootMs: 20_000 / scale, proveMs: 60_000 / scale };
@@ -28,7 +30,7 @@ const pollMs = Math.max(1, Math.round(1000 / scale));
 const watchMs = Math.max(1, Math.round(2000 / scale));
 
 const dir = await mkdtemp(join(tmpdir(), 'uniprove-bench-fleet-'));
-const server = await GceServer.start({ latency });
+const server = await GceServer.start({ latency, console: fleetServerConsole });
 const clients = await createGcpClients({
   project: TARGET.project,
   endpoints: { compute: server.url, storage: server.url },
@@ -46,15 +48,15 @@ try {
     Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
 
   const timeFleet = async (n: number, p: number, id: string) => {
-    const shared = { clients, image: imported.image, fleetId: id, pollMs, watchMs };
+    const runsDir = join(dir, id);
+    const shared = { clients, image: imported.image, fleetId: id, pollMs, watchMs, runsDir };
     const t0 = performance.now();
     const result = await runFleet({
       fleetId: id,
       inputs: list(n),
       parallel: p,
       zones: [TARGET.zone],
-      runOne: gcpRunOne(shared),
-      ...gcpFleetCleanup(shared),
+      ...serverFleetRunOne(shared),
     });
     const ms = performance.now() - t0;
     if (result.summary.succeeded !== n) throw new Error(`only ${result.summary.succeeded} of ${n} proofs`);

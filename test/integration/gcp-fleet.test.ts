@@ -5,11 +5,18 @@
  * survives them with nothing left; Ctrl-C at several moments leaves nothing.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isUniproveError, type UniproveError } from '../../src/core/errors.js';
 import { classifyAttemptError } from '../../src/core/fleet/capacity.js';
 import { fleetError } from '../../src/core/fleet/record.js';
-import { type FleetEvent, type FleetOptions, runFleet } from '../../src/core/fleet/scheduler.js';
+import {
+  type FleetEvent,
+  type FleetOptions,
+  type FleetResult,
+  runFleet,
+} from '../../src/core/fleet/scheduler.js';
 import { createGcpClients, type GcpClients } from '../../src/core/gcp/clients.js';
 import { fleetInstanceBody, fleetMachine, type GcpFleetSpec } from '../../src/core/gcp/fleet-plan.js';
 import { gcpImage } from '../../src/core/gcp/image.js';
@@ -17,6 +24,7 @@ import { gcpRun } from '../../src/core/gcp/instance.js';
 import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
 import { fleetServerConsole, serverFleetRunOne } from '../helpers/gcp-fleet.js';
+import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = await tempDir('uniprove-gcp-fleet-');
@@ -52,9 +60,14 @@ async function fixture(
 }
 
 /** A fleet of 20 over the real Compute Engine runOne (the run lifecycle, one record per attempt). */
-async function fleet(f: Fixture, fleetId: string, extra: Partial<FleetOptions> = {}): Promise<FleetOptions> {
+async function fleet(
+  f: Fixture,
+  fleetId: string,
+  extra: Partial<FleetOptions> = {},
+): Promise<FleetOptions & { runsDir: string }> {
   const runsDir = await tempDir('uniprove-fleet-runs-');
   return {
+    runsDir,
     fleetId,
     inputs: inputs(20),
     parallel: 5,
@@ -63,6 +76,27 @@ async function fleet(f: Fixture, fleetId: string, extra: Partial<FleetOptions> =
     backoff: { baseMs: 5, maxMs: 50 },
     ...extra,
   };
+}
+
+/** Each input's run record passes the schema and holds its own proof; preempted attempts kept theirs. */
+async function assertFleetRecords(result: FleetResult, runsDir: string): Promise<void> {
+  for (const input of result.inputs) {
+    assert.ok(input.dir, `input ${input.index} has no run record`);
+    const record = JSON.parse(await readFile(join(input.dir, 'record.json'), 'utf8'));
+    assertRunRecord(record, `input ${input.index}'s record`);
+    assert.equal(record.via, 'gce');
+    assert.equal(record.outcome, 'succeeded');
+    assert.deepEqual(record.args, input.args);
+    const proof = await readFile(join(input.dir, record.proofs[0].path), 'utf8');
+    assert.equal(proof.trim(), `proof of ${JSON.stringify(input.args)}`);
+  }
+  for (const a of result.attempts.filter((x) => x.kind === 'preempted')) {
+    const record = JSON.parse(await readFile(join(a.dir!, 'record.json'), 'utf8'));
+    assertRunRecord(record, "a preempted attempt's record");
+    assert.equal(record.error.code, 'E_GCP_PREEMPTED');
+  }
+  const csv = (await readFile(join(runsDir, 'proving_report.csv'), 'utf8')).trim().split('\n');
+  assert.equal(csv.filter((l) => l.includes(',succeeded,gce,')).length, result.inputs.length);
 }
 
 const offSpec = (server: GceServer) => server.violations.filter((v) => !v.includes('(injected)'));
@@ -291,9 +325,8 @@ describe('a fleet of 20 on the local server', () => {
     f.server.exhaustedZones.add('us-central1-a');
     f.server.preemptNext(3, { afterSerialReads: 2 });
     const events: FleetEvent[] = [];
-    const result = await runFleet(
-      await fleet(f, 'f20261130t060000-aaaa', { onEvent: (e) => events.push(e) }),
-    );
+    const options = await fleet(f, 'f20261130t060000-aaaa', { onEvent: (e) => events.push(e) });
+    const result = await runFleet(options);
     assert.equal(
       result.summary.succeeded,
       20,
@@ -313,6 +346,7 @@ describe('a fleet of 20 on the local server', () => {
       ),
     );
     assert.ok(events.some((e) => e.kind === 'zone'));
+    await assertFleetRecords(result, options.runsDir);
   });
 
   for (const stopAfter of [3, 15, 40]) {
