@@ -6,6 +6,12 @@ import type { Output } from './render.js';
 export interface CliContext {
   out: Output;
   signal: AbortSignal;
+  /**
+   * Aborted on the second Ctrl-C when a command asked for it (`holdSecondInterrupt`): a fleet then deletes
+   * everything at once instead of dying with its instances running. Without the ask, the second Ctrl-C quits.
+   */
+  force?: AbortSignal;
+  holdSecondInterrupt?: () => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
 }

@@ -116,9 +116,16 @@ async function typeStrayDiskError(error: unknown): Promise<unknown> {
 /** Run the CLI with the given argv (without node and script); returns the exit status. */
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   const controller = new AbortController();
+  const force = new AbortController();
   let interrupts = 0;
+  let holdSecond = false;
   const onSigint = (signal: NodeJS.Signals) => {
     interrupts++;
+    if (interrupts === 2 && holdSecond) {
+      process.stderr.write('\ninterrupted again: deleting everything now (Ctrl-C again to quit at once)\n');
+      force.abort(new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C twice' }));
+      return;
+    }
     if (interrupts > 1) quitAtOnce(signal);
     process.stderr.write('\ninterrupted: cleaning up (Ctrl-C again to quit at once)\n');
     controller.abort(new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C' }));
@@ -130,7 +137,16 @@ export async function main(argv: string[], out: Output = processOutput): Promise
   for (const stream of [out.stdout, out.stderr]) {
     if (stream.listenerCount('error') === 0) stream.on('error', ignoreClosedPipe);
   }
-  const ctx: CliContext = { out, signal: controller.signal, env: process.env, cwd: process.cwd() };
+  const ctx: CliContext = {
+    out,
+    signal: controller.signal,
+    force: force.signal,
+    holdSecondInterrupt: () => {
+      holdSecond = true;
+    },
+    env: process.env,
+    cwd: process.cwd(),
+  };
   const json = wantsJson(argv);
   try {
     // The first word that is not a flag names the command; only its module is loaded (none for --version).

@@ -65,8 +65,26 @@ export function common(
     accessToken: ctx.env.CLOUDSDK_AUTH_ACCESS_TOKEN || undefined,
     signal: ctx.signal,
     onProgress,
-    poll: flags.opTimeout ? { timeoutMs: parseDuration(flags.opTimeout, '--op-timeout') } : undefined,
+    poll: pollOf(ctx, flags),
   } satisfies GcpCommonOptions;
+}
+
+/**
+ * UNIPROVE_GCP_POLL_MS: poll operations (and a fleet's consoles, and its back-off) from this many ms instead of
+ * Compute Engine's pace (1 s, consoles every 2 s): for an emulator or the local test server.
+ */
+export function fastPollMs(ctx: CliContext): number | undefined {
+  const ms = Number(ctx.env.UNIPROVE_GCP_POLL_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+function pollOf(ctx: CliContext, flags: CommonFlags): GcpCommonOptions['poll'] {
+  const fast = fastPollMs(ctx);
+  if (!flags.opTimeout && !fast) return undefined;
+  return {
+    ...(flags.opTimeout ? { timeoutMs: parseDuration(flags.opTimeout, '--op-timeout') } : {}),
+    ...(fast ? { initialMs: fast, maxMs: fast * 5 } : {}),
+  };
 }
 
 export function withCommon(cmd: Command): Command {

@@ -1,0 +1,224 @@
+/** `uniprove gcp run <recipe> --inputs FILE --parallel N`: a fleet, its live view, its table, its exit status. */
+import { resolve } from 'node:path';
+import { UniproveError } from '../../../core/errors.js';
+import { fleetError } from '../../../core/fleet/record.js';
+import type { FleetResult } from '../../../core/fleet/scheduler.js';
+import type { GcpFleetDryRunResult, GcpRunFleetResult } from '../../../core/gcp/fleet-run.js';
+import { gcpRunFleet } from '../../../core/gcp/fleet-run.js';
+import type { GcpDiskType, GcpMachineSpec } from '../../../core/gcp/plan.js';
+import type { CliContext } from '../../context.js';
+import { createFleetProgress } from '../../fleet-progress.js';
+import { createProgress } from '../../progress.js';
+import { printJson, printLines, renderError } from '../../render.js';
+import {
+  type CommonFlags,
+  common,
+  fastPollMs,
+  printDryRun,
+  type RecipeFlags,
+  recipeSource,
+} from './shared.js';
+
+/** The fleet's flags of `gcp run`. */
+export interface FleetFlags {
+  inputs?: string;
+  parallel?: string;
+  zones?: string;
+  retries?: string;
+  maxCost?: string;
+  spot?: boolean;
+  out?: string;
+  keep?: boolean;
+  runsDir: string;
+  dryRun?: boolean;
+}
+
+function wholeNumber(text: string, flag: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UniproveError('E_USAGE', {
+      message: `${flag} ${text} is not a whole number of ${min} or more`,
+      hint: `For example ${flag} ${Math.max(min, 2)}.`,
+    });
+  }
+  return n;
+}
+
+/** Check and parse the fleet's flags (before credentials: a bad flag costs nothing). */
+export function fleetFlags(recipe: string | undefined, flags: FleetFlags) {
+  const fleetOnly = (['parallel', 'zones', 'retries', 'maxCost'] as const).filter(
+    (k) => flags[k] !== undefined,
+  );
+  if (!flags.inputs) {
+    if (fleetOnly.length > 0) {
+      throw new UniproveError('E_USAGE', {
+        message: `--${fleetOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} goes with --inputs FILE (a fleet)`,
+        hint: 'Give --inputs FILE (one input a line) to run a fleet, or drop the fleet flags.',
+      });
+    }
+    return undefined;
+  }
+  if (!recipe) {
+    throw new UniproveError('E_USAGE', {
+      message: '--inputs runs a recipe (or package folder) once per line, and none was given',
+      hint: 'For example: uniprove gcp run demo --inputs inputs.txt --parallel 5',
+    });
+  }
+  if (flags.out || flags.keep) {
+    throw new UniproveError('E_USAGE', {
+      message: `${flags.out ? '--out' : '--keep'} does not go with --inputs: a fleet keeps one record per input in --runs-dir and deletes every instance`,
+      hint: 'Drop it; each input gets runs/<run-id>/, the fleet runs/<fleet-id>/fleet.json.',
+    });
+  }
+  const maxCost = flags.maxCost === undefined ? undefined : Number(flags.maxCost);
+  if (maxCost !== undefined && !(maxCost >= 0)) {
+    throw new UniproveError('E_USAGE', {
+      message: `--max-cost ${flags.maxCost} is not an amount of dollars`,
+      hint: 'For example --max-cost 25 (USD); --dry-run shows the estimate.',
+    });
+  }
+  const zones = flags.zones
+    ?.split(',')
+    .map((z) => z.trim())
+    .filter(Boolean);
+  return {
+    inputs: flags.inputs,
+    parallel: wholeNumber(flags.parallel ?? '1', '--parallel', 1),
+    ...(zones?.length ? { zones } : {}),
+    ...(flags.retries !== undefined ? { retries: wholeNumber(flags.retries, '--retries', 0) } : {}),
+    ...(maxCost !== undefined ? { maxCostUsd: maxCost } : {}),
+  };
+}
+
+/** What runFleetCommand takes from `gcp run`'s own parsing. */
+export interface FleetRunParts {
+  fleet: NonNullable<ReturnType<typeof fleetFlags>>;
+  machine: Omit<GcpMachineSpec, 'cpus' | 'memoryGb'>;
+  diskType: GcpDiskType;
+  diskSize?: number;
+  shared: {
+    bootDisk: { type: GcpDiskType };
+    network: string;
+    labels: Record<string, string>;
+    bucket?: string;
+    timeoutMs: number;
+  };
+}
+
+/** Run a fleet: live progress on stderr, a table (or one JSON object) on stdout, the fleet's exit status. */
+export async function runFleetCommand(
+  ctx: CliContext,
+  recipe: string,
+  flags: FleetFlags & CommonFlags & RecipeFlags,
+  parts: FleetRunParts,
+  t: Parameters<typeof common>[1],
+): Promise<void> {
+  const json = Boolean(flags.json);
+  const dryRun = Boolean(flags.dryRun);
+  ctx.holdSecondInterrupt?.();
+  const steps = createProgress(ctx.out, { quiet: dryRun || json });
+  const live = createFleetProgress(ctx.out, { json, quiet: dryRun });
+  let started = false;
+  const fast = fastPollMs(ctx);
+  let result: GcpRunFleetResult | GcpFleetDryRunResult;
+  try {
+    result = await gcpRunFleet({
+      ...recipeSource(ctx, recipe, flags),
+      ...common(ctx, t, flags, steps.onProgress),
+      ...parts.shared,
+      ...parts.fleet,
+      machine: { ...parts.machine, ...(flags.spot === false ? { spot: false } : { spot: true }) },
+      volumeDisk: { diskType: parts.diskType, ...(parts.diskSize ? { sizeGb: parts.diskSize } : {}) },
+      runsDir: resolve(ctx.cwd, flags.runsDir),
+      dryRun,
+      ...(ctx.force ? { forceSignal: ctx.force } : {}),
+      ...(fast
+        ? {
+            watch: { intervalMs: fast, statusEvery: 2 },
+            scheduler: { backoff: { baseMs: fast * 5, maxMs: fast * 50 }, tickMs: fast * 100 },
+          }
+        : {}),
+      onFleetEvent: (e) => {
+        if (!started) {
+          started = true;
+          void steps.done();
+        }
+        live.onEvent(e);
+      },
+    });
+  } finally {
+    await steps.done();
+    await live.done();
+  }
+  if (result.dryRun) return printFleetDryRun(ctx, result, json);
+  const error = fleetError(result.fleet);
+  if (json) {
+    printJson(ctx.out, {
+      fleetId: result.fleet.fleetId,
+      record: result.recordPath,
+      summary: result.fleet.summary,
+      interrupted: result.fleet.interrupted,
+      estimatedCostUsd: result.record.estimatedCostUsd,
+      inputs: fleetRows(result.fleet),
+      ...(error ? { error: error.toJSON() } : {}),
+    });
+  } else printFleetTable(ctx, result);
+  if (error) process.exitCode = renderError(ctx.out, error, false);
+}
+
+/** The dry run: the calls, then the fleet's shape and cost estimate. */
+function printFleetDryRun(ctx: CliContext, result: GcpFleetDryRunResult, json: boolean): void {
+  if (json) return printJson(ctx.out, { calls: result.calls, fleet: result.fleet });
+  printDryRun(ctx, result, false);
+  const f = result.fleet;
+  const c = f.cost;
+  printLines(ctx.out, [
+    '',
+    `Fleet ${f.id}: ${f.inputs} inputs, at most ${f.parallel} ${f.spot ? 'Spot' : 'on-demand'} ${f.machineType} at once, zones ${f.zones.join(', ')}, label ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`)}`,
+    `Estimated cost: ${c.usd === null ? 'unknown' : `$${c.usd.toFixed(2)}`} (${c.instances} instances, ${c.instanceHours.toFixed(2)} instance-hours, ${c.vcpuHours.toFixed(1)} vCPU-hours; prices of ${c.prices.date}, ${c.prices.region}, ${c.prices.source})`,
+    ...c.warnings.map((w) => `  note: ${w}`),
+  ]);
+}
+
+/** One row per input: outcome, attempts, zone, run id, time of its last attempt. */
+function fleetRows(fleet: FleetResult) {
+  return fleet.inputs.map((i) => {
+    const last = fleet.attempts.filter((a) => a.index === i.index).at(-1);
+    return {
+      input: i.args.join(' '),
+      outcome: i.outcome,
+      attempts: i.attempts,
+      retries: i.retries,
+      zone: i.zone ?? null,
+      runId: i.runId ?? null,
+      dir: i.dir ?? null,
+      seconds: last ? Math.round((last.endedMs - last.startedMs) / 100) / 10 : null,
+    };
+  });
+}
+
+function printFleetTable(ctx: CliContext, result: GcpRunFleetResult): void {
+  const rows = fleetRows(result.fleet).map((r) => [
+    r.input.length > 40 ? `${r.input.slice(0, 39)}…` : r.input,
+    r.outcome,
+    String(r.attempts),
+    r.zone ?? '-',
+    r.runId ?? '-',
+    r.seconds === null ? '-' : `${r.seconds} s`,
+  ]);
+  const head = ['input', 'outcome', 'attempts', 'zone', 'run id', 'time'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const r = result.record;
+  printLines(ctx.out, [
+    line(head),
+    ...rows.map(line),
+    '',
+    `fleet ${r.id}: ${r.succeeded} of ${r.inputs} proofs, ${r.retried} retried, ${r.wallSeconds.toFixed(1)} s, ${r.instanceHours.toFixed(3)} instance-hours, ${r.estimatedCostUsd === null ? 'cost unknown' : `about $${r.estimatedCostUsd.toFixed(2)}`}`,
+    `  record: ${result.recordPath}`,
+  ]);
+}

@@ -1,0 +1,238 @@
+/**
+ * `uniprove gcp run <recipe> --inputs FILE --parallel N` as a user types it, against the local Compute Engine
+ * server: the dry run's calls and cost (nothing needed, nothing made), --max-cost refusing before anything is
+ * made, a 20-input fleet through 3 preemptions and an exhausted zone, and Ctrl-C (a real SIGINT to the CLI) at
+ * several moments: exit 130, nothing left.
+ */
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { execa } from 'execa';
+import { CLI, parseJson, uniprove } from '../helpers/cli.js';
+import { GceServer } from '../helpers/gce-server.js';
+import { fleetServerConsole } from '../helpers/gcp-fleet.js';
+import { assertRunRecord } from '../helpers/record.js';
+import { tempDir } from '../helpers/tmp.js';
+import { needNanos, needOps } from '../helpers/tools.js';
+
+const dir = await tempDir('uniprove-gcp-fleet-cli-');
+const server = await GceServer.start({ console: fleetServerConsole });
+after(() => server.close());
+const ZONES = 'us-central1-a,us-central1-b,us-central1-c';
+
+/** A recipe whose binary is a copy of /bin/true, with a console proof and the given parameter sets. */
+async function recipe(name: string, sets: string[] = []): Promise<string> {
+  const rdir = join(dir, name);
+  await mkdir(rdir, { recursive: true });
+  await copyFile('/bin/true', join(rdir, 'prover'));
+  await writeFile(
+    join(rdir, 'recipe.json'),
+    JSON.stringify({
+      name,
+      binary: './prover',
+      volumes: sets.map((set) => ({ set })),
+      proof: { kind: 'console' },
+      resources: { memory: '2G', cpus: 2 },
+    }),
+  );
+  return rdir;
+}
+
+async function inputsFile(n: number): Promise<string> {
+  const path = join(dir, `inputs-${n}.txt`);
+  const lines = Array.from({ length: n }, (_, i) => (i % 2 ? `["prove", "${i}"]` : `prove ${i}`));
+  await writeFile(path, `# one proof a line\n${lines.join('\n')}\n`);
+  return path;
+}
+
+function env(cwd: string): Record<string, string> {
+  return {
+    HOME: homedir(),
+    PATH: process.env.PATH ?? '',
+    CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
+    UNIPROVE_CACHE: join(dir, 'cache'),
+    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
+    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
+    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
+    CLOUDSDK_CORE_PROJECT: 'fleet-project',
+    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+    UNIPROVE_GCP_POLL_MS: '2',
+  };
+}
+
+type Call = { method: string; params: Record<string, string>; body?: Record<string, unknown> };
+
+test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import, one volume image import, N Spot labelled inserts, the cost', async () => {
+  const r0 = await recipe('fleetvol', ['filecoin-2KiB']);
+  const inputs = await inputsFile(12);
+  const home = join(dir, 'home-dry');
+  await mkdir(home, { recursive: true });
+  const before = server.requests.length;
+  const r = await uniprove(
+    [
+      ...['gcp', 'run', r0, '--inputs', inputs, '--parallel', '4'],
+      ...['--project', 'my-proj', '--zone', 'us-central1-a', '--dry-run', '--json'],
+    ],
+    { env: { HOME: home, CLOUDSDK_CONFIG: join(home, 'g'), PATH: process.env.PATH ?? '' }, cwd: dir },
+  );
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = parseJson<{ calls: Call[]; fleet: { id: string; cost: { usd: number; instances: number } } }>(
+    r,
+  );
+  const imports = out.calls.filter((c) => c.method === 'images.insert');
+  assert.equal(imports.length, 2, 'one image import and one volume image import');
+  assert.match(String(imports[1]!.body!.name), /^uniprove-vol-/);
+  const inserts = out.calls.filter((c) => c.method === 'instances.insert');
+  assert.equal(inserts.length, 4, 'at most --parallel inserts shown');
+  for (const c of inserts) {
+    const body = c.body as { scheduling: Record<string, unknown>; labels: Record<string, string> };
+    assert.equal(body.scheduling.provisioningModel, 'SPOT');
+    assert.equal(body.labels['uniprove-fleet'], out.fleet.id);
+    const disks = (c.body as { disks: { initializeParams: { labels: Record<string, string> } }[] }).disks;
+    assert.equal(disks.length, 2, 'the boot disk and its own volume disk');
+    for (const d of disks) assert.equal(d.initializeParams.labels['uniprove-fleet'], out.fleet.id);
+  }
+  assert.ok(out.fleet.cost.usd > 0 && out.fleet.cost.instances >= 12, JSON.stringify(out.fleet.cost));
+  assert.equal(server.requests.length, before, 'a dry run made requests');
+});
+
+test('--max-cost below the estimate: E_GCP_MAX_COST before anything is made; --no-spot is on-demand', async () => {
+  const r0 = await recipe('fleetcost');
+  const inputs = await inputsFile(20);
+  const before = server.requests.length;
+  const where = ['--project', 'my-proj', '--zone', 'us-central1-a'];
+  const r = await uniprove(
+    ['gcp', 'run', r0, '--inputs', inputs, '--parallel', '5', '--max-cost', '0.01', ...where],
+    {
+      env: { ...env(dir), CLOUDSDK_CONFIG: join(dir, 'g') },
+      cwd: dir,
+    },
+  );
+  assert.equal(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, /E_GCP_MAX_COST/);
+  assert.equal(server.requests.length, before, 'a refused fleet reached the cloud');
+  const onDemand = await uniprove(
+    ['gcp', 'run', r0, '--inputs', inputs, '--parallel', '5', '--no-spot', '--dry-run', '--json', ...where],
+    { env: { ...env(dir), CLOUDSDK_CONFIG: join(dir, 'g') }, cwd: dir },
+  );
+  const calls = parseJson<{ calls: Call[] }>(onDemand).calls;
+  const body = calls.find((c) => c.method === 'instances.insert')!.body as {
+    scheduling: Record<string, unknown>;
+  };
+  assert.equal(body.scheduling.provisioningModel, 'STANDARD');
+  const usage = await uniprove(['gcp', 'run', r0, '--parallel', '5', ...where], { env: env(dir), cwd: dir });
+  assert.equal(usage.exitCode, 2);
+  assert.match(usage.stderr, /--parallel goes with --inputs/);
+});
+
+const skipReal = needOps() ?? needNanos();
+
+test('a 20-input fleet, --parallel 5, 3 preemptions, one zone exhausted: 20 proofs, 3 retries, nothing left', {
+  skip: skipReal,
+  timeout: 300_000,
+}, async () => {
+  const r0 = await recipe('fleet20');
+  const inputs = await inputsFile(20);
+  const cwd = join(dir, 'cwd-20');
+  await mkdir(cwd, { recursive: true });
+  server.exhaustedZones.add('us-central1-a');
+  server.preemptNext(3, { afterSerialReads: 2 });
+  try {
+    const r = await uniprove(
+      ['gcp', 'run', r0, '--inputs', inputs, '--parallel', '5', '--zones', ZONES, '--json'],
+      {
+        env: env(cwd),
+        cwd,
+        timeoutMs: 240_000,
+      },
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const out = parseJson<{
+      fleetId: string;
+      record: string;
+      summary: { succeeded: number; retried: number };
+      inputs: { input: string; outcome: string; zone: string; dir: string; attempts: number }[];
+    }>(r);
+    assert.equal(out.summary.succeeded, 20, r.stdout);
+    assert.equal(out.summary.retried, 3);
+    assert.deepEqual(server.inventory(), []);
+    assert.deepEqual(
+      server.violations.filter((v) => !v.includes('(injected)')),
+      [],
+    );
+    const fleet = JSON.parse(await readFile(out.record, 'utf8'));
+    assert.equal(fleet.succeeded, 20);
+    assert.equal(fleet.retried, 3);
+    assert.ok(fleet.zones.left.includes('us-central1-a'));
+    for (const row of out.inputs) {
+      const record = JSON.parse(await readFile(join(row.dir, 'record.json'), 'utf8'));
+      assertRunRecord(record, `the record of input ${row.input}`);
+      assert.equal(record.outcome, 'succeeded');
+      assert.equal(row.zone, 'us-central1-b');
+    }
+    // NDJSON progress on stderr with --json.
+    assert.ok(
+      r.stderr.split('\n').some((l) => l.startsWith('{"type":"fleet.')),
+      r.stderr.slice(0, 500),
+    );
+    // One image import for the fleet: one upload (the image is kept, reused by digest).
+    assert.equal(server.requests.filter((q) => q.api === 'images.insert').length, 1);
+    const ls = await uniprove(['gcp', 'ls', '--json'], { env: env(cwd), cwd });
+    assert.equal(ls.exitCode, 0, ls.stderr);
+    assert.ok(!r.stdout.includes(server.token) && !r.stderr.includes(server.token), 'token printed');
+  } finally {
+    server.exhaustedZones.clear();
+  }
+});
+
+/** Start a fleet in a child process, send SIGINT when `when` holds (twice if asked), and return its end. */
+async function interrupted(name: string, when: () => boolean, twice = false) {
+  const r0 = await recipe(name);
+  const inputs = await inputsFile(20);
+  const cwd = join(dir, `cwd-${name}`);
+  await mkdir(cwd, { recursive: true });
+  const child = execa(
+    process.execPath,
+    [CLI, 'gcp', 'run', r0, '--inputs', inputs, '--parallel', '5', '--zones', ZONES, '--json'],
+    { cwd, env: { ...env(cwd), CI: '1' }, reject: false, timeout: 240_000 },
+  );
+  const timer = setInterval(() => {
+    if (!when()) return;
+    clearInterval(timer);
+    child.kill('SIGINT');
+    if (twice) setTimeout(() => child.kill('SIGINT'), 30);
+  }, 2);
+  try {
+    return await child;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+type Requests = GceServer['requests'];
+const instances = () => server.inventory().filter((r) => r.startsWith('instance')).length;
+
+for (const [moment, when] of [
+  ['while the image is imported', (q: Requests) => q.some((x) => x.api === 'images.get')],
+  ['with 5 instances running', () => instances() >= 5],
+  ['after some proofs', (q: Requests) => q.filter((x) => x.api === 'instances.delete').length >= 7],
+] as const) {
+  test(`Ctrl-C ${moment}: exit 130, the inventory empty`, { skip: skipReal, timeout: 300_000 }, async () => {
+    const mark = server.requests.length;
+    const r = await interrupted(`fleetint${moment.length}`, () => when(server.requests.slice(mark)));
+    assert.equal(r.exitCode, 130, `${r.stderr}`);
+    assert.deepEqual(server.inventory(), []);
+  });
+}
+
+test('a second Ctrl-C deletes everything at once: exit 130, the inventory empty', {
+  skip: skipReal,
+  timeout: 300_000,
+}, async () => {
+  const r = await interrupted('fleettwice', () => instances() >= 3, true);
+  assert.equal(r.exitCode, 130, r.stderr);
+  assert.match(r.stderr, /deleting everything now/);
+  assert.deepEqual(server.inventory(), []);
+});
