@@ -236,3 +236,34 @@ test('a second Ctrl-C deletes everything at once: exit 130, the inventory empty'
   assert.match(r.stderr, /deleting everything now/);
   assert.deepEqual(server.inventory(), []);
 });
+
+test('a crashed fleet (SIGKILL): gcp ls groups what is left by fleet, gcp gc --fleet deletes it', {
+  skip: skipReal,
+  timeout: 300_000,
+}, async () => {
+  const r0 = await recipe('fleetcrash');
+  const inputs = await inputsFile(20);
+  const cwd = join(dir, 'cwd-crash');
+  await mkdir(cwd, { recursive: true });
+  const child = execa(
+    process.execPath,
+    [CLI, 'gcp', 'run', r0, '--inputs', inputs, '--parallel', '5', '--json'],
+    { cwd, env: { ...env(cwd), CI: '1' }, reject: false, timeout: 240_000 },
+  );
+  const timer = setInterval(() => {
+    if (instances() >= 3) child.kill('SIGKILL');
+  }, 2);
+  await child;
+  clearInterval(timer);
+  assert.ok(instances() > 0, 'nothing was left to find');
+  const ls = await uniprove(['gcp', 'ls', '--json'], { env: env(cwd), cwd });
+  assert.equal(ls.exitCode, 0, ls.stderr);
+  const { fleets } = parseJson<{ fleets: { id: string; instances: number; disks: number }[] }>(ls);
+  assert.equal(fleets.length, 1, ls.stdout);
+  const human = await uniprove(['gcp', 'ls'], { env: env(cwd), cwd });
+  assert.match(human.stdout, new RegExp(`^fleet ${fleets[0]!.id}: \\d+ instance`, 'm'));
+  const gc = await uniprove(['gcp', 'gc', '--fleet', fleets[0]!.id], { env: env(cwd), cwd });
+  assert.equal(gc.exitCode, 0, gc.stderr);
+  assert.match(gc.stdout, /deleted instance uniprove-f/);
+  assert.deepEqual(server.inventory(), []);
+});

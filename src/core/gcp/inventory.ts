@@ -2,6 +2,7 @@
 import type { GcpClients } from './clients.js';
 import { defaultBucket, type GcpCommonOptions, newContext, withClients } from './context.js';
 import { type ExecutionContext, performCall } from './execute.js';
+import { listFleetResources, sweepFleet } from './fleet-sweep.js';
 import { LABEL } from './names.js';
 import { gcpError, isNotFound } from './operations.js';
 import { releaseCalls } from './plan.js';
@@ -26,6 +27,31 @@ export interface GcpListOptions extends GcpCommonOptions {
 export interface GcpListResult {
   project: string;
   resources: GcpListedResource[];
+  /** The resources of each fleet (label uniprove-fleet), grouped. */
+  fleets: GcpFleetGroup[];
+}
+
+/** What is left of one fleet. */
+export interface GcpFleetGroup {
+  id: string;
+  instances: number;
+  disks: number;
+  zones: string[];
+}
+
+/** Group resources by their fleet label, in order of first appearance. */
+export function groupByFleet(resources: GcpListedResource[]): GcpFleetGroup[] {
+  const groups = new Map<string, GcpFleetGroup>();
+  for (const r of resources) {
+    const id = r.labels?.[LABEL.fleet];
+    if (!id) continue;
+    const g = groups.get(id) ?? { id, instances: 0, disks: 0, zones: [] };
+    if (r.kind === 'instance') g.instances++;
+    if (r.kind === 'disk') g.disks++;
+    if (r.zone && !g.zones.includes(r.zone)) g.zones.push(r.zone);
+    groups.set(id, g);
+  }
+  return [...groups.values()];
 }
 
 const OWNER_FILTER = `labels.${LABEL.owner} = "1"`;
@@ -104,7 +130,7 @@ async function listWith(clients: GcpClients, options: GcpListOptions): Promise<G
   } catch (error) {
     if (!isNotFound(error)) throw gcpError(error, 'storage.objects.list', `gs://${bucket}`);
   }
-  return { project, resources };
+  return { project, resources, fleets: groupByFleet(resources) };
 }
 
 export interface GcpGcOptions extends GcpListOptions {
@@ -112,6 +138,8 @@ export interface GcpGcOptions extends GcpListOptions {
   olderThanMs?: number;
   /** Only what belongs to this run. */
   runId?: string;
+  /** Only the instances and disks of this fleet (label uniprove-fleet), through the fleet's sweep. */
+  fleetId?: string;
   dryRun?: boolean;
   now?: Date;
 }
@@ -126,6 +154,7 @@ export interface GcpGcResult {
 
 /** Delete what uniprove left behind: instances first, then disks, images and staging objects. */
 export async function gcpGc(options: GcpGcOptions): Promise<GcpGcResult> {
+  if (options.fleetId) return gcFleet(options, options.fleetId);
   return withClients(options, async (clients) => {
     const { resources } = await listWith(clients, options);
     const now = (options.now ?? new Date()).getTime();
@@ -165,5 +194,34 @@ export async function gcpGc(options: GcpGcOptions): Promise<GcpGcResult> {
       }
     }
     return result;
+  });
+}
+
+/** `gcp gc --fleet ID`: the fleet's instances, then its disks (an auto-delete disk gone with its instance is fine). */
+async function gcFleet(options: GcpGcOptions, fleetId: string): Promise<GcpGcResult> {
+  return withClients(options, async (clients) => {
+    const project = options.target.project;
+    const result: GcpGcResult = { project, dryRun: Boolean(options.dryRun), deleted: [], failed: [] };
+    if (options.dryRun) {
+      const found = await listFleetResources(clients, project, fleetId);
+      return {
+        ...result,
+        deleted: found.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'instance' ? -1 : 1)),
+      };
+    }
+    const swept = await sweepFleet({
+      clients,
+      target: options.target,
+      fleetId,
+      ...(options.poll ? { poll: options.poll } : {}),
+    });
+    for (const r of swept.deleted) {
+      options.onProgress?.({ kind: 'note', step: 'gc', detail: `deleted ${r.kind} ${r.name}` });
+    }
+    return {
+      ...result,
+      deleted: swept.deleted,
+      failed: swept.failed.map(({ message, ...resource }) => ({ resource, message })),
+    };
   });
 }
