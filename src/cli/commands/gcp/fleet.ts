@@ -1,5 +1,6 @@
 /** `uniprove gcp run <recipe> --inputs FILE --parallel N`: a fleet, its live view, its table, its exit status. */
 import { resolve } from 'node:path';
+import type { Command } from 'commander';
 import { UniproveError } from '../../../core/errors.js';
 import { fleetError } from '../../../core/fleet/record.js';
 import type { FleetResult } from '../../../core/fleet/scheduler.js';
@@ -18,6 +19,42 @@ import {
   type RecipeFlags,
   recipeSource,
 } from './shared.js';
+
+/** The fleet's options of `gcp run` (with a recipe). */
+export function addFleetOptions(cmd: Command): Command {
+  return cmd
+    .option('--no-spot', 'with --inputs: on-demand instances instead of Spot')
+    .option(
+      '--inputs <file>',
+      "with a recipe: a fleet, one proof per line of FILE (the prover's arguments, as `run --inputs`)",
+    )
+    .option('--parallel <n>', 'with --inputs: at most N instances at once (default 1)')
+    .option(
+      '--zones <a,b,c>',
+      'with --inputs: zones in order; the fleet moves on when one runs out (default --zone)',
+    )
+    .option('--retries <n>', 'with --inputs: new instances for a preempted input (default 2)')
+    .option(
+      '--max-cost <usd>',
+      'with --inputs: refuse a fleet whose estimated cost exceeds USD dollars, before anything is made',
+    );
+}
+
+/** The fleet part of `gcp run --help`. */
+export const FLEET_HELP = `A fleet: --inputs FILE runs the recipe once per line (the same file as \`uniprove run --inputs\`: a JSON
+array of arguments or words a line, # comments), at most --parallel N instances at once, Spot unless
+--no-spot. The image and the volume image are imported once; each input gets a fresh instance with
+its own volume disk, its own record in runs/<run-id>/ and a proving_report.csv line; the fleet's
+summary goes to runs/<fleet-id>/fleet.json and a table at the end. A preempted input is retried on a
+new instance (--retries); quota and exhausted zones back off and move on through --zones. Every
+instance and disk carries uniprove-fleet=<fleet-id>. Ctrl-C starts nothing new and deletes
+everything; a second Ctrl-C deletes everything at once; exit 130 either way.
+
+  $ uniprove gcp run demo --inputs inputs.txt --parallel 5 --dry-run     calls and cost estimate
+  $ uniprove gcp run demo --inputs inputs.txt --parallel 5 --zones us-central1-a,us-central1-b
+  $ uniprove gcp run demo --inputs inputs.txt --parallel 20 --max-cost 10 --json
+  $ uniprove gcp ls                              resources grouped by fleet
+  $ uniprove gcp gc --fleet f20250101t120000123-a1b2c3`;
 
 /** The fleet's flags of `gcp run`. */
 export interface FleetFlags {

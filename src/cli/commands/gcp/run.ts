@@ -12,7 +12,7 @@ import type { CliContext } from '../../context.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines, printWarnings } from '../../render.js';
 import { addRecipeOverrides, exitForOutcome } from '../shared.js';
-import { type FleetFlags, fleetFlags, runFleetCommand } from './fleet.js';
+import { addFleetOptions, FLEET_HELP, type FleetFlags, fleetFlags, runFleetCommand } from './fleet.js';
 import {
   type CommonFlags,
   common,
@@ -210,21 +210,6 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
       )
       .option('--family <family>', 'machine family of a custom type', 'n2')
       .option('--spot', 'a Spot instance: much cheaper, may be preempted (the default with --inputs)')
-      .option('--no-spot', 'with --inputs: on-demand instances instead of Spot')
-      .option(
-        '--inputs <file>',
-        "with a recipe: a fleet, one proof per line of FILE (the prover's arguments, as `run --inputs`)",
-      )
-      .option('--parallel <n>', 'with --inputs: at most N instances at once (default 1)')
-      .option(
-        '--zones <a,b,c>',
-        'with --inputs: zones in order; the fleet moves on when one runs out (default --zone)',
-      )
-      .option('--retries <n>', 'with --inputs: new instances for a preempted input (default 2)')
-      .option(
-        '--max-cost <usd>',
-        'with --inputs: refuse a fleet whose estimated cost exceeds USD dollars, before anything is made',
-      )
       .option(
         '--gpu <type[:count]>',
         'attach GPUs, e.g. nvidia-l4:1 (the instance stops on host maintenance)',
@@ -253,6 +238,7 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
       .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')
       .option('--dry-run', 'print the API calls, make none: builds nothing, needs no credentials'),
   );
+  addFleetOptions(runCmd);
   addRecipeOverrides(runCmd).addHelpText(
     'after',
     `
@@ -269,21 +255,7 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
   $ uniprove gcp run demo --dry-run --json
   $ uniprove gcp run demo --binary ./target/release/uniprove-demo-prover --cpus 4 --memory 8G --spot
   $ uniprove gcp run benchy --machine-type n2-highmem-32 --disk-type pd-ssd
-
-A fleet: --inputs FILE runs the recipe once per line (the same file as \`uniprove run --inputs\`: a JSON
-array of arguments or words a line, # comments), at most --parallel N instances at once, Spot unless
---no-spot. The image and the volume image are imported once; each input gets a fresh instance with
-its own volume disk, its own record in runs/<run-id>/ and a proving_report.csv line; the fleet's
-summary goes to runs/<fleet-id>/fleet.json and a table at the end. A preempted input is retried on a
-new instance (--retries); quota and exhausted zones back off and move on through --zones. Every
-instance and disk carries uniprove-fleet=<fleet-id>. Ctrl-C starts nothing new and deletes
-everything; a second Ctrl-C deletes everything at once; exit 130 either way.
-
-  $ uniprove gcp run demo --inputs inputs.txt --parallel 5 --dry-run     calls and cost estimate
-  $ uniprove gcp run demo --inputs inputs.txt --parallel 5 --zones us-central1-a,us-central1-b
-  $ uniprove gcp run demo --inputs inputs.txt --parallel 20 --max-cost 10 --json
-  $ uniprove gcp ls                              resources grouped by fleet
-  $ uniprove gcp gc --fleet f20250101t120000123-a1b2c3`,
+${FLEET_HELP}`,
   );
   runCmd.action(async (recipe: string | undefined, flags: RunFlags) => {
     checkRunInput(recipe, flags);
