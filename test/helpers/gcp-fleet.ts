@@ -5,8 +5,8 @@
  * build and import. The server's instances print a console proof of the input they were given.
  */
 import type { GcpClients } from '../../src/core/gcp/clients.js';
-import { fleetMachine } from '../../src/core/gcp/fleet-plan.js';
-import { fleetSweeper, gceFleetRunOne } from '../../src/core/gcp/fleet-run.js';
+import { fleetMachine, type GcpFleetSpec } from '../../src/core/gcp/fleet-plan.js';
+import { fleetSweeper, fleetZoneDisks, gceFleetRunOne } from '../../src/core/gcp/fleet-run.js';
 import type { OpsConfig } from '../../src/core/ops/config/schema.js';
 import type { PreparedTarget } from '../../src/core/run/prepare.js';
 import { TARGET } from './gcp.js';
@@ -22,6 +22,8 @@ export interface ServerFleetOptions {
   pollMs?: number;
   /** The package's folder (recorded only); default runsDir. */
   packageDir?: string;
+  /** A volume image every instance mounts: its own disk each, or (readOnly) one disk per zone shared. */
+  volume?: { image: string; readOnly: boolean };
 }
 
 /** What the server's instances print: the input's arguments (instance metadata uniprove-args) as a console proof. */
@@ -48,28 +50,42 @@ export function stubPrepared(packageDir: string): PreparedTarget {
 export function serverFleetRunOne(options: ServerFleetOptions) {
   const pollMs = options.pollMs ?? 2;
   const poll = { initialMs: pollMs, maxMs: pollMs * 5, timeoutMs: 60_000 };
+  const spec: GcpFleetSpec & { image: { existing: string } } = {
+    target: TARGET,
+    fleetId: options.fleetId,
+    bucket: 'uniprove-test-uniprove',
+    image: { existing: options.image },
+    machine: fleetMachine({ machineType: 'n2-standard-2' }),
+    bootDisk: { type: 'pd-balanced' },
+    network: 'default',
+    labels: {},
+    maxRunSeconds: 3600,
+    inputs: 0,
+    parallel: 0,
+    zones: [TARGET.zone],
+    ...(options.volume
+      ? {
+          volume: {
+            source: { existing: options.volume.image },
+            diskType: 'pd-balanced' as const,
+            sizeGb: 10,
+            readOnly: options.volume.readOnly,
+          },
+        }
+      : {}),
+  };
   const runOne = gceFleetRunOne({
     shared: {
-      spec: {
-        target: TARGET,
-        fleetId: options.fleetId,
-        bucket: 'uniprove-test-uniprove',
-        image: { existing: options.image },
-        machine: fleetMachine({ machineType: 'n2-standard-2' }),
-        bootDisk: { type: 'pd-balanced' },
-        network: 'default',
-        labels: {},
-        maxRunSeconds: 3600,
-        inputs: 0,
-        parallel: 0,
-        zones: [TARGET.zone],
-      },
+      spec,
       clients: options.clients,
       poll,
       machineType: 'n2-standard-2',
       nanosVersion: '0.1.55',
       timeoutMs: 60_000,
       watch: { intervalMs: options.watchMs ?? 1, statusEvery: 2 },
+      ...(options.volume?.readOnly
+        ? { prepareZone: fleetZoneDisks({ target: TARGET, poll }, spec, options.clients, options.runsDir) }
+        : {}),
     },
     prepared: stubPrepared(options.packageDir ?? options.runsDir),
     runsDir: options.runsDir,

@@ -29,6 +29,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 const dir = await tempDir('uniprove-gcp-fleet-');
 const raw = await sparseDisk(dir, 'prover.raw', 16 << 20, 3);
+const volRaw = await sparseDisk(dir, 'params.raw', 16 << 20, 5);
 const ZONES = ['us-central1-a', 'us-central1-b', 'us-central1-c'];
 const inputs = (n: number) =>
   Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
@@ -396,6 +397,53 @@ describe('a fleet of 20 on the local server', () => {
       clearInterval(timer);
     }
   });
+
+  for (const readOnly of [false, true]) {
+    test(`a ${readOnly ? 'read-only volume: one disk per zone, attached READ_ONLY to each instance' : 'volume: its own disk per instance, made from the volume image'}; nothing left`, async () => {
+      const f = await fixture();
+      const vol = await gcpImage({
+        ...against(f.server),
+        clients: f.clients,
+        disk: { rawPath: volRaw, name: 'params' },
+      });
+      assert.ok(!vol.dryRun);
+      f.server.exhaustedZones.add('us-central1-a');
+      const fleetId = `f20261130t060000-v${readOnly ? 'ro' : 'rw'}`;
+      const runsDir = await tempDir('uniprove-fleet-runs-');
+      const result = await runFleet({
+        fleetId,
+        inputs: inputs(6),
+        parallel: 3,
+        zones: ZONES,
+        ...serverFleetRunOne({
+          clients: f.clients,
+          image: f.image,
+          fleetId,
+          runsDir,
+          volume: { image: vol.image, readOnly },
+        }),
+        backoff: { baseMs: 5, maxMs: 50 },
+      });
+      assert.equal(result.summary.succeeded, 6, JSON.stringify(result.inputs));
+      const inserts = f.server.requests.filter((r) => r.api === 'instances.insert');
+      const volumeDisks = inserts.map((r) => (r.body as { disks: Record<string, unknown>[] }).disks[1]!);
+      if (readOnly) {
+        assert.ok(
+          volumeDisks.every((d) => d.mode === 'READ_ONLY' && String(d.source).endsWith(`${fleetId}-vol`)),
+        );
+        const made = f.server.requests.filter((r) => r.api === 'disks.insert');
+        assert.deepEqual(
+          made.map((r) => (r.body as { labels: Record<string, string> }).labels['uniprove-fleet']),
+          made.map(() => fleetId),
+        );
+        assert.ok(made.length <= ZONES.length, `${made.length} disks made`);
+      } else {
+        assert.ok(volumeDisks.every((d) => d.autoDelete === true && d.initializeParams !== undefined));
+      }
+      assert.deepEqual(f.server.inventory(), []);
+      assert.deepEqual(offSpec(f.server), []);
+    });
+  }
 
   test('a quota of 2 instances per zone with one zone: backs off, lowers concurrency, all proofs done', async () => {
     const f = await fixture();

@@ -25,7 +25,6 @@ import {
   planCleanup,
   planImage,
   planVolumeDisk,
-  volumeDiskName,
 } from './plan.js';
 import { estimateFleetCost, type FleetCostEstimate } from './prices.js';
 
@@ -72,10 +71,28 @@ export function fleetLabels(fleetId: string): Record<string, string> {
   return { [LABEL.fleet]: fleetId };
 }
 
-/** The per-zone read-only volume disk of a fleet. */
+/**
+ * The per-zone read-only volume disk of a fleet: the fleet's own (not reused by content across runs), so its
+ * label says whose it is and the fleet's sweep may delete it.
+ */
 export function fleetVolumeDiskName(spec: GcpFleetSpec): string | undefined {
+  return spec.volume?.readOnly ? `uniprove-${spec.fleetId}-vol`.slice(0, 63) : undefined;
+}
+
+/** The calls that make a fleet's read-only volume disk in one zone (labelled with the fleet). */
+export function planFleetVolumeDisk(spec: GcpFleetSpec, zone: string): GcpCall[] {
   const v = spec.volume;
-  return v?.readOnly ? volumeDiskName(v.source, v.diskType, v.sizeGb) : undefined;
+  const diskName = fleetVolumeDiskName(spec);
+  if (!v || !diskName) return [];
+  const t = { ...spec.target, zone };
+  return planVolumeDisk(t, spec.bucket, v, { runId: spec.fleetId, diskName })
+    .filter(
+      (c) =>
+        !c.method.startsWith('images.') &&
+        !c.method.startsWith('storage.') &&
+        c.method !== 'globalOperations.get',
+    )
+    .map((c) => labelled(c, spec.fleetId));
 }
 
 /** Add the fleet label to a call's body (labels of Compute Engine resources, metadata of objects). */
@@ -156,7 +173,7 @@ export function planFleet(spec: GcpFleetSpec): GcpFleetPlan {
   const v = spec.volume;
   if (v?.readOnly) {
     calls.push(
-      ...planVolumeDisk(t, spec.bucket, v, { runId }).map((c) =>
+      ...planVolumeDisk(t, spec.bucket, v, { runId, diskName: fleetVolumeDiskName(spec) }).map((c) =>
         c.method === 'disks.insert' || c.method === 'disks.get'
           ? { ...c, when: `${c.when ?? 'once'}; in each zone the fleet uses, once` }
           : c,

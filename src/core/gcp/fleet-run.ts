@@ -48,6 +48,7 @@ import {
   type GcpFleetPlan,
   type GcpFleetSpec,
   planFleet,
+  planFleetVolumeDisk,
 } from './fleet-plan.js';
 import { sweepFleet } from './fleet-sweep.js';
 import { machineTypeFor } from './plan.js';
@@ -121,7 +122,8 @@ async function resolveFleet(options: GcpRunFleetOptions) {
             source: { name: recipe.volume.label, sha256: `<sha256 of volume ${recipe.volume.label}>` },
             diskType: options.volumeDisk?.diskType ?? 'pd-balanced',
             sizeGb: options.volumeDisk?.sizeGb ?? 10,
-            readOnly: false,
+            // A read-only volume is one disk per zone, attached READ_ONLY to every instance there.
+            readOnly: recipe.recipe?.volumes[0]?.readOnly ?? false,
           },
         }
       : {}),
@@ -188,6 +190,9 @@ async function runResolvedFleet(
       ...(built.config.Args ? { imageArgs: built.config.Args } : {}),
       timeoutMs: r.timeoutMs,
       ...(options.watch ? { watch: options.watch } : {}),
+      ...(imports.spec.volume?.readOnly
+        ? { prepareZone: fleetZoneDisks(options, imports.spec, clients, fleetDir) }
+        : {}),
     };
     const sweep = fleetSweeper({
       clients,
@@ -247,7 +252,9 @@ async function importFleetImages(
   const spec: GcpFleetSpec = {
     ...r.spec,
     image: bootSource,
-    ...(r.spec.volume && volSource ? { volume: { ...r.spec.volume, source: volSource } } : {}),
+    ...(r.spec.volume && volSource && vol
+      ? { volume: { ...r.spec.volume, source: volSource, readOnly: vol.readOnly } }
+      : {}),
   };
   const calls = planFleet(spec).calls.filter(
     (c) => c.phase === 'main' && c.method !== 'instances.insert' && c.method !== 'zoneOperations.get',
@@ -262,6 +269,30 @@ async function importFleetImages(
     ...(spec.volume && volumeImage ? { volume: { ...spec.volume, source: { existing: volumeImage } } } : {}),
   };
   return { ctx, spec: shared };
+}
+
+/**
+ * The fleet's read-only volume disk, made once in each zone the fleet uses (a failed make is tried again by the
+ * next attempt there); the fleet's label sweep deletes it after the instances that used it.
+ */
+export function fleetZoneDisks(
+  options: GcpCommonOptions,
+  spec: GcpFleetSpec,
+  clients: GcpClients,
+  fleetDir: string,
+): (zone: string, signal: AbortSignal) => Promise<void> {
+  const made = new Map<string, Promise<void>>();
+  return (zone: string, signal: AbortSignal): Promise<void> => {
+    let once = made.get(zone);
+    if (!once) {
+      const target = { ...options.target, zone };
+      const ctx = newContext({ ...options, target, signal }, clients, fleetDir, []);
+      once = executeCalls(ctx, planFleetVolumeDisk(spec, zone));
+      once.catch(() => made.delete(zone));
+      made.set(zone, once);
+    }
+    return once;
+  };
 }
 
 /**

@@ -261,10 +261,11 @@ export function planVolumeDisk(
   target: GcpTarget,
   bucket: string,
   volume: NonNullable<GcpRunSpec['volume']>,
-  options: { runId?: string; keep?: boolean } = {},
+  options: { runId?: string; keep?: boolean; diskName?: string } = {},
 ): GcpCall[] {
   const imageName = 'existing' in volume.source ? volume.source.existing : imageNameFor(volume.source, 'vol');
-  const diskName = volumeDiskName(volume.source, volume.diskType, volume.sizeGb);
+  // A fleet names its own (one owner, deleted by its label); a run's is reused by content.
+  const diskName = options.diskName ?? volumeDiskName(volume.source, volume.diskType, volume.sizeGb);
   const key = `disk:${diskName}`;
   const digest = 'existing' in volume.source ? undefined : volume.source.sha256;
   return [

@@ -205,7 +205,10 @@ export async function runFleetCommand(
 
 /** The dry run: the calls, then the fleet's shape and cost estimate. */
 function printFleetDryRun(ctx: CliContext, result: GcpFleetDryRunResult, json: boolean): void {
-  if (json) return printJson(ctx.out, { calls: result.calls, fleet: result.fleet });
+  if (json) {
+    printJson(ctx.out, { calls: result.calls, fleet: result.fleet });
+    return;
+  }
   printDryRun(ctx, result, false);
   const f = result.fleet;
   const c = f.cost;

@@ -29,6 +29,8 @@ export interface GceFleetShared {
   /** How long the prover may run once the instance is up (ms). */
   timeoutMs: number;
   watch?: GcpRunOptions['watch'];
+  /** Make what instances in a zone share before the first starts there (a read-only volume disk); once a zone. */
+  prepareZone?: (zone: string, signal: AbortSignal) => Promise<void>;
 }
 
 /** One attempt: which input, which try, where, and whom to tell. */
@@ -117,6 +119,7 @@ export class GceFleetDriver implements MachineDriver {
     this.instance = new GceInstance(options, runSpec, [], plan);
     this.startedAt = performance.now();
     this.attempt.onState('inserting');
+    await this.shared.prepareZone?.(zone, signal);
     await this.instance.start();
     this.attempt.onState('booting');
   }
