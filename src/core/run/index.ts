@@ -30,6 +30,7 @@ import { opsVolumeList } from '../ops/volume.js';
 import { isPackageDir, packageBytes, readPackageConfig, readPackageLock } from '../package/layout.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
+import { prepareConsoleRoute, receiveConsoleProof } from '../proof/index.js';
 import type { LoadRecipeOptions, ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import {
@@ -80,6 +81,8 @@ export interface RunProverOptions extends LoadRecipeOptions {
   via?: 'qemu' | 'ops';
   /** Replace the prover's arguments for this run. */
   args?: string[];
+  /** How a file proof comes back: copied off the image after the run (default), or through the console (the Compute Engine route). */
+  proofVia?: 'copy' | 'console';
   /** Guest paths to copy out after the run (from the image, or from a volume when under its mount). */
   copyOut?: string[];
   /** Keep the image in ~/.ops/images after the run. */
@@ -396,7 +399,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
         details: { tool: 'qemu-system-x86_64' },
       });
     }
-    const target = prepared ?? (await prepareTarget(options));
+    let target = prepared ?? (await prepareTarget(options));
     record.prover = target.name;
     record.package = target.packageDir;
     record.volumes = target.volumes;
@@ -405,14 +408,18 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       volumeOpsEnv = await privateVolumeCopies(dir, record, options.opsHome, release.version, options.env);
     }
     const pkgBytes = target.bytes;
-    const { config, warnings } = resolveRunConfig(target.config, {
+    let { config, warnings } = resolveRunConfig(target.config, {
       imageSize: options.imageSize ?? target.config.BaseVolumeSz ?? `${Math.ceil(pkgBytes / 2 ** 20) + 64}m`,
       ...(options.args ? { args: options.args } : {}),
       ...(options.trace ? { trace: true } : {}),
       via,
     });
+    // A file proof through the console: the library staged and preloaded, the limits checked before the build.
+    const route =
+      options.proofVia === 'console' ? await consoleRouteFor(options, target, config, dir) : undefined;
+    if (route) [config, target] = [route.config, { ...target, proof: { kind: 'none' } }];
     record.args = config.Args ?? [];
-    record.warnings.push(...warnings);
+    record.warnings.push(...warnings, ...(route?.warnings ?? []));
     if (via === 'ops') {
       record.warnings.push({
         code: 'via-ops',
@@ -520,7 +527,14 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       record.files.console = CONSOLE_LOG;
       record.files.qemuCmdline = 'qemu-cmdline.txt';
       await writeRecord(record);
-      if (options.onConsole) machine.onConsole = options.onConsole;
+      const show = options.onConsole;
+      if (route || show) {
+        // The proof's base64 lines go to the receiver (and console.log), not to the live console.
+        machine.onConsole = (chunk) => {
+          const shown = route ? route.receiver.push(chunk) : chunk;
+          if (shown) show?.(shown);
+        };
+      }
       const bootStart = performance.now() - started;
       onProgress({
         kind: 'step-start',
@@ -539,6 +553,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
     }
 
     const outcome = record.outcome as RunOutcome;
+    if (route) await receiveConsoleProof(route, record, outcome === 'timeout' || outcome === 'interrupted');
     if (outcome !== 'interrupted') {
       await collectProofs(record, target, options, imageName, opsOpts, volumeOpsEnv);
       if (options.trace) await writeTraceLog(dir, record);
@@ -696,6 +711,32 @@ async function buildImage(a: {
     durationMs: performance.now() - t0,
     snapshot: false,
   };
+}
+
+/** The console route of a local run (`--proof-via console`); QEMU only (plain `ops run` has no console hook). */
+async function consoleRouteFor(
+  options: RunProverOptions,
+  target: PreparedTarget,
+  config: OpsConfig,
+  dir: string,
+) {
+  if (options.via === 'ops') {
+    throw new UniproveError('E_USAGE', {
+      message: '--proof-via console needs --via qemu (the default)',
+      hint: 'Leave out --via ops, or --proof-via console.',
+    });
+  }
+  return prepareConsoleRoute({
+    config,
+    proof: target.proof,
+    programPath: join(target.packageDir, config.Program ?? ''),
+    cacheDir: options.cacheDir,
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    where: 'local',
+    recordDir: dir,
+    ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 /** The guest paths copied out after the run: a file proof, then each --copy-out. */

@@ -1,0 +1,114 @@
+/**
+ * File proofs through the console, in two calls for a run to make: `prepareConsoleRoute` before the image is
+ * built (checks the limits, compiles or reuses the library, returns the config to build with), and
+ * `receiveConsoleProof` once the console has ended (adds the proof, or why it is missing, to the record).
+ * In between the run feeds the console to `route.receiver`.
+ */
+import { join } from 'node:path';
+import { isUniproveError } from '../errors.js';
+import type { OpsConfig } from '../ops/config/schema.js';
+import type { Recipe } from '../recipe/schema.js';
+import type { RunRecord, RunWarning } from '../run/record.js';
+import { FileProofReceiver, prepareProofDest } from './console-file.js';
+import { buildProofOutLibrary } from './preload.js';
+import { checkProofFits, consoleRouteWarnings, withConsoleRoute } from './route.js';
+
+export { FileProofReceiver } from './console-file.js';
+export { CONSOLE_BYTES_PER_SECOND, checkProofFits } from './route.js';
+
+export interface ConsoleRouteOptions {
+  /** The Ops config the image would be built with. */
+  config: OpsConfig;
+  proof: Recipe['proof'];
+  /** The prover on the host (for the static / Go warnings). */
+  programPath: string;
+  cacheDir: string;
+  /** The run's limit (ms); with proof.maxBytes, decides whether the console can carry the proof. */
+  timeoutMs?: number;
+  where: 'local' | 'gce';
+  /** The run record folder: the proof goes to proofs/ there. */
+  recordDir: string;
+  pathEnv?: string;
+  signal?: AbortSignal;
+}
+
+export interface ConsoleRoute {
+  /** The config to build the image with: the library mapped in and preloaded, the proof path named. */
+  config: OpsConfig;
+  warnings: RunWarning[];
+  /** Feed it the console (push: pieces of text; pushLine: whole lines). */
+  receiver: FileProofReceiver;
+  guestPath: string;
+}
+
+/** The record's file name for a guest proof path (the same as a proof copied off the image). */
+export function proofFileName(guestPath: string): string {
+  return guestPath.replace(/^\/+/, '').replaceAll('/', '__');
+}
+
+/**
+ * Everything a run needs for a file proof to come back through the console, or undefined when its proof is
+ * not a file. Throws E_PROOF_TOO_LARGE (nothing built) when proof.maxBytes cannot fit in the timeout, and
+ * E_TOOL_MISSING when the library must be compiled and gcc is missing.
+ */
+export async function prepareConsoleRoute(options: ConsoleRouteOptions): Promise<ConsoleRoute | undefined> {
+  const proof = options.proof;
+  if (proof.kind !== 'file') return undefined;
+  checkProofFits({
+    maxBytes: proof.maxBytes,
+    timeoutMs: options.timeoutMs,
+    where: options.where,
+    guestPath: proof.path,
+  });
+  const library = await buildProofOutLibrary({
+    cacheDir: options.cacheDir,
+    ...(options.pathEnv ? { pathEnv: options.pathEnv } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const dest = join(options.recordDir, 'proofs', proofFileName(proof.path));
+  await prepareProofDest(dest);
+  return {
+    config: withConsoleRoute(options.config, library, proof.path),
+    warnings: await consoleRouteWarnings(options.programPath, proof.path),
+    receiver: new FileProofReceiver(dest),
+    guestPath: proof.path,
+  };
+}
+
+/**
+ * Settle what came through the console: the proof (with its sha256, checked against the guest's) goes into
+ * the record, or a warning says why none came. A transfer that began and arrived damaged or cut throws
+ * E_PROOF_CORRUPT / E_PROOF_TRUNCATED, except in a run that was stopped (timeout, Ctrl-C), where it is a
+ * warning beside the stop's own error. Returns true when the proof came back.
+ */
+export async function receiveConsoleProof(
+  route: ConsoleRoute,
+  record: RunRecord,
+  stopped: boolean,
+): Promise<boolean> {
+  let status: Awaited<ReturnType<FileProofReceiver['finish']>>;
+  try {
+    status = await route.receiver.finish();
+  } catch (error) {
+    if (!stopped || !isUniproveError(error)) throw error;
+    record.warnings.push({ code: 'proof-missing', message: error.message });
+    return false;
+  }
+  if (status.state === 'received') {
+    record.proofs.push({
+      path: join('proofs', proofFileName(route.guestPath)),
+      sha256: status.sha256,
+      bytes: status.bytes,
+      source: route.guestPath,
+    });
+    return true;
+  }
+  record.warnings.push({
+    code: 'proof-missing',
+    message:
+      status.state === 'guest-error'
+        ? `the prover's proof file ${status.guestPath} could not be read in the guest at exit: ${status.message} (errno ${status.errno})`
+        : `nothing came back through the console for the file proof ${route.guestPath}: the prover did not reach exit(3) (it crashed, was killed, or left through _exit), or the library was not loaded (a static prover)`,
+  });
+  return false;
+}
