@@ -91,6 +91,8 @@ export interface GceServerOptions {
   console?: (instance: string, body: Record<string, unknown>) => string;
   /** Bytes revealed per getSerialPortOutput call (small, so lines are cut across reads). */
   serialChunk?: number;
+  /** Bytes of console an instance keeps (Compute Engine: 1 MB); older bytes are gone, as there. */
+  serialWindow?: number;
 }
 
 const NAME_RE = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -550,7 +552,9 @@ export class GceServer {
     else if (inst.status === 'RUNNING') {
       inst.revealed = Math.min(inst.consoleText.length, inst.revealed + (this.#options.serialChunk ?? 29));
     }
-    const from = Math.min(start, inst.revealed);
+    // Compute Engine keeps the last 1 MB: a start before it is moved up to the oldest byte still there.
+    const oldest = Math.max(0, inst.revealed - (this.#options.serialWindow ?? 1 << 20));
+    const from = Math.max(oldest, Math.min(start, inst.revealed));
     return {
       kind: 'compute#serialPortOutput',
       contents: inst.consoleText.slice(from, inst.revealed),

@@ -18,6 +18,7 @@ import type { OpsConfig } from '../ops/config/schema.js';
 import { isPackageDir, LOCK_FILE, readPackageConfig, readPackageLock } from '../package/layout.js';
 import type { PackageLock } from '../package/stage.js';
 import { noProgress } from '../progress.js';
+import { gceFileProof } from '../proof/index.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { extractConsoleBlocks, prepareTarget, resolveRunConfig } from '../run/index.js';
@@ -227,7 +228,13 @@ async function fileDigest(path: string): Promise<string> {
 export async function buildGcpRecipeImage(
   source: GcpRecipeSource,
   plan: GcpRecipePlan,
-  options: { configDir: string; signal?: AbortSignal; onProgress?: GcpCommonOptions['onProgress'] },
+  options: {
+    configDir: string;
+    signal?: AbortSignal;
+    onProgress?: GcpCommonOptions['onProgress'];
+    /** Change the config before the build (a file proof's console route: proof/index.ts gceFileProof). */
+    stage?: (config: OpsConfig, programPath: string) => Promise<OpsConfig>;
+  },
 ): Promise<GcpBuiltImage> {
   const onProgress = options.onProgress ?? noProgress;
   const { release } = await requireOpsAndNanos(source);
@@ -247,11 +254,12 @@ export async function buildGcpRecipeImage(
   const gcloud = await readPackageConfig(prepared.packageDir, JSON.parse(lockText) as PackageLock, 'gcloud');
   const bytes = prepared.bytes;
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
-  const { config } = resolveRunConfig(gcloud, {
+  let { config } = resolveRunConfig(gcloud, {
     imageSize: source.imageSize ?? gcloud.BaseVolumeSz ?? `${Math.ceil(bytes / 2 ** 20) + 64}m`,
     ...(source.args && plan.kind === 'package' ? { args: source.args } : {}),
     via: 'ops',
   });
+  if (options.stage) config = await options.stage(config, join(prepared.packageDir, config.Program ?? ''));
   const configPath = join(options.configDir, 'gcloud-build.json');
   await mkdir(options.configDir, { recursive: true });
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
@@ -448,6 +456,8 @@ export async function gcpRunRecipe(
   options: GcpRunRecipeOptions,
 ): Promise<GcpRunRecipeResult | GcpDryRunResult> {
   const plan = await resolveGcpRecipe(options);
+  // A file proof the console cannot carry in the run's time is refused here, before a dry run or a build.
+  gceFileProof(plan.proof, { cacheDir: options.cacheDir, timeoutMs: options.timeoutMs, recordDir: '' });
   const { spec: machine, adjusted } = recipeMachine(plan, options.machine);
   // A machine that cannot be named fails here, before anything is built.
   const machineType = machineTypeFor(options.target, machine).replace(/^.*\//, '');
@@ -523,12 +533,11 @@ async function runWith(
       message: `the recipe's resources were rounded up to a custom machine type Compute Engine accepts (${adjusted})`,
     });
   }
-  if (plan.proof.kind === 'file') {
-    record.warnings.push({
-      code: 'proof-not-fetched',
-      message: `the proof is a file (${plan.proof.path}); gcp run brings back console proofs only, so it stays on the instance's disk (use a console proof, or --keep and copy it off)`,
-    });
-  }
+  const fileProof = gceFileProof(plan.proof, {
+    cacheDir: options.cacheDir,
+    timeoutMs: options.timeoutMs,
+    recordDir: dir,
+  });
   const finish = (outcome: RunOutcome) =>
     finishRecord(record, outcome, { runsDir, startedAt: started, noReport: options.noReport });
   let built: GcpBuiltImage | undefined;
@@ -539,6 +548,7 @@ async function runWith(
       configDir: dir,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(fileProof ? { stage: fileProof.stage } : {}),
     });
     record.package = built.packageDir;
     record.args = built.config.Args ?? record.args;
@@ -577,11 +587,13 @@ async function runWith(
       workDir: dir,
       onConsoleLine: (line) => {
         firstLineAt ??= performance.now();
-        options.onConsoleLine?.(line);
+        if (!fileProof?.take(line)) options.onConsoleLine?.(line);
       },
       ...(proof.kind === 'console'
         ? { isEnd: (line: string) => (line.trim() === proof.end ? proof.end : undefined) }
-        : {}),
+        : fileProof
+          ? { isEnd: fileProof.isEnd }
+          : {}),
       dryRun: false,
     })) as GcpRunResult;
     const setupEnd = gcpStarted + result.durationMs.setup;
@@ -610,7 +622,8 @@ async function runWith(
         message: `${result.consoleLostBytes} console bytes were dropped by the instance before uniprove read them`,
       });
     }
-    const outcome = await collectConsoleProofs(record, proof, result.ended);
+    let outcome = await collectConsoleProofs(record, proof, result.ended);
+    if (fileProof) outcome = await fileProof.settle(record);
     await finish(outcome);
     return { dryRun: false, id, dir, outcome, record, gcp: result };
   } catch (caught) {

@@ -9,7 +9,7 @@ import { isUniproveError } from '../errors.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { Recipe } from '../recipe/schema.js';
 import type { RunRecord, RunWarning } from '../run/record.js';
-import { FileProofReceiver, prepareProofDest } from './console-file.js';
+import { FILE_PROOF_END, FILE_PROOF_ERROR, FileProofReceiver, prepareProofDest } from './console-file.js';
 import { buildProofOutLibrary } from './preload.js';
 import { checkProofFits, consoleRouteWarnings, withConsoleRoute } from './route.js';
 
@@ -111,4 +111,56 @@ export async function receiveConsoleProof(
         : `nothing came back through the console for the file proof ${route.guestPath}: the prover did not reach exit(3) (it crashed, was killed, or left through _exit), or the library was not loaded (a static prover)`,
   });
   return false;
+}
+
+/** What a Compute Engine run needs of the route, in the shape its image build and console watcher call. */
+export interface GceFileProof {
+  /** Stage the route into the config the image is built with (buildGcpRecipeImage's `stage`). */
+  stage: (config: OpsConfig, programPath: string) => Promise<OpsConfig>;
+  /** Give it a console line; true when the line was the proof's data (not for the live console). */
+  take: (line: string) => boolean;
+  /** The watcher's end detector: the proof's end (or error) marker, after which the prover only exits. */
+  isEnd: (line: string) => string | undefined;
+  /** After the run: the proof into the record; 'succeeded' when it came back, else 'failed'. */
+  settle: (record: RunRecord) => Promise<'succeeded' | 'failed'>;
+}
+
+/** gcp run's own limit when none is given (commands.ts DEFAULT_RUN_TIMEOUT_MS). */
+const GCE_DEFAULT_TIMEOUT_MS = 6 * 3600_000;
+
+/**
+ * The console route of a Compute Engine run of a file proof, or undefined for other proofs. Throws
+ * E_PROOF_TOO_LARGE at once, before anything is built, when proof.maxBytes cannot fit in the timeout.
+ */
+export function gceFileProof(
+  proof: Recipe['proof'],
+  o: { cacheDir: string; timeoutMs?: number | undefined; recordDir: string; signal?: AbortSignal },
+): GceFileProof | undefined {
+  if (proof.kind !== 'file') return undefined;
+  const timeoutMs = o.timeoutMs ?? GCE_DEFAULT_TIMEOUT_MS;
+  checkProofFits({ maxBytes: proof.maxBytes, timeoutMs, where: 'gce', guestPath: proof.path });
+  let route: ConsoleRoute | undefined;
+  return {
+    stage: async (config, programPath) => {
+      route = await prepareConsoleRoute({
+        config,
+        proof,
+        programPath,
+        cacheDir: o.cacheDir,
+        timeoutMs,
+        where: 'gce',
+        recordDir: o.recordDir,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      return route?.config ?? config;
+    },
+    take: (line) => route?.receiver.pushLine(line) ?? false,
+    isEnd: (line) =>
+      line.includes(FILE_PROOF_END) || line.includes(FILE_PROOF_ERROR) ? line.trim() : undefined,
+    settle: async (record) => {
+      if (!route) return 'failed';
+      record.warnings.push(...route.warnings);
+      return (await receiveConsoleProof(route, record, false)) ? 'succeeded' : 'failed';
+    },
+  };
 }
