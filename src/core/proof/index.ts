@@ -78,8 +78,8 @@ export async function prepareConsoleRoute(options: ConsoleRouteOptions): Promise
 /**
  * Settle what came through the console: the proof (with its sha256, checked against the guest's) goes into
  * the record, or a warning says why none came. A transfer that began and arrived damaged or cut throws
- * E_PROOF_CORRUPT / E_PROOF_TRUNCATED, except in a run that was stopped (timeout, Ctrl-C), where it is a
- * warning beside the stop's own error. Returns true when the proof came back.
+ * E_PROOF_CORRUPT / E_PROOF_TRUNCATED, except in a run that was stopped (timeout, Ctrl-C, QEMU failed),
+ * where it is a warning beside the stop's own error. Returns true when the proof came back.
  */
 export async function receiveConsoleProof(
   route: ConsoleRoute,

@@ -553,7 +553,8 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
     }
 
     const outcome = record.outcome as RunOutcome;
-    if (route) await receiveConsoleProof(route, record, outcome === 'timeout' || outcome === 'interrupted');
+    if (route)
+      await receiveConsoleProof(route, record, ['timeout', 'interrupted', 'error'].includes(outcome));
     if (outcome !== 'interrupted') {
       await collectProofs(record, target, options, imageName, opsOpts, volumeOpsEnv);
       if (options.trace) await writeTraceLog(dir, record);
