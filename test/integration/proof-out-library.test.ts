@@ -29,6 +29,10 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
+/** A C program carrying the note Go's linker writes (owner "Go", type 4: the build id). */
+const GO_NOTE = String.raw`__asm__(".section .note.go.buildid,\"a\",@note\n.balign 4\n.long 4\n.long 8\n.long 4\n.asciz \"Go\"\n.balign 4\n.ascii \"abcdefgh\"\n.text\n");
+int main(void) { return 0; }`;
+
 test('the library prints the proof file at exit and the receiver gets it byte for byte; cached after the first build', {
   skip,
 }, async () => {
@@ -72,7 +76,7 @@ test('the library prints the proof file at exit and the receiver gets it byte fo
   });
 });
 
-test('a static prover is warned about; a dynamic one is not; no gcc is E_TOOL_MISSING', {
+test('a static prover and a Go one are warned about; a dynamic C one is not; no gcc is E_TOOL_MISSING', {
   skip,
 }, async () => {
   const dir = await tempDir();
@@ -82,6 +86,9 @@ test('a static prover is warned about; a dynamic one is not; no gcc is E_TOOL_MI
   const warned = await consoleRouteWarnings(statik, '/proof.bin');
   assert.equal(warned[0]?.code, 'proof-route-static');
   assert.match(warned[0]?.message ?? '', /statically linked.*will not come back/);
+  // A Go program (its build-id note, as Go's linker writes it) leaves through exit_group: warned too.
+  const go = await compileC(dir, 'gonote', GO_NOTE);
+  assert.equal((await consoleRouteWarnings(go, '/proof.bin'))[0]?.code, 'proof-route-exit');
   await assert.rejects(
     buildProofOutLibrary({ cacheDir: join(dir, 'empty-cache'), pathEnv: '/nonexistent' }),
     {

@@ -537,6 +537,7 @@ async function runWith(
     cacheDir: options.cacheDir,
     timeoutMs: options.timeoutMs,
     recordDir: dir,
+    record,
   });
   const finish = (outcome: RunOutcome) =>
     finishRecord(record, outcome, { runsDir, startedAt: started, noReport: options.noReport });

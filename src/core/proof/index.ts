@@ -134,7 +134,14 @@ const GCE_DEFAULT_TIMEOUT_MS = 6 * 3600_000;
  */
 export function gceFileProof(
   proof: Recipe['proof'],
-  o: { cacheDir: string; timeoutMs?: number | undefined; recordDir: string; signal?: AbortSignal },
+  o: {
+    cacheDir: string;
+    timeoutMs?: number | undefined;
+    recordDir: string;
+    /** The run's record: the route's warnings (a static prover) go into it when the image is built. */
+    record?: RunRecord;
+    signal?: AbortSignal;
+  },
 ): GceFileProof | undefined {
   if (proof.kind !== 'file') return undefined;
   const timeoutMs = o.timeoutMs ?? GCE_DEFAULT_TIMEOUT_MS;
@@ -152,6 +159,7 @@ export function gceFileProof(
         recordDir: o.recordDir,
         ...(o.signal ? { signal: o.signal } : {}),
       });
+      o.record?.warnings.push(...(route?.warnings ?? []));
       return route?.config ?? config;
     },
     take: (line) => route?.receiver.pushLine(line) ?? false,
@@ -159,7 +167,6 @@ export function gceFileProof(
       line.includes(FILE_PROOF_END) || line.includes(FILE_PROOF_ERROR) ? line.trim() : undefined,
     settle: async (record) => {
       if (!route) return 'failed';
-      record.warnings.push(...route.warnings);
       return (await receiveConsoleProof(route, record, false)) ? 'succeeded' : 'failed';
     },
   };

@@ -56,14 +56,16 @@ async function isGoProgram(path: string): Promise<boolean> {
       if (ph.readUInt32LE(at) !== PT_NOTE) continue;
       const offset = Number(ph.readBigUInt64LE(at + 8));
       const size = Math.min(Number(ph.readBigUInt64LE(at + 32)), 64 * 1024);
+      const align = Number(ph.readBigUInt64LE(at + 48)) === 8 ? 8 : 4;
+      const pad = (n: number) => Math.ceil(n / align) * align;
       const notes = Buffer.alloc(size);
       await fh.read(notes, 0, size, offset);
       for (let p = 0; p + 12 <= size; ) {
         const namesz = notes.readUInt32LE(p);
         const descsz = notes.readUInt32LE(p + 4);
         const name = notes.subarray(p + 12, p + 12 + namesz).toString('latin1');
-        if (name === 'Go\0') return true;
-        p += 12 + Math.ceil(namesz / 4) * 4 + Math.ceil(descsz / 4) * 4;
+        if (name.replace(/\0+$/, '') === 'Go') return true;
+        p += pad(12 + namesz) + pad(descsz);
       }
     }
     return false;
