@@ -5,7 +5,7 @@
  * In between the run feeds the console to `route.receiver`.
  */
 import { join } from 'node:path';
-import { isUniproveError } from '../errors.js';
+import { isUniproveError, UniproveError } from '../errors.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { Recipe } from '../recipe/schema.js';
 import type { RunRecord, RunWarning } from '../run/record.js';
@@ -73,6 +73,41 @@ export async function prepareConsoleRoute(options: ConsoleRouteOptions): Promise
     receiver: new FileProofReceiver(dest),
     guestPath: proof.path,
   };
+}
+
+/**
+ * The console route of a local run (`run --proof-via console`), from the run's options, its package and the
+ * config it builds with; QEMU only (plain `ops run` has no console hook).
+ */
+export async function localConsoleRoute(
+  options: {
+    via?: 'qemu' | 'ops';
+    cacheDir: string;
+    timeoutMs?: number;
+    env?: Record<string, string | undefined>;
+    signal?: AbortSignal;
+  },
+  target: { proof: Recipe['proof']; packageDir: string },
+  config: OpsConfig,
+  recordDir: string,
+): Promise<ConsoleRoute | undefined> {
+  if (options.via === 'ops') {
+    throw new UniproveError('E_USAGE', {
+      message: '--proof-via console needs --via qemu (the default)',
+      hint: 'Leave out --via ops, or --proof-via console.',
+    });
+  }
+  return prepareConsoleRoute({
+    config,
+    proof: target.proof,
+    programPath: join(target.packageDir, config.Program ?? ''),
+    cacheDir: options.cacheDir,
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    where: 'local',
+    recordDir,
+    ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 /**

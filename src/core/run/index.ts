@@ -30,7 +30,7 @@ import { opsVolumeList } from '../ops/volume.js';
 import { isPackageDir, packageBytes, readPackageConfig, readPackageLock } from '../package/layout.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
-import { prepareConsoleRoute, receiveConsoleProof } from '../proof/index.js';
+import { localConsoleRoute, receiveConsoleProof } from '../proof/index.js';
 import type { LoadRecipeOptions, ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import {
@@ -416,7 +416,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
     });
     // A file proof through the console: the library staged and preloaded, the limits checked before the build.
     const route =
-      options.proofVia === 'console' ? await consoleRouteFor(options, target, config, dir) : undefined;
+      options.proofVia === 'console' ? await localConsoleRoute(options, target, config, dir) : undefined;
     if (route) [config, target] = [route.config, { ...target, proof: { kind: 'none' } }];
     record.args = config.Args ?? [];
     record.warnings.push(...warnings, ...(route?.warnings ?? []));
@@ -712,32 +712,6 @@ async function buildImage(a: {
     durationMs: performance.now() - t0,
     snapshot: false,
   };
-}
-
-/** The console route of a local run (`--proof-via console`); QEMU only (plain `ops run` has no console hook). */
-async function consoleRouteFor(
-  options: RunProverOptions,
-  target: PreparedTarget,
-  config: OpsConfig,
-  dir: string,
-) {
-  if (options.via === 'ops') {
-    throw new UniproveError('E_USAGE', {
-      message: '--proof-via console needs --via qemu (the default)',
-      hint: 'Leave out --via ops, or --proof-via console.',
-    });
-  }
-  return prepareConsoleRoute({
-    config,
-    proof: target.proof,
-    programPath: join(target.packageDir, config.Program ?? ''),
-    cacheDir: options.cacheDir,
-    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-    where: 'local',
-    recordDir: dir,
-    ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
 }
 
 /** The guest paths copied out after the run: a file proof, then each --copy-out. */
