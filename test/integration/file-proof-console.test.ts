@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -159,6 +159,48 @@ test('a 1 MB file proof comes back through the console from Nanos, then from the
     );
   } finally {
     await fake.close();
+  }
+
+  // A console that outruns the reader: each read finds 300 kB new but the buffer keeps 200 kB, so 100 kB
+  // are gone every time (the begin marker, after 150 kB of boot noise, is kept). Typed error, no proof file.
+  const noisy = `${'boot noise\n'.repeat(15_000)}${consoleText}`;
+  const overrun = await GceServer.start({
+    serialChunk: 300_000,
+    serialWindow: 200_000,
+    console: () => noisy,
+  });
+  try {
+    const { gcpRunRecipe } = await import('../../src/core/gcp/recipe.js');
+    const records = join(dir, 'gce-overrun');
+    await assert.rejects(
+      gcpRunRecipe({
+        ...against(overrun),
+        recipe: folder,
+        cwd: dir,
+        packageOut: join(dir, 'pkg-gce'),
+        runsDir: records,
+        cacheDir: join(dir, 'cache'),
+        opsHome: opsHomeDir({ HOME: homedir() }),
+        machine: { spot: false },
+        timeoutMs: 600_000,
+        watch: { intervalMs: 1, statusEvery: 2 },
+      }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'E_PROOF_TRUNCATED', e.message);
+        return true;
+      },
+    );
+    const [runDir] = (await readdir(records)).filter((n) => n !== 'proving_report.csv');
+    const record = JSON.parse(await readFile(join(records, runDir!, 'record.json'), 'utf8'));
+    assert.equal(record.error.code, 'E_PROOF_TRUNCATED');
+    assert.ok(record.gce.consoleLostBytes > 0, JSON.stringify(record.gce));
+    assert.deepEqual(await readdir(join(records, runDir!, 'proofs')), []);
+    assert.deepEqual(
+      overrun.leftovers().filter((l) => !l.startsWith('image ')),
+      [],
+    );
+  } finally {
+    await overrun.close();
   }
 });
 

@@ -164,7 +164,7 @@ export class FileProofReceiver {
   }
 
   #end(t: Transfer, bytes: number, sha256: string): void {
-    this.#transfer = undefined;
+    // Still the current transfer here: a failure below removes its temp file.
     const got = t.hash.digest('hex');
     if (bytes !== t.bytes) {
       this.#fail(
@@ -178,6 +178,7 @@ export class FileProofReceiver {
       this.#fail(corrupt(t, `sha256 ${got} of what arrived is not ${sha256}, the guest's`));
       return;
     }
+    this.#transfer = undefined;
     const status: FileProofStatus = {
       state: 'received',
       path: this.dest,
