@@ -1,13 +1,13 @@
 /** `uniprove discover <binary> [-- args...]`: every file a program needs, each with its reasons. */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import type { DiscoverResult } from '../../core/discover/types.js';
 import type { FamilyName } from '../../core/package/families.js';
 import type { CliContext } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { nonNegativeInt, positiveInt } from './shared.js';
+import { durationFlag, nonNegativeInt } from './shared.js';
 
 // Discovery's reasons, in the order the listing shows them (symlink reasons come only from a package plan).
 const ORDER = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'] as const;
@@ -60,7 +60,14 @@ export function register(program: Command, ctx: CliContext): void {
       (v: string, p: string[] = []) => [...p, v],
     )
     .option('--no-probe', 'ELF closure only: do not run the program')
-    .option('--timeout <seconds>', 'kill the probe after this long', positiveInt('--timeout'), 120)
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'kill the probe after this long: seconds (120) or with a unit (90s, 15m, 6h)',
+      )
+        .argParser(durationFlag('--timeout'))
+        .default(120_000, '2m'),
+    )
     .option('--allow-failure', 'keep what the probe saw even if it exits non-zero')
     .option(
       '--trace-stats',
@@ -105,7 +112,7 @@ Examples:
         cwd: ctx.cwd,
         ...(opts.root ? { root: resolve(ctx.cwd, opts.root) } : {}),
         probe: opts.probe,
-        timeoutMs: opts.timeout * 1000,
+        timeoutMs: opts.timeout,
         allowFailure: Boolean(opts.allowFailure),
         ...(opts.traceStats ? { syscalls: 'full' as const } : {}),
         ...(opts.probeCpu !== undefined ? { probeCpu: opts.probeCpu as number } : {}),

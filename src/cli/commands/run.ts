@@ -81,6 +81,14 @@ export function register(program: Command, ctx: CliContext): void {
       '--image-size <size>',
       "the image's root file system size (Ops BaseVolumeSz), e.g. 512m; default the package plus 64 MiB",
     )
+    .addOption(
+      new Option(
+        '--proof-via <route>',
+        "how a file proof comes back: copy (off the image, after the run) or console (as on Compute Engine: a preloaded library prints it at the prover's exit; see docs/run.md)",
+      )
+        .choices(['copy', 'console'])
+        .default('copy'),
+    )
     .option('--keep-image', 'keep the image in ~/.ops/images after the run')
     .option(
       '--no-image-cache',
@@ -126,6 +134,7 @@ async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promi
     accel: opts.accel,
     timeoutMs: opts.timeout,
     via: opts.via,
+    ...(opts.proofVia === 'console' ? { proofVia: 'console' as const } : {}),
     ...(opts.trace ? { trace: true } : {}),
     ...(opts.nanosVersion ? { nanosVersion: opts.nanosVersion } : {}),
     ...(opts.copyOut.length ? { copyOut: opts.copyOut } : {}),

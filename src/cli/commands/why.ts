@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import { explain } from '../../core/discover/why.js';
 import { UniproveError } from '../../core/errors.js';
-import { notRegularFile, refuseSpecialFile } from '../../core/fs.js';
-import { LOCK_FILE } from '../../core/package/layout.js';
+import { notRegularFile, parseJsonFile } from '../../core/fs.js';
+import { LOCK_FILE, readPackageLock } from '../../core/package/layout.js';
 import type { FileReasons } from '../../core/reasons.js';
 import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../render.js';
@@ -16,11 +16,10 @@ async function loadEntries(from: string, ctx: CliContext): Promise<FileReasons[]
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new UniproveError('E_NOT_FOUND', { message: `--from ${from} does not exist` });
   if (info.isDirectory()) {
-    await refuseSpecialFile(join(path, LOCK_FILE), 'lock file');
-    const lock = JSON.parse(await readFile(join(path, LOCK_FILE), 'utf8').catch(() => '{}')) as {
-      files?: FileReasons[];
-    };
-    if (!lock.files) {
+    const lock = (await stat(join(path, LOCK_FILE)).catch(() => undefined))
+      ? await readPackageLock(path)
+      : undefined;
+    if (!lock?.files) {
       throw new UniproveError('E_NOT_FOUND', {
         message: `${path} has no ${LOCK_FILE}`,
         hint: 'Pass a package folder made by `uniprove package`, a `discover --json` output file, or a binary.',
@@ -44,7 +43,7 @@ async function loadEntries(from: string, ctx: CliContext): Promise<FileReasons[]
     return result.files;
   }
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { files?: FileReasons[] };
+    const parsed = parseJsonFile(await readFile(path, 'utf8'), path) as { files?: FileReasons[] };
     if (Array.isArray(parsed.files)) return parsed.files;
   } catch {
     // fall through to the error below

@@ -175,11 +175,20 @@ async function fileDigest(path: string): Promise<string> {
   return sha256File(path).catch(() => 'absent');
 }
 
+/** Where and how an image is built. */
+export interface GcpBuildOptions {
+  configDir: string;
+  signal?: AbortSignal;
+  onProgress?: GcpCommonOptions['onProgress'];
+  /** Change the config before the build (a file proof's console route: proof/index.ts). */
+  stage?: (config: OpsConfig, programPath: string) => Promise<OpsConfig>;
+}
+
 /** Package (or take the package), find or build the volume, and `ops build` with the package's gcloud.json. */
 export async function buildGcpRecipeImage(
   source: GcpRecipeSource,
   plan: GcpRecipePlan,
-  options: { configDir: string; signal?: AbortSignal; onProgress?: GcpCommonOptions['onProgress'] },
+  options: GcpBuildOptions,
 ): Promise<GcpBuiltImage> {
   const { release } = await requireOpsAndNanos(source);
   const prepared = await prepareTarget(prepareOptionsOf(source, options));
@@ -211,18 +220,20 @@ export async function buildGcpImage(
   release: NanosRelease,
   source: GcpRecipeSource,
   plan: GcpRecipePlan,
-  options: { configDir: string; signal?: AbortSignal; onProgress?: GcpCommonOptions['onProgress'] },
+  options: GcpBuildOptions,
 ): Promise<GcpBuiltImage> {
   const onProgress = options.onProgress ?? noProgress;
   const { lock, text: lockText } = await readPackageLockText(prepared.packageDir);
   const gcloud = await readPackageConfig(prepared.packageDir, lock, 'gcloud');
   const bytes = prepared.bytes;
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
-  const { config } = resolveRunConfig(gcloud, {
+  const resolved = resolveRunConfig(gcloud, {
     imageSize: source.imageSize ?? gcloud.BaseVolumeSz ?? `${Math.ceil(bytes / 2 ** 20) + 64}m`,
     ...(source.args && plan.kind === 'package' ? { args: source.args } : {}),
     via: 'ops',
   });
+  const programPath = join(prepared.packageDir, resolved.config.Program ?? '');
+  const config = options.stage ? await options.stage(resolved.config, programPath) : resolved.config;
   const configPath = join(options.configDir, 'gcloud-build.json');
   await mkdir(options.configDir, { recursive: true });
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);

@@ -88,7 +88,8 @@ export interface GcpRunResult {
   kept: { kind: string; name: string }[];
 }
 
-const DEFAULT_RUN_TIMEOUT_MS = 6 * 3600_000;
+/** How long an instance's prover may run when no --timeout is given. */
+export const DEFAULT_RUN_TIMEOUT_MS = 6 * 3600_000;
 
 /** The resolved "what to run" of gcp run (digests computed, or placeholders in a dry run). */
 export async function resolveGcpRunSpec(

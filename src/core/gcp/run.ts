@@ -5,11 +5,11 @@
  */
 import { join } from 'node:path';
 import { GceDriver } from '../machine/drivers/gce.js';
+import { checkProofFits } from '../proof/index.js';
 import { runOnMachine } from '../run/lifecycle.js';
 import { prepareTarget } from '../run/prepare.js';
 import type { RunOutcome, RunRecord } from '../run/record.js';
 import {
-  type GcpRecipePlan,
   type GcpRecipeSource,
   imagePlaceholder,
   prepareOptionsOf,
@@ -17,7 +17,7 @@ import {
   resolveGcpRecipe,
 } from './build.js';
 import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from './context.js';
-import { type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
+import { DEFAULT_RUN_TIMEOUT_MS, type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
 import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
 
 /** Options of `gcp run <recipe>`. */
@@ -87,6 +87,13 @@ export async function gcpRunRecipe(
   options: GcpRunRecipeOptions,
 ): Promise<GcpRunRecipeResult | GcpDryRunResult> {
   const plan = await resolveGcpRecipe(options);
+  // A file proof the console cannot carry in the run's time is refused here, before a dry run or a build.
+  checkProofFits({
+    maxBytes: plan.proof.kind === 'file' ? plan.proof.maxBytes : undefined,
+    timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+    where: 'gce',
+    guestPath: plan.proof.kind === 'file' ? plan.proof.path : '',
+  });
   const { spec: machine, adjusted } = recipeMachine(plan, options.machine);
   // A machine that cannot be named fails here, before anything is built.
   const machineType = machineTypeFor(options.target, machine).replace(/^.*\//, '');
@@ -135,7 +142,12 @@ export async function gcpRunRecipe(
       ...(options.signal ? { signal: options.signal } : {}),
       elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
       prepare: () => prepareTarget(prepareOptionsOf(options, options)),
-      describe: (r) => describeRun(r, plan, options, machineType, adjusted),
+      describe: (r) => describeRun(r, options, machineType, adjusted),
+      consoleProof: {
+        where: 'gce',
+        cacheDir: options.cacheDir,
+        timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+      },
     });
     const outcome = record.outcome as RunOutcome;
     return { dryRun: false, id: record.id, dir: record.dir, outcome, record, gcp: driver.result() };
@@ -145,7 +157,6 @@ export async function gcpRunRecipe(
 /** What the record says before anything runs: where, and what this platform cannot do. */
 function describeRun(
   record: RunRecord,
-  plan: GcpRecipePlan,
   options: GcpRunRecipeOptions,
   machineType: string,
   adjusted: string | undefined,
@@ -156,12 +167,6 @@ function describeRun(
     record.warnings.push({
       code: 'machine-fitted',
       message: `the recipe's resources were rounded up to a custom machine type Compute Engine accepts (${adjusted})`,
-    });
-  }
-  if (plan.proof.kind === 'file') {
-    record.warnings.push({
-      code: 'proof-not-fetched',
-      message: `the proof is a file (${plan.proof.path}); gcp run brings back console proofs only, so it stays on the instance's disk (use a console proof, or --keep and copy it off)`,
     });
   }
 }

@@ -6,6 +6,7 @@
  * parity: the status is lost), gce (a Compute Engine instance: no exit status, a console proof decides).
  * A new platform (another cloud, Firecracker) is one more file in drivers/ and one more name here.
  */
+import type { ConsoleProofTap } from '../proof/index.js';
 import type { PreparedTarget } from '../run/prepare.js';
 import type { RunRecord } from '../run/record.js';
 
@@ -30,6 +31,11 @@ export interface DriverRun {
   record: RunRecord;
   /** performance.now() when the run started (timings are measured from it). */
   startedMs: number;
+  /**
+   * A file proof that comes back through the console (proof/index.ts): the driver stages it into the config it
+   * builds with and feeds it the console as it arrives.
+   */
+  consoleProof?: ConsoleProofTap;
 }
 
 /** One platform's way of running one prover image; one object per run (its state is that run's). */
@@ -50,7 +56,8 @@ export interface MachineDriver {
   start(run: DriverRun): Promise<void>;
   /** Until the prover ends, the timeout passes or the run is aborted; fills the record's timings. */
   wait(run: DriverRun): Promise<MachineEnd>;
-  /** Bring back what the platform can of file proofs and --copy-out paths (console proofs are the lifecycle's). */
+  /** Bring back what the platform can of file proofs and --copy-out paths (console proofs, and file proofs
+   * through the console, are the lifecycle's). */
   fetchProofs(target: PreparedTarget, run: DriverRun): Promise<void>;
   /**
    * Stop the machine and delete what the driver made, unless kept; safe to call more than once. Without

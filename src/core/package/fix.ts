@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FixEntry, FixFolder } from '../diagnose/findings.js';
 import type { ImageContents } from '../diagnose/image-contents.js';
 import { UniproveError } from '../errors.js';
-import { readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
+import { parseJsonFile, readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
 import { parseOpsConfig } from '../ops/config/schema.js';
 import { type PackageState, packageStatePath } from './index.js';
 import { LOCK_FILE } from './layout.js';
@@ -24,7 +24,7 @@ export async function imageFromPackage(dir: string): Promise<ImageContents> {
       hint: 'Pass the folder `uniprove package` wrote (build/<recipe>).',
     });
   }
-  const config = parseOpsConfig(JSON.parse(configText), join(dir, 'local.json'));
+  const config = parseOpsConfig(parseJsonFile(configText, join(dir, 'local.json')), join(dir, 'local.json'));
   const files = new Map<string, string | undefined>();
   for (const f of lock.files) if (f.type !== 'dir') files.set(f.path, f.source ?? join(dir, f.path));
   const mounts = Object.entries(config.Mounts ?? {}).map(([volume, value]) => {
@@ -69,7 +69,7 @@ export async function addFilesToRecipe(
     dirs?: { host?: string; guest?: string; reason?: string }[];
   } & Record<string, unknown>;
   try {
-    recipe = JSON.parse(await readFile(recipeFile, 'utf8'));
+    recipe = parseJsonFile(await readFile(recipeFile, 'utf8'), recipeFile) as typeof recipe;
   } catch (error) {
     throw new UniproveError('E_CONFIG', {
       message: `cannot read the recipe ${recipeFile}: ${(error as Error).message}`,

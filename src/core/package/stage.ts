@@ -21,7 +21,7 @@ export interface LockEntry extends FileReasons {
 
 /** Where a run's proof appears, copied from the recipe so runs of the package alone know it. */
 export type LockProof =
-  | { kind: 'file'; path: string }
+  | { kind: 'file'; path: string; maxBytes?: number }
   | { kind: 'console'; begin: string; end: string }
   | { kind: 'none' };
 

@@ -152,6 +152,14 @@ export const ProofSpec = z
       path: GuestPath.describe(
         'Guest path of the proof file or folder; copied out of the volume (or the image) after the run.',
       ),
+      maxBytes: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          'The largest the proof file can be. A proof that comes back through the console (always on Compute Engine) is refused before launch when the console cannot carry this many bytes within the timeout.',
+        ),
     }),
     z.strictObject({
       kind: z.literal('console'),

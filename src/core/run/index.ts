@@ -6,6 +6,7 @@
  * status, timings, proofs with their digests.
  */
 import { join } from 'node:path';
+import { UniproveError } from '../errors.js';
 import { parseJsonFile } from '../fs.js';
 import { createDriver } from '../machine/driver.js';
 import type { LocalRunOptions } from '../machine/drivers/local.js';
@@ -35,6 +36,8 @@ export interface RunProverOptions extends PrepareTargetOptions, LocalRunOptions 
   via?: 'qemu' | 'ops';
   /** Do not add the run to proving_report.csv. */
   noReport?: boolean;
+  /** How a file proof comes back: copied off the image after the run (default), or through the console (the Compute Engine route). */
+  proofVia?: 'copy' | 'console';
 }
 
 export interface RunResult {
@@ -55,6 +58,14 @@ export interface RunResult {
  * throws UniproveError when uniprove could not run it, and on Ctrl-C, after keeping the record (details.runDir).
  */
 export async function runProver(options: RunProverOptions, prepared?: PreparedTarget): Promise<RunResult> {
+  const viaConsole = options.proofVia === 'console';
+  if (viaConsole && options.via === 'ops') {
+    throw new UniproveError('E_USAGE', {
+      message:
+        '--proof-via console needs --via qemu (the default): plain `ops run` gives uniprove no console to read',
+      hint: 'Leave out --via ops, or --proof-via console.',
+    });
+  }
   const driver = await createDriver(options.via ?? 'qemu', options);
   const record = await runOnMachine(driver, {
     ...(options.cwd ? { cwd: options.cwd } : {}),
@@ -70,6 +81,15 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
     ...(prepared ? { prepared } : {}),
     prepare: () => prepareTarget(options),
+    ...(viaConsole
+      ? {
+          consoleProof: {
+            where: 'local' as const,
+            cacheDir: options.cacheDir,
+            ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
+          },
+        }
+      : {}),
   });
   return {
     id: record.id,

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../machine/driver.js';
+import { consoleProofTap } from '../proof/index.js';
 import { addFindings, collectConsoleProofs, warnDiskFull, writeTraceLog } from './console.js';
 import type { PreparedTarget } from './prepare.js';
 import {
@@ -43,6 +44,11 @@ export interface RunOnMachineOptions {
   prepare: () => Promise<PreparedTarget>;
   /** Fields and warnings the front end knows before anything runs. */
   describe?: (record: RunRecord) => void;
+  /**
+   * Bring a file proof back through the console (always on Compute Engine, `run --proof-via console` locally):
+   * a preloaded library prints it at the prover's exit (proof/index.ts).
+   */
+  consoleProof?: { where: 'local' | 'gce'; cacheDir: string; pathEnv?: string; timeoutMs?: number };
 }
 
 /** The outcome of a machine's end; `proofs`: console proofs that came back (decide where no status is carried). */
@@ -76,7 +82,8 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   try {
     await writeRecord(record);
     await driver.check(run);
-    const target = options.prepared ?? (await options.prepare());
+    const prepared = options.prepared ?? (await options.prepare());
+    const target = withConsoleProof(prepared, run, options);
     record.prover = target.name;
     record.package = target.packageDir;
     record.volumes = target.volumes;
@@ -104,6 +111,28 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     await finish(aborted ? 'interrupted' : code === 'E_GCP_TIMEOUT' ? 'timeout' : 'error').catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The target as the driver should see it: with a file proof coming back through the console, the driver stages
+ * the tap into its config and copies no proof off the image (the lifecycle settles it from the console).
+ */
+function withConsoleProof(
+  target: PreparedTarget,
+  run: DriverRun,
+  options: RunOnMachineOptions,
+): PreparedTarget {
+  const route = options.consoleProof;
+  if (!route) return target;
+  const tap = consoleProofTap(target.proof, {
+    ...route,
+    timeoutMs: route.timeoutMs ?? options.timeoutMs,
+    record: run.record,
+    signal: options.signal,
+  });
+  if (!tap) return target;
+  run.consoleProof = tap;
+  return { ...target, proof: { kind: 'none' } };
 }
 
 function openRecord(id: string, dir: string, driver: MachineDriver, options: RunOnMachineOptions): RunRecord {
@@ -141,8 +170,10 @@ async function collect(
   if (outcome === 'interrupted') return outcome;
   const due = driver.exitStatus === 'proof' ? 'no-status' : outcome === 'succeeded' ? 'exited-0' : false;
   // A machine that could not run still has a console to read (what QEMU or the guest said before it died).
-  const proofs = await collectConsoleProofs(record, target.proof, due);
-  outcome = outcomeOf(end, driver, target.proof.kind === 'console' ? proofs : -1);
+  const proofs = run.consoleProof
+    ? Number(await run.consoleProof.settle(record, outcome === 'timeout' || outcome === 'error'))
+    : await collectConsoleProofs(record, target.proof, due);
+  outcome = outcomeOf(end, driver, target.proof.kind === 'console' || run.consoleProof ? proofs : -1);
   record.outcome = outcome;
   await driver.fetchProofs(target, run);
   if (options.trace) await writeTraceLog(record);

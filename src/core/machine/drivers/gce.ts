@@ -62,6 +62,7 @@ export class GceDriver implements MachineDriver {
       configDir: record.dir,
       ...(signal ? { signal } : {}),
       ...(onProgress ? { onProgress } : {}),
+      ...(run.consoleProof ? { stage: run.consoleProof.stage } : {}),
     });
     const built = this.built;
     record.args = built.config.Args ?? record.args;
@@ -94,6 +95,7 @@ export class GceDriver implements MachineDriver {
     const { record } = run;
     const built = this.built!;
     const proof = this.options.plan.proof;
+    const tap = run.consoleProof;
     const volume = await this.volumeDisk();
     const options: GcpRunOptions & Required<Pick<GcpRunOptions, 'clients'>> = {
       ...this.options.instance,
@@ -104,11 +106,14 @@ export class GceDriver implements MachineDriver {
       workDir: record.dir,
       onConsoleLine: (line) => {
         this.firstLineAt ??= performance.now();
-        this.options.source.onConsoleLine?.(line);
+        // A file proof's base64 lines go to the tap (and console.log), not to the live console.
+        if (!tap?.pushLine(line)) this.options.source.onConsoleLine?.(line);
       },
       ...(proof.kind === 'console'
         ? { isEnd: (line: string) => (line.trim() === proof.end ? proof.end : undefined) }
-        : {}),
+        : tap
+          ? { isEnd: tap.isEnd }
+          : {}),
       dryRun: false,
     };
     const { spec, sources } = await resolveGcpRunSpec(options, false);
@@ -138,7 +143,7 @@ export class GceDriver implements MachineDriver {
   }
 
   async fetchProofs(): Promise<void> {
-    // File proofs stay on the instance's disk (warned when the run began): the console is all that comes back.
+    // The console is all that comes back from an instance: file proofs come through it (the lifecycle's tap).
   }
 
   async destroy(run: DriverRun, failure?: unknown): Promise<void> {
@@ -149,7 +154,8 @@ export class GceDriver implements MachineDriver {
     try {
       await this.instance.release(failure);
     } finally {
-      if (this.watched && failure === undefined) this.describe(run);
+      // Where it ran and what it made, also when the run fails after the instance ran (a proof cut short).
+      if (this.watched) this.describe(run);
     }
   }
 

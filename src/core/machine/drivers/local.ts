@@ -103,14 +103,18 @@ export abstract class LocalDriver {
       );
     }
     const pkgBytes = target.bytes;
-    const { config, warnings } = resolveRunConfig(target.config, {
+    const resolved = resolveRunConfig(target.config, {
       imageSize: options.imageSize ?? target.config.BaseVolumeSz ?? `${Math.ceil(pkgBytes / 2 ** 20) + 64}m`,
       ...(options.args ? { args: options.args } : {}),
       ...(options.trace ? { trace: true } : {}),
       via: this.name,
     });
+    record.warnings.push(...resolved.warnings);
+    const programPath = join(target.packageDir, resolved.config.Program ?? '');
+    const config = run.consoleProof
+      ? await run.consoleProof.stage(resolved.config, programPath)
+      : resolved.config;
     record.args = config.Args ?? [];
-    record.warnings.push(...warnings);
     this.configPath = join(record.dir, 'ops-config.json');
     await writeFile(this.configPath, `${JSON.stringify(config, null, 2)}\n`);
     record.files.config = 'ops-config.json';

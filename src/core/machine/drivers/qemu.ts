@@ -126,7 +126,15 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     record.files.console = CONSOLE_LOG;
     record.files.qemuCmdline = 'qemu-cmdline.txt';
     await writeRecord(record);
-    if (options.onConsole) this.machine.onConsole = options.onConsole;
+    const tap = run.consoleProof;
+    const show = options.onConsole;
+    // A file proof's base64 lines go to the tap (and console.log), not to the live console.
+    if (tap) {
+      this.machine.onConsole = (chunk) => {
+        const shown = tap.push(chunk);
+        if (shown) show?.(shown);
+      };
+    } else if (show) this.machine.onConsole = show;
     this.bootStartMs = performance.now() - run.startedMs;
     (options.onProgress ?? noProgress)({
       kind: 'step-start',
