@@ -39,12 +39,13 @@ export interface GcpFleetGroup {
   zones: string[];
 }
 
-/** Group resources by their fleet label, in order of first appearance. */
+/** Group instances and disks by their fleet label, in order of first appearance. */
 export function groupByFleet(resources: GcpListedResource[]): GcpFleetGroup[] {
   const groups = new Map<string, GcpFleetGroup>();
   for (const r of resources) {
     const id = r.labels?.[LABEL.fleet];
-    if (!id) continue;
+    // Images keep the label of the fleet that imported them, but they are the cache, not the fleet's.
+    if (!id || (r.kind !== 'instance' && r.kind !== 'disk')) continue;
     const g = groups.get(id) ?? { id, instances: 0, disks: 0, zones: [] };
     if (r.kind === 'instance') g.instances++;
     if (r.kind === 'disk') g.disks++;

@@ -21,7 +21,8 @@ export function registerLs(gcp: Command, ctx: CliContext): void {
       return printLines(ctx.out, [`nothing made by uniprove in ${result.project}`]);
     const line = (r: (typeof result.resources)[number]) =>
       `${r.kind.padEnd(9)} ${r.name}${r.zone ? `  ${r.zone}` : ''}${r.bucket ? `  gs://${r.bucket}` : ''}${r.status ? `  ${r.status}` : ''}${r.created ? `  ${r.created}` : ''}`;
-    const fleetOf = (r: (typeof result.resources)[number]) => r.labels?.['uniprove-fleet'];
+    const fleetOf = (r: (typeof result.resources)[number]) =>
+      r.kind === 'instance' || r.kind === 'disk' ? r.labels?.['uniprove-fleet'] : undefined;
     for (const f of result.fleets) {
       printLines(ctx.out, [
         `fleet ${f.id}: ${f.instances} instance(s), ${f.disks} disk(s) in ${f.zones.join(', ')} (delete: uniprove gcp gc --fleet ${f.id})`,
