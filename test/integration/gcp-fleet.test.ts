@@ -5,6 +5,7 @@
  * survives them with nothing left; Ctrl-C at several moments leaves nothing.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -23,9 +24,15 @@ import { gcpImage } from '../../src/core/gcp/image.js';
 import { gcpRun } from '../../src/core/gcp/instance.js';
 import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
-import { fleetServerConsole, serverFleetRunOne } from '../helpers/gcp-fleet.js';
+import {
+  fleetFileProofBytes,
+  fleetFileProofConsole,
+  fleetServerConsole,
+  serverFleetRunOne,
+} from '../helpers/gcp-fleet.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
+import { needGcc } from '../helpers/tools.js';
 
 const dir = await tempDir('uniprove-gcp-fleet-');
 const raw = await sparseDisk(dir, 'prover.raw', 16 << 20, 3);
@@ -444,6 +451,40 @@ describe('a fleet of 20 on the local server', () => {
       assert.deepEqual(offSpec(f.server), []);
     });
   }
+
+  test('file proofs: the file of each input comes back through its console, sha256 checked, even after a preemption', {
+    skip: needGcc(),
+  }, async () => {
+    const f = await fixture({ console: fleetFileProofConsole });
+    f.server.preemptNext(1, { afterSerialReads: 2 });
+    const fleetId = 'f20261130t060000-file';
+    const runsDir = await tempDir('uniprove-fleet-runs-');
+    const result = await runFleet({
+      fleetId,
+      inputs: inputs(6),
+      parallel: 3,
+      zones: ZONES,
+      ...serverFleetRunOne({
+        clients: f.clients,
+        image: f.image,
+        fleetId,
+        runsDir,
+        fileProof: { cacheDir: await tempDir('uniprove-fleet-cache-') },
+      }),
+      backoff: { baseMs: 5, maxMs: 50 },
+    });
+    assert.equal(result.summary.succeeded, 6, JSON.stringify(result.inputs));
+    assert.equal(result.summary.retried, 1);
+    for (const input of result.inputs) {
+      const record = JSON.parse(await readFile(join(input.dir!, 'record.json'), 'utf8'));
+      assertRunRecord(record, `input ${input.index}'s record`);
+      const expected = fleetFileProofBytes(JSON.stringify(input.args));
+      const proof = record.proofs[0];
+      assert.equal(proof.sha256, createHash('sha256').update(expected).digest('hex'));
+      assert.deepEqual(await readFile(join(input.dir!, proof.path)), expected);
+    }
+    assert.deepEqual(f.server.inventory(), []);
+  });
 
   test('a quota of 2 instances per zone with one zone: backs off, lowers concurrency, all proofs done', async () => {
     const f = await fixture();

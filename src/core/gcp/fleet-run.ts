@@ -19,6 +19,8 @@ import {
 } from '../fleet/scheduler.js';
 import { GceFleetDriver, type GceFleetShared } from '../machine/drivers/gce-fleet.js';
 import { requireOpsAndNanos } from '../ops/build.js';
+import type { OpsConfig } from '../ops/config/schema.js';
+import { checkProofFits, consoleProofTap } from '../proof/index.js';
 import { runOnMachine } from '../run/lifecycle.js';
 import { readInputs } from '../run/parallel.js';
 import { type PreparedTarget, prepareTarget } from '../run/prepare.js';
@@ -138,6 +140,14 @@ async function resolveFleet(options: GcpRunFleetOptions) {
   };
   const plan = planFleet(spec);
   checkMaxCost(plan.fleet.cost, options.maxCostUsd);
+  if (recipe.proof.kind === 'file') {
+    checkProofFits({
+      maxBytes: recipe.proof.maxBytes,
+      timeoutMs,
+      where: 'gce',
+      guestPath: recipe.proof.path,
+    });
+  }
   return { cwd, inputs, recipe, machineType, fleetId, zones, timeoutMs, spec, plan };
 }
 
@@ -172,10 +182,12 @@ async function runResolvedFleet(
   const fleetDir = join(runsDir, r.fleetId);
   const { release } = await requireOpsAndNanos(options);
   const prepared = await prepareTarget(prepareOptionsOf(options, options));
+  const fileProof = fleetFileProof(options, r, prepared, fleetDir);
   const built = await buildGcpImage(prepared, release, options, r.recipe, {
     configDir: fleetDir,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(fileProof ? { stage: fileProof.stage } : {}),
   });
   let imports: Awaited<ReturnType<typeof importFleetImages>> | undefined;
   let result: FleetResult | undefined;
@@ -190,6 +202,7 @@ async function runResolvedFleet(
       ...(built.config.Args ? { imageArgs: built.config.Args } : {}),
       timeoutMs: r.timeoutMs,
       ...(options.watch ? { watch: options.watch } : {}),
+      ...(fileProof?.staged ? { fileProof: fileProof.staged } : {}),
       ...(imports.spec.volume?.readOnly
         ? { prepareZone: fleetZoneDisks(options, imports.spec, clients, fleetDir) }
         : {}),
@@ -212,6 +225,14 @@ async function runResolvedFleet(
         runsDir,
         cwd: r.cwd,
         ...(options.noReport ? { noReport: true } : {}),
+        ...(fileProof
+          ? {
+              consoleProof: {
+                cacheDir: options.cacheDir,
+                ...(options.pathEnv ? { pathEnv: options.pathEnv } : {}),
+              },
+            }
+          : {}),
       }),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.forceSignal ? { forceSignal: options.forceSignal } : {}),
@@ -269,6 +290,35 @@ async function importFleetImages(
     ...(spec.volume && volumeImage ? { volume: { ...spec.volume, source: { existing: volumeImage } } } : {}),
   };
   return { ctx, spec: shared };
+}
+
+/**
+ * A file proof's console route for the fleet's one image: the library staged into the config once; what it was
+ * staged from is kept for each attempt's own receiver. Undefined for other proofs.
+ */
+function fleetFileProof(
+  options: GcpRunFleetOptions,
+  r: Resolved,
+  prepared: PreparedTarget,
+  fleetDir: string,
+) {
+  const stub = { dir: fleetDir, warnings: [] } as unknown as RunRecord;
+  const tap = consoleProofTap(prepared.proof, {
+    where: 'gce',
+    cacheDir: options.cacheDir,
+    timeoutMs: r.timeoutMs,
+    record: stub,
+    pathEnv: options.pathEnv,
+    signal: options.signal,
+  });
+  if (!tap) return undefined;
+  const holder: { staged?: { config: OpsConfig; programPath: string }; stage: typeof tap.stage } = {
+    stage: async (config, programPath) => {
+      holder.staged = { config, programPath };
+      return tap.stage(config, programPath);
+    },
+  };
+  return holder;
 }
 
 /**
@@ -333,6 +383,8 @@ export interface GceFleetRunOneOptions {
   runsDir: string;
   cwd?: string;
   noReport?: boolean;
+  /** A file proof comes back through the console (the fleet's image was staged with the library). */
+  consoleProof?: { cacheDir: string; pathEnv?: string };
 }
 
 /**
@@ -357,6 +409,7 @@ export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
           'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
         prepared: c.prepared,
         prepare: async () => c.prepared,
+        ...(c.consoleProof ? { consoleProof: { where: 'gce' as const, ...c.consoleProof } } : {}),
         describe: (record) => describeAttempt(record, c, input.index, ctx),
       });
       const kind = record.outcome === 'succeeded' ? 'succeeded' : 'failed';
@@ -398,12 +451,6 @@ function describeAttempt(
     record.warnings.push({
       code: 'fleet-args',
       message: `a fleet's instances share one image built with the recipe's arguments (${JSON.stringify(imageArgs)}); this input's (${JSON.stringify(record.args)}) reach the instance as its metadata ${ARGS_METADATA_KEY}, not as the program's argv`,
-    });
-  }
-  if (c.prepared.proof.kind === 'file') {
-    record.warnings.push({
-      code: 'proof-not-fetched',
-      message: `the proof is a file (${c.prepared.proof.path}); a fleet brings back console proofs`,
     });
   }
 }

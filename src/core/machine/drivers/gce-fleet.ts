@@ -13,6 +13,7 @@ import type { GcpCommonOptions } from '../../gcp/context.js';
 import { type GcpFleetSpec, planFleetAttempt } from '../../gcp/fleet-plan.js';
 import { GceInstance, type GcpRunOptions, type WatchResult } from '../../gcp/instance.js';
 import type { GcpRunSpec } from '../../gcp/plan.js';
+import type { OpsConfig } from '../../ops/config/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
@@ -29,6 +30,11 @@ export interface GceFleetShared {
   /** How long the prover may run once the instance is up (ms). */
   timeoutMs: number;
   watch?: GcpRunOptions['watch'];
+  /**
+   * A file proof through the console: the config the fleet's image was staged from and the prover on the host,
+   * so each attempt's tap (run.consoleProof) sets up its own receiver in its own record.
+   */
+  fileProof?: { config: OpsConfig; programPath: string };
   /** Make what instances in a zone share before the first starts there (a read-only volume disk); once a zone. */
   prepareZone?: (zone: string, signal: AbortSignal) => Promise<void>;
 }
@@ -69,7 +75,13 @@ export class GceFleetDriver implements MachineDriver {
     record.image = this.shared.spec.image.existing;
     if (this.shared.imageArgs && record.args.length === 0) record.args = this.shared.imageArgs;
     const proof = target.proof;
+    const tap = run.consoleProof;
     if (proof.kind === 'console') this.end = (line) => (line.trim() === proof.end ? proof.end : undefined);
+    else if (tap && this.shared.fileProof) {
+      // The image is staged already (once for the fleet); this sets up the attempt's own receiver.
+      await tap.stage(this.shared.fileProof.config, this.shared.fileProof.programPath);
+      this.end = tap.isEnd;
+    }
     record.volumes = target.volumes;
     record.files.console = CONSOLE_LOG;
     await writeFile(join(record.dir, CONSOLE_LOG), '');
@@ -91,7 +103,8 @@ export class GceFleetDriver implements MachineDriver {
       timeoutMs: this.shared.timeoutMs,
       consolePath: join(record.dir, CONSOLE_LOG),
       workDir: record.dir,
-      onConsoleLine: () => {
+      onConsoleLine: (line) => {
+        run.consoleProof?.pushLine(line);
         if (!this.proving) {
           this.proving = true;
           this.attempt.onState('proving');
