@@ -215,7 +215,7 @@ type Requests = GceServer['requests'];
 const instances = () => server.inventory().filter((r) => r.startsWith('instance')).length;
 
 for (const [moment, when] of [
-  ['while the image is imported', (q: Requests) => q.some((x) => x.api === 'images.get')],
+  ['while the image is uploaded', (q: Requests) => q.some((x) => x.api.startsWith('storage.objects.insert'))],
   ['with 5 instances running', () => instances() >= 5],
   ['after some proofs', (q: Requests) => q.filter((x) => x.api === 'instances.delete').length >= 7],
 ] as const) {
@@ -224,6 +224,11 @@ for (const [moment, when] of [
     const r = await interrupted(`fleetint${moment.length}`, () => when(server.requests.slice(mark)));
     assert.equal(r.exitCode, 130, `${r.stderr}`);
     assert.deepEqual(server.inventory(), []);
+    // No staging object left either (an interrupted import deletes what it half made).
+    assert.deepEqual(
+      server.leftovers().filter((l) => l.startsWith('object')),
+      [],
+    );
   });
 }
 

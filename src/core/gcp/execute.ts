@@ -83,6 +83,8 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
     if (!execute) throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
     outcome = await execute(ctx, call, call.params as Record<string, string>, resource);
   } catch (error) {
+    // A call cut short by Ctrl-C (an upload, a poll) is the interrupt, not a Google Cloud failure.
+    if (ctx.signal?.aborted) throw abortError(ctx.signal);
     throw gcpError(error, call.method, resource);
   } finally {
     ctx.performed.push({

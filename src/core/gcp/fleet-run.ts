@@ -281,7 +281,13 @@ async function importFleetImages(
     (c) => c.phase === 'main' && c.method !== 'instances.insert' && c.method !== 'zoneOperations.get',
   );
   const ctx = newContext(options, clients, fleetDir, volSource ? [bootSource, volSource] : [bootSource]);
-  await executeCalls(ctx, calls);
+  try {
+    await executeCalls(ctx, calls);
+  } catch (error) {
+    // A half-made import (an uploaded tarball, an image not READY) goes; the error is the fleet's.
+    await releaseAll(ctx, 'failure', 10 * 60_000).catch(() => {});
+    throw error;
+  }
   const imageName = (calls.find((c) => c.method === 'images.get')!.params.image as string) ?? '';
   const volumeImage = calls.filter((c) => c.method === 'images.get')[1]?.params.image as string | undefined;
   const shared: GcpFleetSpec & { image: { existing: string } } = {
