@@ -455,7 +455,7 @@ describe('a fleet of 20 on the local server', () => {
   test('file proofs: the file of each input comes back through its console, sha256 checked, even after a preemption', {
     skip: needGcc(),
   }, async () => {
-    const f = await fixture({ console: fleetFileProofConsole });
+    const f = await fixture({ console: fleetFileProofConsole, serialChunk: 16_384 });
     f.server.preemptNext(1, { afterSerialReads: 2 });
     const fleetId = 'f20261130t060000-file';
     const runsDir = await tempDir('uniprove-fleet-runs-');
