@@ -113,7 +113,16 @@ export {
   fleetMachine,
   fleetVolumeDiskName,
   planFleet,
+  planFleetAttempt,
+  planFleetVolumeDisk,
 } from './core/gcp/fleet-plan.js';
+export type {
+  GceFleetRunOneOptions,
+  GcpFleetDryRunResult,
+  GcpRunFleetOptions,
+  GcpRunFleetResult,
+} from './core/gcp/fleet-run.js';
+export { fleetSweeper, fleetZoneDisks, gceFleetRunOne, gcpRunFleet } from './core/gcp/fleet-run.js';
 export type { FleetSweepOptions, FleetSweepResult } from './core/gcp/fleet-sweep.js';
 export { listFleetResources, sweepFleet } from './core/gcp/fleet-sweep.js';
 export type {
