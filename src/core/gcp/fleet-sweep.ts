@@ -13,6 +13,10 @@ import type { GcpTarget } from './config.js';
 import { type ExecutionContext, performCall } from './execute.js';
 import { ResourceLedger } from './ledger.js';
 import { LABEL } from './names.js';
+
+/** Page by page (what async iteration does anyway; saying so keeps google-gax from warning on stderr). */
+const PAGED = { autoPaginate: false };
+
 import { gcpError, isNotFound, type PollOptions } from './operations.js';
 import { type GcpResourceRef, releaseCalls } from './plan.js';
 
@@ -40,11 +44,11 @@ export async function listFleetResources(
   const found: { kind: 'instance' | 'disk'; name: string; zone: string }[] = [];
   const zoneOf = (key: string) => key.replace(/^zones\//, '');
   try {
-    for await (const [key, scoped] of clients.instances.aggregatedListAsync({ project, filter })) {
+    for await (const [key, scoped] of clients.instances.aggregatedListAsync({ project, filter }, PAGED)) {
       for (const i of scoped.instances ?? [])
         found.push({ kind: 'instance', name: i.name ?? '', zone: zoneOf(key) });
     }
-    for await (const [key, scoped] of clients.disks.aggregatedListAsync({ project, filter })) {
+    for await (const [key, scoped] of clients.disks.aggregatedListAsync({ project, filter }, PAGED)) {
       for (const d of scoped.disks ?? []) found.push({ kind: 'disk', name: d.name ?? '', zone: zoneOf(key) });
     }
   } catch (error) {
