@@ -244,7 +244,11 @@ async function runResolvedFleet(
   } finally {
     await built.release().catch(() => {});
     // The images stay (reused by digest) when the fleet ran; a failed import takes its half-made image.
-    if (imports) await releaseAll(imports.ctx, result ? 'success' : 'failure', 10 * 60_000).catch(() => {});
+    if (imports) {
+      // Quietly: the fleet's view has ended; this only deletes a tarball or a half-made image, if any.
+      const quiet = { ...imports.ctx, onProgress: undefined };
+      await releaseAll(quiet, result ? 'success' : 'failure', 10 * 60_000).catch(() => {});
+    }
   }
   const record = buildFleetRecord(result, {
     machineType: r.machineType,
