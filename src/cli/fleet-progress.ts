@@ -40,14 +40,20 @@ export function fleetLine(e: Extract<FleetEvent, { kind: 'fleet' }>): string {
 /** A renderer for the given output and mode. */
 export function createFleetProgress(
   out: Output,
-  options: { json?: boolean; quiet?: boolean; plain?: boolean } = {},
+  options: {
+    json?: boolean;
+    quiet?: boolean;
+    plain?: boolean;
+    /** The environment (default the process's): CI set means no live view. */
+    env?: Record<string, string | undefined>;
+  } = {},
 ): FleetProgressRenderer {
   const stream = out.stderr as NodeJS.WriteStream;
   if (options.quiet) return { onEvent: () => {}, done: async () => {} };
   if (options.json) {
     return { onEvent: (e) => void stream.write(`${fleetEventLine(e)}\n`), done: async () => {} };
   }
-  const tty = Boolean(stream.isTTY) && !options.plain && !process.env.CI;
+  const tty = Boolean(stream.isTTY) && !options.plain && !(options.env ?? process.env).CI;
   return tty ? liveFleetProgress(stream) : plainFleetProgress(stream);
 }
 

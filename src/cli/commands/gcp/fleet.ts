@@ -154,7 +154,7 @@ export async function runFleetCommand(
   const dryRun = Boolean(flags.dryRun);
   ctx.holdSecondInterrupt?.();
   const steps = createProgress(ctx.out, { quiet: dryRun || json });
-  const live = createFleetProgress(ctx.out, { json, quiet: dryRun });
+  const live = createFleetProgress(ctx.out, { json, quiet: dryRun, env: ctx.env });
   let started = false;
   const fast = fastPollMs(ctx);
   let result: GcpRunFleetResult | GcpFleetDryRunResult;
