@@ -82,9 +82,11 @@ test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import pe
     { env: { HOME: home, CLOUDSDK_CONFIG: join(home, 'g'), PATH: process.env.PATH ?? '' }, cwd: dir },
   );
   assert.equal(r.exitCode, 0, r.stderr);
-  const out = parseJson<{ calls: Call[]; fleet: { id: string; cost: { usd: number; instances: number } } }>(
-    r,
-  );
+  const out = parseJson<{
+    calls: Call[];
+    fleet: { id: string; images: number; cost: { usd: number; instances: number } };
+  }>(r);
+  assert.equal(out.fleet.images, 12, 'the summary says one image per distinct argument list');
   const imports = out.calls.filter((c) => c.method === 'images.insert');
   assert.equal(imports.length, 13, 'one image import per distinct argument list and one volume image import');
   const boot = imports.filter((c) => !String(c.body!.name).startsWith('uniprove-vol-'));
@@ -118,6 +120,7 @@ test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import pe
   assert.equal(same.exitCode, 0, same.stderr);
   const sameCalls = parseJson<{ calls: Call[] }>(same).calls;
   assert.equal(sameCalls.filter((c) => c.method === 'images.insert').length, 2);
+  assert.equal(parseJson<{ fleet: { images: number } }>(same).fleet.images, 1);
   assert.deepEqual(
     parseJson<{ fleet: { cost: unknown } }>(same).fleet.cost,
     out.fleet.cost,

@@ -70,6 +70,8 @@ export interface GcpFleetPlan {
   fleet: {
     id: string;
     inputs: number;
+    /** Boot images the fleet imports (or reuses by digest): one per distinct argument list of the inputs. */
+    images: number;
     parallel: number;
     zones: string[];
     spot: boolean;
@@ -284,6 +286,7 @@ export function planFleet(spec: GcpFleetSpec): GcpFleetPlan {
     fleet: {
       id: spec.fleetId,
       inputs: spec.inputs,
+      images: spec.images?.length ?? 1,
       parallel: spec.parallel,
       zones: spec.zones,
       spot: spec.machine.spot,

@@ -126,7 +126,10 @@ async function resolveFleet(options: GcpRunFleetOptions) {
     image: { name: recipe.name, sha256: imagePlaceholder(recipe.name) },
     images: distinctArgs(inputs).map((args) => ({
       args,
-      source: { name: recipe.name, sha256: imagePlaceholder(recipe.name) },
+      source: {
+        name: recipe.name,
+        sha256: `<sha256 of the image built from recipe ${recipe.name} with arguments ${JSON.stringify(args)}>`,
+      },
     })),
     inputArgs: inputs,
     ...(recipe.volume
