@@ -169,7 +169,7 @@ type Resolved = Awaited<ReturnType<typeof resolveFleet>>;
 
 /**
  * Run one proof per input line on Compute Engine, at most `parallel` instances at once, Spot by default; import
- * the image once; retry preempted inputs; leave nothing behind (the fleet's label finds what is left).
+ * one image per distinct argument list; retry preempted inputs; leave nothing behind (the fleet's label finds what is left).
  */
 export async function gcpRunFleet(
   options: GcpRunFleetOptions & { dryRun: true },
@@ -185,7 +185,7 @@ export async function gcpRunFleet(
   return withClients(options, (clients) => runResolvedFleet(options, resolved, clients));
 }
 
-/** Build and import once, run the fleet, release the import's leftovers, write fleet.json. */
+/** Build and import the images, run the fleet, release the imports' leftovers, write fleet.json. */
 async function runResolvedFleet(
   options: GcpRunFleetOptions,
   r: Resolved,
@@ -302,8 +302,9 @@ async function importFleetImages(
   const run = async (
     sources: Parameters<typeof newContext>[3],
     calls: ReturnType<typeof planFleet>['calls'],
+    onProgress = options.onProgress,
   ) => {
-    const ctx = newContext(options, clients, fleetDir, sources);
+    const ctx = newContext({ ...options, onProgress }, clients, fleetDir, sources);
     contexts.push(ctx);
     try {
       await executeCalls(ctx, calls);
@@ -322,16 +323,27 @@ async function importFleetImages(
       )
     : [];
   await run([], fleetBucketCalls(r.spec, r.spec.target));
+  const lists = distinctArgs(r.inputs);
   const images = await pool(
-    distinctArgs(r.inputs),
+    lists,
     options.parallel,
-    async (args, lock) => {
+    async (args, lock, index) => {
+      // Which image a step is of, when imports run side by side.
+      const onProgress: GcpCommonOptions['onProgress'] =
+        options.onProgress && lists.length > 1
+          ? (e) =>
+              options.onProgress!({
+                ...e,
+                detail:
+                  `${e.detail ?? ''} [image ${index + 1} of ${lists.length}: ${JSON.stringify(args)}]`.trim(),
+              })
+          : options.onProgress;
       const built = await lock(() =>
         buildGcpImage(build.prepared, build.release, options, r.recipe, {
           configDir: join(fleetDir, 'images', argsDigest(args)),
           args,
           ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          ...(onProgress ? { onProgress } : {}),
           ...(build.fileProof ? { stage: build.fileProof.stage } : {}),
         }),
       );
@@ -341,6 +353,7 @@ async function importFleetImages(
         await run(
           [source],
           calls.map((c) => labelled(c, r.fleetId)),
+          onProgress,
         );
         return {
           args,
@@ -376,7 +389,7 @@ async function importFleetImages(
 async function pool<T, R>(
   items: T[],
   limit: number,
-  work: (item: T, lock: <X>(f: () => Promise<X>) => Promise<X>) => Promise<R>,
+  work: (item: T, lock: <X>(f: () => Promise<X>) => Promise<X>, index: number) => Promise<R>,
   extra?: () => Promise<void>,
 ): Promise<R[]> {
   let chain: Promise<unknown> = Promise.resolve();
@@ -392,7 +405,7 @@ async function pool<T, R>(
     while (next < items.length && !failed) {
       const i = next++;
       try {
-        results[i] = await work(items[i]!, lock);
+        results[i] = await work(items[i]!, lock, i);
       } catch (error) {
         failed = true;
         throw error;
@@ -409,8 +422,9 @@ async function pool<T, R>(
 }
 
 /**
- * A file proof's console route for the fleet's one image: the library staged into the config once; what it was
- * staged from is kept for each attempt's own receiver. Undefined for other proofs.
+ * A file proof's console route for the fleet's images: the library staged into each image's config (the builds
+ * run one at a time); what it was staged from is kept for each attempt's own receiver. Undefined for other
+ * proofs.
  */
 function fleetFileProof(
   options: GcpRunFleetOptions,
