@@ -6,7 +6,8 @@
  *
  * Each input is the real Compute Engine runOne (core/gcp/fleet-run.ts): one run
  * of the run lifecycle with the fleet's gce driver on a fresh Spot instance of
- * an image imported once (official clients: instances.insert, operation polls,
+ * the image of its input's arguments (one per distinct argument list, imported
+ * before the timing starts, as before: imports are not counted) (official clients: instances.insert, operation polls,
  * serial reads, instances.get, instances.delete), its own run record and
  * proving_report.csv line, driven by the fleet scheduler; polling intervals
  * are scaled down as the latencies are.
@@ -21,7 +22,7 @@ import { createGcpClients } from '../src/core/gcp/clients.js';
 import { gcpImage } from '../src/core/gcp/image.js';
 import { GceServer } from '../test/helpers/gce-server.js';
 import { against, TARGET } from '../test/helpers/gcp.js';
-import { fleetServerConsole, serverFleetRunOne } from '../test/helpers/gcp-fleet.js';
+import { argsImages, argsTable, fleetServerConsole, serverFleetRunOne } from '../test/helpers/gcp-fleet.js';
 
 const [inputs = 20, parallel = 5, scale = 100, reps = 3] = process.argv.slice(2).map(Number);
 const latency = { insertMs: 10_000 / scale, bootMs: 20_000 / scale, proveMs: 60_000 / scale };
@@ -30,7 +31,11 @@ const pollMs = Math.max(1, Math.round(1000 / scale));
 const watchMs = Math.max(1, Math.round(2000 / scale));
 
 const dir = await mkdtemp(join(tmpdir(), 'uniprove-bench-fleet-'));
-const server = await GceServer.start({ latency, console: fleetServerConsole });
+const list = (n: number) =>
+  Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
+// Each input boots the image of its arguments (one per distinct argument list), as the fleet imports them.
+const table = argsTable(list(inputs).map((i) => i.args));
+const server = await GceServer.start({ latency, console: fleetServerConsole(table) });
 const clients = await createGcpClients({
   project: TARGET.project,
   endpoints: { compute: server.url, storage: server.url },
@@ -44,12 +49,11 @@ try {
   await fh.close();
   const imported = await gcpImage({ ...against(server), clients, disk: { rawPath: raw, name: 'prover' } });
   if (imported.dryRun) throw new Error('dry run');
-  const list = (n: number) =>
-    Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
+  const images = argsImages(server, imported.image, [...table.values()]);
 
   const timeFleet = async (n: number, p: number, id: string) => {
     const runsDir = join(dir, id);
-    const shared = { clients, image: imported.image, fleetId: id, pollMs, watchMs, runsDir };
+    const shared = { clients, image: imported.image, images, fleetId: id, pollMs, watchMs, runsDir };
     const t0 = performance.now();
     const result = await runFleet({
       fleetId: id,

@@ -105,8 +105,11 @@ export {
 } from './core/gcp/config.js';
 export type { GcpCommonOptions, GcpDryRunResult, GcpRawDisk } from './core/gcp/context.js';
 export { defaultBucket } from './core/gcp/context.js';
-export type { GcpFleetPlan, GcpFleetSpec } from './core/gcp/fleet-plan.js';
+export type { GcpFleetImage, GcpFleetPlan, GcpFleetSpec } from './core/gcp/fleet-plan.js';
 export {
+  argsDigest,
+  distinctArgs,
+  fleetImageFor,
   fleetInstanceBody,
   fleetInstanceName,
   fleetLabels,

@@ -112,8 +112,11 @@ interface StoredObject {
 
 export interface GceServerOptions {
   token?: string;
-  /** The serial console an instance prints (whole text); default a few lines. */
-  console?: (instance: string, body: Record<string, unknown>) => string;
+  /**
+   * The serial console an instance prints (whole text); default a few lines. It may look at the server's state
+   * (the image the instance boots, as Compute Engine boots what that image holds).
+   */
+  console?: (instance: string, body: Record<string, unknown>, server: GceServer) => string;
   /** Bytes revealed per getSerialPortOutput call (small, so lines are cut across reads). */
   serialChunk?: number;
   /**
@@ -1102,7 +1105,7 @@ export class GceServer {
       }
     }
     const consoleText =
-      this.#options.console?.(name, b) ??
+      this.#options.console?.(name, b, this) ??
       'Nanos booting\nen1: assigned 10.0.0.2\nhello from the prover\nexit status 0\n';
     return {
       name,

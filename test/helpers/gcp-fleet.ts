@@ -1,20 +1,32 @@
 /**
  * A fleet against the local Compute Engine server over the real Compute Engine runOne (core/gcp/fleet-run.ts:
  * each attempt one run of the run lifecycle with the fleet's gce driver, its own record in runsDir), on an image
- * already imported and a package stood in for by its proof markers: what the CLI's fleet does after its one
- * build and import. The server's instances print a console proof of the input they were given.
+ * already imported and a package stood in for by its proof markers: what the CLI's fleet does after its builds
+ * and imports. As on Compute Engine, an instance proves what its boot image holds: the server's instances print a
+ * proof of the arguments of the image they boot (its label uniprove-args, looked up in a table of the test's
+ * inputs), never of anything the instance body says besides which image it boots.
  */
 import { createHash } from 'node:crypto';
 import type { GcpClients } from '../../src/core/gcp/clients.js';
-import { fleetMachine, type GcpFleetSpec } from '../../src/core/gcp/fleet-plan.js';
+import {
+  argsDigest,
+  distinctArgs,
+  fleetMachine,
+  type GcpFleetImage,
+  type GcpFleetSpec,
+} from '../../src/core/gcp/fleet-plan.js';
 import { fleetSweeper, fleetZoneDisks, gceFleetRunOne } from '../../src/core/gcp/fleet-run.js';
+import { LABEL } from '../../src/core/gcp/names.js';
 import type { OpsConfig } from '../../src/core/ops/config/schema.js';
 import type { PreparedTarget } from '../../src/core/run/prepare.js';
+import type { GceServer } from './gce-server.js';
 import { TARGET } from './gcp.js';
 
 export interface ServerFleetOptions {
   clients: GcpClients;
   image: string;
+  /** One image per distinct argument list (argsImages); each input boots the one of its arguments. */
+  images?: GcpFleetImage[];
   fleetId: string;
   /** Where the attempts' run records and proving_report.csv go. */
   runsDir: string;
@@ -29,11 +41,53 @@ export interface ServerFleetOptions {
   volume?: { image: string; readOnly: boolean };
 }
 
-/** What the server's instances print: the input's arguments (instance metadata uniprove-args) as a console proof. */
-export function fleetServerConsole(_name: string, body: Record<string, unknown>): string {
-  const items = (body.metadata as { items?: { key: string; value: string }[] } | undefined)?.items ?? [];
-  const args = items.find((i) => i.key === 'uniprove-args')?.value ?? '[]';
-  return `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-PROOF-BEGIN\nproof of ${args}\nUNIPROVE-PROOF-END\nexit status 0\n`;
+/** The test's table of argument lists by their digest (the images' label uniprove-args). */
+export type ArgsTable = Map<string, string[]>;
+
+/** A table of the given argument lists (more can be added: it is looked up when an instance boots). */
+export function argsTable(lists: string[][] = []): ArgsTable {
+  return new Map(lists.map((args) => [argsDigest(args), args]));
+}
+
+/**
+ * The arguments an instance runs with, as Compute Engine would have it: those baked into the image its boot disk
+ * is made from (disks[0].initializeParams.sourceImage, that image's label uniprove-args, the test's table).
+ * Undefined when the image or its label or the table's entry is missing.
+ */
+export function bootedArgs(
+  body: Record<string, unknown>,
+  server: GceServer,
+  table: ArgsTable,
+): string[] | undefined {
+  const disks = (body.disks as { initializeParams?: { sourceImage?: string } }[] | undefined) ?? [];
+  const image = disks[0]?.initializeParams?.sourceImage?.replace(/^.*\//, '');
+  const digest = image ? server.images.get(image)?.labels[LABEL.args] : undefined;
+  return digest ? table.get(digest) : undefined;
+}
+
+function bootedArgsText(body: Record<string, unknown>, server: GceServer, table: ArgsTable): string {
+  const args = bootedArgs(body, server, table);
+  return args ? JSON.stringify(args) : '<the boot image holds no known arguments>';
+}
+
+/** The server's console: instances print a console proof of the arguments of the image they boot. */
+export function fleetServerConsole(table: ArgsTable) {
+  return (_name: string, body: Record<string, unknown>, server: GceServer): string =>
+    `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-PROOF-BEGIN\nproof of ${bootedArgsText(body, server, table)}\nUNIPROVE-PROOF-END\nexit status 0\n`;
+}
+
+/**
+ * Images of the given argument lists, as a fleet imports them (one per distinct list, labelled with its digest):
+ * copies of an image imported already, made in the server's state.
+ */
+export function argsImages(server: GceServer, base: string, lists: string[][]): GcpFleetImage[] {
+  const image = server.images.get(base);
+  if (!image) throw new Error(`no image ${base} on the server`);
+  return distinctArgs(lists).map((args) => {
+    const name = `${base}-${argsDigest(args)}`.slice(0, 63);
+    server.images.set(name, { ...image, name, labels: { ...image.labels, [LABEL.args]: argsDigest(args) } });
+    return { args, source: { existing: name } };
+  });
 }
 
 /** The file proof of an input (its arguments, JSON), as the fleet's file-proof instances write it. */
@@ -43,14 +97,16 @@ export function fleetFileProofBytes(args: string): Buffer {
 }
 
 /** What the server's instances print with a file proof: proof-out.c's console protocol (768 bytes a line). */
-export function fleetFileProofConsole(_name: string, body: Record<string, unknown>): string {
-  const items = (body.metadata as { items?: { key: string; value: string }[] } | undefined)?.items ?? [];
-  const data = fleetFileProofBytes(items.find((i) => i.key === 'uniprove-args')?.value ?? '[]');
-  let text = `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-FILE-PROOF-BEGIN bytes=${data.length} path=/out/proof.bin\n`;
-  for (let i = 0; i < data.length; i += 768) text += `UPF:${data.subarray(i, i + 768).toString('base64')}\n`;
-  const sha = createHash('sha256').update(data).digest('hex');
-  return `${text}UNIPROVE-FILE-PROOF-END bytes=${data.length} sha256=${sha}\nexit status 0\n`;
-}
+export const fleetFileProofConsole =
+  (table: ArgsTable) =>
+  (_name: string, body: Record<string, unknown>, server: GceServer): string => {
+    const data = fleetFileProofBytes(bootedArgsText(body, server, table));
+    let text = `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-FILE-PROOF-BEGIN bytes=${data.length} path=/out/proof.bin\n`;
+    for (let i = 0; i < data.length; i += 768)
+      text += `UPF:${data.subarray(i, i + 768).toString('base64')}\n`;
+    const sha = createHash('sha256').update(data).digest('hex');
+    return `${text}UNIPROVE-FILE-PROOF-END bytes=${data.length} sha256=${sha}\nexit status 0\n`;
+  };
 
 /** The package a fleet shares, as the lifecycle sees it once prepared. */
 export function stubPrepared(packageDir: string, fileProof = false): PreparedTarget {
@@ -76,6 +132,7 @@ export function serverFleetRunOne(options: ServerFleetOptions) {
     fleetId: options.fleetId,
     bucket: 'uniprove-test-uniprove',
     image: { existing: options.image },
+    ...(options.images ? { images: options.images } : {}),
     machine: fleetMachine({ machineType: 'n2-standard-2' }),
     bootDisk: { type: 'pd-balanced' },
     network: 'default',

@@ -12,13 +12,15 @@ import { after, test } from 'node:test';
 import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
-import { fleetServerConsole } from '../helpers/gcp-fleet.js';
+import { argsTable, bootedArgs, fleetServerConsole } from '../helpers/gcp-fleet.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needNanos, needOps } from '../helpers/tools.js';
 
 const dir = await tempDir('uniprove-gcp-fleet-cli-');
-const server = await GceServer.start({ console: fleetServerConsole });
+/** The inputs' arguments by digest: the server's instances prove the arguments of the image they boot. */
+const TABLE = argsTable([...Array.from({ length: 20 }, (_, i) => ['prove', String(i)]), ['prove', 'same']]);
+const server = await GceServer.start({ console: fleetServerConsole(TABLE) });
 after(() => server.close());
 const ZONES = 'us-central1-a,us-central1-b,us-central1-c';
 
@@ -40,9 +42,11 @@ async function recipe(name: string, sets: string[] = []): Promise<string> {
   return rdir;
 }
 
-async function inputsFile(n: number): Promise<string> {
-  const path = join(dir, `inputs-${n}.txt`);
-  const lines = Array.from({ length: n }, (_, i) => (i % 2 ? `["prove", "${i}"]` : `prove ${i}`));
+async function inputsFile(n: number, same = false): Promise<string> {
+  const path = join(dir, `inputs-${n}${same ? '-same' : ''}.txt`);
+  const lines = Array.from({ length: n }, (_, i) =>
+    same ? (i % 2 ? '["prove", "same"]' : 'prove same') : i % 2 ? `["prove", "${i}"]` : `prove ${i}`,
+  );
   await writeFile(path, `# one proof a line\n${lines.join('\n')}\n`);
   return path;
 }
@@ -64,7 +68,7 @@ function env(cwd: string): Record<string, string> {
 
 type Call = { method: string; params: Record<string, string>; body?: Record<string, unknown> };
 
-test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import, one volume image import, N Spot labelled inserts, the cost', async () => {
+test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import per distinct argument list, one volume image import, N Spot labelled inserts, the cost', async () => {
   const r0 = await recipe('fleetvol', ['filecoin-2KiB']);
   const inputs = await inputsFile(12);
   const home = join(dir, 'home-dry');
@@ -78,12 +82,21 @@ test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import, o
     { env: { HOME: home, CLOUDSDK_CONFIG: join(home, 'g'), PATH: process.env.PATH ?? '' }, cwd: dir },
   );
   assert.equal(r.exitCode, 0, r.stderr);
-  const out = parseJson<{ calls: Call[]; fleet: { id: string; cost: { usd: number; instances: number } } }>(
-    r,
-  );
+  const out = parseJson<{
+    calls: Call[];
+    fleet: { id: string; images: number; cost: { usd: number; instances: number } };
+  }>(r);
+  assert.equal(out.fleet.images, 12, 'the summary says one image per distinct argument list');
   const imports = out.calls.filter((c) => c.method === 'images.insert');
-  assert.equal(imports.length, 2, 'one image import and one volume image import');
-  assert.match(String(imports[1]!.body!.name), /^uniprove-vol-/);
+  assert.equal(imports.length, 13, 'one image import per distinct argument list and one volume image import');
+  const boot = imports.filter((c) => !String(c.body!.name).startsWith('uniprove-vol-'));
+  assert.equal(boot.length, 12);
+  assert.deepEqual(
+    boot.map((c) => TABLE.get((c.body!.labels as Record<string, string>)['uniprove-args']!)),
+    Array.from({ length: 12 }, (_, i) => ['prove', String(i)]),
+    'each image labelled with the digest of its arguments',
+  );
+  assert.equal(out.calls.filter((c) => c.method === 'storage.buckets.get').length, 1, 'the bucket once');
   const inserts = out.calls.filter((c) => c.method === 'instances.insert');
   assert.equal(inserts.length, 4, 'at most --parallel inserts shown');
   for (const c of inserts) {
@@ -96,6 +109,23 @@ test('gcp run <recipe> --inputs --parallel --dry-run --json: one image import, o
   }
   assert.ok(out.fleet.cost.usd > 0 && out.fleet.cost.instances >= 12, JSON.stringify(out.fleet.cost));
   assert.equal(server.requests.length, before, 'a dry run made requests');
+  // Inputs that all have the same arguments: one image import (and the volume's).
+  const same = await uniprove(
+    [
+      ...['gcp', 'run', r0, '--inputs', await inputsFile(12, true), '--parallel', '4'],
+      ...['--project', 'my-proj', '--zone', 'us-central1-a', '--dry-run', '--json'],
+    ],
+    { env: { HOME: home, CLOUDSDK_CONFIG: join(home, 'g'), PATH: process.env.PATH ?? '' }, cwd: dir },
+  );
+  assert.equal(same.exitCode, 0, same.stderr);
+  const sameCalls = parseJson<{ calls: Call[] }>(same).calls;
+  assert.equal(sameCalls.filter((c) => c.method === 'images.insert').length, 2);
+  assert.equal(parseJson<{ fleet: { images: number } }>(same).fleet.images, 1);
+  assert.deepEqual(
+    parseJson<{ fleet: { cost: unknown } }>(same).fleet.cost,
+    out.fleet.cost,
+    'the cost estimate does not depend on the images',
+  );
 });
 
 test('--max-cost below the estimate: E_GCP_MAX_COST before anything is made; --no-spot is on-demand', async () => {
@@ -171,20 +201,60 @@ test('a 20-input fleet, --parallel 5, 3 preemptions, one zone exhausted: 20 proo
       assertRunRecord(record, `the record of input ${row.input}`);
       assert.equal(record.outcome, 'succeeded');
       assert.equal(row.zone, 'us-central1-b');
+      // Each input's proof is of its own arguments (the server proves what the booted image holds).
+      const proof = await readFile(join(row.dir, record.proofs[0].path), 'utf8');
+      assert.equal(proof.trim(), `proof of ${JSON.stringify(row.input.split(' '))}`);
+      assert.deepEqual(record.args, row.input.split(' '));
     }
     // NDJSON progress on stderr with --json.
     assert.ok(
       r.stderr.split('\n').some((l) => l.startsWith('{"type":"fleet.')),
       r.stderr.slice(0, 500),
     );
-    // One image import for the fleet: one upload (the image is kept, reused by digest).
-    assert.equal(server.requests.filter((q) => q.api === 'images.insert').length, 1);
+    // One image import per distinct argument list (20), kept and reused by digest; no metadata arguments.
+    const imported = server.requests.filter((q) => q.api === 'images.insert');
+    assert.equal(imported.length, 20);
+    assert.equal(server.requests.filter((q) => q.api === 'storage.buckets.get').length, 1);
+    for (const q of server.requests.filter((x) => x.api === 'instances.insert')) {
+      const body = q.body as Record<string, unknown> & { metadata?: { items?: { key: string }[] } };
+      assert.ok(bootedArgs(body, server, TABLE), 'an instance booted an image of no known arguments');
+      assert.ok(!body.metadata?.items?.some((i) => i.key === 'uniprove-args'));
+    }
+    assert.deepEqual(
+      server.leftovers().filter((l) => l.startsWith('object')),
+      [],
+    );
     const ls = await uniprove(['gcp', 'ls', '--json'], { env: env(cwd), cwd });
     assert.equal(ls.exitCode, 0, ls.stderr);
     assert.ok(!r.stdout.includes(server.token) && !r.stderr.includes(server.token), 'token printed');
   } finally {
     server.exhaustedZones.clear();
   }
+});
+
+test('a fleet whose inputs all have the same arguments imports one image; every input proves them', {
+  skip: skipReal,
+  timeout: 300_000,
+}, async () => {
+  const r0 = await recipe('fleetsame');
+  const inputs = await inputsFile(4, true);
+  const cwd = join(dir, 'cwd-same');
+  await mkdir(cwd, { recursive: true });
+  const mark = server.requests.length;
+  const r = await uniprove(
+    ['gcp', 'run', r0, '--inputs', inputs, '--parallel', '2', '--zones', ZONES, '--json'],
+    { env: env(cwd), cwd, timeoutMs: 240_000 },
+  );
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = parseJson<{ summary: { succeeded: number }; inputs: { dir: string }[] }>(r);
+  assert.equal(out.summary.succeeded, 4, r.stdout);
+  assert.equal(server.requests.slice(mark).filter((q) => q.api === 'images.insert').length, 1);
+  for (const row of out.inputs) {
+    const record = JSON.parse(await readFile(join(row.dir, 'record.json'), 'utf8'));
+    const proof = await readFile(join(row.dir, record.proofs[0].path), 'utf8');
+    assert.equal(proof.trim(), 'proof of ["prove","same"]');
+  }
+  assert.deepEqual(server.inventory(), []);
 });
 
 /** Start a fleet in a child process, send SIGINT when `when` holds (twice if asked), and return its end. */

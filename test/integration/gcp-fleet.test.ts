@@ -25,6 +25,9 @@ import { gcpRun } from '../../src/core/gcp/instance.js';
 import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
 import {
+  argsImages,
+  argsTable,
+  bootedArgs,
   fleetFileProofBytes,
   fleetFileProofConsole,
   fleetServerConsole,
@@ -41,18 +44,23 @@ const ZONES = ['us-central1-a', 'us-central1-b', 'us-central1-c'];
 const inputs = (n: number) =>
   Array.from({ length: n }, (_, index) => ({ index, args: ['prove', String(index)] }));
 
+/** Every input's arguments by their digest: what the server's instances prove is looked up here. */
+const TABLE = argsTable(inputs(20).map((i) => i.args));
+
 interface Fixture {
   server: GceServer;
   clients: GcpClients;
   image: string;
+  /** One image per input's arguments (labelled uniprove-args), as the fleet imports them. */
+  images: ReturnType<typeof argsImages>;
 }
 
-/** A server with the prover image imported and clients for it; closed after the test (or suite) that made it. */
+/** A server with the prover image, and one per input's arguments, imported and clients for it; closed after the test (or suite) that made it. */
 async function fixture(
   options: Parameters<typeof GceServer.start>[0] = {},
   register: typeof after = after,
 ): Promise<Fixture> {
-  const server = await GceServer.start({ console: fleetServerConsole, ...options });
+  const server = await GceServer.start({ console: fleetServerConsole(TABLE), ...options });
   const clients = await createGcpClients({
     project: TARGET.project,
     endpoints: { compute: server.url, storage: server.url },
@@ -64,7 +72,8 @@ async function fixture(
     await clients.close();
     await server.close();
   });
-  return { server, clients, image: imported.image };
+  const images = argsImages(server, imported.image, [...TABLE.values()]);
+  return { server, clients, image: imported.image, images };
 }
 
 /** A fleet of 20 over the real Compute Engine runOne (the run lifecycle, one record per attempt). */
@@ -80,7 +89,7 @@ async function fleet(
     inputs: inputs(20),
     parallel: 5,
     zones: ZONES,
-    ...serverFleetRunOne({ clients: f.clients, image: f.image, fleetId, runsDir }),
+    ...serverFleetRunOne({ clients: f.clients, image: f.image, images: f.images, fleetId, runsDir }),
     backoff: { baseMs: 5, maxMs: 50 },
     ...extra,
   };
@@ -95,8 +104,13 @@ async function assertFleetRecords(result: FleetResult, runsDir: string): Promise
     assert.equal(record.via, 'gce');
     assert.equal(record.outcome, 'succeeded');
     assert.deepEqual(record.args, input.args);
+    // Its own arguments' proof: the server proves what the booted image holds, as Compute Engine does.
     const proof = await readFile(join(input.dir, record.proofs[0].path), 'utf8');
     assert.equal(proof.trim(), `proof of ${JSON.stringify(input.args)}`);
+    assert.ok(
+      !record.warnings.some((w: { code: string }) => w.code === 'fleet-args'),
+      JSON.stringify(record.warnings),
+    );
   }
   for (const a of result.attempts.filter((x) => x.kind === 'preempted')) {
     const record = JSON.parse(await readFile(join(a.dir!, 'record.json'), 'utf8'));
@@ -355,6 +369,37 @@ describe('a fleet of 20 on the local server', () => {
     );
     assert.ok(events.some((e) => e.kind === 'zone'));
     await assertFleetRecords(result, options.runsDir);
+    // Each instance boots the image of its input's arguments; nothing else tells it what to prove.
+    for (const r of inserts) {
+      const body = r.body as Record<string, unknown> & {
+        name: string;
+        metadata?: { items?: { key: string }[] };
+      };
+      const index = Number(/-(\d+)-\d+$/.exec(body.name)![1]);
+      assert.deepEqual(bootedArgs(body, f.server, TABLE), ['prove', String(index)], body.name);
+      assert.ok(!body.metadata?.items?.some((i) => i.key === 'uniprove-args'), 'arguments in the metadata');
+    }
+  });
+
+  test("the fake proves what the image holds: an instance booting another input's image proves that input", async () => {
+    const f = await fixture();
+    // Input 0 booting input 1's image (as every input booting one shared image did): the proof is input 1's.
+    const swapped = f.images.map((img, i) => ({ ...img, args: f.images[i ^ 1]!.args }));
+    const fleetId = 'f20261130t060000-swap';
+    const runsDir = await tempDir('uniprove-fleet-runs-');
+    const result = await runFleet({
+      fleetId,
+      inputs: inputs(2),
+      parallel: 2,
+      zones: ZONES,
+      ...serverFleetRunOne({ clients: f.clients, image: f.image, images: swapped, fleetId, runsDir }),
+    });
+    for (const input of result.inputs) {
+      const record = JSON.parse(await readFile(join(input.dir!, 'record.json'), 'utf8'));
+      const proof = await readFile(join(input.dir!, record.proofs[0].path), 'utf8');
+      assert.equal(proof.trim(), `proof of ${JSON.stringify(['prove', String(input.index ^ 1)])}`);
+    }
+    assert.deepEqual(f.server.inventory(), []);
   });
 
   for (const stopAfter of [3, 15, 40]) {
@@ -425,6 +470,7 @@ describe('a fleet of 20 on the local server', () => {
         ...serverFleetRunOne({
           clients: f.clients,
           image: f.image,
+          images: f.images,
           fleetId,
           runsDir,
           volume: { image: vol.image, readOnly },
@@ -455,7 +501,7 @@ describe('a fleet of 20 on the local server', () => {
   test('file proofs: the file of each input comes back through its console, sha256 checked, even after a preemption', {
     skip: needGcc(),
   }, async () => {
-    const f = await fixture({ console: fleetFileProofConsole, serialChunk: 16_384 });
+    const f = await fixture({ console: fleetFileProofConsole(TABLE), serialChunk: 16_384 });
     f.server.preemptNext(1, { afterSerialReads: 2 });
     const fleetId = 'f20261130t060000-file';
     const runsDir = await tempDir('uniprove-fleet-runs-');
@@ -467,6 +513,7 @@ describe('a fleet of 20 on the local server', () => {
       ...serverFleetRunOne({
         clients: f.clients,
         image: f.image,
+        images: f.images,
         fleetId,
         runsDir,
         fileProof: { cacheDir: await tempDir('uniprove-fleet-cache-') },

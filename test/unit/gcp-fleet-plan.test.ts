@@ -1,12 +1,15 @@
-/** The dry-run plan of a fleet: one image import, one volume image import, N-bounded Spot instance inserts, the fleet label everywhere, the cost. */
+/** The dry-run plan of a fleet: one image import per distinct argument list, one volume image import, N-bounded Spot instance inserts, the fleet label everywhere, the cost. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  argsDigest,
+  distinctArgs,
   fleetInstanceBody,
   fleetInstanceName,
   fleetMachine,
   type GcpFleetSpec,
   planFleet,
+  planFleetAttempt,
 } from '../../src/core/gcp/fleet-plan.js';
 import { TARGET } from '../helpers/gcp.js';
 
@@ -126,5 +129,62 @@ describe('planFleet', () => {
       /us-central1-c/,
     );
     assert.equal(body.labels?.['uniprove-run'], `${FLEET}-7`);
+  });
+
+  test("one image import per distinct argument list, each labelled with its digest; each insert boots its input's", () => {
+    const inputArgs = Array.from({ length: 20 }, (_, i) => ['prove', String(i % 3)]);
+    const images = distinctArgs(inputArgs).map((args, i) => ({
+      args,
+      source: { name: 'demo', sha256: String(i + 1).repeat(64), rawPath: `/x/demo-${i}.raw` },
+    }));
+    assert.equal(images.length, 3);
+    const plan = planFleet(spec({ images, inputArgs }));
+    const main = plan.calls.filter((c) => c.phase === 'main');
+    const boot = main.filter(
+      (c) =>
+        c.method === 'images.insert' &&
+        !String((c.body as { name: string }).name).startsWith('uniprove-vol-'),
+    );
+    assert.equal(boot.length, 3);
+    assert.deepEqual(
+      boot.map((c) => (c.body as Body).labels?.['uniprove-args']),
+      images.map((i) => argsDigest(i.args)),
+    );
+    assert.ok(boot.every((c) => /^[a-z0-9_-]{1,63}$/.test((c.body as Body).labels!['uniprove-args']!)));
+    assert.equal(main.filter((c) => c.method === 'images.insert').length, 4, 'and the volume image once');
+    assert.equal(main.filter((c) => c.method === 'storage.buckets.get').length, 1, 'the bucket checked once');
+    assert.equal(main[0]!.method, 'storage.buckets.get');
+    const inserts = main.filter((c) => c.method === 'instances.insert');
+    assert.equal(inserts.length, 5);
+    inserts.forEach((c, i) => {
+      const source = String((c.body as Body).disks![0]!.initializeParams!['sourceImage' as never]);
+      assert.equal(source, `global/images/${String((boot[i % 3]!.body as { name: string }).name)}`);
+    });
+    assert.equal(plan.fleet.cost.instances, planFleet(spec()).fleet.cost.instances, 'the cost unchanged');
+    // An attempt boots the image of its arguments and carries them nowhere else.
+    const attempt = planFleetAttempt(spec({ images }), {
+      index: 4,
+      attempt: 2,
+      zone: 'us-central1-c',
+      runId: `${FLEET}-4`,
+      args: ['prove', '1'],
+    });
+    const body = attempt.calls[0]!.body as Body & { metadata: { items: { key: string }[] } };
+    assert.equal(
+      (body.disks![0]!.initializeParams as Record<string, unknown>).sourceImage,
+      `global/images/${String((boot[1]!.body as { name: string }).name)}`,
+    );
+    assert.ok(!body.metadata.items.some((i) => i.key === 'uniprove-args'));
+  });
+
+  test('inputs that all have the same arguments: one image import', () => {
+    const inputArgs = Array.from({ length: 20 }, () => ['prove', 'same']);
+    const images = distinctArgs(inputArgs).map((args) => ({ args, source: spec().image }));
+    const plan = planFleet(spec({ images, inputArgs }));
+    assert.equal(
+      plan.calls.filter((c) => c.method === 'images.insert').length,
+      2,
+      'the image and the volume image',
+    );
   });
 });

@@ -182,6 +182,8 @@ export interface GcpBuildOptions {
   onProgress?: GcpCommonOptions['onProgress'];
   /** Change the config before the build (a file proof's console route: proof/index.ts). */
   stage?: (config: OpsConfig, programPath: string) => Promise<OpsConfig>;
+  /** The program's arguments baked into the image (a fleet's image of one argument list); default the recipe's. */
+  args?: string[];
 }
 
 /** Package (or take the package), find or build the volume, and `ops build` with the package's gcloud.json. */
@@ -229,7 +231,11 @@ export async function buildGcpImage(
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
   const resolved = resolveRunConfig(gcloud, {
     imageSize: source.imageSize ?? gcloud.BaseVolumeSz ?? `${Math.ceil(bytes / 2 ** 20) + 64}m`,
-    ...(source.args && plan.kind === 'package' ? { args: source.args } : {}),
+    ...(options.args
+      ? { args: options.args }
+      : source.args && plan.kind === 'package'
+        ? { args: source.args }
+        : {}),
     via: 'ops',
   });
   const programPath = join(prepared.packageDir, resolved.config.Program ?? '');

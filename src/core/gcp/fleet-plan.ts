@@ -1,7 +1,10 @@
 /**
  * The calls of a fleet (`gcp run --inputs FILE --parallel N`), for its dry run
- * and for the driver that performs them: one image import, one volume image
- * import, then one instance per input, at most N at once, each a Spot
+ * and for the driver that performs them: one image import per distinct
+ * argument list of the inputs (Nanos reads the program's arguments from the
+ * image's manifest, not from instance metadata, so an input's arguments must be
+ * baked into the image it boots), one volume image import, then one instance
+ * per input booting the image of its arguments, at most N at once, each a Spot
  * instance (unless --no-spot) carrying `uniprove-fleet=<id>`.
  *
  * Each instance gets its own volume disk, made from the volume image with the
@@ -11,6 +14,7 @@
  * one disk per zone, attached READ_ONLY to every instance there, deleted when
  * the fleet ends or leaves the zone.
  */
+import { createHash } from 'node:crypto';
 import { LABEL } from './names.js';
 import {
   type GcpCall,
@@ -22,15 +26,29 @@ import {
   imageNameFor,
   instanceBody,
   machineTypeFor,
+  planBucket,
   planCleanup,
   planImage,
   planVolumeDisk,
 } from './plan.js';
 import { estimateFleetCost, type FleetCostEstimate } from './prices.js';
 
+/** The boot image of one distinct argument list: imported already, or a raw disk to import. */
+export interface GcpFleetImage {
+  args: string[];
+  source: { existing: string } | GcpImageSource;
+}
+
 /** What a fleet runs: the run spec's parts shared by every instance, and the fleet's shape. */
 export interface GcpFleetSpec extends Omit<GcpRunSpec, 'runId' | 'volume' | 'keep'> {
   fleetId: string;
+  /**
+   * One boot image per distinct argument list of the inputs (its arguments baked in); an input boots the one of
+   * its arguments. Absent: every instance boots `image`.
+   */
+  images?: GcpFleetImage[];
+  /** Each input's arguments, in order (the first wave of the plan shows each input's image). */
+  inputArgs?: string[][];
   inputs: number;
   parallel: number;
   /** Zones in order; the plan's disks and instances are shown in the first. */
@@ -52,6 +70,8 @@ export interface GcpFleetPlan {
   fleet: {
     id: string;
     inputs: number;
+    /** Boot images the fleet imports (or reuses by digest): one per distinct argument list of the inputs. */
+    images: number;
     parallel: number;
     zones: string[];
     spot: boolean;
@@ -64,6 +84,26 @@ export interface GcpFleetPlan {
 /** The name of the instance of one attempt of one input (attempts > 1 are retries after preemption). */
 export function fleetInstanceName(fleetId: string, index: number, attempt = 1): string {
   return `uniprove-${fleetId}-${index}-${attempt}`.slice(0, 63);
+}
+
+/** The short digest (12 hex) of an argument list: the label `uniprove-args` of the image that has them baked in. */
+export function argsDigest(args: string[]): string {
+  return createHash('sha256').update(JSON.stringify(args)).digest('hex').slice(0, 12);
+}
+
+/** The distinct argument lists of the inputs, in their first order. */
+export function distinctArgs(inputs: string[][]): string[][] {
+  const seen = new Map<string, string[]>();
+  for (const args of inputs) if (!seen.has(argsDigest(args))) seen.set(argsDigest(args), args);
+  return [...seen.values()];
+}
+
+/** The boot image of an input: the fleet's image of its arguments, or the fleet's one image. */
+export function fleetImageFor(spec: GcpFleetSpec, args: string[] | undefined): string {
+  const digest = args ? argsDigest(args) : undefined;
+  const mine = digest ? spec.images?.find((i) => argsDigest(i.args) === digest) : undefined;
+  const source = mine?.source ?? spec.image;
+  return 'existing' in source ? source.existing : imageNameFor(source);
 }
 
 /** The labels every resource of the fleet carries. */
@@ -96,7 +136,7 @@ export function planFleetVolumeDisk(spec: GcpFleetSpec, zone: string): GcpCall[]
 }
 
 /** Add the fleet label to a call's body (labels of Compute Engine resources, metadata of objects). */
-function labelled(call: GcpCall, fleetId: string): GcpCall {
+export function labelled(call: GcpCall, fleetId: string): GcpCall {
   if (!call.body) return call;
   const body = { ...call.body };
   if (body.labels) body.labels = { ...(body.labels as Record<string, string>), ...fleetLabels(fleetId) };
@@ -113,9 +153,10 @@ export function fleetInstanceBody(
   attempt: number,
   zone: string,
   runId: string,
+  args?: string[],
 ): Record<string, unknown> {
   const target = { ...spec.target, zone };
-  const bootImage = 'existing' in spec.image ? spec.image.existing : imageNameFor(spec.image);
+  const bootImage = fleetImageFor(spec, args);
   const shared = fleetVolumeDiskName(spec);
   const runSpec: GcpRunSpec = {
     ...spec,
@@ -153,42 +194,81 @@ export function fleetInstanceBody(
   return body;
 }
 
+/** A plan's calls less the staging bucket's (a fleet checks its bucket once, before all its imports). */
+export function withoutBucket(calls: GcpCall[]): GcpCall[] {
+  return calls.filter((c) => !c.method.startsWith('storage.buckets.'));
+}
+
+/** The staging bucket, checked (and made if missing) once before the fleet's imports, which run in parallel. */
+export function fleetBucketCalls(spec: GcpFleetSpec, t: GcpRunSpec['target']): GcpCall[] {
+  return planBucket(t, spec.bucket).map((c) =>
+    c.method === 'storage.buckets.get' ? { ...c, when: 'once for the fleet, before its imports' } : c,
+  );
+}
+
+/**
+ * The boot image calls of a fleet: one import (reused by digest) per distinct argument list, each image labelled
+ * `uniprove-args=<argsDigest>`, or a check of an image imported already; without `images`, the one `image`.
+ */
+export function planFleetBootImages(spec: GcpFleetSpec, t: GcpRunSpec['target']): GcpCall[] {
+  const images: { args?: string[]; source: GcpFleetImage['source'] }[] = spec.images ?? [
+    { source: spec.image },
+  ];
+  const calls: GcpCall[] = [];
+  for (const { args, source } of images) {
+    if ('existing' in source) {
+      calls.push({
+        method: 'images.get',
+        params: { project: t.project, image: source.existing },
+        purpose: `check that image ${source.existing} exists`,
+        phase: 'main',
+      });
+      continue;
+    }
+    const planned = withoutBucket(planImage(t, spec.bucket, source, { runId: spec.fleetId }));
+    calls.push(...(args ? planned.map((c) => withArgs(c, args, spec.images!.length)) : planned));
+  }
+  return calls;
+}
+
+/** An image call of one argument list: the arguments said, and the image labelled with their digest. */
+function withArgs(call: GcpCall, args: string[], count: number): GcpCall {
+  const said = `arguments ${JSON.stringify(args)}`;
+  if (call.method !== 'images.insert' && call.method !== 'images.get') return call;
+  const purpose = `${call.purpose} (${said}; one image per distinct argument list, ${count} in all: Nanos reads the arguments from the image)`;
+  if (call.method === 'images.get') return { ...call, purpose };
+  const body = call.body as Record<string, unknown>;
+  const labels = { ...(body.labels as Record<string, string>), [LABEL.args]: argsDigest(args) };
+  return { ...call, purpose, body: { ...body, labels } };
+}
+
 /** All calls of a fleet, with its cost estimate; the instance inserts shown are the first N (the first wave). */
 export function planFleet(spec: GcpFleetSpec): GcpFleetPlan {
   const zone = spec.zones[0] ?? spec.target.zone;
   const t = { ...spec.target, zone };
   const runId = spec.fleetId;
-  const calls: GcpCall[] = [];
-  const bootImage = 'existing' in spec.image ? spec.image.existing : imageNameFor(spec.image);
-  if ('existing' in spec.image) {
-    calls.push({
-      method: 'images.get',
-      params: { project: t.project, image: bootImage },
-      purpose: `check that image ${bootImage} exists`,
-      phase: 'main',
-    });
-  } else {
-    calls.push(...planImage(t, spec.bucket, spec.image, { runId }));
-  }
+  const calls: GcpCall[] = planFleetBootImages(spec, t);
   const v = spec.volume;
   if (v?.readOnly) {
     calls.push(
-      ...planVolumeDisk(t, spec.bucket, v, { runId, diskName: fleetVolumeDiskName(spec) }).map((c) =>
-        c.method === 'disks.insert' || c.method === 'disks.get'
-          ? { ...c, when: `${c.when ?? 'once'}; in each zone the fleet uses, once` }
-          : c,
+      ...withoutBucket(planVolumeDisk(t, spec.bucket, v, { runId, diskName: fleetVolumeDiskName(spec) })).map(
+        (c) =>
+          c.method === 'disks.insert' || c.method === 'disks.get'
+            ? { ...c, when: `${c.when ?? 'once'}; in each zone the fleet uses, once` }
+            : c,
       ),
     );
   } else if (v && !('existing' in v.source)) {
-    calls.push(...planImage(t, spec.bucket, v.source, { kind: 'vol', runId }));
+    calls.push(...withoutBucket(planImage(t, spec.bucket, v.source, { kind: 'vol', runId })));
   }
+  if (calls.some((c) => c.method === 'storage.objects.insert')) calls.unshift(...fleetBucketCalls(spec, t));
   const first = Math.min(spec.parallel, spec.inputs);
   for (let i = 0; i < first; i++) {
     const name = fleetInstanceName(spec.fleetId, i, 1);
     calls.push({
       method: 'instances.insert',
       params: { project: t.project, zone },
-      body: fleetInstanceBody(spec, i, 1, zone, `${spec.fleetId}-${i}`),
+      body: fleetInstanceBody(spec, i, 1, zone, `${spec.fleetId}-${i}`, spec.inputArgs?.[i]),
       purpose: `start instance ${name} for input ${i + 1}${v && !v.readOnly ? ' with its own volume disk made from the volume image' : ''}`,
       phase: 'main',
       when: `at most ${spec.parallel} at once: ${spec.inputs} inputs, one instance each (${spec.inputs - first} more as these end, and one per retry of a preempted input), named ${spec.fleetId}-INPUT-ATTEMPT`,
@@ -206,6 +286,7 @@ export function planFleet(spec: GcpFleetSpec): GcpFleetPlan {
     fleet: {
       id: spec.fleetId,
       inputs: spec.inputs,
+      images: spec.images?.length ?? 1,
       parallel: spec.parallel,
       zones: spec.zones,
       spot: spec.machine.spot,
@@ -228,11 +309,9 @@ export function fleetMachine(machine: Omit<GcpMachineSpec, 'spot'> & { spot?: bo
   return { ...machine, spot: machine.spot ?? true };
 }
 
-/** The instance metadata key that carries an input's arguments (a JSON array) to its instance. */
-export const ARGS_METADATA_KEY = 'uniprove-args';
-
 /**
- * The calls of one attempt of one input: its instance (the images are made once for the fleet), the wait for
+ * The calls of one attempt of one input: its instance, booting the image of the input's arguments (the images are
+ * made once for the fleet), the wait for
  * it, and the watch of its console and status; the instance is released by the attempt's ledger.
  */
 export function planFleetAttempt(
@@ -241,11 +320,8 @@ export function planFleetAttempt(
 ): GcpPlan {
   const { zone } = attempt;
   const project = spec.target.project;
-  const body = fleetInstanceBody(spec, attempt.index, attempt.attempt, zone, attempt.runId);
-  const metadata = body.metadata as { items: { key: string; value: string }[] };
-  body.metadata = {
-    items: [...metadata.items, { key: ARGS_METADATA_KEY, value: JSON.stringify(attempt.args) }],
-  };
+  // The instance boots the image of the input's arguments (baked into its manifest, where Nanos reads them).
+  const body = fleetInstanceBody(spec, attempt.index, attempt.attempt, zone, attempt.runId, attempt.args);
   const instance = String(body.name);
   const watch = 'repeated until the prover ends';
   return {

@@ -1,6 +1,8 @@
 /**
- * `gcp run <recipe> --inputs FILE --parallel N`: a fleet. The recipe is packaged, built and imported once (the
- * image, and the volume image), then every input is one run of the run lifecycle (run/lifecycle.ts) with the
+ * `gcp run <recipe> --inputs FILE --parallel N`: a fleet. The recipe is packaged once, then built and imported
+ * once per distinct argument list of the inputs (Nanos reads the program's arguments from the image's manifest,
+ * so each input boots the image with its arguments baked in; identical arguments share one image), and its
+ * volume image is imported once; then every input is one run of the run lifecycle (run/lifecycle.ts) with the
  * fleet's gce driver (machine/drivers/gce-fleet.ts) on a fresh instance, scheduled by fleet/scheduler.ts: Spot
  * retries, capacity back-off and zones, Ctrl-C. Each input keeps its own run record and proving_report.csv line;
  * the fleet keeps runs/<fleet-id>/fleet.json. Everything is resolved and checked (and the cost refused past
@@ -27,7 +29,6 @@ import { type PreparedTarget, prepareTarget } from '../run/prepare.js';
 import type { RunRecord } from '../run/record.js';
 import {
   buildGcpImage,
-  type GcpBuiltImage,
   imagePlaceholder,
   prepareOptionsOf,
   recipeMachine,
@@ -45,12 +46,17 @@ import {
 } from './context.js';
 import { executeCalls } from './execute.js';
 import {
-  ARGS_METADATA_KEY,
+  argsDigest,
+  distinctArgs,
+  fleetBucketCalls,
   fleetMachine,
   type GcpFleetPlan,
   type GcpFleetSpec,
+  labelled,
   planFleet,
+  planFleetBootImages,
   planFleetVolumeDisk,
+  withoutBucket,
 } from './fleet-plan.js';
 import { sweepFleet } from './fleet-sweep.js';
 import { machineTypeFor } from './plan.js';
@@ -118,6 +124,14 @@ async function resolveFleet(options: GcpRunFleetOptions) {
     fleetId,
     bucket: options.bucket ?? defaultBucket(options.target),
     image: { name: recipe.name, sha256: imagePlaceholder(recipe.name) },
+    images: distinctArgs(inputs).map((args) => ({
+      args,
+      source: {
+        name: recipe.name,
+        sha256: `<sha256 of the image built from recipe ${recipe.name} with arguments ${JSON.stringify(args)}>`,
+      },
+    })),
+    inputArgs: inputs,
     ...(recipe.volume
       ? {
           volume: {
@@ -155,7 +169,7 @@ type Resolved = Awaited<ReturnType<typeof resolveFleet>>;
 
 /**
  * Run one proof per input line on Compute Engine, at most `parallel` instances at once, Spot by default; import
- * the image once; retry preempted inputs; leave nothing behind (the fleet's label finds what is left).
+ * one image per distinct argument list; retry preempted inputs; leave nothing behind (the fleet's label finds what is left).
  */
 export async function gcpRunFleet(
   options: GcpRunFleetOptions & { dryRun: true },
@@ -171,7 +185,7 @@ export async function gcpRunFleet(
   return withClients(options, (clients) => runResolvedFleet(options, resolved, clients));
 }
 
-/** Build and import once, run the fleet, release the import's leftovers, write fleet.json. */
+/** Build and import the images, run the fleet, release the imports' leftovers, write fleet.json. */
 async function runResolvedFleet(
   options: GcpRunFleetOptions,
   r: Resolved,
@@ -183,23 +197,16 @@ async function runResolvedFleet(
   const { release } = await requireOpsAndNanos(options);
   const prepared = await prepareTarget(prepareOptionsOf(options, options));
   const fileProof = fleetFileProof(options, r, prepared, fleetDir);
-  const built = await buildGcpImage(prepared, release, options, r.recipe, {
-    configDir: fleetDir,
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    ...(fileProof ? { stage: fileProof.stage } : {}),
-  });
-  let imports: Awaited<ReturnType<typeof importFleetImages>> | undefined;
+  let imports: FleetImports | undefined;
   let result: FleetResult | undefined;
   try {
-    imports = await importFleetImages(options, r, built, clients, fleetDir);
+    imports = await importFleetImages(options, r, { prepared, release, fileProof }, clients, fleetDir);
     const shared: GceFleetShared = {
       spec: imports.spec,
       clients,
       ...(options.poll ? { poll: options.poll } : {}),
       machineType: r.machineType,
       nanosVersion: release.version,
-      ...(built.config.Args ? { imageArgs: built.config.Args } : {}),
       timeoutMs: r.timeoutMs,
       ...(options.watch ? { watch: options.watch } : {}),
       ...(fileProof?.staged ? { fileProof: fileProof.staged } : {}),
@@ -242,15 +249,15 @@ async function runResolvedFleet(
       ...options.scheduler,
     });
   } finally {
-    await built.release().catch(() => {});
     // The images stay (reused by digest) when the fleet ran; a failed import takes its half-made image.
-    if (imports) {
+    for (const ctx of imports?.contexts ?? []) {
       // Quietly: the fleet's view has ended; this only deletes a tarball or a half-made image, if any.
-      const quiet = { ...imports.ctx, onProgress: undefined };
+      const quiet = { ...ctx, onProgress: undefined };
       await releaseAll(quiet, result ? 'success' : 'failure', 10 * 60_000).catch(() => {});
     }
   }
-  const record = buildFleetRecord(result, {
+  const fleet = result as FleetResult; // set: importFleetImages and runFleet threw otherwise
+  const record = buildFleetRecord(fleet, {
     machineType: r.machineType,
     spot: r.spec.machine.spot,
     parallel: options.parallel,
@@ -258,53 +265,166 @@ async function runResolvedFleet(
     startedAt,
   });
   const recordPath = await writeFleetRecord(runsDir, record);
-  return { dryRun: false, fleet: result, record, recordPath };
+  return { dryRun: false, fleet, record, recordPath };
 }
 
-/** Import the boot image and the volume image once (reused by digest), labelled with the fleet. */
-async function importFleetImages(
-  options: GcpRunFleetOptions,
-  r: Resolved,
-  built: GcpBuiltImage,
-  clients: GcpClients,
-  fleetDir: string,
-) {
-  const bootSource = { name: r.recipe.name, sha256: built.buildKey, rawPath: built.rawPath };
-  const vol = built.volume;
-  const volSource = vol
-    ? { name: vol.label, sha256: await sha256File(vol.path, options.signal), rawPath: vol.path }
-    : undefined;
-  const spec: GcpFleetSpec = {
-    ...r.spec,
-    image: bootSource,
-    ...(r.spec.volume && volSource && vol
-      ? { volume: { ...r.spec.volume, source: volSource, readOnly: vol.readOnly } }
-      : {}),
-  };
-  const calls = planFleet(spec).calls.filter(
-    (c) => c.phase === 'main' && c.method !== 'instances.insert' && c.method !== 'zoneOperations.get',
-  );
-  const ctx = newContext(options, clients, fleetDir, volSource ? [bootSource, volSource] : [bootSource]);
-  try {
-    await executeCalls(ctx, calls);
-  } catch (error) {
-    // A half-made import (an uploaded tarball, an image not READY) goes; the error is the fleet's.
-    await releaseAll(ctx, 'failure', 10 * 60_000).catch(() => {});
-    throw error;
-  }
-  const imageName = (calls.find((c) => c.method === 'images.get')!.params.image as string) ?? '';
-  const volumeImage = calls.filter((c) => c.method === 'images.get')[1]?.params.image as string | undefined;
-  const shared: GcpFleetSpec & { image: { existing: string } } = {
-    ...spec,
-    image: { existing: imageName },
-    ...(spec.volume && volumeImage ? { volume: { ...spec.volume, source: { existing: volumeImage } } } : {}),
-  };
-  return { ctx, spec: shared };
+type FleetImports = Awaited<ReturnType<typeof importFleetImages>>;
+
+/** What building the fleet's images takes: the package prepared once, the Nanos release, the file proof's route. */
+interface FleetBuild {
+  prepared: PreparedTarget;
+  release: Parameters<typeof buildGcpImage>[1];
+  fileProof: ReturnType<typeof fleetFileProof>;
 }
 
 /**
- * A file proof's console route for the fleet's one image: the library staged into the config once; what it was
- * staged from is kept for each attempt's own receiver. Undefined for other proofs.
+ * Build and import one boot image per distinct argument list (reused by digest; labelled with the arguments'
+ * digest) and the volume image once: the staging bucket checked first, then at most --parallel imports at once,
+ * the `ops build`s one at a time. A failed or interrupted import deletes what it half made; the error is the
+ * fleet's. Returns the spec every attempt shares (images by name) and the imports' contexts, released at the end.
+ */
+async function importFleetImages(
+  options: GcpRunFleetOptions,
+  r: Resolved,
+  build: FleetBuild,
+  clients: GcpClients,
+  fleetDir: string,
+) {
+  const vol = build.prepared.volumes[0];
+  const volSource = vol
+    ? { name: vol.label, sha256: await sha256File(vol.path, options.signal), rawPath: vol.path }
+    : undefined;
+  const volume =
+    r.spec.volume && volSource && vol
+      ? { ...r.spec.volume, source: volSource, readOnly: vol.readOnly }
+      : undefined;
+  const contexts: ReturnType<typeof newContext>[] = [];
+  const run = async (
+    sources: Parameters<typeof newContext>[3],
+    calls: ReturnType<typeof planFleet>['calls'],
+    onProgress = options.onProgress,
+  ) => {
+    const ctx = newContext({ ...options, onProgress }, clients, fleetDir, sources);
+    contexts.push(ctx);
+    try {
+      await executeCalls(ctx, calls);
+    } catch (error) {
+      // A half-made import (an uploaded tarball, an image not READY) goes.
+      await releaseAll(ctx, 'failure', 10 * 60_000).catch(() => {});
+      throw error;
+    }
+  };
+  const volumeSpec: GcpFleetSpec = { ...r.spec, images: [], ...(volume ? { volume } : {}) };
+  const volumeCalls = volume
+    ? withoutBucket(
+        planFleet(volumeSpec).calls.filter(
+          (c) => c.phase === 'main' && c.method.match(/^(images\.|globalOperations\.|storage\.objects\.)/),
+        ),
+      )
+    : [];
+  await run([], fleetBucketCalls(r.spec, r.spec.target));
+  const lists = distinctArgs(r.inputs);
+  const images = await pool(
+    lists,
+    options.parallel,
+    async (args, lock, index) => {
+      // Which image a step is of, when imports run side by side.
+      const onProgress: GcpCommonOptions['onProgress'] =
+        options.onProgress && lists.length > 1
+          ? (e) =>
+              options.onProgress!({
+                ...e,
+                detail:
+                  `${e.detail ?? ''} [image ${index + 1} of ${lists.length}: ${JSON.stringify(args)}]`.trim(),
+              })
+          : options.onProgress;
+      const built = await lock(() =>
+        buildGcpImage(build.prepared, build.release, options, r.recipe, {
+          configDir: join(fleetDir, 'images', argsDigest(args)),
+          args,
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(onProgress ? { onProgress } : {}),
+          ...(build.fileProof ? { stage: build.fileProof.stage } : {}),
+        }),
+      );
+      try {
+        const source = { name: r.recipe.name, sha256: built.buildKey, rawPath: built.rawPath };
+        const calls = planFleetBootImages({ ...r.spec, images: [{ args, source }] }, r.spec.target);
+        await run(
+          [source],
+          calls.map((c) => labelled(c, r.fleetId)),
+          onProgress,
+        );
+        return {
+          args,
+          source: { existing: calls.find((c) => c.method === 'images.get')!.params.image as string },
+        };
+      } finally {
+        await built.release().catch(() => {});
+      }
+    },
+    volume ? () => run([volSource!], volumeCalls) : undefined,
+  );
+  const spec: GcpFleetSpec & { image: { existing: string } } = {
+    ...r.spec,
+    image: images[0]!.source,
+    images,
+    ...(volume && 'rawPath' in volume.source
+      ? {
+          volume: {
+            ...volume,
+            source: { existing: volumeCalls.find((c) => c.method === 'images.get')!.params.image as string },
+          },
+        }
+      : {}),
+  };
+  return { contexts, spec };
+}
+
+/**
+ * Each item through `work`, at most `limit` at once, with a lock that runs one thing at a time across them (the
+ * `ops build`s); `extra` runs alongside. Starts nothing new once one failed; waits for all started, then throws
+ * the first error.
+ */
+async function pool<T, R>(
+  items: T[],
+  limit: number,
+  work: (item: T, lock: <X>(f: () => Promise<X>) => Promise<X>, index: number) => Promise<R>,
+  extra?: () => Promise<void>,
+): Promise<R[]> {
+  let chain: Promise<unknown> = Promise.resolve();
+  const lock = <X>(f: () => Promise<X>): Promise<X> => {
+    const next = chain.then(f, f);
+    chain = next.catch(() => {});
+    return next;
+  };
+  const results: R[] = [];
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await work(items[i]!, lock, i);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const settled = await Promise.allSettled([
+    ...Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker),
+    ...(extra ? [extra()] : []),
+  ]);
+  const failure = settled.find((s) => s.status === 'rejected');
+  if (failure) throw (failure as PromiseRejectedResult).reason;
+  return results;
+}
+
+/**
+ * A file proof's console route for the fleet's images: the library staged into each image's config (the builds
+ * run one at a time); what it was staged from is kept for each attempt's own receiver. Undefined for other
+ * proofs.
  */
 function fleetFileProof(
   options: GcpRunFleetOptions,
@@ -447,7 +567,7 @@ export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
   };
 }
 
-/** What an attempt's record says before it runs: where, which input of which fleet, how args travel. */
+/** What an attempt's record says before it runs: where, which input of which fleet. */
 function describeAttempt(
   record: RunRecord,
   c: GceFleetRunOneOptions,
@@ -456,11 +576,4 @@ function describeAttempt(
 ): void {
   record.accel = 'gce';
   record.accelReason = `Compute Engine ${c.shared.machineType} in ${ctx.zone}: fleet ${ctx.fleetId}, input ${index + 1}, attempt ${ctx.attempt}`;
-  const imageArgs = c.shared.imageArgs ?? [];
-  if (JSON.stringify(record.args) !== JSON.stringify(imageArgs)) {
-    record.warnings.push({
-      code: 'fleet-args',
-      message: `a fleet's instances share one image built with the recipe's arguments (${JSON.stringify(imageArgs)}); this input's (${JSON.stringify(record.args)}) reach the instance as its metadata ${ARGS_METADATA_KEY}, not as the program's argv`,
-    });
-  }
 }

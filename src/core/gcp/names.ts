@@ -12,6 +12,8 @@ export const LABEL = {
   run: 'uniprove-run',
   /** Every resource of a fleet: `gcp gc --fleet ID` and the fleet's own sweep find them by it. */
   fleet: 'uniprove-fleet',
+  /** A fleet's boot image: the short digest of the program arguments baked into it (fleet-plan.ts argsDigest). */
+  args: 'uniprove-args',
 } as const;
 
 /** How many hex digits of the sha256 go into the digest label (label values hold at most 63 characters). */

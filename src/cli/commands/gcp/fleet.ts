@@ -43,8 +43,9 @@ export function addFleetOptions(cmd: Command): Command {
 /** The fleet part of `gcp run --help`. */
 export const FLEET_HELP = `A fleet: --inputs FILE runs the recipe once per line (the same file as \`uniprove run --inputs\`: a JSON
 array of arguments or words a line, # comments), at most --parallel N instances at once, Spot unless
---no-spot. The image and the volume image are imported once; each input gets a fresh instance with
-its own volume disk, its own record in runs/<run-id>/ and a proving_report.csv line; the fleet's
+--no-spot. One image is built and imported per distinct argument list (Nanos reads the arguments
+from the image; identical lines share one), the volume image once; each input gets a fresh instance
+booting the image of its arguments, with its own volume disk, its own record in runs/<run-id>/ and a proving_report.csv line; the fleet's
 summary goes to runs/<fleet-id>/fleet.json and a table at the end. A preempted input is retried on a
 new instance (--retries); quota and exhausted zones back off and move on through --zones. Every
 instance and disk carries uniprove-fleet=<fleet-id>. Ctrl-C starts nothing new and deletes
@@ -214,7 +215,7 @@ function printFleetDryRun(ctx: CliContext, result: GcpFleetDryRunResult, json: b
   const c = f.cost;
   printLines(ctx.out, [
     '',
-    `Fleet ${f.id}: ${f.inputs} inputs, at most ${f.parallel} ${f.spot ? 'Spot' : 'on-demand'} ${f.machineType} at once, zones ${f.zones.join(', ')}, label ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`)}`,
+    `Fleet ${f.id}: ${f.inputs} inputs, ${f.images} ${f.images === 1 ? 'image' : 'images'} (one per distinct argument list: Nanos reads the arguments from the image), at most ${f.parallel} ${f.spot ? 'Spot' : 'on-demand'} ${f.machineType} at once, zones ${f.zones.join(', ')}, label ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`)}`,
     `Estimated cost: ${c.usd === null ? 'unknown' : `$${c.usd.toFixed(2)}`} (${c.instances} instances, ${c.instanceHours.toFixed(2)} instance-hours, ${c.vcpuHours.toFixed(1)} vCPU-hours; prices of ${c.prices.date}, ${c.prices.region}, ${c.prices.source})`,
     ...c.warnings.map((w) => `  note: ${w}`),
   ]);

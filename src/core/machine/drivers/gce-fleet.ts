@@ -1,6 +1,7 @@
 /**
- * The gce driver for one attempt of a fleet's input: the image and the volume image were built and imported once
- * for the fleet, so this driver builds nothing; it starts a fresh instance from them (fleetInstanceBody: Spot by
+ * The gce driver for one attempt of a fleet's input: the images (one per distinct argument list) and the volume
+ * image were built and imported once for the fleet, so this driver builds nothing; it starts a fresh instance from
+ * the image of the input's arguments (fleetInstanceBody: Spot by
  * default, the fleet label on the instance and its disks, its own volume disk made from the volume image), streams
  * its console into the attempt's run record, and deletes the instance. A preempted instance ends the run with
  * E_GCP_PREEMPTED (the fleet retries the input); the fleet's progress hears where the attempt is.
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import type { AttemptState } from '../../fleet/scheduler.js';
 import type { GcpClients } from '../../gcp/clients.js';
 import type { GcpCommonOptions } from '../../gcp/context.js';
-import { type GcpFleetSpec, planFleetAttempt } from '../../gcp/fleet-plan.js';
+import { fleetImageFor, type GcpFleetSpec, planFleetAttempt } from '../../gcp/fleet-plan.js';
 import { GceInstance, type GcpRunOptions, type WatchResult } from '../../gcp/instance.js';
 import type { GcpRunSpec } from '../../gcp/plan.js';
 import type { OpsConfig } from '../../ops/config/schema.js';
@@ -18,15 +19,16 @@ import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
 
-/** What every attempt of a fleet shares: the fleet's spec (images already imported), clients, the machine. */
+/**
+ * What every attempt of a fleet shares: the fleet's spec (images already imported: one per distinct argument list,
+ * each input boots the one of its arguments), clients, the machine.
+ */
 export interface GceFleetShared {
   spec: GcpFleetSpec & { image: { existing: string } };
   clients: GcpClients;
   poll?: GcpCommonOptions['poll'];
   machineType: string;
   nanosVersion: string;
-  /** The image's own arguments (what the guest runs when nothing else says). */
-  imageArgs?: string[];
   /** How long the prover may run once the instance is up (ms). */
   timeoutMs: number;
   watch?: GcpRunOptions['watch'];
@@ -72,8 +74,8 @@ export class GceFleetDriver implements MachineDriver {
 
   async image(target: PreparedTarget, run: DriverRun): Promise<void> {
     const { record } = run;
-    record.image = this.shared.spec.image.existing;
-    if (this.shared.imageArgs && record.args.length === 0) record.args = this.shared.imageArgs;
+    // The image of this input's arguments: Nanos reads the program's arguments from the image's manifest.
+    record.image = fleetImageFor(this.shared.spec, this.attempt.args);
     const proof = target.proof;
     const tap = run.consoleProof;
     if (proof.kind === 'console') this.end = (line) => (line.trim() === proof.end ? proof.end : undefined);
@@ -89,7 +91,11 @@ export class GceFleetDriver implements MachineDriver {
 
   async start(run: DriverRun): Promise<void> {
     const { record } = run;
-    const { spec, clients } = this.shared;
+    const { clients } = this.shared;
+    const spec = {
+      ...this.shared.spec,
+      image: { existing: fleetImageFor(this.shared.spec, this.attempt.args) },
+    };
     const { zone, signal } = this.attempt;
     const target = { ...spec.target, zone };
     const options: GcpRunOptions & { clients: GcpClients } = {
