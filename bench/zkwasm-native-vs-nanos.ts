@@ -11,7 +11,7 @@
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findZkwasmCli, findZkwasmWasm } from '../test/helpers/zkwasm.js';
@@ -155,11 +155,14 @@ try {
           throw new Error(`uniprove run exited ${r.exitCode}:\n${r.stdout}\n${r.stderr.slice(-2000)}`);
         const run = JSON.parse(r.stdout) as {
           accel: string;
+          dir: string;
           timings: { proverMs: number; totalMs: number };
           proofs: { path: string }[];
         };
-        const output = run.proofs[0]?.path;
-        if (!output) throw new Error(`the run brought no proof folder back: ${r.stdout}`);
+        // The proof folder comes back as files under the record (paths relative to it): verify wants the folder.
+        const loadinfo = run.proofs.find((p) => p.path.endsWith('wasm_output.loadinfo.json'));
+        if (!loadinfo) throw new Error(`the run brought no proof folder back: ${r.stdout}`);
+        const output = join(run.dir, dirname(loadinfo.path));
         await verify(dir, output);
         console.log(
           `prove inside Nanos (${run.accel}): ${(run.timings.proverMs / 1000).toFixed(0)} s prover (first console line to exit), ${(run.timings.totalMs / 1000).toFixed(0)} s the whole run; verify on the host: succeeded`,

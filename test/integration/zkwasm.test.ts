@@ -9,11 +9,10 @@
  * fail under UNIPROVE_REQUIRE=zkwasm or all).
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
-import { tempDirOutsideTmp } from '../helpers/tmp.js';
 import { gate, needTool, needUnikernel } from '../helpers/tools.js';
 import { findZkwasmCli, findZkwasmWasm, ZKWASM_BUILD } from '../helpers/zkwasm.js';
 
@@ -61,6 +60,20 @@ interface Setup {
 }
 
 let setupOnce: Promise<Setup> | undefined;
+/** Set files whose Ops volume a run may have built. */
+const sets = new Set<string>();
+/**
+ * One folder for the whole file, outside /tmp (verify mounts a fresh /tmp): the setup output lives as long
+ * as the file. When the file ends, the Ops volumes go first (`volume rm` reads the set file), then the folder.
+ */
+let shared: Promise<string> | undefined;
+after(async () => {
+  if (!shared) return;
+  const dir = await shared;
+  for (const set of sets)
+    await uniprove(['volume', 'rm', set, '--json'], { env: { UNIPROVE_CACHE: join(dir, 'cache') } });
+  if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
+});
 
 /**
  * `zkwasm-cli --params ./params wasm_output setup -k 18` from a package alone (uniprove verify, the package as
@@ -69,7 +82,9 @@ let setupOnce: Promise<Setup> | undefined;
  */
 function setupFromPackage(): Promise<Setup> {
   setupOnce ??= (async () => {
-    const dir = await tempDirOutsideTmp();
+    await mkdir('/var/tmp', { recursive: true });
+    shared = mkdtemp(join('/var/tmp', 'uniprove-zkwasm-'));
+    const dir = await shared;
     const recipe = await recipeFolder(dir, 'zkwasm-setup', {
       args: [
         '--params',
@@ -108,10 +123,7 @@ function setupFromPackage(): Promise<Setup> {
 async function proveRecipe(setup: Setup): Promise<string> {
   const recipe = await recipeFolder(setup.dir, 'zkwasm', {});
   const set = join(recipe, 'zkwasm-params.json');
-  // The Ops volume the runs build from the set lives in ~/.ops/volumes: removed when the file ends.
-  after(async () => {
-    await uniprove(['volume', 'rm', set, '--json'], { env: { UNIPROVE_CACHE: join(setup.dir, 'cache') } });
-  });
+  sets.add(set);
   const r = await uniprove([
     'volume',
     'import',
