@@ -60,7 +60,9 @@ interface Setup {
 }
 
 let setupOnce: Promise<Setup> | undefined;
-/** Set files whose Ops volume a run may have built. */
+/** The set the tests import the setup output as: its own name, so its own Ops volume. */
+const TEST_SET = 'zkwasm-test-k18';
+/** Sets whose Ops volume a run may have built (`volume rm` takes the set's name, not its file). */
 const sets = new Set<string>();
 /**
  * One folder for the whole file, outside /tmp (verify mounts a fresh /tmp): the setup output lives as long
@@ -70,8 +72,12 @@ let shared: Promise<string> | undefined;
 after(async () => {
   if (!shared) return;
   const dir = await shared;
-  for (const set of sets)
-    await uniprove(['volume', 'rm', set, '--json'], { env: { UNIPROVE_CACHE: join(dir, 'cache') } });
+  for (const set of sets) {
+    const r = await uniprove(['volume', 'rm', set, '--json'], {
+      env: { UNIPROVE_CACHE: join(dir, 'cache') },
+    });
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  }
   if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
 });
 
@@ -123,13 +129,13 @@ function setupFromPackage(): Promise<Setup> {
 async function proveRecipe(setup: Setup): Promise<string> {
   const recipe = await recipeFolder(setup.dir, 'zkwasm', {});
   const set = join(recipe, 'zkwasm-params.json');
-  sets.add(set);
+  sets.add(TEST_SET);
   const r = await uniprove([
     'volume',
     'import',
     setup.params,
     '--name',
-    'zkwasm-test-k18',
+    TEST_SET,
     '--mount-path',
     '/params',
     '-o',
