@@ -28,6 +28,7 @@ export type FindingKind =
   | 'out-of-memory'
   | 'crash'
   | 'empty-input'
+  | 'still-running'
   | 'exit-status-lost';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -246,6 +247,15 @@ export class Diagnoser {
       case 'summary':
         if (event.errors > 0 && (OPEN_CALLS.has(event.syscall) || EXEC_CALLS.has(event.syscall))) {
           if (s.summary.length < 4) s.summary.push(event.at);
+        }
+        return;
+      case 'trace-end':
+        if (!event.exited) {
+          // The trace stops with no thread calling exit: the run was stopped (timeout, Ctrl-C) or the console
+          // was cut while the program still ran. Where each thread was is all a console can say of a stall.
+          const d = this.draft('still-running', 'program', 'trace');
+          d.severity = 'warning';
+          for (const at of event.lastCalls) this.addEvidence(d, at);
         }
         return;
       case 'exit':
@@ -834,6 +844,12 @@ export class Diagnoser {
           message:
             "The program parsed an empty input: its parser met the end of the input before the first value. Under Nanos a program's standard input is always empty (fd 0 reads end-of-file at once, and there is no shell to write `< input.json`), so a prover that reads its input from stdin gets nothing; an empty input file gives the same words.",
           fix: 'Put the input in the image as a file (recipe "files") and give the program its path, through its own option for an input file when it has one. A program that reads only stdin (zk_evm\'s `leader stdio`): preload provers/zk_evm/stdin-from-file.so with "env": { "LD_PRELOAD": "./stdin-from-file.so", "UNIPROVE_STDIN": "./<the input\'s guest path>" }, which opens that file onto fd 0 before main. If the program read a file, check that the file in the package is not empty.',
+        };
+      case 'still-running':
+        return {
+          ...base,
+          message: `The trace ends while the program was still running: no thread called exit or exit_group, so the run was stopped (a timeout, Ctrl-C) or its console was cut. The evidence is the last system call of each of its ${d.evidenceCount} thread${d.evidenceCount === 1 ? '' : 's'}: a thread whose last call is a futex wait or an epoll_wait was waiting; one whose last call is anything else was running user code (computing, or stuck) when the console ended.`,
+          fix: 'If the program should have ended, compare with a native run (uniprove verify): the last calls show where it was. A program that stops making system calls with every vCPU busy under TCG and its memory no longer growing is stalled, not slow: run it with one vCPU (--cpus 1) to tell a multi-vCPU problem in the guest from a slow one.',
         };
       case 'library-mismatch':
         return {

@@ -13,6 +13,8 @@ import { type EmitEvent, firstQuoted, type LogLine, type LogReader, PATH_SYSCALL
 
 const UNFINISHED = ' <unfinished ...>';
 const MAX_PENDING = 256;
+/** Threads whose last call a trace-end event reports. */
+const MAX_THREADS = 32;
 /** A syscall trace line glued after the program's own text on one console line. */
 const EMBEDDED_SYSCALL = /\[(\d+)\] (?:[a-z_][a-z0-9_]*\(|<\.\.\. )/;
 const SUMMARY_ROW = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?([a-z_][a-z0-9_]*)\s*$/;
@@ -92,12 +94,22 @@ export function splitCall(call: string): { name: string; args: string; result: s
 /** Make a reader for one Nanos console log. */
 export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   const pending = new Map<number, Pending>();
+  // The last call line of each thread, kept as line numbers and text already read (no copy per line).
+  const lastLine = new Map<number, number>();
+  const lastText = new Map<number, string>();
+  let exited = false;
+  let lastLineNo = 0;
   let inMissing = false;
   let inSummary = false;
 
   const call = (pid: number, text: string, at: LogLine) => emitSyscall(emit, pid, text, at, nanosErrno);
 
   function syscallLine(pid: number, rest: string, text: string, lineNo: number): void {
+    if (lastLine.has(pid) || lastLine.size < MAX_THREADS) {
+      lastLine.set(pid, lineNo);
+      lastText.set(pid, text);
+    }
+    if (!exited && rest.charCodeAt(0) === 101 /* e */ && /^exit(?:_group)?\(/.test(rest)) exited = true;
     if (rest.startsWith('<... ')) {
       const end = rest.indexOf(' resumed>');
       if (end === -1) return;
@@ -180,6 +192,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   return {
     format: 'nanos',
     line(text, lineNo) {
+      lastLineNo = lineNo;
       if (text.length === 0) return;
       if (text.charCodeAt(0) === 91 /* [ */) {
         const n = bracketedNumber(text, 0);
@@ -202,6 +215,12 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
     },
     end() {
       pending.clear();
+      if (lastLine.size > 0) {
+        const lastCalls = [...lastLine.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([pid, lineNo]) => ({ log, lineNo, text: lastText.get(pid) ?? '' }));
+        emit({ type: 'trace-end', at: { log, lineNo: lastLineNo, text: '' }, exited, lastCalls });
+      }
     },
   };
 }
