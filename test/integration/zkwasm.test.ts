@@ -4,7 +4,7 @@
  * an Ops volume, the prove recipe packaged, and the CLI started inside Nanos on that volume (`dry-run`: it
  * reads the setup's config from the volume and executes the wasm program; no proof). Its `prove` takes 403
  * CPU-s natively and the better part of an hour or more under TCG (docs/provers.md), more than a test may
- * take: it is run by hand (`uniprove run provers/zkwasm --binary zkwasm-cli --timeout 10800`). Needs the CLI
+ * take: it is run by hand (`uniprove run provers/zkwasm --binary zkwasm-cli --timeout 28800`). Needs the CLI
  * (UNIPROVE_ZKWASM_CLI and UNIPROVE_ZKWASM_WASM, or UNIPROVE_TOOLCHAIN); without it these tests skip (and
  * fail under UNIPROVE_REQUIRE=zkwasm or all).
  */
