@@ -53,8 +53,28 @@ test('nanos reader: program text glued before a trace line is output, and the ca
   const events = feed(createNanosReader, [': [2] openat(-100, "/x/libq.so", 0x80000, 0x0) = -ENOENT']);
   assert.deepEqual(
     events.map((e) => e.type),
-    ['output', 'syscall'],
+    ['output', 'syscall', 'trace-end'],
   );
+});
+
+test('nanos reader: the trace end gives each thread`s last call, and whether any thread exited', () => {
+  const events = feed(createNanosReader, [
+    '[2] futex(0x1, FUTEX_WAIT_PRIVATE, 2, NULL <unfinished ...>',
+    '[7] mmap(0x0, 4096, PROT_READ, MAP_SHARED, 9, 0) = 0x100000',
+    '[7] mprotect(0x200000, 4096, 0x3) = 0',
+  ]);
+  const end = events.at(-1);
+  assert.ok(end?.type === 'trace-end');
+  assert.equal(end.exited, false);
+  assert.deepEqual(
+    end.lastCalls.map((c) => c.lineNo),
+    [1, 3],
+  );
+  const done = feed(createNanosReader, ['[2] write(1, 0x1, 3) = 3', '[2] exit_group( <unfinished ...>']).at(
+    -1,
+  );
+  assert.ok(done?.type === 'trace-end');
+  assert.equal(done.exited, true);
 });
 
 test('format detection: Nanos console, strace -f -o, strace -f on stderr, plain output', () => {

@@ -73,13 +73,26 @@ export interface ExitEvent {
   signal: string | undefined;
 }
 
+/**
+ * A Nanos trace ended (its last line read): the last call each numbered thread made, and whether any thread
+ * called exit or exit_group. A trace that ends with no exit is a program that was still running.
+ */
+export interface TraceEndEvent {
+  type: 'trace-end';
+  at: LogLine;
+  exited: boolean;
+  /** The last call line of each thread, in thread order (at most a few dozen threads). */
+  lastCalls: LogLine[];
+}
+
 export type LogEvent =
   | SyscallEvent
   | OutputEvent
   | KernelEvent
   | MissingListedEvent
   | SummaryEvent
-  | ExitEvent;
+  | ExitEvent
+  | TraceEndEvent;
 
 export type EmitEvent = (event: LogEvent) => void;
 

@@ -28,6 +28,7 @@ export type FindingKind =
   | 'out-of-memory'
   | 'crash'
   | 'empty-input'
+  | 'still-running'
   | 'exit-status-lost';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -81,6 +82,8 @@ const BENIGN_PATHS = [
   /^\/etc\/localtime$/,
   /^\/etc\/(nsswitch\.conf|host\.conf|resolv\.conf|gai\.conf)$/,
   /^\/usr\/share\/zoneinfo\//,
+  // Split debug info a Rust backtrace looks for beside each object (gimli); absent in every release build.
+  /\.dwp$/,
 ];
 
 const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
@@ -107,6 +110,8 @@ interface Draft {
   fix: string | undefined;
   /** Nanos's own words when it could not start the program (`program startup failed on exec: ...`). */
   startup: string | undefined;
+  /** The program's own error line that names no file ("No such file or directory (os error 2)"), tied to this miss. */
+  unnamedReport: string | undefined;
   lastLog: string;
 }
 
@@ -131,6 +136,8 @@ interface LogState {
   previousText: string;
   summary: LogLine[];
   lastCrash: Draft | undefined;
+  /** The program's first "No such file or directory" that names no file (Rust's io::Error, perror). */
+  unnamedMiss: LogLine | undefined;
 }
 
 /** Format one evidence line. */
@@ -141,6 +148,11 @@ export function evidenceLine(at: LogLine): string {
 
 function isBenign(path: string): boolean {
   return BENIGN_PATHS.some((re) => re.test(path));
+}
+
+/** A line of program output without the trace line Nanos glued after it (`...directory[2] write(2, ...) = 25`). */
+function ownWords(text: string): string {
+  return text.replace(/\[\d+\] (?:[a-z_][a-z0-9_]*\(|<\.\.\. ).*$/, '').trim();
 }
 
 /** The first absolute path in a line of program output. */
@@ -213,6 +225,7 @@ export class Diagnoser {
       previousText: '',
       summary: [],
       lastCrash: undefined,
+      unnamedMiss: undefined,
     };
   }
 
@@ -235,6 +248,7 @@ export class Diagnoser {
         s.previousText = event.message;
         return;
       case 'missing-listed': {
+        if (isBenign(event.name)) return;
         const kind = LIBRARY_NAME.test(event.name) ? 'missing-library' : 'missing-file';
         const d = this.draft(kind, baseName(event.name), 'listing');
         this.addEvidence(d, event.at);
@@ -243,6 +257,15 @@ export class Diagnoser {
       case 'summary':
         if (event.errors > 0 && (OPEN_CALLS.has(event.syscall) || EXEC_CALLS.has(event.syscall))) {
           if (s.summary.length < 4) s.summary.push(event.at);
+        }
+        return;
+      case 'trace-end':
+        if (!event.exited) {
+          // The trace stops with no thread calling exit: the run was stopped (timeout, Ctrl-C) or the console
+          // was cut while the program still ran. Where each thread was is all a console can say of a stall.
+          const d = this.draft('still-running', 'program', 'trace');
+          d.severity = 'warning';
+          for (const at of event.lastCalls) this.addEvidence(d, at);
         }
         return;
       case 'exit':
@@ -258,6 +281,18 @@ export class Diagnoser {
   /** The current log ended: searches still open are misses. */
   endLog(): void {
     const s = this.state!;
+    // The program said "No such file or directory" without naming the file: the last open that failed before
+    // it (and never succeeded) is the file it meant; later misses (a backtrace's .dwp files) are not.
+    const unnamed = s.unnamedMiss;
+    let meant: string | undefined;
+    if (unnamed) {
+      let latest = -1;
+      for (const [name, search] of s.searches) {
+        if (search.exec || search.last.lineNo > unnamed.lineNo || search.last.lineNo <= latest) continue;
+        latest = search.last.lineNo;
+        meant = name;
+      }
+    }
     for (const [name, search] of s.searches) {
       const kind = search.exec
         ? 'missing-program'
@@ -277,6 +312,19 @@ export class Diagnoser {
       for (const dir of search.dirs) if (d.searchedDirs.length < 64) d.searchedDirs.push(dir);
       if (search.count > 1) this.addEvidence(d, search.first);
       this.addEvidence(d, search.last);
+      if (name === meant && unnamed) {
+        d.claims.add('program');
+        d.severity = 'error';
+        d.unnamedReport = ownWords(unnamed.text);
+        if (!search.lastPath.startsWith('/')) d.name = search.lastPath;
+        this.addEvidence(d, unnamed);
+      }
+    }
+    if (unnamed && !meant) {
+      // No trace to say which file: say so, and how to find out.
+      const d = this.draft('missing-file', 'an unnamed file', 'program', 'unnamed:');
+      d.unnamedReport = ownWords(unnamed.text);
+      this.addEvidence(d, unnamed);
     }
     if (s.summary.length > 0) {
       for (const d of this.drafts.values()) {
@@ -368,6 +416,7 @@ export class Diagnoser {
         message: undefined,
         fix: undefined,
         startup: undefined,
+        unnamedReport: undefined,
         lastLog: this.state?.log ?? '',
       };
       this.drafts.set(id, d);
@@ -589,6 +638,9 @@ export class Diagnoser {
     }
     if (/No such file or directory/.test(text)) {
       const path = firstAbsolutePath(text);
+      // Rust's io::Error ("No such file or directory (os error 2)", anyhow's "Error: ...") and perror name
+      // no file; with a trace the failed open before it does (endLog).
+      if (!path && !/['"`]/.test(text)) s.unnamedMiss ??= at;
       if (!path || isBenign(path)) return;
       const d = this.draft('missing-file', path, 'program');
       d.wantedPath = path;
@@ -712,9 +764,19 @@ export class Diagnoser {
         ? `the program's interpreter (dynamic loader) ${d.name}`
         : `the program ${d.name}`
       : d.name;
+    if (d.unnamedReport && d.name === 'an unnamed file') {
+      return {
+        ...base,
+        message: `The program stopped with "${d.unnamedReport}" and did not say which file: Rust's std::io::Error (and perror) print no path, and this console has no system-call trace to tell.`,
+        fix: 'Run it again with a trace (`uniprove run --trace`, or ops run --trace): debug then names the file it looked for. Meanwhile check the paths in its arguments and environment against the image and the volumes mounted (a relative path is taken from the working directory, / unless manifestPassthrough.cwd says otherwise), and the paths written inside its own input files.',
+      };
+    }
+    const reported = d.unnamedReport
+      ? ` It is the last file the program failed to open before it stopped with "${d.unnamedReport}", an error that names no file.`
+      : '';
     const message = program
       ? `Nanos could not start ${what}: it is not in the image.${searched}`
-      : `The program looked for ${what} and did not find it.${searched}${unsure}`;
+      : `The program looked for ${what} and did not find it.${searched}${reported}${d.unnamedReport ? '' : unsure}`;
     // A file whose folder the image lacks may be one the program meant to write, not read.
     const folder = guestPath ? guestPath.slice(0, guestPath.lastIndexOf('/')) || '/' : undefined;
     const folderMissing =
@@ -729,7 +791,9 @@ export class Diagnoser {
       ? `Add ${located.hostPath} to the image at ${located.guestPath}.${orWrites}`
       : guestPath
         ? `Add the file the program expects at ${guestPath} to the image (or to a volume mounted there); give the folder that holds it with --root DIR and debug will name it.${orWrites}`
-        : `Add ${d.name} to the image where the program looks for it.`;
+        : !d.name.includes('/') || d.name.startsWith('/')
+          ? `Add ${d.name} to the image where the program looks for it.`
+          : `Add ${d.name} to the image where the program looks for it: a relative path, taken from the working directory (/ unless manifestPassthrough.cwd says otherwise). Check the argument or input file that names its folder, and the volume that should be mounted there.`;
     // Nanos's own refusal to start names what the recipe must change: the program's path, or the
     // interpreter (its PT_INTERP) the image lacks.
     if (d.startup) {
@@ -830,6 +894,12 @@ export class Diagnoser {
           message:
             "The program parsed an empty input: its parser met the end of the input before the first value. Under Nanos a program's standard input is always empty (fd 0 reads end-of-file at once, and there is no shell to write `< input.json`), so a prover that reads its input from stdin gets nothing; an empty input file gives the same words.",
           fix: 'Put the input in the image as a file (recipe "files") and give the program its path, through its own option for an input file when it has one. A program that reads only stdin (zk_evm\'s `leader stdio`): preload provers/zk_evm/stdin-from-file.so with "env": { "LD_PRELOAD": "./stdin-from-file.so", "UNIPROVE_STDIN": "./<the input\'s guest path>" }, which opens that file onto fd 0 before main. If the program read a file, check that the file in the package is not empty.',
+        };
+      case 'still-running':
+        return {
+          ...base,
+          message: `The trace ends while the program was still running: no thread called exit or exit_group, so the run was stopped (a timeout, Ctrl-C) or its console was cut. The evidence is the last system call of each of its ${d.evidenceCount} thread${d.evidenceCount === 1 ? '' : 's'}: a thread whose last call is a futex wait or an epoll_wait was waiting; one whose last call is anything else was running user code (computing, or stuck) when the console ended.`,
+          fix: 'If the program should have ended, compare with a native run (uniprove verify): the last calls show where it was. A program that stops making system calls with every vCPU busy under TCG and its memory no longer growing is stalled, not slow: run it with one vCPU (--cpus 1) to tell a multi-vCPU problem in the guest from a slow one.',
         };
       case 'library-mismatch':
         return {

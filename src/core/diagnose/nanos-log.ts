@@ -13,6 +13,8 @@ import { type EmitEvent, firstQuoted, type LogLine, type LogReader, PATH_SYSCALL
 
 const UNFINISHED = ' <unfinished ...>';
 const MAX_PENDING = 256;
+/** Threads whose last call a trace-end event reports. */
+const MAX_THREADS = 32;
 /** A syscall trace line glued after the program's own text on one console line. */
 const EMBEDDED_SYSCALL = /\[(\d+)\] (?:[a-z_][a-z0-9_]*\(|<\.\.\. )/;
 const SUMMARY_ROW = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?([a-z_][a-z0-9_]*)\s*$/;
@@ -89,15 +91,66 @@ export function splitCall(call: string): { name: string; args: string; result: s
   return { name, args: call.slice(paren + 1, close > paren ? close : eq), result: call.slice(eq + 3).trim() };
 }
 
+/** Where a reader is in the two listings Nanos prints: the missing files, and strace's summary table. */
+interface ListingState {
+  inMissing: boolean;
+  inSummary: boolean;
+}
+
+/** A line of the missing-files listing or the summary table (emitted as such); false for any other line. */
+function readListing(
+  state: ListingState,
+  text: string,
+  log: string,
+  lineNo: number,
+  emit: EmitEvent,
+): boolean {
+  const at = (): LogLine => ({ log, lineNo, text });
+  if (state.inMissing) {
+    if (text === 'missing_files_end') state.inMissing = false;
+    else if (text.trim()) emit({ type: 'missing-listed', at: at(), name: text.trim() });
+    return true;
+  }
+  if (text === 'missing_files_begin') {
+    state.inMissing = true;
+    return true;
+  }
+  if (text.startsWith('% time') && text.includes('syscall')) {
+    state.inSummary = true;
+    return true;
+  }
+  if (!state.inSummary) return false;
+  if (text.startsWith('------')) return true;
+  const row = SUMMARY_ROW.exec(text);
+  if (!row) {
+    state.inSummary = false;
+    return false;
+  }
+  const syscall = row[3] ?? '';
+  if (syscall === 'total') state.inSummary = false;
+  else
+    emit({ type: 'summary', at: at(), syscall, calls: Number(row[1]), errors: row[2] ? Number(row[2]) : 0 });
+  return true;
+}
+
 /** Make a reader for one Nanos console log. */
 export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   const pending = new Map<number, Pending>();
-  let inMissing = false;
-  let inSummary = false;
+  // The last call line of each thread, kept as line numbers and text already read (no copy per line).
+  const lastLine = new Map<number, number>();
+  const lastText = new Map<number, string>();
+  let exited = false;
+  let lastLineNo = 0;
+  const listing: ListingState = { inMissing: false, inSummary: false };
 
   const call = (pid: number, text: string, at: LogLine) => emitSyscall(emit, pid, text, at, nanosErrno);
 
   function syscallLine(pid: number, rest: string, text: string, lineNo: number): void {
+    if (lastLine.has(pid) || lastLine.size < MAX_THREADS) {
+      lastLine.set(pid, lineNo);
+      lastText.set(pid, text);
+    }
+    if (!exited && rest.charCodeAt(0) === 101 /* e */ && /^exit(?:_group)?\(/.test(rest)) exited = true;
     if (rest.startsWith('<... ')) {
       const end = rest.indexOf(' resumed>');
       if (end === -1) return;
@@ -135,37 +188,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
       const c = text.charCodeAt(4);
       if (c >= 48 && c <= 57) return;
     }
-    if (inMissing) {
-      if (text === 'missing_files_end') inMissing = false;
-      else if (text.trim()) emit({ type: 'missing-listed', at: { log, lineNo, text }, name: text.trim() });
-      return;
-    }
-    if (text === 'missing_files_begin') {
-      inMissing = true;
-      return;
-    }
-    if (text.startsWith('% time') && text.includes('syscall')) {
-      inSummary = true;
-      return;
-    }
-    if (inSummary) {
-      if (text.startsWith('------')) return;
-      const row = SUMMARY_ROW.exec(text);
-      if (row) {
-        const syscall = row[3] ?? '';
-        if (syscall === 'total') inSummary = false;
-        else
-          emit({
-            type: 'summary',
-            at: { log, lineNo, text },
-            syscall,
-            calls: Number(row[1]),
-            errors: row[2] ? Number(row[2]) : 0,
-          });
-        return;
-      }
-      inSummary = false;
-    }
+    if (readListing(listing, text, log, lineNo, emit)) return;
     // Program output glued to a trace line: "prog: [2] writev(...) <unfinished ...>".
     const embedded = text.includes('] ') ? EMBEDDED_SYSCALL.exec(text) : null;
     if (embedded && embedded.index > 0) {
@@ -180,6 +203,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   return {
     format: 'nanos',
     line(text, lineNo) {
+      lastLineNo = lineNo;
       if (text.length === 0) return;
       if (text.charCodeAt(0) === 91 /* [ */) {
         const n = bracketedNumber(text, 0);
@@ -202,6 +226,12 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
     },
     end() {
       pending.clear();
+      if (lastLine.size > 0) {
+        const lastCalls = [...lastLine.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([pid, lineNo]) => ({ log, lineNo, text: lastText.get(pid) ?? '' }));
+        emit({ type: 'trace-end', at: { log, lineNo: lastLineNo, text: '' }, exited, lastCalls });
+      }
     },
   };
 }
