@@ -195,46 +195,11 @@ test('package zkwasm --binary: the CLI, libstdc++, its own /etc/hosts and nsswit
 
 const skipNanos = skipSetup ?? needUnikernel();
 
-test('run zkwasm inside Nanos: the CLI reads the setup config from the volume and executes the wasm (dry-run)', {
-  skip: skipNanos,
-  timeout: 1_600_000,
-}, async () => {
+/** `uniprove run` of the prove recipe inside Nanos (the setup as its volume), with these zkwasm-cli arguments. */
+async function runInNanos(args: readonly string[]) {
   const setup = await setupFromPackage();
   const recipe = await proveRecipe(setup);
-  const r = await uniprove(
-    [
-      'run',
-      recipe,
-      '--binary',
-      cli as string,
-      '--package-out',
-      join(setup.dir, 'run-pkg'),
-      '--runs-dir',
-      join(setup.dir, 'runs'),
-      '--memory',
-      '2G',
-      '--timeout',
-      '600',
-      '--json',
-      ...DRY_RUN.map((a) => `--arg=${a}`),
-    ],
-    { env: { UNIPROVE_CACHE: join(setup.dir, 'cache') }, timeoutMs: 900_000 },
-  );
-  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-  const run = parseJson<{ outcome: string; dir: string }>(r);
-  assert.equal(run.outcome, 'succeeded');
-  const console = await readFile(join(run.dir, 'console.log'), 'utf8');
-  assert.match(console, /total guest instructions used 11/);
-});
-
-test('run zkwasm inside Nanos with --params naming no folder: exit 1, and the findings say a file went unnamed', {
-  skip: skipNanos,
-  timeout: 1_600_000,
-}, async () => {
-  const setup = await setupFromPackage();
-  const recipe = await proveRecipe(setup);
-  const args = DRY_RUN.map((a) => (a === './params' ? './zkparams' : a));
-  const r = await uniprove(
+  return uniprove(
     [
       'run',
       recipe,
@@ -253,6 +218,25 @@ test('run zkwasm inside Nanos with --params naming no folder: exit 1, and the fi
     ],
     { env: { UNIPROVE_CACHE: join(setup.dir, 'cache') }, timeoutMs: 900_000 },
   );
+}
+
+test('run zkwasm inside Nanos: the CLI reads the setup config from the volume and executes the wasm (dry-run)', {
+  skip: skipNanos,
+  timeout: 1_600_000,
+}, async () => {
+  const r = await runInNanos(DRY_RUN);
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  const run = parseJson<{ outcome: string; dir: string }>(r);
+  assert.equal(run.outcome, 'succeeded');
+  const console = await readFile(join(run.dir, 'console.log'), 'utf8');
+  assert.match(console, /total guest instructions used 11/);
+});
+
+test('run zkwasm inside Nanos with --params naming no folder: exit 1, and the findings say a file went unnamed', {
+  skip: skipNanos,
+  timeout: 1_600_000,
+}, async () => {
+  const r = await runInNanos(DRY_RUN.map((a) => (a === './params' ? './zkparams' : a)));
   assert.equal(r.exitCode, 1, r.stdout + r.stderr);
   const run = parseJson<{ outcome: string; findings?: { kind: string; name: string; evidence: string[] }[] }>(
     r,

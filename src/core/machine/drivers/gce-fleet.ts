@@ -18,6 +18,7 @@ import type { OpsConfig } from '../../ops/config/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
+import { instanceEnd } from './gce.js';
 
 /**
  * What every attempt of a fleet shares: the fleet's spec (images already imported: one per distinct argument list,
@@ -145,19 +146,7 @@ export class GceFleetDriver implements MachineDriver {
 
   async wait(run: DriverRun): Promise<MachineEnd> {
     this.watched = await this.instance!.wait();
-    if (this.watched.reader.lostBytes > 0) {
-      run.record.warnings.push({
-        code: 'console-lost',
-        message: `${this.watched.reader.lostBytes} console bytes were dropped by the instance before uniprove read them`,
-      });
-    }
-    return {
-      state: 'exited',
-      reason:
-        this.watched.ended === 'marker'
-          ? 'the console printed the end marker; Compute Engine does not carry the exit status'
-          : 'the instance stopped (Nanos powers off when the program exits); Compute Engine does not carry the exit status',
-    };
+    return instanceEnd(this.watched, run, 'the end marker');
   }
 
   async fetchProofs(): Promise<void> {
@@ -169,7 +158,8 @@ export class GceFleetDriver implements MachineDriver {
     try {
       await this.instance.release(failure);
     } finally {
-      if (this.watched && failure === undefined) this.describe(run);
+      // Where it ran and what it made, also when the attempt fails after the instance ran.
+      if (this.watched) this.describe(run);
     }
   }
 

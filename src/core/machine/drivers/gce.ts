@@ -36,6 +36,23 @@ export interface GceDriverOptions {
   volumeSizeGb?: number;
 }
 
+/** How a watched instance ended, as the lifecycle takes it (and the console it lost, as a warning). */
+export function instanceEnd(watched: WatchResult, run: DriverRun, endMarker: string): MachineEnd {
+  if (watched.reader.lostBytes > 0) {
+    run.record.warnings.push({
+      code: 'console-lost',
+      message: `${watched.reader.lostBytes} console bytes were dropped by the instance before uniprove read them`,
+    });
+  }
+  return {
+    state: 'exited',
+    reason:
+      watched.ended === 'marker'
+        ? `the console printed ${endMarker}; Compute Engine does not carry the exit status`
+        : 'the instance stopped (Nanos powers off when the program exits); Compute Engine does not carry the exit status',
+  };
+}
+
 /** A Compute Engine instance: no exit status, a console proof decides. */
 export class GceDriver implements MachineDriver {
   readonly name = 'gce' as const;
@@ -123,23 +140,9 @@ export class GceDriver implements MachineDriver {
   }
 
   async wait(run: DriverRun): Promise<MachineEnd> {
-    const { record } = run;
-    const instance = this.instance!;
-    this.watched = await instance.wait();
+    this.watched = await this.instance!.wait();
     const proof = this.options.plan.proof;
-    if (this.watched.reader.lostBytes > 0) {
-      record.warnings.push({
-        code: 'console-lost',
-        message: `${this.watched.reader.lostBytes} console bytes were dropped by the instance before uniprove read them`,
-      });
-    }
-    return {
-      state: 'exited',
-      reason:
-        this.watched.ended === 'marker'
-          ? `the console printed ${proof.kind === 'console' ? proof.end : 'the end marker'}; Compute Engine does not carry the exit status`
-          : 'the instance stopped (Nanos powers off when the program exits); Compute Engine does not carry the exit status',
-    };
+    return instanceEnd(this.watched, run, proof.kind === 'console' ? proof.end : 'the end marker');
   }
 
   async fetchProofs(): Promise<void> {
