@@ -101,7 +101,8 @@ export interface LogReader {
   readonly format: LogFormat;
   line(text: string, lineNo: number): void;
   /** No more lines: flush what is pending (a call left `<unfinished ...>`). */
-  end(): void;
+  /** The log ended; `cut`: it ended in the middle of a line (the copy or the console was cut off). */
+  end(cut?: boolean): void;
 }
 
 /** Makes a reader for one log; `log` is the label used in evidence lines. */

@@ -89,7 +89,7 @@ export async function diagnoseLogs(options: DiagnoseOptions): Promise<DiagnoseRe
       },
       { signal: options.signal },
     );
-    reader?.end();
+    reader?.end(status.endsMidLine);
     diagnoser.endLog();
     options.onProgress?.({
       kind: 'step-done',

@@ -224,9 +224,10 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
       }
       other(text, lineNo);
     },
-    end() {
+    end(cut) {
       pending.clear();
-      if (lastLine.size > 0) {
+      // A log cut mid-line says nothing of whether the program was still running (the cut warning says why).
+      if (lastLine.size > 0 && !cut) {
         const lastCalls = [...lastLine.entries()]
           .sort(([a], [b]) => a - b)
           .map(([pid, lineNo]) => ({ log, lineNo, text: lastText.get(pid) ?? '' }));
