@@ -18,7 +18,7 @@ import type { OpsConfig } from '../../ops/config/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
-import { instanceEnd } from './gce.js';
+import { consoleEnd, instanceEnd } from './gce.js';
 
 /**
  * What every attempt of a fleet shares: the fleet's spec (images already imported: one per distinct argument list,
@@ -79,12 +79,11 @@ export class GceFleetDriver implements MachineDriver {
     record.image = fleetImageFor(this.shared.spec, this.attempt.args);
     const proof = target.proof;
     const tap = run.consoleProof;
-    if (proof.kind === 'console') this.end = (line) => (line.trim() === proof.end ? proof.end : undefined);
-    else if (tap && this.shared.fileProof) {
+    if (proof.kind !== 'console' && tap && this.shared.fileProof) {
       // The image is staged already (once for the fleet); this sets up the attempt's own receiver.
       await tap.stage(this.shared.fileProof.config, this.shared.fileProof.programPath);
-      this.end = tap.isEnd;
     }
+    this.end = consoleEnd(proof, this.shared.fileProof ? tap : undefined);
     record.volumes = target.volumes;
     record.files.console = CONSOLE_LOG;
     await writeFile(join(record.dir, CONSOLE_LOG), '');

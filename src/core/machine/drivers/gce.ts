@@ -21,6 +21,8 @@ import {
 } from '../../gcp/instance.js';
 import type { GcpDiskType } from '../../gcp/plan.js';
 import { type NanosRelease, requireOpsAndNanos } from '../../ops/build.js';
+import type { ConsoleProofTap } from '../../proof/index.js';
+import type { Recipe } from '../../recipe/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
@@ -34,6 +36,18 @@ export interface GceDriverOptions {
   diskType: GcpDiskType;
   /** --disk-size: the volume disk's size in GB (default the volume's, 10 at least). */
   volumeSizeGb?: number;
+}
+
+/**
+ * Where an instance's run ends on its console, since Compute Engine carries no exit status: the console proof's
+ * end marker, or a file proof's end (or error) marker; undefined: when the instance stops.
+ */
+export function consoleEnd(
+  proof: Recipe['proof'],
+  tap: ConsoleProofTap | undefined,
+): ((line: string) => string | undefined) | undefined {
+  if (proof.kind === 'console') return (line) => (line.trim() === proof.end ? proof.end : undefined);
+  return tap?.isEnd;
 }
 
 /** How a watched instance ended, as the lifecycle takes it (and the console it lost, as a warning). */
@@ -111,8 +125,8 @@ export class GceDriver implements MachineDriver {
   async start(run: DriverRun): Promise<void> {
     const { record } = run;
     const built = this.built!;
-    const proof = this.options.plan.proof;
     const tap = run.consoleProof;
+    const isEnd = consoleEnd(this.options.plan.proof, tap);
     const volume = await this.volumeDisk();
     const options: GcpRunOptions & Required<Pick<GcpRunOptions, 'clients'>> = {
       ...this.options.instance,
@@ -126,11 +140,7 @@ export class GceDriver implements MachineDriver {
         // A file proof's base64 lines go to the tap (and console.log), not to the live console.
         if (!tap?.pushLine(line)) this.options.source.onConsoleLine?.(line);
       },
-      ...(proof.kind === 'console'
-        ? { isEnd: (line: string) => (line.trim() === proof.end ? proof.end : undefined) }
-        : tap
-          ? { isEnd: tap.isEnd }
-          : {}),
+      ...(isEnd ? { isEnd } : {}),
       dryRun: false,
     };
     const { spec, sources } = await resolveGcpRunSpec(options, false);
