@@ -1,9 +1,11 @@
 /*
  * uniprove proof-out: preloaded into a prover (LD_PRELOAD) inside Nanos, where
- * the only way out of the instance is its console. When the prover calls exit,
- * this library's destructor writes the file named by UNIPROVE_PROOF_FILE to the
- * console, base64-encoded, between two marker lines:
+ * the only way out of the instance is its console. When the prover calls exit
+ * (returning from main does), this library writes the prover's exit status and
+ * the file named by UNIPROVE_PROOF_FILE to the console, base64-encoded, between
+ * two marker lines:
  *
+ *   UNIPROVE-PROVER-EXIT status=<exit status, 0-255>
  *   UNIPROVE-FILE-PROOF-BEGIN bytes=<size> path=<path>
  *   UPF:<base64 of up to 768 bytes>        (as many lines as needed)
  *   UNIPROVE-FILE-PROOF-END bytes=<sent> sha256=<hex of what was sent>
@@ -11,6 +13,14 @@
  * or one line `UNIPROVE-FILE-PROOF-ERROR errno=<n> path=<path> <why>` when the
  * file cannot be read. The data lines carry a prefix so that a line printed by
  * someone else (the kernel, another thread) is skipped, not decoded.
+ *
+ * The exit status: Compute Engine does not carry it, and a destructor is not
+ * given it, so the constructor registers an on_exit(3) handler (glibc; the
+ * console route serves glibc provers only), which exit() calls with the status.
+ * Registered before ld.so's own exit handler, it runs after every other exit
+ * handler and every ELF destructor: the last moment, when whatever the prover
+ * flushes at exit is in its file. Where on_exit is missing (weak, not glibc),
+ * the destructor sends the file without the status line.
  *
  * No libc stdio (the prover's buffers may be mid-flush); only open, read, write.
  * SHA-256 below is written from FIPS 180-4 for this file (public domain).
@@ -158,6 +168,15 @@ static size_t put_str(char *p, const char *s) {
 #define LINE_BYTES 768 /* 1024 base64 characters a line */
 #define OUT_SIZE 65536
 
+/* The exit line, before the proof: an end marker that ends the run never hides it. */
+static void report_exit(int status) {
+  char line[64];
+  size_t n = put_str(line, "\nUNIPROVE-PROVER-EXIT status=");
+  n += put_u64(line + n, (unsigned long long)(status & 0xff));
+  line[n++] = '\n';
+  write_all(line, n);
+}
+
 static void report_error(const char *path, int err, const char *why) {
   char line[4352];
   size_t n = put_str(line, "\nUNIPROVE-FILE-PROOF-ERROR errno=");
@@ -173,12 +192,14 @@ static void report_error(const char *path, int err, const char *why) {
   write_all(line, n);
 }
 
-static void send_proof(void) {
+/* have_status: the status exit() was given is known (the on_exit handler). */
+static void send_proof(int have_status, int status) {
   static int sent;
   if (sent) return;
   sent = 1;
   const char *path = getenv("UNIPROVE_PROOF_FILE");
   if (path == NULL || *path == 0) return;
+  if (have_status) report_exit(status);
   /* A proof the prover wrote through stdio and never closed is still in its buffers. */
   fflush(NULL);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -272,4 +293,19 @@ static void send_proof(void) {
   write_all(out, o);
 }
 
-__attribute__((destructor)) static void uniprove_proof_out(void) { send_proof(); }
+#pragma weak on_exit
+/* The on_exit handler is registered: it sends the proof, with the status; the destructor leaves it to it. */
+static int exit_hooked;
+
+static void uniprove_proof_out_exit(int status, void *arg) {
+  (void)arg;
+  send_proof(1, status);
+}
+
+__attribute__((constructor)) static void uniprove_proof_out_init(void) {
+  if (on_exit != NULL && on_exit(uniprove_proof_out_exit, NULL) == 0) exit_hooked = 1;
+}
+
+__attribute__((destructor)) static void uniprove_proof_out(void) {
+  if (!exit_hooked) send_proof(0, 0);
+}

@@ -96,12 +96,16 @@ export function fleetFileProofBytes(args: string): Buffer {
   return Buffer.concat(Array.from({ length: 2048 }, (_, i) => Buffer.from([...seed, i & 255])));
 }
 
-/** What the server's instances print with a file proof: proof-out.c's console protocol (768 bytes a line). */
+/**
+ * What the server's instances print with a file proof: proof-out.c's console protocol (its exit line, then 768
+ * bytes a line); `exitOf` gives the prover's exit status for the booted arguments (JSON; default 0).
+ */
 export const fleetFileProofConsole =
-  (table: ArgsTable) =>
+  (table: ArgsTable, exitOf: (args: string) => number = () => 0) =>
   (_name: string, body: Record<string, unknown>, server: GceServer): string => {
-    const data = fleetFileProofBytes(bootedArgsText(body, server, table));
-    let text = `Nanos booting\nen1: assigned 10.0.0.2\nUNIPROVE-FILE-PROOF-BEGIN bytes=${data.length} path=/out/proof.bin\n`;
+    const args = bootedArgsText(body, server, table);
+    const data = fleetFileProofBytes(args);
+    let text = `Nanos booting\nen1: assigned 10.0.0.2\n\nUNIPROVE-PROVER-EXIT status=${exitOf(args)}\n\nUNIPROVE-FILE-PROOF-BEGIN bytes=${data.length} path=/out/proof.bin\n`;
     for (let i = 0; i < data.length; i += 768)
       text += `UPF:${data.subarray(i, i + 768).toString('base64')}\n`;
     const sha = createHash('sha256').update(data).digest('hex');

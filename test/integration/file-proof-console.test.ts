@@ -204,6 +204,99 @@ test('a 1 MB file proof comes back through the console from Nanos, then from the
   }
 });
 
+/** Writes its proof file (closed, whole), then fails with status 3, as a prover that found its input bad would. */
+const EXITS_3 = `#include <stdio.h>
+int main(int argc, char **argv) {
+  FILE *f = fopen(argv[1], "wb");
+  if (!f) { perror(argv[1]); return 2; }
+  fputs("not a proof", f);
+  fclose(f);
+  puts("bad input");
+  return 3;
+}`;
+
+test('a prover that writes its proof file and exits 3 fails, with status 3 recorded, locally and on Compute Engine', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const dir = await tempDir();
+  const folder = join(dir, 'exits3');
+  await mkdir(folder, { recursive: true });
+  await compileC(folder, 'exits3', EXITS_3);
+  await writeFile(
+    join(folder, 'recipe.json'),
+    JSON.stringify({
+      name: 'file-proof-exits3',
+      binary: './exits3',
+      args: ['/proof.bin'],
+      probe: { skip: true },
+      proof: { kind: 'file', path: '/proof.bin' },
+      resources: { memory: '256M', cpus: 1 },
+    }),
+  );
+  const common = ['--timeout', '120', '--package-out', join(dir, 'pkg'), '--json'];
+  const r = await uniprove(
+    ['run', folder, '--proof-via', 'console', '--accel', 'tcg', '--runs-dir', join(dir, 'runs'), ...common],
+    { cwd: dir, timeoutMs: 180_000 },
+  );
+  assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+  const run = parseJson<RunJson & { exitCode: number }>(r);
+  assert.equal(run.outcome, 'failed');
+  assert.equal(run.exitCode, 3);
+  const consoleText = await readFile(join(run.dir, 'console.log'), 'utf8');
+  assert.match(consoleText, /UNIPROVE-PROVER-EXIT status=3/);
+  // The proof file is kept as evidence, with a warning that it proves nothing.
+  assert.equal(run.proofs.length, 1, JSON.stringify(run));
+  assert.equal(await readFile(run.proofs[0]!.path, 'utf8'), 'not a proof');
+  assert.ok(
+    run.warnings.some((w) => w.code === 'proof-of-failed-prover'),
+    JSON.stringify(run.warnings),
+  );
+
+  // The console that run printed, as a Compute Engine instance of the same recipe prints it: `gcp run` (the CLI,
+  // against the local server) knows the status only from the library's exit line.
+  const fake = await GceServer.start({ console: () => consoleText });
+  try {
+    const env = {
+      CLOUDSDK_CONFIG: join(dir, 'gcloud'),
+      UNIPROVE_GCP_COMPUTE_ENDPOINT: fake.url,
+      UNIPROVE_GCP_STORAGE_ENDPOINT: fake.url,
+      UNIPROVE_GCP_POLL_MS: '2',
+      CLOUDSDK_AUTH_ACCESS_TOKEN: fake.token,
+      CLOUDSDK_CORE_PROJECT: 'exit-project',
+      CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+      GCE_METADATA_HOST: '127.0.0.1:9',
+      METADATA_SERVER_DETECTION: 'none',
+    };
+    const g = await uniprove(
+      [
+        'gcp',
+        'run',
+        folder,
+        '--machine-type',
+        'e2-standard-2',
+        '--runs-dir',
+        join(dir, 'gce-runs'),
+        ...common,
+      ],
+      { cwd: dir, env, timeoutMs: 180_000 },
+    );
+    assert.equal(g.exitCode, 1, g.stdout + g.stderr);
+    const gce = parseJson<{ dir: string; outcome: string; exitCode: number }>(g);
+    assert.equal(gce.outcome, 'failed');
+    assert.equal(gce.exitCode, 3);
+    const record = JSON.parse(await readFile(join(gce.dir, 'record.json'), 'utf8'));
+    assert.equal(record.via, 'gce');
+    assert.equal(record.exitCode, 3);
+    assert.match(record.exitReason, /exited with status 3/);
+    assert.equal(record.proofs.length, 1);
+    assert.equal(await readFile(join(gce.dir, record.proofs[0].path), 'utf8'), 'not a proof');
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
+});
+
 test('a proof the console cannot carry within the timeout is refused before anything is built', {
   skip: needGcc(),
 }, async () => {

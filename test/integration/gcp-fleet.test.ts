@@ -525,11 +525,59 @@ describe('a fleet of 20 on the local server', () => {
     for (const input of result.inputs) {
       const record = JSON.parse(await readFile(join(input.dir!, 'record.json'), 'utf8'));
       assertRunRecord(record, `input ${input.index}'s record`);
+      // The record names its fleet, its input and its try (the preempted input's last try is its second).
+      assert.deepEqual(record.fleet, { id: fleetId, input: input.index, attempt: input.attempts });
+      assert.equal(record.exitCode, 0);
       const expected = fleetFileProofBytes(JSON.stringify(input.args));
       const proof = record.proofs[0];
       assert.equal(proof.sha256, createHash('sha256').update(expected).digest('hex'));
       assert.deepEqual(await readFile(join(input.dir!, proof.path)), expected);
     }
+    assert.deepEqual(f.server.inventory(), []);
+  });
+
+  test('a file proof whose prover exited 3: that input fails with status 3, its proof kept, and is not retried', {
+    skip: needGcc(),
+  }, async () => {
+    const failing = JSON.stringify(inputs(3)[1]!.args);
+    const f = await fixture({
+      console: fleetFileProofConsole(TABLE, (args) => (args === failing ? 3 : 0)),
+      serialChunk: 16_384,
+    });
+    const fleetId = 'f20261130t060000-exit';
+    const runsDir = await tempDir('uniprove-fleet-runs-');
+    const result = await runFleet({
+      fleetId,
+      inputs: inputs(3),
+      parallel: 3,
+      zones: ZONES,
+      ...serverFleetRunOne({
+        clients: f.clients,
+        image: f.image,
+        images: f.images,
+        fleetId,
+        runsDir,
+        fileProof: { cacheDir: await tempDir('uniprove-fleet-cache-') },
+      }),
+      backoff: { baseMs: 5, maxMs: 50 },
+    });
+    assert.equal(result.summary.succeeded, 2, JSON.stringify(result.inputs));
+    assert.equal(result.summary.failed, 1);
+    assert.equal(result.summary.retried, 0);
+    const bad = result.inputs[1]!;
+    assert.equal(bad.outcome, 'failed');
+    assert.equal(bad.attempts, 1, 'a prover that exited non-zero is not retried');
+    assert.equal(result.attempts.filter((a) => a.index === 1).length, 1);
+    const record = JSON.parse(await readFile(join(bad.dir!, 'record.json'), 'utf8'));
+    assertRunRecord(record, 'the failed input record');
+    assert.equal(record.outcome, 'failed');
+    assert.equal(record.exitCode, 3);
+    assert.match(record.exitReason, /exited with status 3/);
+    assert.deepEqual(record.fleet, { id: fleetId, input: 1, attempt: 1 });
+    // The proof file came back whole and is kept as evidence, with a warning that it proves nothing.
+    assert.equal(record.proofs.length, 1);
+    assert.deepEqual(await readFile(join(bad.dir!, record.proofs[0].path)), fleetFileProofBytes(failing));
+    assert.ok(record.warnings.some((w: { code: string }) => w.code === 'proof-of-failed-prover'));
     assert.deepEqual(f.server.inventory(), []);
   });
 

@@ -29,6 +29,18 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
+/** Writes its proof, then fails: argv[2] says how it leaves (`exit` calls exit(3); a number is returned from main). */
+const FAILS = `#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  FILE *f = fopen(argv[1], "wb");
+  fputs("a proof of nothing", f);
+  fclose(f);
+  if (strcmp(argv[2], "exit") == 0) exit(3);
+  return atoi(argv[2]);
+}`;
+
 /** A C program carrying the note Go's linker writes (owner "Go", type 4: the build id). */
 const GO_NOTE = String.raw`__asm__(".section .note.go.buildid,\"a\",@note\n.balign 4\n.long 4\n.long 8\n.long 4\n.asciz \"Go\"\n.balign 4\n.ascii \"abcdefgh\"\n.text\n");
 int main(void) { return 0; }`;
@@ -60,6 +72,9 @@ test('the library prints the proof file at exit and the receiver gets it byte fo
     assert.equal(want.length, size);
     assert.ok((await readFile(join(dir, 'proofs', `back-${size}.bin`))).equals(want));
     assert.equal((status as { sha256: string }).sha256, createHash('sha256').update(want).digest('hex'));
+    // The exit line comes before the proof, so a console that ends at the proof's end marker has it.
+    assert.match(r.all, /UNIPROVE-PROVER-EXIT status=0\n+UNIPROVE-FILE-PROOF-BEGIN/);
+    assert.equal(receiver.exitCode, 0);
   }
   // A proof file that is not there: the guest says why, and the run is told so.
   const r = await execa(prover, [join(dir, 'elsewhere.bin'), '1'], {
@@ -74,6 +89,35 @@ test('the library prints the proof file at exit and the receiver gets it byte fo
     errno: 2,
     message: 'No such file or directory',
   });
+});
+
+test('a prover that writes its proof and exits non-zero: the library reports its status before the proof', {
+  skip,
+}, async () => {
+  const dir = await tempDir();
+  const library = await buildProofOutLibrary({ cacheDir: join(dir, 'cache') });
+  const prover = await compileC(dir, 'fails', FAILS);
+  await mkdir(join(dir, 'proofs'));
+  for (const [how, code] of [
+    ['3', 3],
+    ['exit', 3],
+    ['300', 44],
+  ] as const) {
+    const proof = join(dir, `proof-${how}.bin`);
+    const r = await execa(prover, [proof, how], {
+      env: { LD_PRELOAD: library.path, UNIPROVE_PROOF_FILE: proof },
+      all: true,
+      reject: false,
+    });
+    assert.equal(r.exitCode, code, `${how}: ${r.all}`);
+    assert.match(r.all, new RegExp(`UNIPROVE-PROVER-EXIT status=${code}\\n`));
+    const receiver = new FileProofReceiver(join(dir, 'proofs', `back-${how}.bin`));
+    for (let i = 0; i < r.all.length; i += 7) receiver.push(r.all.slice(i, i + 7));
+    const status = await receiver.finish();
+    assert.equal(status.state, 'received', r.all);
+    assert.equal(receiver.exitCode, code, how);
+    assert.equal(await readFile(join(dir, 'proofs', `back-${how}.bin`), 'utf8'), 'a proof of nothing');
+  }
 });
 
 test('a static prover and a Go one are warned about; a dynamic C one is not; no gcc is E_TOOL_MISSING', {

@@ -576,4 +576,5 @@ function describeAttempt(
 ): void {
   record.accel = 'gce';
   record.accelReason = `Compute Engine ${c.shared.machineType} in ${ctx.zone}: fleet ${ctx.fleetId}, input ${index + 1}, attempt ${ctx.attempt}`;
+  record.fleet = { id: ctx.fleetId, input: index, attempt: ctx.attempt };
 }

@@ -43,7 +43,8 @@ export interface MachineDriver {
   readonly name: DriverName;
   /**
    * Whether the platform carries the prover's exit status: known (qemu), unknown (ops: lost), or proof (gce:
-   * never carried, so a console proof that came back means success and one that did not means failure).
+   * never carried, so a proof that came back means success and one that did not means failure, unless a file
+   * proof's library reported a non-zero status on the console: run/lifecycle.ts withConsoleExit).
    */
   readonly exitStatus: 'known' | 'unknown' | 'proof';
   /** The thing Ctrl-C stops, for messages ("QEMU", "the instance"). */

@@ -16,6 +16,8 @@ export const FILE_PROOF_BEGIN = 'UNIPROVE-FILE-PROOF-BEGIN';
 export const FILE_PROOF_END = 'UNIPROVE-FILE-PROOF-END';
 export const FILE_PROOF_ERROR = 'UNIPROVE-FILE-PROOF-ERROR';
 export const FILE_PROOF_DATA = 'UPF:';
+/** The line proof-out.c writes before the proof when it knows the prover's exit status (on_exit(3)). */
+export const PROVER_EXIT = 'UNIPROVE-PROVER-EXIT';
 
 /** Proof bytes on a full data line (proof-out.c's LINE_BYTES). */
 const LINE_BYTES = 768;
@@ -32,6 +34,7 @@ export type FileProofStatus =
 const BEGIN_RE = new RegExp(`${FILE_PROOF_BEGIN} bytes=(\\d+) path=(.*)$`);
 const END_RE = new RegExp(`${FILE_PROOF_END} bytes=(\\d+) sha256=([0-9a-f]{64})`);
 const ERROR_RE = new RegExp(`${FILE_PROOF_ERROR} errno=(\\d+) path=(\\S*) ?(.*)$`);
+const EXIT_RE = new RegExp(`${PROVER_EXIT} status=(\\d{1,3})\\s*$`);
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 interface Transfer {
@@ -58,9 +61,15 @@ export class FileProofReceiver {
   #failure: UniproveError | undefined;
   #writeError: Error | undefined;
   #pending: Promise<void>[] = [];
+  #exitCode: number | undefined;
 
   constructor(dest: string) {
     this.dest = dest;
+  }
+
+  /** The prover's exit status as the guest reported it before the proof; undefined when no line said it. */
+  get exitCode(): number | undefined {
+    return this.#exitCode;
   }
 
   /**
@@ -99,6 +108,12 @@ export class FileProofReceiver {
   }
 
   #other(line: string): void {
+    const exit = EXIT_RE.exec(line);
+    if (exit) {
+      // Kept whatever became of the proof: a transfer that failed still ended with the prover's exit.
+      this.#exitCode = Number(exit[1]) & 0xff;
+      return;
+    }
     if (this.#failure) return;
     const t = this.#transfer;
     const begin = BEGIN_RE.exec(line);

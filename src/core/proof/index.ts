@@ -13,7 +13,7 @@ import { FILE_PROOF_END, FILE_PROOF_ERROR, FileProofReceiver, prepareProofDest }
 import { buildProofOutLibrary } from './preload.js';
 import { checkProofFits, consoleRouteWarnings, withConsoleRoute } from './route.js';
 
-export { FileProofReceiver } from './console-file.js';
+export { FileProofReceiver, PROVER_EXIT } from './console-file.js';
 export { CONSOLE_BYTES_PER_SECOND, checkProofFits } from './route.js';
 
 export interface ConsoleRouteOptions {
@@ -129,6 +129,11 @@ export interface ConsoleProofTap {
   isEnd: (line: string) => string | undefined;
   /** After the run: the proof into the record, or why none came; true when it came back. */
   settle: (record: RunRecord, stopped: boolean) => Promise<boolean>;
+  /**
+   * The prover's exit status as the library reported it on the console (its on_exit handler), or undefined
+   * when no line said it (no exit(3), or a library without on_exit).
+   */
+  exitCode: () => number | undefined;
 }
 
 /**
@@ -176,5 +181,6 @@ export function consoleProofTap(
       if (!route) return false;
       return receiveConsoleProof(route, record, stopped);
     },
+    exitCode: () => route?.receiver.exitCode,
   };
 }

@@ -58,8 +58,38 @@ export function outcomeOf(end: MachineEnd, driver: MachineDriver, proofs: number
   if (end.state === 'failed') return 'error';
   if (driver.exitStatus === 'known' && end.exitCode !== undefined)
     return end.exitCode === 0 ? 'succeeded' : 'failed';
-  if (driver.exitStatus === 'proof' && proofs >= 0) return proofs > 0 ? 'succeeded' : 'failed';
+  // A status the console reported (a file proof's library) where the platform carries none: a proof of a
+  // prover that exited non-zero is no success.
+  if (driver.exitStatus === 'proof' && proofs >= 0)
+    return proofs > 0 && (end.exitCode ?? 0) === 0 ? 'succeeded' : 'failed';
+  if (end.exitCode !== undefined) return end.exitCode === 0 ? 'succeeded' : 'failed';
   return 'unknown';
+}
+
+/**
+ * The machine's end with the exit status the console reported (proof-out.c's exit line) where the platform
+ * carries none (Compute Engine); where it carries one (QEMU), the platform's stands and a different one is
+ * warned about. The record's exitCode and exitReason follow.
+ */
+export function withConsoleExit(
+  end: MachineEnd,
+  reported: number | undefined,
+  record: RunRecord,
+): MachineEnd {
+  if (reported === undefined || end.state !== 'exited') return end;
+  if (end.exitCode !== undefined) {
+    if (end.exitCode !== reported) {
+      record.warnings.push({
+        code: 'exit-status-mismatch',
+        message: `the console said the prover exited with status ${reported}, the machine ${end.exitCode}; the machine's is kept`,
+      });
+    }
+    return end;
+  }
+  const reason = `the prover exited with status ${reported} (reported on the console by the file proof's preloaded library at exit)`;
+  record.exitCode = reported;
+  record.exitReason = reason;
+  return { ...end, exitCode: reported, reason };
 }
 
 /**
@@ -170,11 +200,19 @@ async function collect(
   if (outcome === 'interrupted') return outcome;
   const due = driver.exitStatus === 'proof' ? 'no-status' : outcome === 'succeeded' ? 'exited-0' : false;
   // A machine that could not run still has a console to read (what QEMU or the guest said before it died).
-  const proofs = run.consoleProof
-    ? Number(await run.consoleProof.settle(record, outcome === 'timeout' || outcome === 'error'))
+  const tap = run.consoleProof;
+  const proofs = tap
+    ? Number(await tap.settle(record, outcome === 'timeout' || outcome === 'error'))
     : await collectConsoleProofs(record, target.proof, due);
-  outcome = outcomeOf(end, driver, target.proof.kind === 'console' || run.consoleProof ? proofs : -1);
+  const ended = withConsoleExit(end, tap?.exitCode(), record);
+  outcome = outcomeOf(ended, driver, target.proof.kind === 'console' || tap ? proofs : -1);
   record.outcome = outcome;
+  if (tap && proofs > 0 && outcome === 'failed') {
+    record.warnings.push({
+      code: 'proof-of-failed-prover',
+      message: `the prover exited with status ${ended.exitCode}; its proof file is kept in proofs/ as evidence, not as a proof of success`,
+    });
+  }
   await driver.fetchProofs(target, run);
   if (options.trace) await writeTraceLog(record);
   if (outcome !== 'succeeded') await addFindings(record, options.signal);

@@ -98,6 +98,18 @@ export const RunRecordSchema = z
         kept: z.array(resource).optional(),
       })
       .optional(),
+    fleet: z
+      .strictObject({
+        id: z.string().describe('the fleet id (f…): runs/<id>/fleet.json'),
+        input: z.number().int().nonnegative().describe("the input's index in fleet.json's inputs (0-based)"),
+        attempt: z
+          .number()
+          .int()
+          .positive()
+          .describe("1 for the input's first attempt, 2 for its first retry"),
+      })
+      .optional()
+      .describe('the fleet this run is an attempt of (gcp run --inputs)'),
   })
   .describe('A uniprove run record (runs/<id>/record.json), the same for every machine driver');
 

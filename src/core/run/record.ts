@@ -106,6 +106,15 @@ export interface RunRecord {
     deleted?: { kind: string; name: string }[];
     kept?: { kind: string; name: string }[];
   };
+  /** The fleet a run is an attempt of (`gcp run --inputs`): which fleet, which input, which try. */
+  fleet?: {
+    /** The fleet id (`f…`): runs/<id>/fleet.json, the instances' uniprove-fleet label. */
+    id: string;
+    /** The input's index in fleet.json's `inputs` (0-based: the table's #1 is input 0). */
+    input: number;
+    /** 1 for the input's first attempt, 2 for its first retry... */
+    attempt: number;
+  };
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The gce driver: a Compute Engine instance. The image is `ops build` of the package's gcloud.json, imported
  * (reused by digest), the instance started with the volume attached; the serial console is streamed into the
- * run folder. Compute Engine does not carry the exit status: a console proof that came back means success.
+ * run folder. Compute Engine does not carry the exit status: a proof that came back means success (unless a file
+ * proof's library printed a non-zero status: the lifecycle's withConsoleExit).
  */
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
