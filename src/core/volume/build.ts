@@ -171,9 +171,9 @@ export async function buildVolume(
   }
   const fetched = await fetchParameterSet(set, options);
   const registry = await readRegistry(options.cacheDir);
-  const existing = registry.volumes.find(
-    (v) => v.setDigest === set.setDigest && (options.name === undefined || v.name === options.name),
-  );
+  // Only a volume under this very name: packages mount the name `volumeNameFor` gives this set, so a volume
+  // another set with the same files (or a --name) was built under would leave this set's name unmounted.
+  const existing = registry.volumes.find((v) => v.setDigest === set.setDigest && v.name === name);
   const listed = await opsVolumeList(ops);
   const keep =
     existing && !options.rebuild && listed.some((v) => v.uuid === existing.uuid) ? existing : undefined;
