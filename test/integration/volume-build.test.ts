@@ -16,6 +16,7 @@ import {
 } from '../../src/core/volume/build.js';
 import { hashFile } from '../../src/core/volume/digest.js';
 import { resolveParameterSet } from '../../src/core/volume/spec.js';
+import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { startParamServer } from '../helpers/param-server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -240,6 +241,58 @@ test('two sets with equal contents but other names each get the volume a run of 
     const again = await buildVolume(first, { cacheDir });
     assert.equal(again.reused, true);
     assert.equal(again.volume.uuid, built.volume.uuid);
+  } finally {
+    await deleteVolumesNamed(prefix);
+    await server.close();
+  }
+});
+
+test('volume rm takes the set file a volume was built from; a file that is no set is refused with exit 2', {
+  skip: needOps(),
+  timeout: 300_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 's.params'), randomBytes(2048));
+  const server = await startParamServer(src);
+  const prefix = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  const env = { UNIPROVE_CACHE: join(dir, 'cache') };
+  try {
+    const setFile = await writeSetFile(dir, `${prefix}-set`, [
+      {
+        name: 's.params',
+        digest: await hashFile(join(src, 's.params'), 'sha256'),
+        urls: [`${server.url}s.params`],
+      },
+    ]);
+    const build = await uniprove(['volume', 'build', setFile, '--size', '4m', '--json'], { cwd: dir, env });
+    assert.equal(build.exitCode, 0, build.stdout + build.stderr);
+    const { volume } = parseJson<{ volume: { name: string; uuid: string } }>(build);
+
+    // As bench/zkwasm-native-vs-nanos.ts calls it: the set file's path, absolute or relative.
+    const rm = await uniprove(['volume', 'rm', `./${prefix}-set.json`, '--json'], { cwd: dir, env });
+    assert.equal(rm.exitCode, 0, rm.stdout + rm.stderr);
+    assert.deepEqual(
+      parseJson<{ removed: { uuid: string }[] }>(rm).removed.map((v) => v.uuid),
+      [volume.uuid],
+    );
+    assert.ok(!(await opsVolumeList()).some((v) => v.uuid === volume.uuid), 'ops no longer has it');
+    const ls = await uniprove(['volume', 'ls', '--json'], { cwd: dir, env });
+    assert.deepEqual(parseJson<{ volumes: unknown[] }>(ls).volumes, []);
+
+    // A file that is no parameter set, and one that does not exist: the input named, the fix said, exit 2.
+    await writeFile(join(dir, 'recipe.json'), JSON.stringify({ name: 'x', binary: './x' }));
+    for (const [input, why] of [
+      ['recipe.json', /recipe\.json.*(is not a parameter set|invalid)/],
+      ['./missing.json', /missing\.json.*does not exist/],
+    ] as const) {
+      const bad = await uniprove(['volume', 'rm', input], { cwd: dir, env });
+      assert.equal(bad.exitCode, 2, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, why);
+      assert.match(bad.stderr, /hint: .*set name/);
+      assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+    }
   } finally {
     await deleteVolumesNamed(prefix);
     await server.close();
