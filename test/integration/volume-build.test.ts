@@ -6,12 +6,21 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { opsVolumeDelete, opsVolumeList } from '../../src/core/ops/volume.js';
-import { buildVolume, listVolumes, removeVolume } from '../../src/core/volume/build.js';
+import { prepareTarget } from '../../src/core/run/prepare.js';
+import {
+  buildVolume,
+  listVolumes,
+  loadParameterSet,
+  removeVolume,
+  volumeNameFor,
+} from '../../src/core/volume/build.js';
 import { hashFile } from '../../src/core/volume/digest.js';
 import { resolveParameterSet } from '../../src/core/volume/spec.js';
+import { parseJson, uniprove } from '../helpers/cli.js';
+import { compileC } from '../helpers/gcc.js';
 import { startParamServer } from '../helpers/param-server.js';
 import { tempDir } from '../helpers/tmp.js';
-import { findTool, needOps } from '../helpers/tools.js';
+import { findTool, needGcc, needOps } from '../helpers/tools.js';
 
 /** ops as installed: on PATH, or in ~/.ops/bin. */
 const OPS = findTool('ops') ?? 'ops';
@@ -145,6 +154,147 @@ test('a volume left under the same name by another cache is replaced, never doub
   } finally {
     const left = (await opsVolumeList().catch(() => [])).filter((v) => created.includes(v.uuid));
     for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});
+    await server.close();
+  }
+});
+
+/** A set file in `dir` named `name` that lists `files`; returns its path. */
+async function writeSetFile(dir: string, name: string, files: unknown[]): Promise<string> {
+  const path = join(dir, `${name}.json`);
+  await writeFile(path, JSON.stringify({ name, mountPath: '/params', files }));
+  return path;
+}
+
+/** Delete the Ops volumes whose name starts with `prefix` (what a test made under its own random prefix). */
+async function deleteVolumesNamed(prefix: string): Promise<void> {
+  const left = (await opsVolumeList().catch(() => [])).filter((v) => v.name.startsWith(prefix));
+  for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});
+}
+
+test('two sets with equal contents but other names each get the volume a run of their recipe mounts', {
+  skip: needOps() ?? needGcc(),
+  timeout: 300_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'r.params'), randomBytes(2048));
+  const server = await startParamServer(src);
+  const prefix = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  try {
+    const files = [
+      {
+        name: 'r.params',
+        digest: await hashFile(join(src, 'r.params'), 'sha256'),
+        urls: [`${server.url}r.params`],
+      },
+    ];
+    const recipeDir = join(dir, 'recipe');
+    await mkdir(recipeDir);
+    const first = await loadParameterSet(await writeSetFile(recipeDir, `${prefix}-a`, files), {
+      setsDir: dir,
+    });
+    const second = await loadParameterSet(await writeSetFile(recipeDir, `${prefix}-b`, files), {
+      setsDir: dir,
+    });
+    assert.equal(first.setDigest, second.setDigest, 'the same files make the same set digest');
+    const cacheDir = join(dir, 'cache');
+    const built = await buildVolume(first, { cacheDir, size: '4m' });
+    assert.equal(built.volume.name, volumeNameFor(first));
+
+    // `uniprove run` of a recipe that names the second set: it builds (or reuses) the set's volume, then looks
+    // it up by the name the package mounts.
+    await compileC(recipeDir, 'noop', 'int main(void) { return 0; }', ['-static']);
+    await writeFile(
+      join(recipeDir, 'recipe.json'),
+      JSON.stringify({
+        name: 'noop',
+        binary: './noop',
+        probe: { skip: true },
+        volumes: [{ set: `./${prefix}-b.json` }],
+        resources: { memory: '256M', cpus: 1 },
+      }),
+    );
+    const prepared = await prepareTarget({
+      target: recipeDir,
+      cwd: dir,
+      cacheDir,
+      packageOut: join(dir, 'pkg'),
+      setsDir: dir,
+    });
+    assert.deepEqual(
+      prepared.volumes.map((v) => [v.label, v.guestPath]),
+      [[volumeNameFor(second), '/params']],
+    );
+    // The first set's volume is still there for its own recipes, and each set has its own volume.
+    const named = (await opsVolumeList()).filter((v) => v.name.startsWith(prefix));
+    assert.deepEqual(named.map((v) => v.name).sort(), [volumeNameFor(first), volumeNameFor(second)].sort());
+    assert.deepEqual(
+      (await listVolumes({ cacheDir })).volumes.map((v) => [v.set, v.name, v.present]).sort(),
+      [
+        [first.name, volumeNameFor(first), true],
+        [second.name, volumeNameFor(second), true],
+      ],
+    );
+    // Built again, each set reuses its own volume.
+    assert.equal((await buildVolume(second, { cacheDir })).reused, true);
+    const again = await buildVolume(first, { cacheDir });
+    assert.equal(again.reused, true);
+    assert.equal(again.volume.uuid, built.volume.uuid);
+  } finally {
+    await deleteVolumesNamed(prefix);
+    await server.close();
+  }
+});
+
+test('volume rm takes the set file a volume was built from; a file that is no set is refused with exit 2', {
+  skip: needOps(),
+  timeout: 300_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 's.params'), randomBytes(2048));
+  const server = await startParamServer(src);
+  const prefix = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  const env = { UNIPROVE_CACHE: join(dir, 'cache') };
+  try {
+    const setFile = await writeSetFile(dir, `${prefix}-set`, [
+      {
+        name: 's.params',
+        digest: await hashFile(join(src, 's.params'), 'sha256'),
+        urls: [`${server.url}s.params`],
+      },
+    ]);
+    const build = await uniprove(['volume', 'build', setFile, '--size', '4m', '--json'], { cwd: dir, env });
+    assert.equal(build.exitCode, 0, build.stdout + build.stderr);
+    const { volume } = parseJson<{ volume: { name: string; uuid: string } }>(build);
+
+    // As bench/zkwasm-native-vs-nanos.ts calls it: the set file's path, absolute or relative.
+    const rm = await uniprove(['volume', 'rm', `./${prefix}-set.json`, '--json'], { cwd: dir, env });
+    assert.equal(rm.exitCode, 0, rm.stdout + rm.stderr);
+    assert.deepEqual(
+      parseJson<{ removed: { uuid: string }[] }>(rm).removed.map((v) => v.uuid),
+      [volume.uuid],
+    );
+    assert.ok(!(await opsVolumeList()).some((v) => v.uuid === volume.uuid), 'ops no longer has it');
+    const ls = await uniprove(['volume', 'ls', '--json'], { cwd: dir, env });
+    assert.deepEqual(parseJson<{ volumes: unknown[] }>(ls).volumes, []);
+
+    // A file that is no parameter set, and one that does not exist: the input named, the fix said, exit 2.
+    await writeFile(join(dir, 'recipe.json'), JSON.stringify({ name: 'x', binary: './x' }));
+    for (const [input, why] of [
+      ['recipe.json', /recipe\.json.*(is not a parameter set|invalid)/],
+      ['./missing.json', /missing\.json.*does not exist/],
+    ] as const) {
+      const bad = await uniprove(['volume', 'rm', input], { cwd: dir, env });
+      assert.equal(bad.exitCode, 2, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, why);
+      assert.match(bad.stderr, /hint: .*set name/);
+      assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+    }
+  } finally {
+    await deleteVolumesNamed(prefix);
     await server.close();
   }
 });

@@ -259,11 +259,18 @@ function registerLs(volume: Command, ctx: CliContext): void {
 function registerRm(volume: Command, ctx: CliContext): void {
   volume
     .command('rm')
-    .argument('<volume>', 'volume name, UUID, or set name')
+    .argument(
+      '<volume>',
+      'volume name, UUID, set name, or set file (a path with a slash or ending in .json, or a file that exists): a set file stands for the set it names',
+    )
     .description('Delete Ops volumes uniprove built and forget them (the cached files stay).')
     .option('--json', 'print one JSON object on stdout')
     .action(async (ref: string, flags: { json?: boolean }) => {
-      const result = await removeVolume(ref, { cacheDir: cacheDirFrom(ctx.env), signal: ctx.signal });
+      const result = await removeVolume(ref, {
+        cacheDir: cacheDirFrom(ctx.env),
+        cwd: ctx.cwd,
+        signal: ctx.signal,
+      });
       if (flags.json) printJson(ctx.out, result);
       else
         printLines(
@@ -367,7 +374,8 @@ Examples:
   $ uniprove volume fetch filecoin-2KiB --base-url file:///mnt/usb/filecoin-proof-parameters/
   $ uniprove volume build filecoin-2KiB --size 1g
   $ uniprove volume ls
-  $ uniprove volume rm filecoin-2KiB`,
+  $ uniprove volume rm filecoin-2KiB
+  $ uniprove volume rm ./my-params.json`,
     );
   registerFetch(volume, ctx);
   registerBuild(volume, ctx);

@@ -4,7 +4,7 @@
  * so the same set is built once and reused.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, withWriteErrors, writeJsonAtomic } from '../fs.js';
@@ -171,9 +171,9 @@ export async function buildVolume(
   }
   const fetched = await fetchParameterSet(set, options);
   const registry = await readRegistry(options.cacheDir);
-  const existing = registry.volumes.find(
-    (v) => v.setDigest === set.setDigest && (options.name === undefined || v.name === options.name),
-  );
+  // Only a volume under this very name: packages mount the name `volumeNameFor` gives this set, so a volume
+  // another set with the same files (or a --name) was built under would leave this set's name unmounted.
+  const existing = registry.volumes.find((v) => v.setDigest === set.setDigest && v.name === name);
   const listed = await opsVolumeList(ops);
   const keep =
     existing && !options.rebuild && listed.some((v) => v.uuid === existing.uuid) ? existing : undefined;
@@ -318,20 +318,62 @@ export async function listVolumes(
 }
 
 export interface RemoveVolumeOptions extends ListVolumesOptions {
+  /** Folder a set file's relative path is resolved against. */
+  cwd?: string;
   signal?: AbortSignal;
 }
 
-/** Delete volumes by name, UUID, or set name: the Ops volume and its registry entry. */
+const REMOVE_HINT =
+  'Give the set file the volume was built from, or a set name, volume name or UUID from `uniprove volume ls`.';
+
+/** True when `ref` names a set file: a path (a slash, or ending in .json), or a file that exists. */
+async function isSetFileRef(ref: string, cwd: string): Promise<boolean> {
+  if (looksLikePath(ref)) return true;
+  return (await stat(resolve(cwd, ref)).catch(() => undefined))?.isFile() ?? false;
+}
+
+/** The name of the set in a set file, or an error that names the file and says what to give instead. */
+async function setNameOfFile(file: string): Promise<string> {
+  const value = parseJsonFile(await readInputFile(file, 'set file', REMOVE_HINT), file, REMOVE_HINT);
+  if (isFilecoinParameters(value)) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${file} is a rust-fil-proofs parameters.json, not a parameter set, so it names no volume`,
+      hint: 'Give the set name its volume was built under (`uniprove volume ls` lists them, e.g. filecoin-2KiB), or the set file `uniprove volume import` wrote from it.',
+    });
+  }
+  try {
+    return resolveParameterSet(value, file).name;
+  } catch (error) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${file} is not a parameter set, so it names no volume: ${(error as Error).message}`,
+      hint: REMOVE_HINT,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Delete volumes by name, UUID, set name or set file (the volumes of the set it names): the Ops volume and its
+ * registry entry.
+ */
 export async function removeVolume(
   ref: string,
   options: RemoveVolumeOptions,
 ): Promise<{ removed: VolumeRecord[] }> {
+  // The set file is read before anything is deleted: a file that is no set deletes nothing.
+  const file = (await isSetFileRef(ref, options.cwd ?? '.')) ? resolve(options.cwd ?? '.', ref) : undefined;
+  const setName = file ? await setNameOfFile(file) : undefined;
   const registry = await readRegistry(options.cacheDir);
-  const matches = registry.volumes.filter((v) => v.name === ref || v.uuid === ref || v.set === ref);
+  const matches = registry.volumes.filter((v) =>
+    setName !== undefined ? v.set === setName : v.name === ref || v.uuid === ref || v.set === ref,
+  );
   if (matches.length === 0) {
     throw new UniproveError('E_NOT_FOUND', {
-      message: `no volume built by uniprove matches ${JSON.stringify(ref)}`,
-      hint: 'List them with `uniprove volume ls`; give a name, UUID or set name.',
+      message:
+        setName !== undefined
+          ? `no volume built by uniprove is of set ${setName} (the set in ${file})`
+          : `no volume built by uniprove matches ${JSON.stringify(ref)}`,
+      hint: REMOVE_HINT,
     });
   }
   const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
