@@ -151,6 +151,18 @@ test('a volume left under the same name by another cache is replaced, never doub
       [[rebuilt.volume.uuid, true]],
       'the registry forgets the volume it deleted',
     );
+
+    // The volume deleted outside uniprove (`ops volume delete`): the next build makes a new one, and the
+    // registry lists only that, not also the deleted one as missing.
+    await opsVolumeDelete(rebuilt.volume.uuid);
+    const again = await buildVolume(set, { cacheDir: join(dir, 'cache-b'), size: '4m' });
+    created.push(again.volume.uuid);
+    assert.equal(again.reused, false);
+    assert.deepEqual(
+      (await listVolumes({ cacheDir: join(dir, 'cache-b') })).volumes.map((v) => [v.uuid, v.present]),
+      [[again.volume.uuid, true]],
+      'no row for the volume deleted outside uniprove',
+    );
   } finally {
     const left = (await opsVolumeList().catch(() => [])).filter((v) => created.includes(v.uuid));
     for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});

@@ -192,7 +192,6 @@ export async function buildVolume(
     progress({ kind: 'note', step: 'volume', detail: `reusing volume ${keep.name}:${keep.uuid}` });
     return { volume: keep, reused: true, fetch: fetched };
   }
-  if (existing) registry.volumes = registry.volumes.filter((v) => v !== existing);
   const layout = join(options.cacheDir, 'volumes', `layout-${randomBytes(6).toString('hex')}`);
   const bytes = fetched.files.reduce((sum, f) => sum + f.size, 0);
   const size = options.size ?? defaultVolumeSize(bytes);
@@ -229,7 +228,10 @@ export async function buildVolume(
     createdAt: new Date().toISOString(),
   };
   const latest = await readRegistry(options.cacheDir);
-  latest.volumes = [...latest.volumes.filter((v) => v.uuid !== record.uuid && !deleted.has(v.uuid)), record];
+  // The entry this build replaces (its volume deleted outside uniprove, or --rebuild) goes with it.
+  const replaced = (v: VolumeRecord) =>
+    v.uuid === record.uuid || v.uuid === existing?.uuid || deleted.has(v.uuid);
+  latest.volumes = [...latest.volumes.filter((v) => !replaced(v)), record];
   await writeRegistry(options.cacheDir, latest);
   return { volume: record, reused: false, fetch: fetched };
 }
