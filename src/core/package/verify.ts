@@ -2,7 +2,9 @@
  * `uniprove verify`: run the packaged program from the package alone,
  * natively, with the package folder as its root file system, to prove the
  * closure complete without a VM. Under strace when it is there, so a failure
- * names the files the program looked for and did not find.
+ * names the files the program looked for and did not find; under native/rusage.c
+ * when it can be compiled, so the result says the CPU time and peak memory the
+ * prover took (what the guest needs).
  */
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
@@ -16,6 +18,7 @@ import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../strace/parse.js';
 import { runProbe } from '../strace/probe.js';
 import { readPackageLock } from './layout.js';
+import { buildUsageHelper, memoryWarning, readUsage, type VerifyUsage } from './usage.js';
 
 export interface VerifyOptions {
   /** The package folder (from `uniprove package`). */
@@ -29,6 +32,8 @@ export interface VerifyOptions {
   trace?: boolean;
   /** PATH to look tools up on. */
   pathEnv?: string;
+  /** uniprove's cache folder, where the usage helper is compiled once (default <package>/.uniprove). */
+  cacheDir?: string;
   /** true when running as root (chroot is possible without bubblewrap). */
   isRoot?: boolean;
   /** Console markers around a proof printed on stdout. */
@@ -55,6 +60,10 @@ export interface VerifyResult {
   sandbox: 'bwrap' | 'chroot';
   traced: boolean;
   durationMs: number;
+  /** The CPU time and peak memory of the program's process tree; absent when they could not be measured. */
+  usage?: VerifyUsage;
+  /** Findings that do not fail the run: figures not measured, a guest given less memory than the program took. */
+  warnings: { code: string; message: string }[];
   workDir: string;
   /** Files the program wrote under its writable folders, and a console proof if markers were given. */
   proofs: VerifyProof[];
@@ -223,7 +232,7 @@ async function sandboxCommand(
     return {
       sandbox: 'chroot',
       command: [
-        'chroot',
+        (await which('chroot', options.pathEnv)) ?? 'chroot',
         pkg,
         'env',
         '-i',
@@ -237,6 +246,32 @@ async function sandboxCommand(
     message: 'verify needs bubblewrap (bwrap) to run the package as its own root without being root',
     hint: 'apt-get install bubblewrap (or run as root, where chroot is used).',
   });
+}
+
+type Warning = VerifyResult['warnings'][number];
+
+/**
+ * The sandbox command under the usage helper (native/rusage.c), which writes the tree's CPU time and peak memory
+ * to `reportPath`; the command as it is, with a warning, when the helper can be neither found nor compiled.
+ */
+async function measuredCommand(
+  options: VerifyOptions,
+  command: string[],
+  workDir: string,
+): Promise<{ command: string[]; reportPath?: string; warning?: Warning }> {
+  try {
+    const helper = await buildUsageHelper({
+      cacheDir: options.cacheDir ?? join(options.package, '.uniprove'),
+      ...(options.pathEnv ? { pathEnv: options.pathEnv } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const reportPath = join(workDir, 'rusage.json');
+    return { command: [helper, reportPath, ...command], reportPath };
+  } catch (error) {
+    if (!(error instanceof UniproveError) || error.code === 'E_INTERRUPTED') throw error;
+    const message = `the program's CPU time and peak memory were not measured: ${error.message}`;
+    return { command, warning: { code: 'usage-unmeasured', message } };
+  }
 }
 
 /** How the sandboxed program ended, and the libraries it looked for and never found when it failed. */
@@ -351,7 +386,9 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   const cwd = typeof passCwd === 'string' && passCwd.startsWith('/') ? passCwd : '/';
   const folders = await checkFolders(pkg, lock, config, cwd);
   const binds = await writableBinds(options, config, workDir, folders);
-  const { sandbox, command } = await sandboxCommand(options, lock, config, binds, argv, cwd);
+  const sandboxed = await sandboxCommand(options, lock, config, binds, argv, cwd);
+  const { sandbox } = sandboxed;
+  const { command, reportPath, warning } = await measuredCommand(options, sandboxed.command, workDir);
 
   const traced = options.trace ?? Boolean(await which('strace', options.pathEnv));
   onProgress({
@@ -368,6 +405,14 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     traced,
   );
   const durationMs = performance.now() - started;
+  const usage = reportPath ? await readUsage(reportPath) : undefined;
+  const warnings = warning ? [warning] : [];
+  if (reportPath && !usage) {
+    const message = `the program's CPU time and peak memory were not measured: the helper left no report in ${reportPath} (its output above may say why)`;
+    warnings.push({ code: 'usage-unmeasured', message });
+  }
+  const memory = usage && memoryWarning(usage, config.RunConfig?.Memory);
+  if (memory) warnings.push(memory);
 
   const markers = options.proofMarkers ?? (lock.proof?.kind === 'console' ? lock.proof : undefined);
   const proofs = await collectProofs(binds, markers, stdout, workDir);
@@ -394,6 +439,8 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     sandbox,
     traced,
     durationMs,
+    ...(usage ? { usage } : {}),
+    warnings,
     workDir,
     proofs,
     stdoutTail: stdout.slice(-8192),

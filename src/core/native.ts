@@ -1,0 +1,79 @@
+/**
+ * uniprove's small C helpers (native/*.c): compiled with the host's gcc the first time they are needed, and
+ * kept in uniprove's cache under the digest of their source and flags, so a later run (or another uniprove
+ * process) reuses them without a compiler.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UniproveError } from './errors.js';
+import { run, which } from './exec.js';
+
+/** What to compile: a C source shipped with uniprove (package.json `files`). */
+export interface NativeSpec {
+  /** Path of the C source. */
+  source: string;
+  /** The output's file name. */
+  name: string;
+  /** The cache folder it goes under: <cacheDir>/<folder>/<digest>/<name>. */
+  folder: string;
+  cflags: readonly string[];
+  /** What it is for, for the message when gcc is missing ("compiles the small library that ..."). */
+  purpose: string;
+}
+
+export interface NativeOptions {
+  /** uniprove's cache folder. */
+  cacheDir: string;
+  /** The compiler (default gcc on PATH). */
+  gcc?: string;
+  /** PATH to look the compiler up in. */
+  pathEnv?: string;
+  signal?: AbortSignal;
+}
+
+export interface NativeBuild {
+  /** The host path of the compiled file. */
+  path: string;
+  /** The folder that holds it alone. */
+  dir: string;
+  /** sha256 of the source and flags it was compiled from. */
+  digest: string;
+  /** false when a cached copy was used. */
+  compiled: boolean;
+}
+
+/** A compiled helper: from the cache when its source and flags are unchanged, else built with gcc now. */
+export async function buildNative(spec: NativeSpec, options: NativeOptions): Promise<NativeBuild> {
+  const source = await readFile(spec.source);
+  const digest = createHash('sha256')
+    .update(source)
+    .update(`\0${spec.cflags.join(' ')}`)
+    .digest('hex');
+  const dir = join(options.cacheDir, spec.folder, digest.slice(0, 32));
+  const path = join(dir, spec.name);
+  if ((await stat(path).catch(() => undefined))?.isFile()) return { path, dir, digest, compiled: false };
+  const gccName = options.gcc ?? 'gcc';
+  const gcc = await which(gccName, options.pathEnv);
+  if (!gcc) {
+    throw new UniproveError('E_TOOL_MISSING', {
+      message: `${gccName} is not installed or not on PATH: it ${spec.purpose}`,
+      hint: 'Install gcc (apt-get install gcc, or bash scripts/setup.sh), then run again; it is compiled once and cached.',
+      details: { tool: 'gcc' },
+    });
+  }
+  await mkdir(dir, { recursive: true });
+  // Compiled beside its place and renamed in: a reader never sees half a file.
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await run([gcc, ...spec.cflags, '-o', temp, spec.source], {
+      timeoutMs: 120_000,
+      ...(options.signal ? { signal: options.signal } : {}),
+      timeoutReport: { what: `gcc compiling ${spec.source}` },
+    });
+    await rename(temp, path);
+  } finally {
+    await rm(temp, { force: true }).catch(() => {});
+  }
+  return { path, dir, digest, compiled: true };
+}
