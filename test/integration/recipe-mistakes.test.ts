@@ -71,6 +71,32 @@ test('the image root as the program or as a file guest path: E_CONFIG naming the
   );
 });
 
+test('a volume mounted over the image root, or the whole image as the proof: E_CONFIG naming the field', {
+  skip,
+}, async () => {
+  const volume = { set: join(process.cwd(), 'volumes', 'filecoin-2KiB.json') };
+  await assertRefused(
+    await packageRecipe({ volumes: [{ ...volume, guestPath: '/' }] }),
+    'E_CONFIG',
+    /^volumes\[0\]\.guestPath: "\/" is the image root, not a place to mount a volume/,
+  );
+  await assertRefused(
+    await packageRecipe({ proof: { kind: 'file', path: '//.' } }),
+    'E_CONFIG',
+    /^proof\.path: "\/" is the image root/,
+  );
+  // Spelled with a trailing slash or doubled slashes, they are the same paths as their plain spelling.
+  const r = await packageRecipe({
+    volumes: [{ ...volume, guestPath: '/params/' }],
+    proof: { kind: 'file', path: '/tmp//output/' },
+  });
+  assert.equal(r.run.exitCode, 0, r.run.stdout + r.run.stderr);
+  const config = JSON.parse(await readFile(join(r.out, 'local.json'), 'utf8')) as {
+    Mounts: Record<string, string>;
+  };
+  assert.deepEqual(Object.values(config.Mounts), ['/params']);
+});
+
 test('a guest file name over 255 bytes is refused by the schema', { skip }, async () => {
   await assertRefused(
     await packageRecipe({ files: [{ host: join(dir, 'data.txt'), guest: `/data/${'x'.repeat(256)}` }] }),

@@ -333,6 +333,7 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
   const root = recipe.root ? resolve(baseDir, recipe.root) : undefined;
   return {
     ...recipe,
+    ...normaliseMountsAndProof(recipe, source),
     source,
     baseDir,
     binary: bin.path,
@@ -342,6 +343,40 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     dirs,
     ...(root ? { root } : {}),
   };
+}
+
+/**
+ * The volumes' guest paths and the proof's path in their one spelling ("/tmp/output/" is "/tmp/output"), as
+ * the files' are: Ops mounts, `ops image cp` and the console route's proof file all take them as written.
+ * Neither can be the image root: a volume there would hide the image, and a proof there is the whole image.
+ */
+function normaliseMountsAndProof(recipe: Recipe, source: string): Pick<Recipe, 'volumes' | 'proof'> {
+  const notRoot = (path: string, field: string, what: string, example: string) => {
+    if (normaliseGuestPath(path) === '/')
+      throw recipeFieldError(
+        field,
+        source,
+        `"/" is the image root, not ${what}`,
+        `Give a folder, e.g. ${example}.`,
+      );
+    return checkRecipeGuestPath(path, field, source);
+  };
+  const volumes = recipe.volumes.map((v, i) =>
+    v.guestPath === undefined
+      ? v
+      : {
+          ...v,
+          guestPath: notRoot(v.guestPath, `volumes[${i}].guestPath`, 'a place to mount a volume', '/params'),
+        },
+  );
+  const proof =
+    recipe.proof.kind === 'file'
+      ? {
+          ...recipe.proof,
+          path: notRoot(recipe.proof.path, 'proof.path', 'a proof file or folder', '/tmp/output'),
+        }
+      : recipe.proof;
+  return { volumes, proof };
 }
 
 function sanitiseName(name: string): string {
