@@ -130,3 +130,41 @@ test('--help explains the exit statuses', async () => {
   assert.match(run.stdout, /Exit status: 0 no error found/);
   assert.match(run.stdout, /1 the logs show a failure/);
 });
+
+test("--manifest takes a run record's manifest.txt; a /proc/self/cgroup probe is harmless, not a file to add", async () => {
+  const dir = join(FIXTURES, 'rust-cgroup-probe.trace.tcg');
+  // image.manifest is the record's manifest.txt as `uniprove run` wrote it (Ops's dump of the manifest).
+  const run = await uniprove(['debug', join(dir, 'console.log'), '--manifest', join(dir, 'image.manifest')]);
+  assert.equal(run.exitCode, 0, run.stderr);
+  assert.match(run.stdout, /^info: optional-probe \/proc\/self\/cgroup$/m);
+  assert.match(run.stdout, /Nanos has no cgroups/);
+  assert.match(run.stdout, /fix: Nothing to do: do not add \/proc\/self\/cgroup to the image/);
+  assert.doesNotMatch(run.stdout, /fix: Add /);
+  // What the manifest says the image held is used: it sets debug_exit, so no exit-status-lost note.
+  assert.doesNotMatch(run.stdout, /exit-status-lost/);
+});
+
+test("--manifest with a record's manifest.txt tells a library the image holds from one it lacks", async () => {
+  const manifest = join(REPO_ROOT, 'test/fixtures/run-record/zkwasm-volume.manifest.txt');
+  const dir = await tempDir();
+  const log = join(dir, 'console.log');
+  // The loader's words for a library the image holds where the loader looks, and for one it lacks.
+  await writeFile(
+    log,
+    [
+      'zkwasm-cli: error while loading shared libraries: libstdc++.so.6: cannot open shared object file: No such file or directory',
+      'zkwasm-cli: error while loading shared libraries: libzkplug.so: cannot open shared object file: No such file or directory',
+      '',
+    ].join('\n'),
+  );
+  const run = await uniprove(['debug', log, '--manifest', manifest, '--json', '--no-host']);
+  assert.equal(run.exitCode, 1, run.stderr);
+  const { findings } = parseJson<{ findings: { name: string; presentAt?: string[]; message: string }[] }>(
+    run,
+  );
+  const held = findings.find((f) => f.name === 'libstdc++.so.6');
+  const lacked = findings.find((f) => f.name === 'libzkplug.so');
+  assert.deepEqual(held?.presentAt, ['/lib/x86_64-linux-gnu/libstdc++.so.6']);
+  assert.match(held?.message ?? '', /The image does hold it at \/lib\/x86_64-linux-gnu\/libstdc\+\+\.so\.6/);
+  assert.equal(lacked?.presentAt, undefined);
+});

@@ -219,3 +219,50 @@ test('a manifest nested past any real image, or with a ) in a list, is E_CONFIG,
   );
   assert.deepEqual([...image.files], [['/a', '/a']]);
 });
+
+test("a run record's manifest.txt (Ops's dump of the manifest) reads as the image it describes", () => {
+  const dir = join(REPO_ROOT, 'test/fixtures/run-record');
+  const zk = parseNanosManifest(readFileSync(join(dir, 'zkwasm-volume.manifest.txt'), 'utf8'));
+  assert.equal(zk.files.get('/zkwasm-cli'), 'zkwasm-cli');
+  assert.equal(zk.files.get('/lib/x86_64-linux-gnu/libstdc++.so.6'), '/lib/x86_64-linux-gnu/libstdc++.so.6');
+  // A symlink ({path:...}) is in the image; an empty folder (params:map[]) holds no file.
+  assert.ok(zk.files.has('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'));
+  assert.equal(zk.files.get('/etc/ssl/certs/ca-certificates.crt'), '/root/.ops/common/ca-certificates.crt');
+  assert.ok(!zk.files.has('/params'));
+  assert.ok(!zk.files.has('/proc/self/cgroup'));
+  assert.deepEqual(zk.mounts, [
+    { volume: 'zkwasm-k18-wasm_output-d44be96c', path: '/params', readonly: true },
+  ]);
+  assert.equal(zk.flags.program, '/zkwasm-cli');
+  assert.equal(zk.flags.debug_exit, 't');
+  // The kernel under boot: is not a file of the root file system.
+  assert.ok(![...zk.files.keys()].some((g) => g.endsWith('kernel.img')));
+  const cg = parseNanosManifest(readFileSync(join(dir, 'cgprobe.manifest.txt'), 'utf8'));
+  assert.deepEqual(cg.mounts, []);
+  assert.equal(cg.flags.missing_files, 't');
+  assert.equal(cg.files.get('/proc/sys/kernel/hostname')?.endsWith('/hostname'), true);
+});
+
+test("Ops's manifest dump: a value with spaces stays whole; a broken or too deep dump is E_CONFIG", () => {
+  const image = parseNanosManifest(
+    '&{root:map[children:map[a:/host dir/a b:map[c:/c]] environment:map[X:1 2] program:/a] boot:map[] targetRoot: klibHostDir:}',
+  );
+  assert.deepEqual(
+    [...image.files],
+    [
+      ['/a', '/host dir/a'],
+      ['/b/c', '/c'],
+    ],
+  );
+  assert.equal(image.flags.program, '/a');
+  for (const [text, words] of [
+    ['&{root:map[children:map[a:/a]', /unclosed/],
+    ['&{boot:map[]}', /no root:map/],
+    [`&{root:map[children:${'map[d:'.repeat(600)}`, /nested deeper than 500 levels/],
+  ] as const) {
+    assert.throws(
+      () => parseNanosManifest(text),
+      (error: unknown) => isUniproveError(error) && error.code === 'E_CONFIG' && words.test(error.message),
+    );
+  }
+});

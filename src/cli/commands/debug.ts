@@ -36,7 +36,7 @@ interface DebugFlags {
   fix?: boolean;
 }
 
-/** What the image held, from --manifest (a Nanos manifest) or --package; undefined when neither is given. */
+/** What the image held, from --manifest (a record's manifest.txt or a Nanos manifest) or --package; undefined when neither is given. */
 async function imageContentsFrom(
   ctx: CliContext,
   flags: DebugFlags,
@@ -47,7 +47,7 @@ async function imageContentsFrom(
     await requireRegularFile(
       path,
       '--manifest',
-      'Give the Nanos manifest the image was built from, or leave --manifest out.',
+      "Give the run record's manifest.txt (runs/<id>/manifest.txt) or the Nanos manifest the image was built from, or leave --manifest out.",
     );
     try {
       text = await readFile(path, 'utf8');
@@ -118,7 +118,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option(
       '--manifest <file>',
-      'the Nanos manifest of the image the log came from (tells what the image held)',
+      "the manifest of the image the log came from (tells what the image held): a run record's manifest.txt, or a Nanos manifest",
     )
     .option('--no-host', 'do not look for missing files on this host (ld.so.cache, /lib, /usr/lib)')
     .option(

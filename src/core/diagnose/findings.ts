@@ -29,7 +29,8 @@ export type FindingKind =
   | 'crash'
   | 'empty-input'
   | 'still-running'
-  | 'exit-status-lost';
+  | 'exit-status-lost'
+  | 'optional-probe';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -85,6 +86,35 @@ const BENIGN_PATHS = [
   // Split debug info a Rust backtrace looks for beside each object (gimli); absent in every release build.
   /\.dwp$/,
 ];
+
+/**
+ * /proc and /sys files that runtimes read to tune themselves and do without when absent. Nanos has no cgroups and
+ * makes few of these; a copy of the host's file in the image would describe the host, not the unikernel. Each
+ * miss is an info finding that says so, never a file to add.
+ */
+const OPTIONAL_PROBES: { path: RegExp; why: string }[] = [
+  {
+    path: /^\/proc\/(?:self|thread-self|\d+)\/cgroup$/,
+    why: "Rust's std::thread::available_parallelism, the num_cpus crate, Go's runtime and the JVM read it to find the process's cgroup and its CPU quota. Nanos has no cgroups; without the file they take the process as unlimited and count the CPUs it may run on (sched_getaffinity)",
+  },
+  {
+    path: /^\/sys\/fs\/cgroup(?:\/|$)/,
+    why: "Rust's std, num_cpus, Go's runtime and the JVM read cgroup limits here (the CPU quota in cpu.max, or cpu.cfs_quota_us and cpu.cfs_period_us; a memory limit). Nanos has no cgroups; without the file they take the process as unlimited",
+  },
+  {
+    path: /^\/proc\/sys\/vm\/overcommit_memory$/,
+    why: "glibc's malloc (whether it may shrink its heaps) and jemalloc read the kernel's overcommit policy here; without the file they keep their defaults",
+  },
+  {
+    path: /^\/sys\/kernel\/mm\/transparent_hugepage\//,
+    why: "Go's runtime, jemalloc and glibc's malloc tunables read the transparent huge page settings here; without the file they do not ask for huge pages",
+  },
+];
+
+/** Why a program reads this path and does without it, when it is a well-known optional /proc or /sys probe. */
+function optionalProbe(path: string): string | undefined {
+  return OPTIONAL_PROBES.find((p) => p.path.test(path))?.why;
+}
 
 const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
 
@@ -249,6 +279,12 @@ export class Diagnoser {
         return;
       case 'missing-listed': {
         if (isBenign(event.name)) return;
+        // Nanos lists basenames: a name the trace already showed as an optional probe is that probe.
+        const probe = this.drafts.get(`optional-probe:${baseName(event.name)}`);
+        if (probe) {
+          this.addEvidence(probe, event.at);
+          return;
+        }
         const kind = LIBRARY_NAME.test(event.name) ? 'missing-library' : 'missing-file';
         const d = this.draft(kind, baseName(event.name), 'listing');
         this.addEvidence(d, event.at);
@@ -466,6 +502,13 @@ export class Diagnoser {
     }
     if (errno !== 'ENOENT' && errno !== 'ENOTDIR') return;
     if (isBenign(path)) return;
+    if (optionalProbe(path)) {
+      // Never a search: not a file to add, nor the file an unnamed error meant.
+      const d = this.draft('optional-probe', path, 'trace');
+      d.wantedPath = path;
+      this.addEvidence(d, e.at);
+      return;
+    }
     let search = s.searches.get(base);
     if (!search) {
       if (s.searches.size >= MAX_OPEN_SEARCHES) {
@@ -642,6 +685,12 @@ export class Diagnoser {
       // no file; with a trace the failed open before it does (endLog).
       if (!path && !/['"`]/.test(text)) s.unnamedMiss ??= at;
       if (!path || isBenign(path)) return;
+      if (optionalProbe(path)) {
+        const d = this.draft('optional-probe', path, 'trace');
+        d.wantedPath = path;
+        this.addEvidence(d, at);
+        return;
+      }
       const d = this.draft('missing-file', path, 'program');
       d.wantedPath = path;
       d.name = path;
@@ -676,6 +725,8 @@ export class Diagnoser {
         return this.finishMissingFile(d, base, words, locate);
       case 'readonly-volume':
         return this.finishReadonlyVolume(d, base);
+      case 'optional-probe':
+        return finishOptionalProbe(d, base);
       default:
         return this.finishFixed(d, base, said);
     }
@@ -912,6 +963,18 @@ export class Diagnoser {
         return { ...base, message: d.message ?? d.name, fix: d.fix ?? '' };
     }
   }
+}
+
+/** A /proc or /sys file the program looked for and does without: harmless, and nothing to add to the image. */
+function finishOptionalProbe(d: Draft, base: FindingBase): Finding & { order: number } {
+  const path = d.wantedPath ?? d.name;
+  return {
+    ...base,
+    severity: 'info',
+    name: path,
+    message: `The program looked for ${path} and did not find it: harmless. ${optionalProbe(path) ?? 'Programs read it to tune themselves and do without it'}.`,
+    fix: `Nothing to do: do not add ${path} to the image. It describes the machine the program runs on, and a file copied from the build host would describe the host instead; the program runs on without it.`,
+  };
 }
 
 /** The empty folders that fix the findings (a missing working directory): what `debug --fix` adds to `dirs`. */

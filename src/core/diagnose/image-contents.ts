@@ -4,8 +4,11 @@
  * in the image, but at /lib64 where dlopen does not look" or "the volume at
  * /data is declared but was empty".
  *
- * It can be read from a Nanos manifest (the tuple format Ops generates and
- * `mkfs` reads); a package can build one directly.
+ * It can be read from a Nanos manifest in either of two forms: the tuple text
+ * `mkfs` reads (`(children:(...) program:/x)`), or the dump `ops build
+ * --show-debug` prints, which a run record keeps as manifest.txt (Go's `%+v`
+ * of Ops's manifest: `&{root:map[children:map[...] program:/x] boot:...}`).
+ * A package can build one directly.
  */
 import { UniproveError } from '../errors.js';
 
@@ -108,8 +111,13 @@ function parseTuple(text: string): TupleValue {
   return result;
 }
 
-/** Read the files, mounts and flags of an image from its Nanos manifest text. */
+/**
+ * Read the files, mounts and flags of an image from its Nanos manifest text: the tuple text, or Ops's dump of it
+ * (a run record's manifest.txt).
+ */
 export function parseNanosManifest(text: string): ImageContents {
+  const body = text.trimStart();
+  if (body.startsWith('&{') || body.startsWith('{')) return contentsOfOpsDump(body);
   const root = parseTuple(text);
   if (typeof root !== 'object' || Array.isArray(root)) {
     throw new UniproveError('E_CONFIG', { message: 'manifest: the top level is not a tuple' });
@@ -142,5 +150,133 @@ export function parseNanosManifest(text: string): ImageContents {
   }
   const flags: Record<string, string> = {};
   for (const [key, value] of Object.entries(root)) if (typeof value === 'string') flags[key] = value;
+  return { files, mounts, flags };
+}
+
+/** A value of Ops's dump: a string, a list, a map (a folder, or the environment), or a struct (a symlink). */
+type DumpValue = string | DumpValue[] | DumpRecord;
+
+interface DumpRecord {
+  kind: 'map' | 'struct';
+  entries: Map<string, DumpValue>;
+}
+
+/**
+ * Parse Go's `%+v` text of Ops's manifest: `map[k:v ...]`, `[a b]`, `{field:v ...}`, strings unquoted.
+ * Go does not quote strings, so a value runs to the next ` key:` or the bracket that closes its container; a
+ * file name with a space, or a value with a space before a word and a colon, cannot be told apart.
+ */
+function parseOpsDump(text: string): DumpValue {
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new UniproveError('E_CONFIG', {
+      message: `manifest: ${what} at offset ${i} of the Ops manifest dump`,
+      hint: "Give the run record's manifest.txt as uniprove wrote it (the Manifest: part of ops build --show-debug), or a Nanos manifest.",
+    });
+  };
+  const skip = () => {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+  };
+  /** Does a ` key:` start at j (a word with no space or bracket, then a colon)? */
+  const keyAt = (j: number) => /^[^\s:[\]{}]+:/.test(text.slice(j, j + 4096));
+  let depth = 0;
+  /** One value; `close` ends its container, and in a list (`inList`) any space ends a string. */
+  const value = (close: string, inList: boolean): DumpValue => {
+    if (text.startsWith('map[', i) || text.startsWith('&{', i) || text[i] === '[' || text[i] === '{') {
+      if (depth >= MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+      depth++;
+      try {
+        return nested();
+      } finally {
+        depth--;
+      }
+    }
+    const start = i;
+    while (i < text.length && text[i] !== close) {
+      if (/\s/.test(text[i]!) && (inList || keyAt(i + 1))) break;
+      i++;
+    }
+    return text.slice(start, i);
+  };
+  const record = (kind: DumpRecord['kind'], close: string): DumpRecord => {
+    const entries = new Map<string, DumpValue>();
+    for (;;) {
+      skip();
+      if (i >= text.length) fail(`unclosed ${kind === 'map' ? 'map[' : '{'}`);
+      if (text[i] === close) {
+        i++;
+        return { kind, entries };
+      }
+      const colon = text.indexOf(':', i);
+      const key = colon === -1 ? '' : text.slice(i, colon);
+      if (!key || /[\s[\]{}]/.test(key)) fail('expected key:value');
+      i = colon + 1;
+      entries.set(key, value(close, false));
+    }
+  };
+  const nested = (): DumpValue => {
+    if (text.startsWith('map[', i)) {
+      i += 4;
+      return record('map', ']');
+    }
+    if (text[i] === '&' || text[i] === '{') {
+      i += text[i] === '&' ? 2 : 1;
+      return record('struct', '}');
+    }
+    i++;
+    const out: DumpValue[] = [];
+    for (;;) {
+      skip();
+      if (i >= text.length) fail('unclosed [');
+      if (text[i] === ']') {
+        i++;
+        return out;
+      }
+      const at = i;
+      out.push(value(']', true));
+      // A `}` in a list is no value: reading none and going round again would never end.
+      if (i === at) fail(`unexpected ${text[i]}`);
+    }
+  };
+  skip();
+  const result = value('', false);
+  skip();
+  if (i < text.length) fail('text after the manifest');
+  return result;
+}
+
+/** The image contents in Ops's dump: folders are maps, files strings (their host path), symlinks structs. */
+function contentsOfOpsDump(text: string): ImageContents {
+  const top = parseOpsDump(text);
+  const root = typeof top === 'object' && !Array.isArray(top) ? top.entries.get('root') : undefined;
+  if (typeof root !== 'object' || Array.isArray(root) || root.kind !== 'map') {
+    throw new UniproveError('E_CONFIG', {
+      message: 'manifest: the Ops manifest dump has no root:map[...]',
+      hint: "Give the run record's manifest.txt as uniprove wrote it, or a Nanos manifest.",
+    });
+  }
+  const files = new Map<string, string | undefined>();
+  const walk = (folder: DumpRecord, dir: string) => {
+    for (const [name, node] of folder.entries) {
+      const path = `${dir}/${name}`;
+      if (typeof node === 'string') files.set(path, node || undefined);
+      else if (Array.isArray(node)) continue;
+      else if (node.kind === 'map') walk(node, path);
+      else files.set(path, undefined); // a symlink: {path:target}
+    }
+  };
+  const children = root.entries.get('children');
+  if (typeof children === 'object' && !Array.isArray(children) && children.kind === 'map') walk(children, '');
+  const mounts: ImageMount[] = [];
+  const declared = root.entries.get('mounts');
+  if (typeof declared === 'object' && !Array.isArray(declared)) {
+    for (const [volume, spec] of declared.entries) {
+      if (typeof spec !== 'string') continue;
+      const [path = '', ...opts] = spec.split(':');
+      mounts.push({ volume, path, readonly: opts.includes('ro') });
+    }
+  }
+  const flags: Record<string, string> = {};
+  for (const [key, value] of root.entries) if (typeof value === 'string') flags[key] = value;
   return { files, mounts, flags };
 }
