@@ -252,6 +252,17 @@ test('a prover that writes its proof file and exits 3 fails, with status 3 recor
     run.warnings.some((w) => w.code === 'proof-of-failed-prover'),
     JSON.stringify(run.warnings),
   );
+  // The route's library is mapped in from uniprove's cache, outside the package: the image is still kept,
+  // and the same run again boots it from the image cache with the same result.
+  const again = await uniprove(
+    ['run', folder, '--proof-via', 'console', '--accel', 'tcg', '--runs-dir', join(dir, 'runs'), ...common],
+    { cwd: dir, timeoutMs: 180_000 },
+  );
+  assert.equal(again.exitCode, 1, again.stdout + again.stderr);
+  const rerun = parseJson<RunJson & { exitCode: number; imageCache: string | null }>(again);
+  assert.equal(rerun.imageCache, 'hit', JSON.stringify(rerun.warnings));
+  assert.equal(rerun.exitCode, 3);
+  assert.equal(await readFile(rerun.proofs[0]!.path, 'utf8'), 'not a proof');
 
   // The console that run printed, as a Compute Engine instance of the same recipe prints it: `gcp run` (the CLI,
   // against the local server) knows the status only from the library's exit line.

@@ -69,11 +69,38 @@ test('the key stays put when nothing changed, and moves with each input ops buil
   assert.notEqual(vol, vol2, 'a volume rebuilt under the same name has another UUID');
 });
 
-test('configs that read host files outside the package are not cached', () => {
-  assert.equal(uncacheableReason({ Program: 'prover', Dirs: ['lib'], Files: ['etc/hosts'] }), undefined);
-  assert.match(uncacheableReason({ Program: 'prover', Files: ['/etc/hosts'] }) ?? '', /\/etc\/hosts/);
-  assert.match(uncacheableReason({ Program: 'prover', Dirs: ['../lib'] }) ?? '', /outside the package/);
-  assert.match(uncacheableReason({ Program: 'prover', MapDirs: { '/host/x': '/x' } }) ?? '', /\/host\/x/);
+test('what the config reads outside the package is in the key (the console route maps a cache folder in)', async () => {
+  const f = await fixture();
+  const outside = join(f.dir, 'proof-out');
+  await mkdir(outside);
+  await writeFile(join(outside, 'lib.so'), 'v1');
+  const config: OpsConfig = { ...f.config, MapDirs: { [`${outside}/*`]: '/.uniprove-proof-out' } };
+  const input = { ...f.input, config };
+  assert.equal(
+    await uncacheableReason(config, f.pkg),
+    undefined,
+    'a small folder outside is keyed, not refused',
+  );
+  const key = await imageCacheKey(input);
+  assert.equal(await imageCacheKey(input), key, 'same inputs, same key');
+  await writeFile(join(outside, 'lib.so'), 'v2, rebuilt');
+  assert.notEqual(await imageCacheKey(input), key, 'a file in the mapped folder changed');
+  const files = { ...f.input, config: { ...f.config, Files: ['../hosts'] } };
+  await writeFile(join(f.dir, 'hosts'), '127.0.0.1 localhost\n');
+  const withHosts = await imageCacheKey(files);
+  await writeFile(join(f.dir, 'hosts'), '127.0.0.1 localhost other\n');
+  assert.notEqual(await imageCacheKey(files), withHosts, 'a file outside the package (by "..") changed');
+});
+
+test('a huge host folder outside the package is not cached (stamping it would cost more than a build)', async () => {
+  const f = await fixture();
+  const big = join(f.dir, 'big');
+  await mkdir(big);
+  await Promise.all(Array.from({ length: 10_001 }, (_, i) => writeFile(join(big, `f${i}`), '')));
+  assert.match(
+    (await uncacheableReason({ ...f.config, Dirs: [big] }, f.pkg)) ?? '',
+    /reads .*big, outside the package, and it is over 10000 entries/,
+  );
 });
 
 test('a cached image comes back byte for byte, still sparse; the least recently used go first', async () => {

@@ -5,12 +5,13 @@
  * package, config, Ops and Nanos release. The key covers all of them: the
  * package tree by stat stamps (path, type, mode, size, mtime, inode, link
  * target), the run's Ops config, the ops program, the kernel, boot loader and
- * klibs, and the volumes mounted (their UUIDs end up in the manifest). A hit
+ * klibs, the volumes mounted (their UUIDs end up in the manifest), and what
+ * the config reads outside the package (the same stamps). A hit
  * costs one sparse (or reflink) copy instead of `ops build`.
  */
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { run } from '../exec.js';
 import { toWriteError, type WriteContext, writeJsonAtomic } from '../fs.js';
 import type { OpsConfig } from '../ops/config/schema.js';
@@ -32,20 +33,39 @@ export interface ImageKeyInput {
   volumes: { label: string; path: string }[];
 }
 
+/** Entries of host folders outside the package stamped at most: past this, the key would cost more than a build. */
+const OUTSIDE_ENTRIES_MAX = 10_000;
+
 /**
- * Why an image cannot be cached, or undefined when it can: a config that
- * reads host files outside the package could change under an unchanged key.
+ * Host paths the config reads outside the package (absolute, or climbing out with ".."), resolved against it:
+ * files and folders by their own path, a MapDirs source (`dir/pattern`, which Ops matches over the whole
+ * folder) by its folder. The console route's proof-out library is one: a folder of uniprove's cache.
  */
-export function uncacheableReason(config: OpsConfig): string | undefined {
+export function outsideInputs(config: OpsConfig, packageDir: string): string[] {
   const outside = (p: string) => isAbsolute(p) || p.split('/').includes('..');
   const paths = [
     ...(config.Files ?? []),
     ...(config.Dirs ?? []),
-    ...Object.keys(config.MapDirs ?? {}),
+    ...Object.keys(config.MapDirs ?? {}).map((source) => dirname(source)),
     ...(config.Program ? [config.Program] : []),
   ];
-  const bad = paths.find(outside);
-  return bad === undefined ? undefined : `the config reads ${bad}, outside the package`;
+  return [...new Set(paths.filter(outside).map((p) => resolve(packageDir, p)))].sort();
+}
+
+/**
+ * Why an image cannot be cached, or undefined when it can: a host folder outside the package too large to
+ * stamp on every run (its files are part of the key, so that a change to them is never missed).
+ */
+export async function uncacheableReason(config: OpsConfig, packageDir: string): Promise<string | undefined> {
+  for (const path of outsideInputs(config, packageDir)) {
+    const info = await lstat(path).catch(() => undefined);
+    if (!info?.isDirectory()) continue;
+    const entries = await treeStamps(path).catch(() => undefined);
+    if (entries === undefined || entries.length > OUTSIDE_ENTRIES_MAX) {
+      return `the config reads ${path}, outside the package, and it is ${entries ? `over ${OUTSIDE_ENTRIES_MAX} entries` : 'unreadable'}`;
+    }
+  }
+  return undefined;
 }
 
 async function stamp(path: string): Promise<string> {
@@ -70,6 +90,17 @@ async function treeStamps(root: string, rel = '', out: string[] = []): Promise<s
   return out;
 }
 
+/** The stamps of what the config reads outside the package: a file's own, a folder's tree. */
+async function outsideStamps(config: OpsConfig, packageDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const path of outsideInputs(config, packageDir)) {
+    const info = await lstat(path).catch(() => undefined);
+    if (info?.isDirectory()) out.push(...(await treeStamps(path)).map((entry) => `outside ${path} ${entry}`));
+    else out.push(`outside ${path} ${await stamp(path)}`);
+  }
+  return out;
+}
+
 /** The cache key of the image `ops build` would make from these inputs. */
 export async function imageCacheKey(input: ImageKeyInput): Promise<string> {
   const hash = createHash('sha256');
@@ -82,6 +113,7 @@ export async function imageCacheKey(input: ImageKeyInput): Promise<string> {
     `config ${JSON.stringify(input.config)}`,
     ...input.volumes.map((v) => `volume ${v.label} ${v.path}`),
     ...(await treeStamps(input.packageDir)),
+    ...(await outsideStamps(input.config, input.packageDir)),
   ];
   for (const p of parts) hash.update(`${p}\n`);
   return hash.digest('hex');

@@ -179,7 +179,10 @@ export async function buildLocalImage(a: {
   const { options, record, release, program } = a;
   const onProgress = options.onProgress ?? noProgress;
   const t0 = performance.now();
-  const notCacheable = options.imageCache === false ? 'off (--no-image-cache)' : uncacheableReason(a.config);
+  const notCacheable =
+    options.imageCache === false
+      ? 'off (--no-image-cache)'
+      : await uncacheableReason(a.config, a.target.packageDir);
   const cache = notCacheable ? undefined : ImageCache.in(options.cacheDir);
   const key = cache
     ? await imageCacheKey({
