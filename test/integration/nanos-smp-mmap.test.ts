@@ -6,8 +6,9 @@
  *
  * test/fixtures/c/mmap-shared-threads.c, the smallest program found that does it: two threads each mmap 2 MiB
  * windows of one file (MAP_SHARED, PROT_READ), read every page and munmap them. Under TCG with 2 vCPUs it
- * stopped printing within the first second of the guest's run in every run here (10 of 10, volume or image
- * root); with 1 vCPU, with one thread, or with the windows kept mapped, it ends in a few seconds. These tests
+ * stopped printing within the first second of the guest's run in every run here (14 of 14, volume or image
+ * root, 5 of them this test); with 1 vCPU, with one thread, or with the windows kept mapped, it ends in a few
+ * seconds. These tests
  * document that: the day a Nanos release fixes it, the 2-vCPU test fails, and the workaround can go.
  */
 import assert from 'node:assert/strict';
