@@ -29,6 +29,7 @@ interface RunJson {
   outcome: string;
   exitCode: number | null;
   dir: string;
+  findings?: { kind: string; severity: string; fix: string; evidence: string[] }[];
 }
 
 /** A recipe folder: the fixture (dynamic, as the provers are) and a 32 MiB file in the image root. */
@@ -53,11 +54,17 @@ async function recipe(): Promise<string> {
   return dir;
 }
 
-async function run(dir: string, cpus: number, timeout: string): Promise<{ run: RunJson; console: string }> {
+async function run(
+  dir: string,
+  cpus: number,
+  timeout: string,
+  extra: string[] = [],
+): Promise<{ run: RunJson; console: string }> {
   const r = await uniprove(
     [
       'run',
       dir,
+      ...extra,
       '--cpus',
       String(cpus),
       '--accel',
@@ -94,7 +101,8 @@ test('2 vCPUs: Nanos 0.1.55 deadlocks at the first munmap that races a page faul
   timeout: 5 * 60_000,
 }, async () => {
   const dir = await recipe();
-  const { run: r, console: out } = await run(dir, 2, '45s');
+  // With the trace on (as a user who asks why), so that the record's diagnosis is tested on the real console.
+  const { run: r, console: out } = await run(dir, 2, '45s', ['--trace']);
   assert.match(out, /MSTT-START .*threads=2 .*map=shared .*cpus=2/);
   // Natively and with 1 vCPU the whole program takes seconds; 45 s without its last line is the stall.
   assert.equal(
@@ -105,4 +113,13 @@ test('2 vCPUs: Nanos 0.1.55 deadlocks at the first munmap that races a page faul
   assert.doesNotMatch(out, /MSTT-DONE/);
   const windows = out.split('\n').filter((l) => l.startsWith('MSTT worker=')).length;
   assert.ok(windows < 64, `${windows} windows`);
+  // The record says what it is and what to do: a thread stopped inside an unmap, and one vCPU.
+  const stall = r.findings?.find((f) => f.kind === 'unmap-stall');
+  assert.ok(stall, JSON.stringify(r.findings));
+  assert.equal(stall.severity, 'error');
+  assert.match(stall.fix, /--cpus 1/);
+  assert.ok(
+    stall.evidence.some((e) => / vmap_remove_intersection: /.test(e)),
+    stall.evidence.join('\n'),
+  );
 });

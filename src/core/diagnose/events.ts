@@ -83,6 +83,8 @@ export interface TraceEndEvent {
   exited: boolean;
   /** The last call line of each thread, in thread order (at most a few dozen threads). */
   lastCalls: LogLine[];
+  /** Threads whose last line is the kernel's trace of an unmap that never returned (`vmap_remove_intersection`). */
+  unmapping: LogLine[];
 }
 
 export type LogEvent =

@@ -29,6 +29,7 @@ export type FindingKind =
   | 'crash'
   | 'empty-input'
   | 'still-running'
+  | 'unmap-stall'
   | 'exit-status-lost'
   | 'optional-probe';
 
@@ -299,9 +300,15 @@ export class Diagnoser {
         if (!event.exited) {
           // The trace stops with no thread calling exit: the run was stopped (timeout, Ctrl-C) or the console
           // was cut while the program still ran. Where each thread was is all a console can say of a stall.
-          const d = this.draft('still-running', 'program', 'trace');
-          d.severity = 'warning';
-          for (const at of event.lastCalls) this.addEvidence(d, at);
+          // A thread stopped inside an unmap while the program ran on: Nanos's deadlock with more than one vCPU.
+          const stalled = event.unmapping.length > 0;
+          const d = this.draft(stalled ? 'unmap-stall' : 'still-running', 'program', 'trace');
+          d.severity = stalled ? 'error' : 'warning';
+          for (const at of [...event.unmapping, ...event.lastCalls]) this.addEvidence(d, at);
+          if (stalled) {
+            const threads = event.unmapping.map((at) => at.text.trim().split(' ', 1)[0] ?? '?');
+            d.message ??= unmapStallMessage(threads);
+          }
         }
         return;
       case 'exit':
@@ -952,6 +959,12 @@ export class Diagnoser {
           message: `The trace ends while the program was still running: no thread called exit or exit_group, so the run was stopped (a timeout, Ctrl-C) or its console was cut. The evidence is the last system call of each of its ${d.evidenceCount} thread${d.evidenceCount === 1 ? '' : 's'}: a thread whose last call is a futex wait or an epoll_wait was waiting; one whose last call is anything else was running user code (computing, or stuck) when the console ended.`,
           fix: 'If the program should have ended, compare with a native run (uniprove verify): the last calls show where it was. A program that stops making system calls with every vCPU busy under TCG and its memory no longer growing is stalled, not slow: run it with one vCPU (--cpus 1) to tell a multi-vCPU problem in the guest from a slow one.',
         };
+      case 'unmap-stall':
+        return {
+          ...base,
+          message: d.message ?? unmapStallMessage([]),
+          fix: 'Give the guest one vCPU: "resources": { "cpus": 1 } in the recipe, or --cpus 1 (and one worker thread where the prover has a setting, such as RAYON_NUM_THREADS=1). docs/provers.md (zkWasm, Inside Nanos) has the reproduction and the Nanos code path.',
+        };
       case 'library-mismatch':
         return {
           ...base,
@@ -963,6 +976,13 @@ export class Diagnoser {
         return { ...base, message: d.message ?? d.name, fix: d.fix ?? '' };
     }
   }
+}
+
+/** What an unmap-stall is, naming the threads stopped inside an unmap. */
+function unmapStallMessage(threads: string[]): string {
+  const who =
+    threads.length === 0 ? 'a thread' : `thread${threads.length === 1 ? '' : 's'} ${threads.join(' and ')}`;
+  return `The trace ends with the program still running and ${who} inside an unmap that never returned (the kernel's vmap_remove_intersection line, then no call from ${threads.length > 1 ? 'them' : 'it'}). That is Nanos's deadlock with more than one vCPU (in 0.1.55 and every later commit checked): munmap of a file mapping, or a mapping over one, holds the process's vmap lock while it waits for every other CPU to flush its TLB, and a CPU taking a page fault spins on that lock with interrupts off, so it never answers. The whole guest stops with every vCPU busy; it does not end by itself.`;
 }
 
 /** A /proc or /sys file the program looked for and does without: harmless, and nothing to add to the image. */

@@ -17,7 +17,42 @@ const MAX_PENDING = 256;
 const MAX_THREADS = 32;
 /** A syscall trace line glued after the program's own text on one console line. */
 const EMBEDDED_SYSCALL = /\[(\d+)\] (?:[a-z_][a-z0-9_]*\(|<\.\.\. )/;
+/** The kernel's trace line of an unmap under way (munmap, or a mapping over another): `    8 vmap_remove_intersection: q [...`. */
+const UNMAP_MARK = ' vmap_remove_intersection:';
 const SUMMARY_ROW = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?([a-z_][a-z0-9_]*)\s*$/;
+
+/** The thread of the kernel's trace line of an unmap under way, or undefined for any other line. */
+function unmapThread(text: string): number | undefined {
+  const mark = text.indexOf(UNMAP_MARK);
+  if (mark <= 0) return undefined;
+  const thread = text.slice(0, mark).trim();
+  return /^\d+$/.test(thread) ? Number(thread) : undefined;
+}
+
+/**
+ * An indented kernel trace line ("    2 file fd 3, ..."): true when it is one, which says nothing the rules use but
+ * for an unmap under way (noted in `unmapping` by thread: one that never returns is where a thread stopped).
+ */
+function indentedTraceLine(
+  text: string,
+  log: LogLine['log'],
+  lineNo: number,
+  unmapping: Map<number, LogLine>,
+): boolean {
+  const pid = unmapThread(text);
+  if (pid !== undefined) {
+    if (unmapping.has(pid) || unmapping.size < MAX_THREADS) unmapping.set(pid, { log, lineNo, text });
+    return true;
+  }
+  if (!text.startsWith('    ')) return false;
+  const c = text.charCodeAt(4);
+  return c >= 48 && c <= 57;
+}
+
+/** A map's entries in thread order. */
+function byThread<T>(threads: Map<number, T>): [number, T][] {
+  return [...threads.entries()].sort(([a], [b]) => a - b);
+}
 
 interface Pending {
   head: string;
@@ -139,6 +174,8 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   // The last call line of each thread, kept as line numbers and text already read (no copy per line).
   const lastLine = new Map<number, number>();
   const lastText = new Map<number, string>();
+  // Threads whose last trace line is an unmap under way: a call line from the thread (the unmap returning) ends it.
+  const unmapping = new Map<number, LogLine>();
   let exited = false;
   let lastLineNo = 0;
   const listing: ListingState = { inMissing: false, inSummary: false };
@@ -146,6 +183,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   const call = (pid: number, text: string, at: LogLine) => emitSyscall(emit, pid, text, at, nanosErrno);
 
   function syscallLine(pid: number, rest: string, text: string, lineNo: number): void {
+    if (unmapping.size > 0) unmapping.delete(pid);
     if (lastLine.has(pid) || lastLine.size < MAX_THREADS) {
       lastLine.set(pid, lineNo);
       lastText.set(pid, text);
@@ -183,11 +221,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
   }
 
   function other(text: string, lineNo: number): void {
-    // The indented kernel trace lines ("    2 file fd 3, ...") say nothing the rules use.
-    if (text.charCodeAt(0) === 32 && text.startsWith('    ')) {
-      const c = text.charCodeAt(4);
-      if (c >= 48 && c <= 57) return;
-    }
+    if (text.charCodeAt(0) === 32 && indentedTraceLine(text, log, lineNo, unmapping)) return;
     if (readListing(listing, text, log, lineNo, emit)) return;
     // Program output glued to a trace line: "prog: [2] writev(...) <unfinished ...>".
     const embedded = text.includes('] ') ? EMBEDDED_SYSCALL.exec(text) : null;
@@ -228,10 +262,19 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
       pending.clear();
       // A log cut mid-line says nothing of whether the program was still running (the cut warning says why).
       if (lastLine.size > 0 && !cut) {
-        const lastCalls = [...lastLine.entries()]
-          .sort(([a], [b]) => a - b)
-          .map(([pid, lineNo]) => ({ log, lineNo, text: lastText.get(pid) ?? '' }));
-        emit({ type: 'trace-end', at: { log, lineNo: lastLineNo, text: '' }, exited, lastCalls });
+        const lastCalls = byThread(lastLine).map(([pid, lineNo]) => ({
+          log,
+          lineNo,
+          text: lastText.get(pid) ?? '',
+        }));
+        const unmaps = byThread(unmapping).map(([, at]) => at);
+        emit({
+          type: 'trace-end',
+          at: { log, lineNo: lastLineNo, text: '' },
+          exited,
+          lastCalls,
+          unmapping: unmaps,
+        });
       }
     },
   };
