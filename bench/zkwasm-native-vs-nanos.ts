@@ -11,7 +11,7 @@
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findZkwasmCli, findZkwasmWasm } from '../test/helpers/zkwasm.js';
@@ -69,6 +69,9 @@ async function verify(cwd: string, output: string): Promise<void> {
 
 const gib = (kib: number) => `${(kib / 1024 / 1024).toFixed(2)} GiB`;
 const dir = await mkdtemp(join(tmpdir(), 'uniprove-bench-zkwasm-'));
+// UNIPROVE_BENCH_KEEP=1 keeps the folder (the run records, the proofs) for a look afterwards.
+const keep = process.env.UNIPROVE_BENCH_KEEP === '1';
+if (keep) console.log(`working in ${dir} (kept)`);
 try {
   await copyFile(wasm, join(dir, 'zkwasm-wasm_output.wasm'));
   const setup = await timed(
@@ -159,10 +162,11 @@ try {
           timings: { proverMs: number; totalMs: number };
           proofs: { path: string }[];
         };
-        // The proof folder comes back as files under the record (paths relative to it): verify wants the folder.
+        // The proof folder comes back as files under the record (`run --json` gives their absolute paths; the
+        // record, paths relative to its folder): verify wants the folder.
         const loadinfo = run.proofs.find((p) => p.path.endsWith('wasm_output.loadinfo.json'));
         if (!loadinfo) throw new Error(`the run brought no proof folder back: ${r.stdout}`);
-        const output = join(run.dir, dirname(loadinfo.path));
+        const output = resolve(run.dir, dirname(loadinfo.path));
         await verify(dir, output);
         console.log(
           `prove inside Nanos (${run.accel}): ${(run.timings.proverMs / 1000).toFixed(0)} s prover (first console line to exit), ${(run.timings.totalMs / 1000).toFixed(0)} s the whole run; verify on the host: succeeded`,
@@ -176,5 +180,5 @@ try {
     }
   }
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  if (!keep) await rm(dir, { recursive: true, force: true });
 }
