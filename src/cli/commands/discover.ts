@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander';
 import { discover } from '../../core/discover/index.js';
 import type { DiscoverResult } from '../../core/discover/types.js';
 import type { FamilyName } from '../../core/package/families.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import { durationFlag, nonNegativeInt } from './shared.js';
@@ -23,8 +23,9 @@ const TITLES: Record<(typeof ORDER)[number], string> = {
 function human(result: DiscoverResult): string[] {
   const lines: string[] = [`${result.binary}: ${result.files.length} files`];
   if (result.probe) {
+    const lingered = result.probe.lingerMs ? `, lingered up to ${result.probe.lingerMs} ms after exit` : '';
     lines.push(
-      `  probe: ${result.probe.argv.join(' ')} -> exit ${result.probe.exitCode} in ${(result.probe.durationMs / 1000).toFixed(2)} s`,
+      `  probe: ${result.probe.argv.join(' ')} -> exit ${result.probe.exitCode} in ${(result.probe.durationMs / 1000).toFixed(2)} s${lingered}`,
     );
   }
   for (const reason of ORDER) {
@@ -78,6 +79,12 @@ export function register(program: Command, ctx: CliContext): void {
       'run the probe on this one CPU (taskset): far less strace overhead where waking another CPU is slow (nested VMs), for single-threaded probes; a parallel program sees one CPU',
       nonNegativeInt('--probe-cpu'),
     )
+    .addOption(
+      new Option(
+        '--linger <duration>',
+        'keep the probed program alive this long after it exits (500ms, 2s; at most 60 s), so threads still at work run on and what they open is seen',
+      ).argParser(durationFlag('--linger')),
+    )
     .option(
       '--family <name>',
       'add a library family: nss, gconv, opencl, openssl, cuda, ld-cache (repeat)',
@@ -96,6 +103,9 @@ traces the stat family, which can make stat-heavy programs several times slower.
 another CPU and back: in a VM where that is slow (nested virtualisation), --probe-cpu 0 keeps both on one CPU and
 cuts the overhead several times for a single-threaded probe (a Python import storm). A parallel prover then sees one
 CPU and sizes its thread pools to it (rayon, Go, OpenMP): leave it off for those. Give it arguments that make it end.
+A program whose other threads still open files when main returns (a database client resolving localhost) can exit
+before they run: --linger 2s (recipe: probe.lingerMs) preloads a small library into the probe only that keeps the
+process alive after exit, ending early once only the exiting thread is left. Not for static or Go programs.
 Exit status: 0 ok, 1 the probe failed (without --allow-failure), 2 bad input, 3 strace missing, 6 probe timeout.
 
 Examples:
@@ -116,6 +126,9 @@ Examples:
         allowFailure: Boolean(opts.allowFailure),
         ...(opts.traceStats ? { syscalls: 'full' as const } : {}),
         ...(opts.probeCpu !== undefined ? { probeCpu: opts.probeCpu as number } : {}),
+        ...(opts.linger !== undefined
+          ? { lingerMs: opts.linger as number, cacheDir: cacheDirFrom(ctx.env) }
+          : {}),
         ...(opts.fromLog ? { fromLogs: opts.fromLog.map((f: string) => resolve(ctx.cwd, f)) } : {}),
         ...(opts.family ? { families: opts.family as FamilyName[] } : {}),
         signal: ctx.signal,

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { packageRecipe } from '../../core/package/index.js';
 import { formatBytes } from '../../core/progress.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import { addRecipeOverrides, recipeLoadOptions } from './shared.js';
@@ -42,6 +42,7 @@ Examples:
         recipe,
         out: opts.out,
         force: opts.force,
+        cacheDir: cacheDirFrom(ctx.env),
         ...recipeLoadOptions(ctx, opts),
         signal: ctx.signal,
         onProgress: progress.onProgress,
@@ -57,6 +58,7 @@ Examples:
           lock: result.lock,
           changed: result.changed,
           warnings: result.warnings,
+          ...(result.probe ? { probe: result.probe } : {}),
         });
         return;
       }
@@ -67,6 +69,11 @@ Examples:
         `  files    ${result.files} (${formatBytes(result.bytes)})${result.dirs ? `, ${result.dirs} folder${result.dirs === 1 ? '' : 's'}` : ''}`,
         `  config   ${result.config}`,
         `  lock     ${result.lock}`,
+        ...(result.probe?.lingerMs
+          ? [
+              `  probe    exit ${result.probe.exitCode}, lingered up to ${result.probe.lingerMs} ms after exit`,
+            ]
+          : []),
       ]);
     } finally {
       await progress.done();

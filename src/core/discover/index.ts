@@ -23,6 +23,7 @@ import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { addReasons } from '../reasons.js';
+import { buildProbeLingerLibrary, checkLingerMs, lingerBlocker, lingerEnv } from '../strace/linger.js';
 import { parseStraceLog } from '../strace/parse.js';
 import { type ProbeSyscalls, runProbe } from '../strace/probe.js';
 import type { TraceResult } from '../strace/types.js';
@@ -59,6 +60,13 @@ export interface DiscoverOptions {
   syscalls?: ProbeSyscalls;
   /** Run the probe (strace and the program) on this one CPU: see ProbeOptions.cpu. */
   probeCpu?: number;
+  /**
+   * Keep the probed program alive this many milliseconds after it calls exit, so that threads still at work
+   * run on and their opens are traced (native/probe-linger.c, preloaded into the probe only). 0: no linger.
+   */
+  lingerMs?: number;
+  /** uniprove's cache folder, where the linger library is compiled once (default: a temp folder per probe). */
+  cacheDir?: string;
   /** Analyse these strace logs (`-f` or `-ff` files) instead of running a probe. */
   fromLogs?: string[];
   /** Extra libraries: names resolved as DT_NEEDED would be, or paths. */
@@ -121,13 +129,48 @@ async function isFile(path: string): Promise<boolean> {
 /** A file to add to the closure, with the one reason and parent it was found by. */
 type Addition = { path: string; reason: Reason; parent?: string };
 
+/** What the probe's trace shows that is uniprove's own (the linger library): never a dependency. */
+type OwnPath = (path: string) => boolean;
+
+/**
+ * The probe's environment with the linger library preloaded when a linger is asked for and can apply (a
+ * warning says why not), and the test for the library's own paths.
+ */
+async function lingerSetup(
+  options: DiscoverOptions,
+  info: ElfInfo,
+  scratch: string,
+  warnings: DiscoverWarning[],
+): Promise<{ env?: Record<string, string>; lingerMs?: number; own: OwnPath }> {
+  const base = options.env ? { env: options.env } : {};
+  const lingerMs = options.lingerMs ?? 0;
+  if (lingerMs <= 0) return { ...base, own: () => false };
+  const blocker = await lingerBlocker(options.binary, info);
+  if (blocker) {
+    warnings.push({
+      code: 'probe-linger-unavailable',
+      message: `the probe cannot linger ${lingerMs} ms after exit: ${blocker}; it runs without lingering, so files only threads still running at exit would open may be missed (list them in the recipe's files)`,
+    });
+    return { ...base, own: () => false };
+  }
+  const library = await buildProbeLingerLibrary({
+    cacheDir: options.cacheDir ?? scratch,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return {
+    env: lingerEnv(options.env, library.path, lingerMs),
+    lingerMs,
+    own: (p) => p === library.path || p.startsWith(`${library.dir}/`),
+  };
+}
+
 /** The probe's or the given logs' trace, with the probe's facts; warnings say why there is none. */
 async function traceRuntime(
   options: DiscoverOptions,
   info: ElfInfo,
   root: string,
   warnings: DiscoverWarning[],
-): Promise<{ trace?: TraceResult; probe?: DiscoverResult['probe'] }> {
+): Promise<{ trace?: TraceResult; probe?: DiscoverResult['probe']; own?: OwnPath }> {
   const signal = options.signal ? { signal: options.signal } : {};
   if (options.fromLogs?.length) {
     const logs = options.fromLogs.length === 1 ? (options.fromLogs[0] as string) : options.fromLogs;
@@ -155,11 +198,12 @@ async function traceRuntime(
       step: 'discover',
       detail: `probing ${basename(options.binary)} under strace`,
     });
+    const linger = await lingerSetup(options, info, dir, warnings);
     const result = await runProbe({
       argv: [options.binary, ...options.args],
       logPath: join(dir, 'strace.log'),
       ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.env ? { env: options.env } : {}),
+      ...(linger.env ? { env: linger.env } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
       ...(options.allowFailure ? { allowFailure: true } : {}),
       ...(options.syscalls ? { syscalls: options.syscalls } : {}),
@@ -170,6 +214,7 @@ async function traceRuntime(
       argv: [options.binary, ...options.args],
       exitCode: result.exitCode,
       durationMs: result.durationMs,
+      ...(linger.lingerMs ? { lingerMs: linger.lingerMs } : {}),
     };
     if (result.exitCode !== 0) {
       warnings.push({
@@ -177,7 +222,11 @@ async function traceRuntime(
         message: `the probe exited with status ${result.exitCode}; what it opened before failing is kept`,
       });
     }
-    return { trace: await parseStraceLog(result.logPath, { cwd: result.cwd, ...signal }), probe };
+    return {
+      trace: await parseStraceLog(result.logPath, { cwd: result.cwd, ...signal }),
+      probe,
+      own: linger.own,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -189,6 +238,7 @@ async function sortOpened(
   binary: string,
   hostOf: (p: string) => string,
   inOwnTree: (p: string) => boolean,
+  own: OwnPath,
 ): Promise<{ objects: Addition[]; dataFiles: Addition[] }> {
   const written = new Set(trace.written);
   const execs = new Set(trace.execs.map((e) => e.path));
@@ -196,7 +246,8 @@ async function sortOpened(
   const dataFiles: Addition[] = [];
   const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
   for (const access of opened) {
-    if (access.isDirectory || written.has(access.path) || access.path === binary) continue;
+    if (access.isDirectory || written.has(access.path) || access.path === binary || own(access.path))
+      continue;
     let elf: ElfInfo | undefined;
     try {
       elf = await parseElf(hostOf(access.path));
@@ -301,6 +352,7 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
   const inOwnTree = (p: string) => ownTree !== undefined && p.startsWith(`${ownTree}/`);
   const ownToGuest = (p: string) => (ownTree !== undefined && inOwnTree(p) ? p.slice(ownTree.length) : p);
   const resolveOptions = { root, ...(options.cwd ? { cwd: options.cwd } : {}) };
+  if (options.lingerMs !== undefined) checkLingerMs(options.lingerMs);
   // Fails with a typed error (not ELF, truncated, a directory...) before anything runs.
   const info = await parseElf(root === '/' ? options.binary : join(root, options.binary));
   const closure = await resolveClosure({ binaries: [options.binary], ...resolveOptions });
@@ -311,12 +363,13 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
   }));
   onProgress({ kind: 'update', step: 'discover', detail: `ELF closure: ${closure.files.length} files` });
 
-  const { trace, probe } = await traceRuntime(options, info, root, warnings);
+  const { trace, probe, own } = await traceRuntime(options, info, root, warnings);
   if (trace) {
     for (const w of trace.warnings)
       warnings.push({ code: `trace-${w.kind}`, message: `${w.message} (${w.count}×)` });
     const hostOf = (p: string) => (root === '/' ? p : join(root, p));
-    await addTraced(closure, await sortOpened(trace, options.binary, hostOf, inOwnTree), resolveOptions);
+    const sorted = await sortOpened(trace, options.binary, hostOf, inOwnTree, own ?? (() => false));
+    await addTraced(closure, sorted, resolveOptions);
   }
   const familyOf = await addLibrariesAndFamilies(closure, options, info, root, resolveOptions, warnings);
   for (const w of closure.warnings.slice(warnings.length)) {

@@ -31,6 +31,6 @@ export interface DiscoverResult {
   root: string;
   files: DiscoveredFile[];
   warnings: DiscoverWarning[];
-  /** Facts about the probe run, when there was one. */
-  probe?: { argv: string[]; exitCode: number; durationMs: number; log?: string };
+  /** Facts about the probe run, when there was one; `lingerMs` when it lingered after exit (probe.lingerMs). */
+  probe?: { argv: string[]; exitCode: number; durationMs: number; lingerMs?: number; log?: string };
 }

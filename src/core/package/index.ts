@@ -64,6 +64,8 @@ export interface PackageOptions extends LoadRecipeOptions {
   setsDir?: string;
   /** Re-run discovery even when the binary and probe did not change. */
   force?: boolean;
+  /** uniprove's cache folder, where the probe's linger library is compiled once (default: a temp folder). */
+  cacheDir?: string;
   signal?: AbortSignal;
   onProgress?: OnProgress;
 }
@@ -85,6 +87,8 @@ export interface PackageResult {
   /** false when nothing changed and no work was done. */
   changed: boolean;
   warnings: DiscoverWarning[];
+  /** The discovery run's facts (its exit status, time, how long it lingered after exit), when there was one. */
+  probe?: DiscoverResult['probe'];
 }
 
 /** What the package remembers between runs, to skip work when nothing changed. */
@@ -386,8 +390,9 @@ async function discoverOrReuse(
   reuse: PackageState | undefined,
   key: string,
   onProgress: OnProgress,
-  signal: AbortSignal | undefined,
+  options: { signal?: AbortSignal; cacheDir?: string },
 ): Promise<DiscoverResult> {
+  const { signal, cacheDir } = options;
   if (reuse && reuse.key === key && reuse.uniprove === VERSION) {
     onProgress({ kind: 'note', step: 'discover', detail: 'inputs unchanged: reusing the last discovery' });
     return reuse.discovery;
@@ -417,6 +422,8 @@ async function discoverOrReuse(
       timeoutMs: recipe.probe.timeoutSeconds * 1000,
       allowFailure: recipe.probe.allowFailure,
       ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
+      ...(recipe.probe.lingerMs ? { lingerMs: recipe.probe.lingerMs } : {}),
+      ...(cacheDir ? { cacheDir } : {}),
       libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
       families: recipe.families,
       ...(signal ? { signal } : {}),
@@ -583,7 +590,10 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   const statePath = packageStatePath(out);
   const previous = options.force ? undefined : await readJsonIfExists<PackageState>(statePath);
   const key = await discoveryKey(recipe);
-  const discovery = await discoverOrReuse(recipe, explicit, previous, key, onProgress, signal);
+  const discovery = await discoverOrReuse(recipe, explicit, previous, key, onProgress, {
+    ...(signal ? { signal } : {}),
+    ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+  });
   const plan = await planImageTree(recipe, discovery, explicit);
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
@@ -615,6 +625,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     bytes,
     changed,
     warnings: discovery.warnings,
+    ...(discovery.probe ? { probe: discovery.probe } : {}),
   });
 
   // Nothing to do when the lock and configs would be written byte for byte as they are.

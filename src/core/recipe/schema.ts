@@ -125,6 +125,15 @@ export const ProbeSpec = z
       .describe(
         'Run the discovery run and strace on this one CPU (taskset): several times less strace overhead where waking another CPU is slow (nested VMs), for single-threaded probes. A parallel prover sees one CPU and sizes its thread pools to it.',
       ),
+    lingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(0)
+      .describe(
+        "Keep the discovery run's process alive this many milliseconds after it calls exit, so that its other threads run on and what they open is traced (a client that resolves a host name in its own thread: /etc/hosts, nsswitch.conf, libnss_*). A library preloaded into the discovery run only, never into the package; not for static or Go programs. 0: exit at once.",
+      ),
   })
   .describe('How `uniprove package` runs the prover once under strace to find what it opens at run time.');
 
@@ -222,7 +231,7 @@ export const RecipeSchema = z.strictObject({
     .describe(
       'Folders to include: a whole host folder (empty folders kept) -> guest folder, or an empty guest folder on its own ({ "guest": "/tmp/work" }).',
     ),
-  probe: ProbeSpec.default({ timeoutSeconds: 120, skip: false, allowFailure: false }),
+  probe: ProbeSpec.default({ timeoutSeconds: 120, skip: false, allowFailure: false, lingerMs: 0 }),
   libraries: z
     .array(z.string())
     .default([])

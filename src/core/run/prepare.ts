@@ -101,6 +101,7 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
       recipe: options.target,
       ...(options.packageOut ? { out: options.packageOut } : {}),
       ...(options.setsDir ? { setsDir: options.setsDir } : {}),
+      cacheDir: options.cacheDir,
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress,
     });
