@@ -293,6 +293,18 @@ test('volume rm takes the set file a volume was built from; a file that is no se
     const ls = await uniprove(['volume', 'ls', '--json'], { cwd: dir, env });
     assert.deepEqual(parseJson<{ volumes: unknown[] }>(ls).volumes, []);
 
+    // The set name, with a file of that very name in the folder: the name is meant, and the file is not read.
+    const again = await uniprove(['volume', 'build', setFile, '--size', '4m', '--json'], { cwd: dir, env });
+    assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+    const second = parseJson<{ volume: { uuid: string } }>(again).volume;
+    await writeFile(join(dir, `${prefix}-set`), 'notes, not a set\n');
+    const byName = await uniprove(['volume', 'rm', `${prefix}-set`, '--json'], { cwd: dir, env });
+    assert.equal(byName.exitCode, 0, byName.stdout + byName.stderr);
+    assert.deepEqual(
+      parseJson<{ removed: { uuid: string }[] }>(byName).removed.map((v) => v.uuid),
+      [second.uuid],
+    );
+
     // A file that is no parameter set, and one that does not exist: the input named, the fix said, exit 2.
     await writeFile(join(dir, 'recipe.json'), JSON.stringify({ name: 'x', binary: './x' }));
     for (const [input, why] of [

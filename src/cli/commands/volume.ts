@@ -261,7 +261,7 @@ function registerRm(volume: Command, ctx: CliContext): void {
     .command('rm')
     .argument(
       '<volume>',
-      'volume name, UUID, set name, or set file (a path with a slash or ending in .json, or a file that exists): a set file stands for the set it names',
+      'volume name, UUID, set name, or set file (a path with a slash or ending in .json, or an existing file that names no volume or set): a set file stands for the set it names',
     )
     .description('Delete Ops volumes uniprove built and forget them (the cached files stay).')
     .option('--json', 'print one JSON object on stdout')

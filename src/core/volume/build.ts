@@ -362,13 +362,15 @@ export async function removeVolume(
   ref: string,
   options: RemoveVolumeOptions,
 ): Promise<{ removed: VolumeRecord[] }> {
-  // The set file is read before anything is deleted: a file that is no set deletes nothing.
-  const file = (await isSetFileRef(ref, options.cwd ?? '.')) ? resolve(options.cwd ?? '.', ref) : undefined;
-  const setName = file ? await setNameOfFile(file) : undefined;
   const registry = await readRegistry(options.cacheDir);
-  const matches = registry.volumes.filter((v) =>
-    setName !== undefined ? v.set === setName : v.name === ref || v.uuid === ref || v.set === ref,
-  );
+  // A bare word that names a registered volume or set is that, even beside a file of the same name. The set
+  // file is read before anything is deleted: a file that is no set deletes nothing.
+  const named = (v: VolumeRecord) => v.name === ref || v.uuid === ref || v.set === ref;
+  const byName = !looksLikePath(ref) && registry.volumes.some(named);
+  const file =
+    !byName && (await isSetFileRef(ref, options.cwd ?? '.')) ? resolve(options.cwd ?? '.', ref) : undefined;
+  const setName = file ? await setNameOfFile(file) : undefined;
+  const matches = registry.volumes.filter((v) => (setName !== undefined ? v.set === setName : named(v)));
   if (matches.length === 0) {
     throw new UniproveError('E_NOT_FOUND', {
       message:
