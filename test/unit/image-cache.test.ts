@@ -8,8 +8,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { NanosRelease } from '../../src/core/ops/build.js';
 import type { OpsConfig } from '../../src/core/ops/config/schema.js';
-import { ImageCache, imageCacheKey, uncacheableReason } from '../../src/core/ops/image-cache.js';
+import { ImageCache, type ImageKeyInput, imageCacheKey } from '../../src/core/ops/image-cache.js';
 import { tempDir } from '../helpers/tmp.js';
+
+/** The key of cacheable inputs (a failure when they are not). */
+async function keyOf(input: ImageKeyInput): Promise<string> {
+  const keyed = await imageCacheKey(input);
+  assert.ok('key' in keyed, JSON.stringify(keyed));
+  return keyed.key;
+}
 
 async function fixture() {
   const dir = await tempDir();
@@ -37,9 +44,9 @@ async function fixture() {
 
 test('the key stays put when nothing changed, and moves with each input ops build reads', async () => {
   const f = await fixture();
-  const key = await imageCacheKey(f.input);
+  const key = await keyOf(f.input);
   assert.match(key, /^[0-9a-f]{64}$/);
-  assert.equal(await imageCacheKey(f.input), key, 'same inputs, same key');
+  assert.equal(await keyOf(f.input), key, 'same inputs, same key');
 
   const changed: [string, () => Promise<unknown>][] = [
     ['the prover rewritten', () => writeFile(join(f.pkg, 'prover'), 'ELF v2')],
@@ -50,19 +57,19 @@ test('the key stays put when nothing changed, and moves with each input ops buil
   let last = key;
   for (const [what, change] of changed) {
     await change();
-    const next = await imageCacheKey(f.input);
+    const next = await keyOf(f.input);
     assert.notEqual(next, last, what);
     last = next;
   }
-  const args = await imageCacheKey({ ...f.input, config: { ...f.config, Args: ['2'] } });
+  const args = await keyOf({ ...f.input, config: { ...f.config, Args: ['2'] } });
   assert.notEqual(args, last, 'other arguments');
-  const klib = await imageCacheKey({ ...f.input, config: { ...f.config, Klibs: ['strace'] } });
+  const klib = await keyOf({ ...f.input, config: { ...f.config, Klibs: ['strace'] } });
   assert.notEqual(klib, last, 'a klib added');
-  const vol = await imageCacheKey({
+  const vol = await keyOf({
     ...f.input,
     volumes: [{ label: 'params', path: '/root/.ops/volumes/params:1111.raw' }],
   });
-  const vol2 = await imageCacheKey({
+  const vol2 = await keyOf({
     ...f.input,
     volumes: [{ label: 'params', path: '/root/.ops/volumes/params:2222.raw' }],
   });
@@ -76,20 +83,17 @@ test('what the config reads outside the package is in the key (the console route
   await writeFile(join(outside, 'lib.so'), 'v1');
   const config: OpsConfig = { ...f.config, MapDirs: { [`${outside}/*`]: '/.uniprove-proof-out' } };
   const input = { ...f.input, config };
-  assert.equal(
-    await uncacheableReason(config, f.pkg),
-    undefined,
-    'a small folder outside is keyed, not refused',
-  );
-  const key = await imageCacheKey(input);
-  assert.equal(await imageCacheKey(input), key, 'same inputs, same key');
+  const keyed = await imageCacheKey(input);
+  assert.ok('key' in keyed, `a small folder outside is keyed, not refused: ${JSON.stringify(keyed)}`);
+  const key = keyed.key;
+  assert.equal(await keyOf(input), key, 'same inputs, same key');
   await writeFile(join(outside, 'lib.so'), 'v2, rebuilt');
-  assert.notEqual(await imageCacheKey(input), key, 'a file in the mapped folder changed');
+  assert.notEqual(await keyOf(input), key, 'a file in the mapped folder changed');
   const files = { ...f.input, config: { ...f.config, Files: ['../hosts'] } };
   await writeFile(join(f.dir, 'hosts'), '127.0.0.1 localhost\n');
-  const withHosts = await imageCacheKey(files);
+  const withHosts = await keyOf(files);
   await writeFile(join(f.dir, 'hosts'), '127.0.0.1 localhost other\n');
-  assert.notEqual(await imageCacheKey(files), withHosts, 'a file outside the package (by "..") changed');
+  assert.notEqual(await keyOf(files), withHosts, 'a file outside the package (by "..") changed');
 });
 
 test('a huge host folder outside the package is not cached (stamping it would cost more than a build)', async () => {
@@ -97,8 +101,9 @@ test('a huge host folder outside the package is not cached (stamping it would co
   const big = join(f.dir, 'big');
   await mkdir(big);
   await Promise.all(Array.from({ length: 10_001 }, (_, i) => writeFile(join(big, `f${i}`), '')));
+  const keyed = await imageCacheKey({ ...f.input, config: { ...f.config, Dirs: [big] } });
   assert.match(
-    (await uncacheableReason({ ...f.config, Dirs: [big] }, f.pkg)) ?? '',
+    'uncacheable' in keyed ? keyed.uncacheable : '',
     /reads .*big, outside the package, and it is over 10000 entries/,
   );
 });

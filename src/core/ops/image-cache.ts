@@ -52,22 +52,6 @@ export function outsideInputs(config: OpsConfig, packageDir: string): string[] {
   return [...new Set(paths.filter(outside).map((p) => resolve(packageDir, p)))].sort();
 }
 
-/**
- * Why an image cannot be cached, or undefined when it can: a host folder outside the package too large to
- * stamp on every run (its files are part of the key, so that a change to them is never missed).
- */
-export async function uncacheableReason(config: OpsConfig, packageDir: string): Promise<string | undefined> {
-  for (const path of outsideInputs(config, packageDir)) {
-    const info = await lstat(path).catch(() => undefined);
-    if (!info?.isDirectory()) continue;
-    const entries = await treeStamps(path).catch(() => undefined);
-    if (entries === undefined || entries.length > OUTSIDE_ENTRIES_MAX) {
-      return `the config reads ${path}, outside the package, and it is ${entries ? `over ${OUTSIDE_ENTRIES_MAX} entries` : 'unreadable'}`;
-    }
-  }
-  return undefined;
-}
-
 async function stamp(path: string): Promise<string> {
   const s = await stat(path, { bigint: true }).catch(() => undefined);
   return s ? `${s.size}:${s.mtimeNs}:${s.ino}:${s.mode}` : 'absent';
@@ -90,19 +74,41 @@ async function treeStamps(root: string, rel = '', out: string[] = []): Promise<s
   return out;
 }
 
-/** The stamps of what the config reads outside the package: a file's own, a folder's tree. */
-async function outsideStamps(config: OpsConfig, packageDir: string): Promise<string[]> {
+/**
+ * The stamps of what the config reads outside the package (a file's own, a folder's tree), or why it cannot be
+ * keyed: a host folder too large to stamp on every run, or unreadable (its files are part of the key, so that a
+ * change to them is never missed).
+ */
+async function outsideStamps(
+  config: OpsConfig,
+  packageDir: string,
+): Promise<string[] | { uncacheable: string }> {
   const out: string[] = [];
   for (const path of outsideInputs(config, packageDir)) {
     const info = await lstat(path).catch(() => undefined);
-    if (info?.isDirectory()) out.push(...(await treeStamps(path)).map((entry) => `outside ${path} ${entry}`));
-    else out.push(`outside ${path} ${await stamp(path)}`);
+    if (!info?.isDirectory()) {
+      out.push(`outside ${path} ${await stamp(path)}`);
+      continue;
+    }
+    const entries = await treeStamps(path).catch(() => undefined);
+    if (entries === undefined || entries.length > OUTSIDE_ENTRIES_MAX) {
+      const why = entries ? `over ${OUTSIDE_ENTRIES_MAX} entries` : 'unreadable';
+      return { uncacheable: `the config reads ${path}, outside the package, and it is ${why}` };
+    }
+    out.push(...entries.map((entry) => `outside ${path} ${entry}`));
   }
   return out;
 }
 
-/** The cache key of the image `ops build` would make from these inputs. */
-export async function imageCacheKey(input: ImageKeyInput): Promise<string> {
+/**
+ * The cache key of the image `ops build` would make from these inputs, or why they cannot be cached (what the
+ * config reads outside the package cannot be stamped).
+ */
+export async function imageCacheKey(
+  input: ImageKeyInput,
+): Promise<{ key: string } | { uncacheable: string }> {
+  const outside = await outsideStamps(input.config, input.packageDir);
+  if (!Array.isArray(outside)) return outside;
   const hash = createHash('sha256');
   const klibs = (input.config.Klibs ?? []).map((k) => join(input.release.dir, 'klibs', k));
   const parts = [
@@ -113,10 +119,10 @@ export async function imageCacheKey(input: ImageKeyInput): Promise<string> {
     `config ${JSON.stringify(input.config)}`,
     ...input.volumes.map((v) => `volume ${v.label} ${v.path}`),
     ...(await treeStamps(input.packageDir)),
-    ...(await outsideStamps(input.config, input.packageDir)),
+    ...outside,
   ];
   for (const p of parts) hash.update(`${p}\n`);
-  return hash.digest('hex');
+  return { key: hash.digest('hex') };
 }
 
 export interface CachedImage {

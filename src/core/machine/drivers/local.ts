@@ -10,7 +10,7 @@ import { isUniproveError, UniproveError } from '../../errors.js';
 import { sha256File } from '../../hash.js';
 import { type NanosRelease, opsBuild, opsCopyOut, removeImage, requireOpsAndNanos } from '../../ops/build.js';
 import type { OpsConfig } from '../../ops/config/schema.js';
-import { copyImage, ImageCache, imageCacheKey, uncacheableReason } from '../../ops/image-cache.js';
+import { copyImage, ImageCache, imageCacheKey } from '../../ops/image-cache.js';
 import type { OnProgress } from '../../progress.js';
 import { noProgress } from '../../progress.js';
 import type { PreparedTarget } from '../../run/prepare.js';
@@ -179,20 +179,18 @@ export async function buildLocalImage(a: {
   const { options, record, release, program } = a;
   const onProgress = options.onProgress ?? noProgress;
   const t0 = performance.now();
-  const notCacheable =
+  const keyed =
     options.imageCache === false
-      ? 'off (--no-image-cache)'
-      : await uncacheableReason(a.config, a.target.packageDir);
-  const cache = notCacheable ? undefined : ImageCache.in(options.cacheDir);
-  const key = cache
-    ? await imageCacheKey({
-        opsPath: a.opsPath,
-        release,
-        packageDir: a.target.packageDir,
-        config: a.config,
-        volumes: a.target.volumes,
-      })
-    : undefined;
+      ? { uncacheable: 'off (--no-image-cache)' }
+      : await imageCacheKey({
+          opsPath: a.opsPath,
+          release,
+          packageDir: a.target.packageDir,
+          config: a.config,
+          volumes: a.target.volumes,
+        });
+  const key = 'key' in keyed ? keyed.key : undefined;
+  const cache = key ? ImageCache.in(options.cacheDir) : undefined;
   const hit = cache && key ? await cache.get(key) : undefined;
   if (hit && !a.imageAfterRun) {
     // Nothing reads the image after this run: boot the cached one as a snapshot (writes go to a throwaway
@@ -236,7 +234,7 @@ export async function buildLocalImage(a: {
       record.imageCache = { state: 'off', reason: `could not keep a copy: ${reason}` };
       record.warnings.push({ code: 'image-cache', message: `the image was not cached: ${reason}` });
     }
-  } else record.imageCache = { state: 'off', reason: notCacheable ?? 'off' };
+  } else record.imageCache = { state: 'off', reason: 'uncacheable' in keyed ? keyed.uncacheable : 'off' };
   return {
     image: built.image,
     manifest: built.manifest,
