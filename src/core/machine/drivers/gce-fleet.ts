@@ -18,7 +18,7 @@ import type { OpsConfig } from '../../ops/config/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
 import { CONSOLE_LOG } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
-import { consoleEnd, instanceEnd } from './gce.js';
+import { consoleEnd, gceRecord, instanceEnd } from './gce.js';
 
 /**
  * What every attempt of a fleet shares: the fleet's spec (images already imported: one per distinct argument list,
@@ -168,18 +168,6 @@ export class GceFleetDriver implements MachineDriver {
   }
 
   private describe(run: DriverRun): void {
-    const result = this.instance!.result();
-    run.record.gce = {
-      project: result.project,
-      zone: result.zone,
-      instance: result.instance,
-      image: result.image,
-      machineType: this.shared.machineType,
-      ended: result.ended,
-      consoleLostBytes: result.consoleLostBytes,
-      durationMs: result.durationMs,
-      deleted: result.deleted,
-      kept: result.kept,
-    };
+    run.record.gce = gceRecord(this.instance!.result(), this.shared.machineType);
   }
 }

@@ -25,7 +25,7 @@ import { type NanosRelease, requireOpsAndNanos } from '../../ops/build.js';
 import type { ConsoleProofTap } from '../../proof/index.js';
 import type { Recipe } from '../../recipe/schema.js';
 import type { PreparedTarget } from '../../run/prepare.js';
-import { CONSOLE_LOG } from '../../run/record.js';
+import { CONSOLE_LOG, type RunRecord } from '../../run/record.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
 
 /** What a Compute Engine run takes: the recipe, its plan, and the instance's options (clients included). */
@@ -49,6 +49,23 @@ export function consoleEnd(
 ): ((line: string) => string | undefined) | undefined {
   if (proof.kind === 'console') return (line) => (line.trim() === proof.end ? proof.end : undefined);
   return tap?.isEnd;
+}
+
+/** Where an instance ran and what it made, as the run record keeps it (`record.gce`). */
+export function gceRecord(result: GcpRunResult, machineType: string): NonNullable<RunRecord['gce']> {
+  return {
+    project: result.project,
+    zone: result.zone,
+    instance: result.instance,
+    image: result.image,
+    machineType,
+    ...(result.volumeDisk ? { volumeDisk: result.volumeDisk } : {}),
+    ended: result.ended,
+    consoleLostBytes: result.consoleLostBytes,
+    durationMs: result.durationMs,
+    deleted: result.deleted,
+    kept: result.kept,
+  };
 }
 
 /** How a watched instance ended, as the lifecycle takes it (and the console it lost, as a warning). */
@@ -189,18 +206,6 @@ export class GceDriver implements MachineDriver {
       record.timings.proverMs = Math.max(0, result.durationMs.run - record.timings.bootMs);
     }
     record.image = result.image;
-    record.gce = {
-      project: result.project,
-      zone: result.zone,
-      instance: result.instance,
-      image: result.image,
-      machineType: this.options.machineType,
-      ...(result.volumeDisk ? { volumeDisk: result.volumeDisk } : {}),
-      ended: result.ended,
-      consoleLostBytes: result.consoleLostBytes,
-      durationMs: result.durationMs,
-      deleted: result.deleted,
-      kept: result.kept,
-    };
+    record.gce = gceRecord(result, this.options.machineType);
   }
 }
