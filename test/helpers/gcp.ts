@@ -1,5 +1,5 @@
 /** Shared set-up of the Google Cloud contract tests: a fake GCE, sparse raw disks, fast polling. */
-import { open } from 'node:fs/promises';
+import { copyFile, mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GcpTarget } from '../../src/core/gcp/config.js';
 import type { GcpCommonOptions } from '../../src/core/gcp/context.js';
@@ -12,6 +12,32 @@ export const TARGET: GcpTarget = {
   region: 'us-central1',
   sources: { project: 'flag', zone: 'flag' },
 };
+
+/**
+ * A recipe folder `dir/name` whose binary is a copy of /bin/true, with a console proof, the given parameter
+ * sets as volumes, and `resources` (what a gcp run sizes its machine from).
+ */
+export async function trueRecipe(
+  dir: string,
+  name: string,
+  sets: string[],
+  resources: { memory: string; cpus: number },
+): Promise<string> {
+  const rdir = join(dir, name);
+  await mkdir(rdir, { recursive: true });
+  await copyFile('/bin/true', join(rdir, 'prover'));
+  await writeFile(
+    join(rdir, 'recipe.json'),
+    JSON.stringify({
+      name,
+      binary: './prover',
+      volumes: sets.map((set) => ({ set })),
+      proof: { kind: 'console' },
+      resources,
+    }),
+  );
+  return rdir;
+}
 
 /** A sparse raw disk of `size` bytes with a few blocks of data (`seed` makes contents differ). */
 export async function sparseDisk(dir: string, name: string, size: number, seed = 1): Promise<string> {

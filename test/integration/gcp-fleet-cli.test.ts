@@ -5,13 +5,14 @@
  * several moments: exit 130, nothing left.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
+import { trueRecipe } from '../helpers/gcp.js';
 import { argsTable, bootedArgs, fleetServerConsole } from '../helpers/gcp-fleet.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -25,22 +26,7 @@ after(() => server.close());
 const ZONES = 'us-central1-a,us-central1-b,us-central1-c';
 
 /** A recipe whose binary is a copy of /bin/true, with a console proof and the given parameter sets. */
-async function recipe(name: string, sets: string[] = []): Promise<string> {
-  const rdir = join(dir, name);
-  await mkdir(rdir, { recursive: true });
-  await copyFile('/bin/true', join(rdir, 'prover'));
-  await writeFile(
-    join(rdir, 'recipe.json'),
-    JSON.stringify({
-      name,
-      binary: './prover',
-      volumes: sets.map((set) => ({ set })),
-      proof: { kind: 'console' },
-      resources: { memory: '2G', cpus: 2 },
-    }),
-  );
-  return rdir;
-}
+const recipe = (name: string, sets: string[] = []) => trueRecipe(dir, name, sets, { memory: '2G', cpus: 2 });
 
 async function inputsFile(n: number, same = false): Promise<string> {
   const path = join(dir, `inputs-${n}${same ? '-same' : ''}.txt`);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { GceServer } from '../helpers/gce-server.js';
+import { trueRecipe } from '../helpers/gcp.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needNanos, needOps } from '../helpers/tools.js';
@@ -48,22 +49,7 @@ async function listAll(root: string): Promise<string[]> {
 }
 
 /** A recipe in a temp folder whose binary is a copy of /bin/true, with the given volumes. */
-async function volumeRecipe(name: string, sets: string[]): Promise<string> {
-  const rdir = join(dir, name);
-  await mkdir(rdir, { recursive: true });
-  await copyFile('/bin/true', join(rdir, 'prover'));
-  await writeFile(
-    join(rdir, 'recipe.json'),
-    JSON.stringify({
-      name,
-      binary: './prover',
-      volumes: sets.map((set) => ({ set })),
-      proof: { kind: 'console' },
-      resources: { memory: '6G', cpus: 3 },
-    }),
-  );
-  return rdir;
-}
+const volumeRecipe = (name: string, sets: string[]) => trueRecipe(dir, name, sets, { memory: '6G', cpus: 3 });
 
 type Call = { method: string; params: Record<string, string>; body?: Record<string, unknown> };
 
