@@ -77,3 +77,12 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
   }
   return { path, dir, digest, compiled: true };
 }
+
+/**
+ * An LD_PRELOAD value with `library` last: the program's own preloads (zk_evm's stdin-from-file.so) keep their
+ * place, and `library` appears once.
+ */
+export function preloadLast(current: string | undefined, library: string): string {
+  const theirs = (current ?? '').split(/[\s:]+/).filter((p) => p && p !== library);
+  return [...theirs, library].join(':');
+}

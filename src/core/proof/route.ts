@@ -6,6 +6,7 @@
 import { isGoProgram } from '../elf/go.js';
 import { parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
+import { preloadLast } from '../native.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { RunWarning } from '../run/record.js';
 import { CONSOLE_BYTES_PER_PROOF_BYTE } from './console-file.js';
@@ -28,12 +29,14 @@ export const CONSOLE_BYTES_PER_SECOND = { local: 100_000, gce: 11_520 } as const
 /** The config with the library mapped into the image, preloaded, and told which file to send. */
 export function withConsoleRoute(config: OpsConfig, library: ProofOutLibrary, guestPath: string): OpsConfig {
   const ours = `${PROOF_OUT_GUEST_DIR}/${PROOF_OUT_NAME}`;
-  // The recipe's own preloads (zk_evm's stdin-from-file.so) keep their place; ours comes last.
-  const theirs = (config.Env?.LD_PRELOAD ?? '').split(/[\s:]+/).filter((p) => p && p !== ours);
   return {
     ...config,
     MapDirs: { ...config.MapDirs, [`${library.dir}/*`]: PROOF_OUT_GUEST_DIR },
-    Env: { ...config.Env, LD_PRELOAD: [...theirs, ours].join(':'), [PROOF_FILE_ENV]: guestPath },
+    Env: {
+      ...config.Env,
+      LD_PRELOAD: preloadLast(config.Env?.LD_PRELOAD, ours),
+      [PROOF_FILE_ENV]: guestPath,
+    },
   };
 }
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { isGoProgram } from '../elf/go.js';
 import type { ElfInfo } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
-import { buildNative, type NativeBuild, type NativeOptions } from '../native.js';
+import { buildNative, type NativeBuild, type NativeOptions, preloadLast } from '../native.js';
 
 /** The C source of the library, shipped with uniprove (package.json `files`). */
 export const PROBE_LINGER_SOURCE = fileURLToPath(new URL('../../../native/probe-linger.c', import.meta.url));
@@ -56,8 +56,7 @@ export function lingerEnv(
   library: string,
   lingerMs: number,
 ): Record<string, string> {
-  const theirs = (env?.LD_PRELOAD ?? '').split(/[\s:]+/).filter((p) => p && p !== library);
-  return { ...env, LD_PRELOAD: [...theirs, library].join(':'), [PROBE_LINGER_ENV]: String(lingerMs) };
+  return { ...env, LD_PRELOAD: preloadLast(env?.LD_PRELOAD, library), [PROBE_LINGER_ENV]: String(lingerMs) };
 }
 
 /** Why a linger cannot apply to this program (static: nothing is preloaded; Go: no exit handler runs), or undefined. */
