@@ -84,7 +84,7 @@ export interface TraceEndEvent {
   /** The last call line of each thread, in thread order (at most a few dozen threads). */
   lastCalls: LogLine[];
   /** Threads whose last line is the kernel's trace of an unmap that never returned (`vmap_remove_intersection`). */
-  unmapping: LogLine[];
+  unmapping: { thread: number; at: LogLine }[];
 }
 
 export type LogEvent =

@@ -304,11 +304,8 @@ export class Diagnoser {
           const stalled = event.unmapping.length > 0;
           const d = this.draft(stalled ? 'unmap-stall' : 'still-running', 'program', 'trace');
           d.severity = stalled ? 'error' : 'warning';
-          for (const at of [...event.unmapping, ...event.lastCalls]) this.addEvidence(d, at);
-          if (stalled) {
-            const threads = event.unmapping.map((at) => at.text.trim().split(' ', 1)[0] ?? '?');
-            d.message ??= unmapStallMessage(threads);
-          }
+          for (const at of [...event.unmapping.map((u) => u.at), ...event.lastCalls]) this.addEvidence(d, at);
+          if (stalled) d.message ??= unmapStallMessage(event.unmapping.map((u) => String(u.thread)));
         }
         return;
       case 'exit':
@@ -479,6 +476,15 @@ export class Diagnoser {
     else d.evidence[MAX_EVIDENCE - 1] = entry; // keep the first ones and the latest
   }
 
+  /** A miss of a well-known optional /proc or /sys probe is an optional-probe finding: true when `path` is one. */
+  private optionalProbeMiss(path: string, at: LogLine): boolean {
+    if (!optionalProbe(path)) return false;
+    const d = this.draft('optional-probe', path, 'trace');
+    d.wantedPath = path;
+    this.addEvidence(d, at);
+    return true;
+  }
+
   private syscall(s: LogState, e: SyscallEvent): void {
     const { name, path, errno } = e;
     if (errno === 'EROFS') {
@@ -509,13 +515,8 @@ export class Diagnoser {
     }
     if (errno !== 'ENOENT' && errno !== 'ENOTDIR') return;
     if (isBenign(path)) return;
-    if (optionalProbe(path)) {
-      // Never a search: not a file to add, nor the file an unnamed error meant.
-      const d = this.draft('optional-probe', path, 'trace');
-      d.wantedPath = path;
-      this.addEvidence(d, e.at);
-      return;
-    }
+    // Never a search: not a file to add, nor the file an unnamed error meant.
+    if (this.optionalProbeMiss(path, e.at)) return;
     let search = s.searches.get(base);
     if (!search) {
       if (s.searches.size >= MAX_OPEN_SEARCHES) {
@@ -692,12 +693,7 @@ export class Diagnoser {
       // no file; with a trace the failed open before it does (endLog).
       if (!path && !/['"`]/.test(text)) s.unnamedMiss ??= at;
       if (!path || isBenign(path)) return;
-      if (optionalProbe(path)) {
-        const d = this.draft('optional-probe', path, 'trace');
-        d.wantedPath = path;
-        this.addEvidence(d, at);
-        return;
-      }
+      if (this.optionalProbeMiss(path, at)) return;
       const d = this.draft('missing-file', path, 'program');
       d.wantedPath = path;
       d.name = path;

@@ -267,7 +267,7 @@ export function createNanosReader(log: string, emit: EmitEvent): LogReader {
           lineNo,
           text: lastText.get(pid) ?? '',
         }));
-        const unmaps = byThread(unmapping).map(([, at]) => at);
+        const unmaps = byThread(unmapping).map(([thread, at]) => ({ thread, at }));
         emit({
           type: 'trace-end',
           at: { log, lineNo: lastLineNo, text: '' },
