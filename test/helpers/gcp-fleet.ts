@@ -123,6 +123,7 @@ export function stubPrepared(packageDir: string, fileProof = false): PreparedTar
       ? { kind: 'file', path: '/out/proof.bin' }
       : { kind: 'console', begin: 'UNIPROVE-PROOF-BEGIN', end: 'UNIPROVE-PROOF-END' },
     volumes: [],
+    threadVars: [],
     bytes: 0,
   };
 }

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The tools UNIPROVE_REQUIRE names ('all' for every one). */
 function required(): Set<string> {
@@ -92,4 +93,43 @@ export function needGcc(): string | undefined {
   } catch {
     return gate('gcc', 'gcc is not installed (apt-get install gcc)');
   }
+}
+
+/** The toolchain folder tests take Ops's and Nanos's files from (UNIPROVE_TOOLCHAIN, else ../shared/toolchain). */
+export function toolchainDir(): string {
+  return (
+    process.env.UNIPROVE_TOOLCHAIN ||
+    join(fileURLToPath(new URL('../../', import.meta.url)), '..', 'shared', 'toolchain')
+  );
+}
+
+/** The stock Nanos 0.1.55 release tarball (it has the unmap deadlock), or undefined. */
+export function stockNanosTarball(): string | undefined {
+  const path = join(toolchainDir(), 'nanos-0.1.55.tar.xz');
+  return existsSync(path) ? path : undefined;
+}
+
+/** undefined when the toolchain folder has the stock 0.1.55 (a kernel with the unmap deadlock), else why not. */
+export function needStockNanos(): string | undefined {
+  return gate(
+    'nanos-stock',
+    stockNanosTarball()
+      ? undefined
+      : `no stock Nanos 0.1.55 at ${join(toolchainDir(), 'nanos-0.1.55.tar.xz')} (the toolchain folder keeps it as a kernel with the unmap deadlock)`,
+  );
+}
+
+/**
+ * A HOME whose ~/.ops runs the stock Nanos 0.1.55 (unpacked from the toolchain folder) with this user's ops and
+ * common.tar.gz: a machine whose kernel has the unmap deadlock.
+ */
+export async function stockNanosHome(home: string): Promise<string> {
+  const { copyFile, mkdir, symlink, writeFile } = await import('node:fs/promises');
+  const ops = join(home, '.ops');
+  await mkdir(join(ops, 'bin'), { recursive: true });
+  execFileSync('tar', ['-xJf', stockNanosTarball() as string, '-C', ops]);
+  await writeFile(join(ops, 'latest.txt'), '0.1.55\n');
+  await symlink(findTool('ops') as string, join(ops, 'bin', 'ops'));
+  await copyFile(join(opsHome(), 'common.tar.gz'), join(ops, 'common.tar.gz'));
+  return home;
 }

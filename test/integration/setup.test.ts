@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { parseJson, REPO_ROOT, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { gate, needGcc, needQemu } from '../helpers/tools.js';
+import { gate, needGcc, needQemu, needStockNanos } from '../helpers/tools.js';
 
 const toolchain = process.env.UNIPROVE_TOOLCHAIN ?? join(REPO_ROOT, '..', 'shared', 'toolchain');
 const skip = gate(
@@ -63,7 +63,8 @@ test('from a toolchain folder: Ops, the Nanos release and common.tar.gz land in 
   assert.equal(installed.ops, join(opsHome, 'bin', 'ops'));
   assert.equal(installed.opsOnPath, false, 'ops is in ~/.ops/bin, which this PATH lacks');
   const version = (await readFile(join(opsHome, 'latest.txt'), 'utf8')).trim();
-  assert.match(version, /^\d+\.\d+\.\d+$/);
+  // Ops takes any number of dotted parts (the toolchain's 0.1.55.1 is 0.1.55 with the vmap-lock fix).
+  assert.match(version, /^\d+(\.\d+){2,}$/);
   for (const part of ['kernel.img', 'boot.img']) assert.ok(existsSync(join(opsHome, version, part)), part);
   assert.deepEqual((await execa('tar', ['-tzf', join(opsHome, 'common.tar.gz')])).stdout.split('\n').sort(), [
     'ca-certificates.crt',
@@ -109,6 +110,48 @@ test('from a toolchain folder: Ops, the Nanos release and common.tar.gz land in 
     ['replaced', 'replaced', 'replaced'],
   );
   assert.equal((await readFile(join(opsHome, 'latest.txt'), 'utf8')).trim(), version);
+});
+
+test('a machine set up with an older Nanos gets the newer release the toolchain offers, the old one kept beside it', {
+  skip: skip ?? needStockNanos(),
+  timeout: 300_000,
+}, async () => {
+  const home = await tempDir();
+  const opsHome = join(home, '.ops');
+  assert.equal(
+    (await asNewUser(home, ['setup', '--no-qemu', '--json'], { UNIPROVE_TOOLCHAIN: toolchain })).exitCode,
+    0,
+  );
+  const newest = (await readFile(join(opsHome, 'latest.txt'), 'utf8')).trim();
+  // As a machine set up before the fixed kernel came: the stock 0.1.55 only.
+  await rm(join(opsHome, newest), { recursive: true });
+  await execa('tar', ['-xJf', join(toolchain, 'nanos-0.1.55.tar.xz'), '-C', opsHome]);
+  await writeFile(join(opsHome, 'latest.txt'), '0.1.55\n');
+
+  const before = parseJson<{ checks: { name: string; ok: boolean; detail: string; fix: string }[] }>(
+    await asNewUser(home, ['doctor', '--no-probe', '--json']),
+  ).checks.find((c) => c.name === 'nanos-update');
+  assert.equal(before?.ok, false, JSON.stringify(before));
+  assert.match(
+    before?.detail ?? '',
+    new RegExp(`Nanos 0\\.1\\.55 is installed.*offers ${newest.replaceAll('.', '\\.')}`),
+  );
+  assert.match(before?.fix ?? '', /uniprove setup/);
+
+  const r = await asNewUser(home, ['setup', '--no-qemu', '--json'], { UNIPROVE_TOOLCHAIN: toolchain });
+  assert.equal(r.exitCode, 0, r.stderr);
+  const nanos = parseJson<SetupJson>(r).steps.find((s) => s.part === 'nanos');
+  assert.equal(nanos?.action, 'updated', JSON.stringify(nanos));
+  assert.equal(nanos?.version, newest);
+  assert.equal((await readFile(join(opsHome, 'latest.txt'), 'utf8')).trim(), newest);
+  assert.ok(existsSync(join(opsHome, '0.1.55', 'kernel.img')), 'the old release stays beside the new one');
+  const human = await asNewUser(home, ['setup', '--no-qemu'], { UNIPROVE_TOOLCHAIN: toolchain });
+  assert.match(human.stdout, /nothing changed/, 'a second run keeps the newer release');
+
+  const after = parseJson<{ checks: { name: string; ok: boolean; detail: string }[] }>(
+    await asNewUser(home, ['doctor', '--no-probe', '--json']),
+  ).checks.find((c) => c.name === 'nanos-update');
+  assert.equal(after?.ok, true, JSON.stringify(after));
 });
 
 test('no toolchain folder and no network: exit 3 within a minute naming Ops and the Nanos release, no ~/.ops', {

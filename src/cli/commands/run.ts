@@ -99,6 +99,10 @@ export function register(program: Command, ctx: CliContext): void {
         .choices(['qemu', 'ops'])
         .default('qemu'),
     )
+    .option(
+      '--allow-unmap-deadlock',
+      'run with the vCPUs asked even on a Nanos kernel with the unmap deadlock (by default such a run gets 1 vCPU)',
+    )
     .option('--parallel <n>', 'with --inputs: VMs at once', positiveInt('--parallel'))
     .option('--inputs <file>', 'one run a line: prover arguments as a JSON array or separated by spaces')
     .option(
@@ -142,6 +146,7 @@ async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promi
     ...(opts.imageCache === false ? { imageCache: false } : {}),
     ...(opts.imageSize ? { imageSize: opts.imageSize } : {}),
     ...(opts.packageOut ? { packageOut: opts.packageOut } : {}),
+    ...(opts.allowUnmapDeadlock ? { allowUnmapDeadlock: true } : {}),
     signal: ctx.signal,
     onProgress: progress.onProgress,
   };
@@ -250,6 +255,16 @@ afterwards (a file proof or --copy-out outside a volume, --keep-image). --no-ima
 
 KVM is used only when it works here: a probe boot decides once per host and the verdict is cached (TCG otherwise).
 
+vCPUs: the recipe's resources.cpus, or --cpus N (--cpus all: this host's cores); the recipe's resources.threadVars
+(RAYON_NUM_THREADS and the like) are set to the count. Nanos kernels before the vmap-lock fix (stock 0.1.55)
+deadlock with more than one vCPU when a prover unmaps file mappings while another thread faults: a run of several
+vCPUs first asks whether the installed kernel has that deadlock (a 2-vCPU reproducer booted once per kernel, a few
+seconds; \`uniprove doctor\` shows the verdict), and on an affected kernel it runs with 1 vCPU and says so, unless
+--allow-unmap-deadlock. The record's vcpus says what was asked, what was used and why.
+
+A Nanos kernel that stops (an assertion, a panic, a fault in the kernel) ends the run at once, as failed, with a
+finding that quotes it: the guest would otherwise spin until --timeout.
+
 The record folder holds ops-config.json, manifest.txt, qemu-cmdline.txt, console.log, trace.log (--trace),
 proofs/ with their sha256, and record.json; runs/proving_report.csv gets one line per run.
 
@@ -257,7 +272,8 @@ Examples:
   $ uniprove run demo
   $ uniprove run build/demo --timeout 600 --json
   $ uniprove run demo --copy-out /tmp/proof --accel tcg
-  $ uniprove run demo --parallel 4 --inputs seeds.txt`;
+  $ uniprove run demo --parallel 4 --inputs seeds.txt
+  $ uniprove run zkwasm --cpus all`;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

@@ -14,7 +14,14 @@ export function addRecipeOverrides(cmd: Command): Command {
     .option('--arg <value>', "replace the recipe's arguments (repeat for each)", collect, undefined)
     .option('--env <KEY=VALUE>', 'add or replace an environment variable (repeat)', collect, undefined)
     .addOption(new Option('--memory <size>', 'guest memory, e.g. 4G'))
-    .addOption(new Option('--cpus <n>', 'guest CPUs').argParser(positiveInt('--cpus')));
+    .addOption(
+      new Option('--cpus <n>', 'guest vCPUs: a number, or "all" (this host\'s cores)').argParser(cpusFlag),
+    );
+}
+
+/** --cpus: a positive number, or "all". */
+function cpusFlag(value: string): number | 'all' {
+  return value.trim().toLowerCase() === 'all' ? 'all' : positiveInt('--cpus')(value);
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -53,7 +60,7 @@ export function nonNegativeInt(flag: string) {
 /** Recipe-loading options from the environment and the override flags. */
 export function recipeLoadOptions(
   ctx: CliContext,
-  opts: { binary?: string; arg?: string[]; env?: string[]; memory?: string; cpus?: number },
+  opts: { binary?: string; arg?: string[]; env?: string[]; memory?: string; cpus?: number | 'all' },
 ): LoadRecipeOptions {
   const env: Record<string, string> = {};
   for (const pair of opts.env ?? []) {

@@ -9,6 +9,8 @@
  * that never succeeded is. State is bounded: a few evidence lines per finding,
  * a capped table of searches still open.
  */
+
+import { kernelStopLine } from '../machine/kernel-stop.js';
 import type { LogEvent, LogLine, SyscallEvent } from './events.js';
 import type { ImageContents, ImageMount } from './image-contents.js';
 import { baseName, GUEST_LIBRARY_DIRS, guestLibraryPath, type Locate } from './locate.js';
@@ -30,6 +32,7 @@ export type FindingKind =
   | 'empty-input'
   | 'still-running'
   | 'unmap-stall'
+  | 'kernel-stop'
   | 'exit-status-lost'
   | 'optional-probe';
 
@@ -121,7 +124,7 @@ const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
 
 /** A quick filter so most output lines cost one regex test. */
 const INTERESTING =
-  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM|EOF while parsing|Expecting value|end of JSON input/;
+  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM|EOF while parsing|Expecting value|end of JSON input|^assertion |^exception (?:during|for invalid)|^cpu \d+, state /;
 
 type Claim = 'program' | 'trace' | 'listing';
 
@@ -549,6 +552,21 @@ export class Diagnoser {
     s.lastKernelTime = time;
   }
 
+  /** The Nanos kernel's words when it stops (an assertion, a fault in the kernel): the run cannot go on. */
+  private kernelStopped(s: LogState, at: LogLine, text: string): boolean {
+    const how = kernelStopLine(text);
+    if (!how) return false;
+    const d = this.draft('kernel-stop', 'kernel', 'program');
+    // A fault's message is the line before its `cpu: N, context type: N` header.
+    const quote =
+      how === 'dump' && /^cpu: /.test(text.trim()) && s.previousText
+        ? `${s.previousText.trim()} (${text.trim()})`
+        : text.trim();
+    d.message ??= kernelStopMessage(quote);
+    this.addEvidence(d, at);
+    return true;
+  }
+
   /** The loader's and Nanos's words for a program that could not load a library or start at all. */
   private loaderOrStartup(at: LogLine, text: string): boolean {
     let m: RegExpExecArray | null;
@@ -611,6 +629,7 @@ export class Diagnoser {
 
   private text(s: LogState, at: LogLine, text: string): void {
     if (!INTERESTING.test(text)) return;
+    if (this.kernelStopped(s, at, text)) return;
     if (this.loaderOrStartup(at, text)) return;
     let m: RegExpExecArray | null;
     if (
@@ -961,6 +980,13 @@ export class Diagnoser {
           message: d.message ?? unmapStallMessage([]),
           fix: 'Give the guest one vCPU: "resources": { "cpus": 1 } in the recipe, or --cpus 1 (and one worker thread where the prover has a setting, such as RAYON_NUM_THREADS=1). docs/provers.md (zkWasm, Inside Nanos) has the reproduction and the Nanos code path.',
         };
+      case 'kernel-stop':
+        return {
+          ...base,
+          severity: 'error',
+          message: d.message ?? kernelStopMessage('the kernel stopped'),
+          fix: KERNEL_STOP_FIX,
+        };
       case 'library-mismatch':
         return {
           ...base,
@@ -973,6 +999,15 @@ export class Diagnoser {
     }
   }
 }
+
+/** What a kernel stop is, quoting the kernel. */
+function kernelStopMessage(quote: string): string {
+  return `The Nanos kernel stopped: "${quote}". That is the kernel failing, not the program: nothing of the program ran after it, and the guest need not end by itself (its other vCPUs can spin until a timeout; uniprove run stops it at this line).`;
+}
+
+/** What to do about a kernel stop (measured: zkWasm's prove stopped so with 2 vCPUs in a 10G guest, and proved in 16G). */
+const KERNEL_STOP_FIX =
+  'Run it again with more guest memory ("resources": { "memory": "16G" } or --memory 16G: zkWasm\'s prove with 2 vCPUs stopped on `assertion ctx->refcount.c > 1 failed at src/unix/syscall.c` in a 10G guest and proved in 16G) and, if it stops again, with one vCPU (--cpus 1) to tell a multi-vCPU kernel bug from a lack of memory; report the assertion and this console to nanovms/nanos with the Nanos version (uniprove doctor prints it).';
 
 /** What an unmap-stall is, naming the threads stopped inside an unmap. */
 function unmapStallMessage(threads: string[]): string {

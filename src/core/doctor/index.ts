@@ -20,7 +20,8 @@ import {
   removeImage,
 } from '../ops/build.js';
 import { IMAGE_CACHE_BYTES, IMAGE_CACHE_ENTRIES, ImageCache } from '../ops/image-cache.js';
-import { readSetupRecord } from '../setup/index.js';
+import { newestToolchainRelease, readSetupRecord } from '../setup/index.js';
+import { compareVersions, openToolchainDir } from '../setup/toolchain-dir.js';
 
 export interface DoctorCheck {
   name: string;
@@ -397,12 +398,108 @@ async function checkGcpProject(ctx: DoctorContext): Promise<Outcome[]> {
   ];
 }
 
+/**
+ * A newer Nanos release than the installed one, offered by the toolchain folder set-up used (or
+ * UNIPROVE_TOOLCHAIN): `uniprove setup` installs it beside the old one. Nothing to say without such a folder.
+ */
+async function checkNanosUpdate(ctx: DoctorContext): Promise<Outcome[]> {
+  if (!ctx.nanosOk) return [];
+  const dir =
+    ctx.env.UNIPROVE_TOOLCHAIN ||
+    (ctx.setup.nanos?.source === 'toolchain' ? ctx.setup.nanos.from : undefined);
+  if (!dir) return [];
+  const toolchain = await openToolchainDir(dir).catch(() => undefined);
+  const offered = toolchain ? await newestToolchainRelease(toolchain) : undefined;
+  const installed = await findNanosRelease(ctx.options.opsHome).catch(() => undefined);
+  if (!offered || !installed) return [];
+  if (compareVersions(offered.version, installed.version) <= 0) {
+    return [
+      {
+        ok: true,
+        required: false,
+        detail: `Nanos ${installed.version} is the newest release the toolchain folder ${dir} offers`,
+      },
+    ];
+  }
+  return [
+    {
+      ok: false,
+      required: false,
+      detail: `Nanos ${installed.version} is installed, and the toolchain folder ${dir} offers ${offered.version}, a newer release`,
+      fix: `Run \`UNIPROVE_TOOLCHAIN=${dir} uniprove setup\`: it installs ${offered.version} beside ${installed.version} and makes it the one runs use.`,
+    },
+  ];
+}
+
+/**
+ * Whether the installed kernel has Nanos's unmap deadlock with more than one vCPU: a 2-vCPU reproducer booted
+ * once per kernel (cached by its digest); with --no-probe only a cached verdict is read.
+ */
+async function checkUnmapDeadlock(ctx: DoctorContext): Promise<Outcome[]> {
+  const { options } = ctx;
+  if (!ctx.opsOk || !ctx.nanosOk || !ctx.qemuPath) return [];
+  try {
+    const { probeUnmapDeadlock, UNMAP_DEADLOCK_FIX } = await import('../machine/unmap-probe.js');
+    const v = await probeUnmapDeadlock({
+      opsHome: options.opsHome,
+      cacheDir: options.cacheDir,
+      env: ctx.env,
+      ...(ctx.ops ? { ops: ctx.ops.path } : {}),
+      ...(options.qemu ? { qemu: options.qemu } : {}),
+      ...(options.probe === false ? { cacheOnly: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const when = v.cached ? ` (probed ${v.probedAt})` : '';
+    if (v.affected === false) {
+      return [
+        {
+          ok: true,
+          required: false,
+          detail: `Nanos ${v.kernel.version} has no unmap deadlock: ${v.detail}${when}; runs use every vCPU they ask for`,
+        },
+      ];
+    }
+    if (v.affected === true) {
+      return [
+        {
+          ok: false,
+          required: false,
+          detail: `Nanos ${v.kernel.version} HAS the unmap deadlock: ${v.detail}${when}. A prover that unmaps file mappings while another thread faults stops the whole guest, so runs that ask for more than one vCPU get one`,
+          fix: UNMAP_DEADLOCK_FIX,
+        },
+      ];
+    }
+    return [
+      {
+        ok: false,
+        required: false,
+        detail: `whether Nanos ${v.kernel.version} has the unmap deadlock is not known: ${v.detail}`,
+        fix:
+          options.probe === false
+            ? 'Run `uniprove doctor` without --no-probe: it boots a 2-vCPU reproducer once (a few seconds) and keeps the verdict.'
+            : 'Run `uniprove doctor` again; if it still cannot tell, read the reproducer in native/mmap-shared-threads.c and run it by hand with 2 vCPUs.',
+      },
+    ];
+  } catch (error) {
+    return [
+      {
+        ok: false,
+        required: false,
+        detail: `the unmap-deadlock check failed: ${errorDetail(error)}`,
+        fix: isUniproveError(error) && error.hint ? error.hint : 'Run `uniprove doctor` again.',
+      },
+    ];
+  }
+}
+
 /** Every check, in the order doctor runs and prints them; later ones may read what earlier ones found. */
 const CHECKS: readonly { name: string; check: Check }[] = [
   { name: 'ops', check: checkOps },
   { name: 'nanos', check: checkNanos },
   { name: 'qemu', check: checkQemu },
   { name: 'kvm', check: checkKvm },
+  { name: 'nanos-update', check: checkNanosUpdate },
+  { name: 'unmap-deadlock', check: checkUnmapDeadlock },
   { name: 'strace', check: checkStrace },
   { name: 'disk', check: checkDisk },
   { name: 'image-cache', check: checkImageCache },

@@ -9,6 +9,7 @@
 import type { ConsoleProofTap } from '../proof/index.js';
 import type { PreparedTarget } from '../run/prepare.js';
 import type { RunRecord } from '../run/record.js';
+import type { KernelStopWatch } from './kernel-stop.js';
 
 /** The drivers, by name (`RunRecord.via`). */
 export type DriverName = 'qemu' | 'ops' | 'gce';
@@ -21,6 +22,8 @@ export interface MachineEnd {
   exitCode?: number;
   /** Why the status is what it is, or why it is unknown. */
   reason?: string;
+  /** The kernel's words when the Nanos kernel stopped (an assertion, a fault): the run failed, whatever else. */
+  kernelStop?: string;
   /** For `failed`: what to do, and facts for the error (the tail of the platform's own stderr). */
   hint?: string;
   details?: Record<string, unknown>;
@@ -36,6 +39,11 @@ export interface DriverRun {
    * builds with and feeds it the console as it arrives.
    */
   consoleProof?: ConsoleProofTap;
+  /**
+   * Watches the console for the Nanos kernel stopping (an assertion, a fault): the driver feeds it the console
+   * and stops the machine when its signal aborts; the lifecycle then ends the run as failed (machine/kernel-stop.ts).
+   */
+  kernelStop?: KernelStopWatch;
 }
 
 /** One platform's way of running one prover image; one object per run (its state is that run's). */

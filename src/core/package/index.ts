@@ -598,6 +598,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
 
   const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
   const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
+  if (recipe.resources.threadVars.length > 0) lock.threadVars = recipe.resources.threadVars;
   const top = topLevel(plan.entries, recipe.program);
   const mounts = await volumeMounts(recipe, options);
   // Programs expect a /tmp; a Nanos image has none unless one is put there (or a volume is mounted there).

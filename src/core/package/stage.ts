@@ -31,6 +31,8 @@ export interface PackageLock {
   program: string;
   proof: LockProof;
   files: LockEntry[];
+  /** The recipe's thread-count variables (resources.threadVars): a run that changes the vCPU count sets them to it. */
+  threadVars?: string[];
   /** sha256 of each Ops config as written (local, gcloud): runs trust a config only while it is unchanged. */
   configs?: Partial<Record<OpsConfigKind, string>>;
 }

@@ -7,6 +7,7 @@
  */
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
@@ -35,7 +36,7 @@ export interface RecipeOverrides {
   args?: string[];
   env?: Record<string, string>;
   memory?: string;
-  cpus?: number;
+  cpus?: number | 'all';
 }
 
 /** A file to put in the image, host path resolved. */
@@ -66,7 +67,18 @@ export interface ResolvedDir {
 }
 
 /** A recipe with every path absolute and every default filled in. */
-export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary' | 'program'> {
+/** A recipe's resources, with "all" vCPUs counted (this host's cores) and remembered as asked. */
+export interface ResolvedResources {
+  memory: string;
+  cpus: number;
+  /** The recipe asked for every vCPU ("all"): cpus is this host's count, a cloud machine uses its own. */
+  cpusAll: boolean;
+  threadVars: string[];
+  allowUnmapDeadlock: boolean;
+}
+
+export interface ResolvedRecipe extends Omit<Recipe, 'files' | 'dirs' | 'binary' | 'program' | 'resources'> {
+  resources: ResolvedResources;
   /** Where the recipe came from (a recipe.json, or the binary itself for ad-hoc runs). */
   source: string;
   /** Folder that relative recipe paths are resolved against. */
@@ -341,7 +353,20 @@ export async function loadRecipe(ref: string, options: LoadRecipeOptions = {}): 
     programExplicit: recipe.program !== undefined,
     files,
     dirs,
+    resources: resolveResources(recipe.resources),
     ...(root ? { root } : {}),
+  };
+}
+
+/** "all" vCPUs as this host's count (the local run's; a cloud machine's is its type's). */
+function resolveResources(resources: Recipe['resources']): ResolvedResources {
+  const all = resources.cpus === 'all';
+  return {
+    memory: resources.memory,
+    cpus: all ? availableParallelism() : (resources.cpus as number),
+    cpusAll: all,
+    threadVars: [...new Set(resources.threadVars)],
+    allowUnmapDeadlock: resources.allowUnmapDeadlock,
   };
 }
 

@@ -258,9 +258,28 @@ export const RecipeSchema = z.strictObject({
         )
         .default('2G')
         .describe(`Guest memory, e.g. 2G or 512M (${MIN_MEMORY_MIB}M to ${MAX_MEMORY_MIB / 1024}G).`),
-      cpus: z.number().int().positive().max(512).default(2).describe('Guest CPUs.'),
+      cpus: z
+        .union([z.number().int().positive().max(512), z.literal('all')])
+        .default(2)
+        .describe(
+          'Guest vCPUs: a number, or "all" (this host\'s cores for a local run; the machine type\'s vCPUs on Compute Engine).',
+        ),
+      threadVars: z
+        .array(
+          z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }),
+        )
+        .default([])
+        .describe(
+          "Environment variables that size the prover's thread pools (RAYON_NUM_THREADS, TOKIO_WORKER_THREADS, OMP_NUM_THREADS): each is set to the vCPU count the run gets, so one recipe fits any machine.",
+        ),
+      allowUnmapDeadlock: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Run with the vCPUs asked even on a Nanos kernel with the unmap deadlock (by default such a run gets one vCPU, with a warning).',
+        ),
     })
-    .default({ memory: '2G', cpus: 2 })
+    .default({ memory: '2G', cpus: 2, threadVars: [], allowUnmapDeadlock: false })
     .describe('What the VM gets (Ops RunConfig.Memory and CPUs).'),
   klibs: z
     .array(z.string().regex(/^[a-z0-9_]+$/))

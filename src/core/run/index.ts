@@ -10,9 +10,11 @@ import { UniproveError } from '../errors.js';
 import { parseJsonFile } from '../fs.js';
 import { createDriver } from '../machine/driver.js';
 import type { LocalRunOptions } from '../machine/drivers/local.js';
+import { UNMAP_DEADLOCK_FIX, type UnmapVerdict } from '../machine/unmap-probe.js';
 import { runOnMachine } from './lifecycle.js';
 import { type PreparedTarget, type PrepareTargetOptions, prepareTarget } from './prepare.js';
 import { RECORD_FILE, type RunOutcome, type RunProof, type RunRecord, type RunWarning } from './record.js';
+import type { VcpuPolicy } from './vcpus.js';
 
 export { cloneFile } from '../machine/drivers/local.js';
 export { extractConsoleBlocks, isTraceLine } from './console.js';
@@ -38,6 +40,34 @@ export interface RunProverOptions extends PrepareTargetOptions, LocalRunOptions 
   noReport?: boolean;
   /** How a file proof comes back: copied off the image after the run (default), or through the console (the Compute Engine route). */
   proofVia?: 'copy' | 'console';
+  /** Run with the vCPUs asked even on a kernel with the unmap deadlock (else such a run gets one vCPU). */
+  allowUnmapDeadlock?: boolean;
+  /** The vCPU policy, shared by parallel runs (one kernel probe for all); default localVcpuPolicy(options). */
+  vcpuPolicy?: VcpuPolicy;
+}
+
+/** The vCPU policy of a local run: the installed kernel probed once for the unmap deadlock (cached per kernel). */
+export function localVcpuPolicy(options: RunProverOptions): VcpuPolicy {
+  let verdict: Promise<UnmapVerdict> | undefined;
+  return {
+    verdict: () => {
+      verdict ??= import('../machine/unmap-probe.js').then(({ probeUnmapDeadlock }) =>
+        probeUnmapDeadlock({
+          opsHome: options.opsHome,
+          cacheDir: options.cacheDir,
+          ...(options.env ? { env: options.env } : {}),
+          ...(options.ops ? { ops: options.ops } : {}),
+          ...(options.qemu ? { qemu: options.qemu } : {}),
+          ...(options.nanosVersion ? { nanosVersion: options.nanosVersion } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        }),
+      );
+      return verdict;
+    },
+    ...(options.allowUnmapDeadlock ? { allowUnmapDeadlock: true } : {}),
+    fix: UNMAP_DEADLOCK_FIX,
+  };
 }
 
 export interface RunResult {
@@ -81,6 +111,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
     ...(prepared ? { prepared } : {}),
     prepare: () => prepareTarget(options),
+    vcpus: options.vcpuPolicy ?? localVcpuPolicy(options),
     ...(viaConsole
       ? {
           consoleProof: {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
 import type { DriverRun, MachineDriver, MachineEnd } from '../machine/driver.js';
+import { KernelStopWatch } from '../machine/kernel-stop.js';
 import { consoleProofTap } from '../proof/index.js';
 import { addFindings, collectConsoleProofs, warnDiskFull, writeTraceLog } from './console.js';
 import type { PreparedTarget } from './prepare.js';
@@ -20,6 +21,7 @@ import {
   type RunRecord,
   writeRecord,
 } from './record.js';
+import { fitVcpus, type VcpuPolicy } from './vcpus.js';
 
 /** What the lifecycle needs besides the driver. */
 export interface RunOnMachineOptions {
@@ -49,10 +51,31 @@ export interface RunOnMachineOptions {
    * a preloaded library prints it at the prover's exit (proof/index.ts).
    */
   consoleProof?: { where: 'local' | 'gce'; cacheDir: string; pathEnv?: string; timeoutMs?: number };
+  /** How to decide a run's vCPUs on this kernel (run/vcpus.ts); without it the package's stand. */
+  vcpus?: VcpuPolicy;
+}
+
+/**
+ * The machine's end as the run takes it: where the Nanos kernel stopped (an assertion, a fault), the run failed
+ * on that, whatever status the machine gave afterwards (Ctrl-C stays an interruption).
+ */
+export function withKernelStop(
+  end: MachineEnd,
+  watch: KernelStopWatch | undefined,
+  signal: AbortSignal | undefined,
+): MachineEnd {
+  watch?.dispose();
+  if (!watch?.quote || signal?.aborted) return end;
+  return {
+    state: 'exited',
+    kernelStop: watch.quote,
+    reason: `the Nanos kernel stopped (${watch.quote}); the guest was stopped there${watch.stopped ? ' instead of waiting for the timeout' : ''}`,
+  };
 }
 
 /** The outcome of a machine's end; `proofs`: console proofs that came back (decide where no status is carried). */
 export function outcomeOf(end: MachineEnd, driver: MachineDriver, proofs: number): RunOutcome {
+  if (end.kernelStop) return 'failed';
   if (end.state === 'timeout') return 'timeout';
   if (end.state === 'stopped') return 'interrupted';
   if (end.state === 'failed') return 'error';
@@ -106,14 +129,14 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   const writing: WriteContext = { what: 'the run record', path: dir, elsewhere: options.elsewhere };
   await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record = openRecord(id, dir, driver, options);
-  const run: DriverRun = { record, startedMs };
+  const run: DriverRun = { record, startedMs, kernelStop: new KernelStopWatch() };
   const finish = (outcome: RunOutcome) =>
     finishRecord(record, outcome, { runsDir, startedAt: startedMs, noReport: options.noReport });
   try {
     await writeRecord(record);
     await driver.check(run);
     const prepared = options.prepared ?? (await options.prepare());
-    const target = withConsoleProof(prepared, run, options);
+    const target = await fitVcpus(withConsoleProof(prepared, run, options), record, options.vcpus);
     record.prover = target.name;
     record.package = target.packageDir;
     record.volumes = target.volumes;
@@ -121,7 +144,7 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     await writeRecord(record);
     options.signal?.throwIfAborted();
     await driver.start(run);
-    const end = await driver.wait(run);
+    const end = withKernelStop(await driver.wait(run), run.kernelStop, options.signal);
     record.exitCode = end.exitCode ?? null;
     if (end.reason) record.exitReason = end.reason;
     const outcome = await collect(driver, end, target, run, options);
@@ -130,6 +153,7 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     await finish(outcome);
     return record;
   } catch (caught) {
+    run.kernelStop?.dispose();
     const error = await asRunError(caught, options.signal, writing);
     await driver.destroy(run, error).catch(() => {});
     if (isUniproveError(error)) {

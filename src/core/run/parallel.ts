@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type ErrorSummary, isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { requireRegularFile } from '../fs.js';
-import { prepareTarget, type RunProverOptions, type RunResult, runProver } from './index.js';
+import { localVcpuPolicy, prepareTarget, type RunProverOptions, type RunResult, runProver } from './index.js';
 import type { RunOutcome } from './record.js';
 
 /**
@@ -96,13 +96,18 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
     outcome: 'error',
     exitCode: null,
   }));
+  // One kernel probe for every run of the batch.
+  const vcpuPolicy = options.vcpuPolicy ?? localVcpuPolicy(options);
   let next = 0;
   const worker = async () => {
     while (next < inputs.length && !options.signal?.aborted) {
       const index = next++;
       const entry = runs[index] as ParallelEntry;
       try {
-        const result = await runProver({ ...options, args: entry.args, volumeCopies: true }, prepared);
+        const result = await runProver(
+          { ...options, args: entry.args, volumeCopies: true, vcpuPolicy },
+          prepared,
+        );
         Object.assign(entry, {
           id: result.id,
           dir: result.dir,

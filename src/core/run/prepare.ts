@@ -2,6 +2,7 @@
  * The first step of every run, whatever machine runs it: package a recipe (or take a package folder as it is),
  * build or find its parameter volumes, and read the Ops config the run builds its image from.
  */
+import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
 import type { OpsConfig } from '../ops/config/schema.js';
@@ -12,6 +13,7 @@ import { noProgress } from '../progress.js';
 import type { LoadRecipeOptions, ResolvedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import type { RunWarning } from './record.js';
+import { withVcpus } from './vcpus.js';
 
 /** Debug flags equal to `ops run --trace`, plus the missing-files list and the syscall summary. */
 export const TRACE_DEBUG_FLAGS = [
@@ -53,6 +55,8 @@ export interface PreparedTarget {
   volumes: { label: string; path: string; guestPath: string; readOnly: boolean }[];
   /** The package's file bytes, from its lock. */
   bytes: number;
+  /** Environment variables that follow the vCPU count (the recipe's resources.threadVars, kept in the lock). */
+  threadVars: string[];
 }
 
 /** Package a recipe (or take a package as it is), and find or build its volumes. */
@@ -112,14 +116,11 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
   // A recipe took --env, --memory and --cpus when it was packaged; a package folder takes them here, for this
   // run only (its local.json stays as packaged), as it takes --arg.
   const o = recipe ? {} : (options.overrides ?? {});
+  const threadVars = recipe?.resources.threadVars ?? lock.threadVars ?? [];
   if (o.env) config.Env = { ...config.Env, ...o.env };
-  if (o.memory || o.cpus) {
-    config.RunConfig = {
-      ...config.RunConfig,
-      ...(o.memory ? { Memory: o.memory } : {}),
-      ...(o.cpus ? { CPUs: o.cpus } : {}),
-    };
-  }
+  if (o.memory) config.RunConfig = { ...config.RunConfig, Memory: o.memory };
+  const cpus = o.cpus === 'all' ? availableParallelism() : o.cpus;
+  const sized = cpus ? withVcpus(config, cpus, threadVars) : config;
   const volumes: PreparedTarget['volumes'] = [];
   const mounts = Object.entries(config.Mounts ?? {});
   if (mounts.length > 0) {
@@ -155,7 +156,8 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
   return {
     name: recipe?.name ?? lock.name ?? basename(packageDir),
     packageDir,
-    config,
+    config: sized,
+    threadVars,
     recipe,
     proof: recipe?.proof ?? lock.proof ?? { kind: 'none' },
     volumes,

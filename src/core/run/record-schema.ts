@@ -98,6 +98,26 @@ export const RunRecordSchema = z
         kept: z.array(resource).optional(),
       })
       .optional(),
+    vcpus: z
+      .strictObject({
+        asked: z.number().int().positive().describe('vCPUs the recipe or --cpus asked for'),
+        used: z.number().int().positive().describe('vCPUs the guest got'),
+        reason: z.string().optional().describe('why used differs from asked'),
+        threadVars: z
+          .array(z.string())
+          .optional()
+          .describe('thread-count variables set to the vCPUs used (resources.threadVars)'),
+        kernel: z
+          .strictObject({
+            version: z.string(),
+            unmapDeadlock: z.union([z.boolean(), z.literal('unknown')]),
+            detail: z.string(),
+          })
+          .optional()
+          .describe("the kernel's unmap-deadlock verdict, for runs of more than one vCPU"),
+      })
+      .optional()
+      .describe('the vCPUs asked for and used'),
     fleet: z
       .strictObject({
         id: z.string().describe('the fleet id (f…): runs/<id>/fleet.json'),

@@ -106,6 +106,8 @@ export interface RunRecord {
     deleted?: { kind: string; name: string }[];
     kept?: { kind: string; name: string }[];
   };
+  /** The vCPUs asked for and used, and why they differ (a kernel with the unmap deadlock). */
+  vcpus?: RunVcpus;
   /** The fleet a run is an attempt of (`gcp run --inputs`): which fleet, which input, which try. */
   fleet?: {
     /** The fleet id (`f…`): runs/<id>/fleet.json, the instances' uniprove-fleet label. */
@@ -115,6 +117,18 @@ export interface RunRecord {
     /** 1 for the input's first attempt, 2 for its first retry... */
     attempt: number;
   };
+}
+
+/** The vCPUs of a run: asked (recipe, --cpus), used, and the kernel verdict that decided it. */
+export interface RunVcpus {
+  asked: number;
+  used: number;
+  /** Why used differs from asked, or why it does not where it might have. */
+  reason?: string;
+  /** The thread-count variables set to the count used (resources.threadVars). */
+  threadVars?: string[];
+  /** The kernel's unmap-deadlock verdict, asked for runs of more than one vCPU. */
+  kernel?: { version: string; unmapDeadlock: boolean | 'unknown'; detail: string };
 }
 
 /**

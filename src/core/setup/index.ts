@@ -21,6 +21,7 @@ import { findNanosRelease, findOps, opsInstallPath, opsVersion } from '../ops/bu
 import { noProgress, type OnProgress } from '../progress.js';
 import {
   checkedToolchainFile,
+  compareVersions,
   openToolchainDir,
   type ToolchainDir,
   toolchainNames,
@@ -43,8 +44,11 @@ export type SetupSource = 'installed' | 'toolchain' | 'online' | 'apt' | 'host';
 
 export interface SetupStep {
   part: SetupPart;
-  /** kept: it was there and stays; installed: it was missing; replaced: --force put a new one over it. */
-  action: 'kept' | 'installed' | 'replaced';
+  /**
+   * kept: it was there and stays; installed: it was missing; replaced: --force put a new one over it; updated: a
+   * newer release was installed beside the one there (which stays, as `ops update` keeps it).
+   */
+  action: 'kept' | 'installed' | 'replaced' | 'updated';
   source: SetupSource;
   /** The program, folder or file. */
   path: string;
@@ -391,6 +395,25 @@ async function installNanos(
   say: (line: string) => void,
 ): Promise<SetupStep> {
   const current = await findNanosRelease(options.opsHome).catch(() => undefined);
+  const offered = toolchain ? await newestToolchainRelease(toolchain) : undefined;
+  const newer = current && offered && compareVersions(offered.version, current.version) > 0;
+  if (current && !options.force && newer && toolchain && offered) {
+    // A newer release offered (0.1.55.1, with the unmap-deadlock fix, over 0.1.55): installed beside the old.
+    const file = await checkedToolchainFile(toolchain, offered.archive, options.signal);
+    say(
+      `nanos: ${file.path} is newer than the installed ${current.version}; unpacking it (sha256 matches SHA256SUMS)`,
+    );
+    const dir = await installRelease(options, file.path, offered.version);
+    return {
+      part: 'nanos',
+      action: 'updated',
+      source: 'toolchain',
+      path: dir,
+      version: offered.version,
+      from: toolchain.dir,
+      detail: `Nanos ${offered.version} from ${file.path}, newer than ${current.version} (which stays in ${current.dir}; \`--nanos-version ${current.version}\` still runs it)`,
+    };
+  }
   if (current && !options.force) {
     return {
       part: 'nanos',
@@ -401,11 +424,8 @@ async function installNanos(
       detail: `Nanos ${current.version}, installed before`,
     };
   }
-  const archive = toolchain
-    ? (await toolchainNames(toolchain, /^nanos-\d+(\.\d+)*\.tar\.xz$/)).at(-1)
-    : undefined;
-  if (toolchain && archive) {
-    const version = /^nanos-(.+)\.tar\.xz$/.exec(archive)?.[1] as string;
+  if (toolchain && offered) {
+    const { archive, version } = offered;
     const file = await checkedToolchainFile(toolchain, archive, options.signal);
     say(`nanos: unpacking ${file.path} (sha256 matches SHA256SUMS)`);
     const dir = await installRelease(options, file.path, version);
@@ -446,6 +466,15 @@ async function installNanos(
     from: 'ops update',
     detail: `Nanos ${release.version} from \`ops update\``,
   };
+}
+
+/** The newest Nanos release a toolchain folder offers (the highest nanos-<version>.tar.xz), if any. */
+export async function newestToolchainRelease(
+  toolchain: ToolchainDir,
+): Promise<{ archive: string; version: string } | undefined> {
+  const archive = (await toolchainNames(toolchain, /^nanos-\d+(\.\d+)*\.tar\.xz$/)).at(-1);
+  if (!archive) return undefined;
+  return { archive, version: /^nanos-(.+)\.tar\.xz$/.exec(archive)?.[1] as string };
 }
 
 /**

@@ -51,6 +51,11 @@ export async function toolchainNames(toolchain: ToolchainDir, pattern: RegExp): 
   return names.filter((n) => pattern.test(n)).sort(compareVersionsIn);
 }
 
+/** Order versions (or names holding them) by their dotted numbers: 0.1.9 < 0.1.55 < 0.1.55.1. */
+export function compareVersions(a: string, b: string): number {
+  return compareVersionsIn(a, b);
+}
+
 /** Order names by the dotted numbers in them, so nanos-0.1.9 sorts before nanos-0.1.55. */
 function compareVersionsIn(a: string, b: string): number {
   const nums = (s: string) => (s.match(/\d+/g) ?? []).map(Number);

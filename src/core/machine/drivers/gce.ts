@@ -144,7 +144,12 @@ export class GceDriver implements MachineDriver {
     const { record } = run;
     const built = this.built!;
     const tap = run.consoleProof;
-    const isEnd = consoleEnd(this.options.plan.proof, tap);
+    const proofEnd = consoleEnd(this.options.plan.proof, tap);
+    const watch = run.kernelStop;
+    // The kernel's last words end the watch as a proof's end marker does: the instance would spin until the timeout.
+    const isEnd = watch
+      ? (line: string) => (watch.pushLine(line) ? 'the Nanos kernel stopping' : proofEnd?.(line))
+      : proofEnd;
     const volume = await this.volumeDisk();
     const options: GcpRunOptions & Required<Pick<GcpRunOptions, 'clients'>> = {
       ...this.options.instance,

@@ -83,7 +83,9 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
     const onData = (chunk: Buffer) => {
       if (this.firstLine === undefined && chunk.includes(10)) this.firstLine = performance.now();
       out.write(chunk);
-      options.onConsole?.(stripVTControlCharacters(chunk.toString('utf8')));
+      const text = stripVTControlCharacters(chunk.toString('utf8'));
+      run.kernelStop?.push(text);
+      options.onConsole?.(text);
     };
     this.process.child.stdout?.on('data', onData);
     this.process.child.stderr?.on('data', onData);
@@ -92,7 +94,12 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
   async wait(run: DriverRun): Promise<MachineEnd> {
     const { record } = run;
     const { child, ended } = this.process!;
-    const disarm = stopOnTimeoutOrAbort(this.options, (why) => {
+    const signals = [this.options.signal, run.kernelStop?.signal].filter((s) => s !== undefined);
+    const watched = {
+      ...this.options,
+      ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+    };
+    const disarm = stopOnTimeoutOrAbort(watched, (why) => {
       this.stopped = why;
       void stopProcess(child);
     });

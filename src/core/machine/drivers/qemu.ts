@@ -128,13 +128,13 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     await writeRecord(record);
     const tap = run.consoleProof;
     const show = options.onConsole;
+    const watch = run.kernelStop;
     // A file proof's base64 lines go to the tap (and console.log), not to the live console.
-    if (tap) {
-      this.machine.onConsole = (chunk) => {
-        const shown = tap.push(chunk);
-        if (shown) show?.(shown);
-      };
-    } else if (show) this.machine.onConsole = show;
+    this.machine.onConsole = (chunk) => {
+      watch?.push(chunk);
+      const shown = tap ? tap.push(chunk) : chunk;
+      if (shown) show?.(shown);
+    };
     this.bootStartMs = performance.now() - run.startedMs;
     (options.onProgress ?? noProgress)({
       kind: 'step-start',
@@ -146,9 +146,10 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
 
   async wait(run: DriverRun): Promise<MachineEnd> {
     const machine = this.machine!;
+    const signals = [this.options.signal, run.kernelStop?.signal].filter((s) => s !== undefined);
     const status = await machine.wait({
       ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
-      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
     });
     (this.options.onProgress ?? noProgress)({ kind: 'step-done', step: 'boot', detail: status.state });
     applyStatus(run.record, status, this.bootStartMs);

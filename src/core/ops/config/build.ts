@@ -60,11 +60,14 @@ function union(a: readonly string[] | undefined, b: readonly string[]): string[]
 export function buildOpsConfig(options: BuildOpsConfigOptions): OpsConfig {
   const { base, recipe } = options;
   const passthrough = { ...base.ManifestPassthrough, ...recipe.manifestPassthrough };
+  // Cloud bases pick the machine size; the recipe's local CPU count does not shrink it.
+  const cloudCpus = base.RunConfig?.CPUs && base.CloudConfig ? base.RunConfig.CPUs : 0;
+  const cpus = Math.max(recipe.resources.cpus, cloudCpus, 1);
   const config: OpsConfig = {
     ...base,
     Program: recipe.program.replace(/^\/+/, ''),
     Args: [...recipe.args],
-    Env: sortedRecord({ ...base.Env, ...recipe.env }),
+    Env: sortedRecord({ ...base.Env, ...recipe.env, ...threadEnv(recipe.resources.threadVars, cpus) }),
     ...(options.files.length ? { Files: [...options.files].sort() } : {}),
     ...(options.dirs.length ? { Dirs: [...options.dirs].sort() } : {}),
     ...(Object.keys(options.mounts).length
@@ -78,12 +81,13 @@ export function buildOpsConfig(options: BuildOpsConfigOptions): OpsConfig {
     RunConfig: {
       ...base.RunConfig,
       Memory: recipe.resources.memory,
-      CPUs: Math.max(recipe.resources.cpus, 1),
+      CPUs: cpus,
     },
   };
-  if (base.RunConfig?.CPUs && base.CloudConfig) {
-    // Cloud bases pick the machine size; the recipe's local CPU count does not shrink it.
-    config.RunConfig = { ...config.RunConfig, CPUs: Math.max(base.RunConfig.CPUs, recipe.resources.cpus) };
-  }
   return parseOpsConfig(config, `generated config for ${recipe.name}`);
+}
+
+/** The recipe's thread-count variables, each set to the vCPU count the guest gets. */
+export function threadEnv(names: readonly string[], cpus: number): Record<string, string> {
+  return Object.fromEntries(names.map((name) => [name, String(Math.max(1, cpus))]));
 }

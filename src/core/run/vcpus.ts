@@ -1,0 +1,78 @@
+/**
+ * How many vCPUs a run gets, and the prover's thread pools sized to match. A run that asks for more than one
+ * vCPU on a kernel with Nanos's unmap deadlock (machine/unmap-probe.ts) gets one, with a warning naming the
+ * deadlock and its fix, unless the user insists (--allow-unmap-deadlock, or the recipe's
+ * resources.allowUnmapDeadlock); the record says what was asked, what was used and why.
+ */
+import { threadEnv } from '../ops/config/build.js';
+import type { OpsConfig } from '../ops/config/schema.js';
+import type { PreparedTarget } from './prepare.js';
+import type { RunRecord, RunVcpus } from './record.js';
+
+/** The kernel's verdict, as the vCPU decision needs it (machine/unmap-probe.ts UnmapVerdict). */
+export interface KernelVerdict {
+  affected: boolean | undefined;
+  kernel: { version: string };
+  detail: string;
+}
+
+/** What a front end gives the lifecycle to decide the vCPUs with. */
+export interface VcpuPolicy {
+  /** The installed kernel's verdict; asked only for a run of more than one vCPU. */
+  verdict: () => Promise<KernelVerdict>;
+  /** Run with the vCPUs asked even on an affected kernel. */
+  allowUnmapDeadlock?: boolean;
+  /** What to do about an affected kernel (the warning's last sentence). */
+  fix: string;
+}
+
+/** The config with `cpus` vCPUs and the thread-count variables set to that count. */
+export function withVcpus(config: OpsConfig, cpus: number, threadVars: readonly string[]): OpsConfig {
+  return {
+    ...config,
+    RunConfig: { ...config.RunConfig, CPUs: cpus },
+    ...(threadVars.length > 0 ? { Env: { ...config.Env, ...threadEnv(threadVars, cpus) } } : {}),
+  };
+}
+
+/**
+ * The target as it should run on this kernel: its vCPUs kept, or one vCPU on an affected kernel (the thread
+ * variables following), the decision written into record.vcpus and a warning where it changed the run.
+ */
+export async function fitVcpus(
+  target: PreparedTarget,
+  record: RunRecord,
+  policy: VcpuPolicy | undefined,
+): Promise<PreparedTarget> {
+  const asked = Math.max(1, target.config.RunConfig?.CPUs ?? 1);
+  const vcpus: RunVcpus = {
+    asked,
+    used: asked,
+    ...(target.threadVars.length ? { threadVars: target.threadVars } : {}),
+  };
+  record.vcpus = vcpus;
+  if (asked <= 1 || !policy) return target;
+  const verdict = await policy.verdict();
+  vcpus.kernel = {
+    version: verdict.kernel.version,
+    unmapDeadlock: verdict.affected ?? 'unknown',
+    detail: verdict.detail,
+  };
+  if (verdict.affected !== true) return target;
+  const threads = target.threadVars.length ? ` and ${target.threadVars.map((v) => `${v}=1`).join(', ')}` : '';
+  if (policy.allowUnmapDeadlock || target.recipe?.resources.allowUnmapDeadlock) {
+    vcpus.reason = `${asked} vCPUs as asked, on a kernel with the unmap deadlock (allowed)`;
+    record.warnings.push({
+      code: 'unmap-deadlock-allowed',
+      message: `Nanos ${verdict.kernel.version} has the unmap deadlock (${verdict.detail}); running with ${asked} vCPUs as asked: a prover that unmaps file mappings while another thread takes a page fault stops the whole guest. ${policy.fix}`,
+    });
+    return target;
+  }
+  vcpus.used = 1;
+  vcpus.reason = `1 vCPU instead of ${asked}: Nanos ${verdict.kernel.version} has the unmap deadlock with more than one vCPU`;
+  record.warnings.push({
+    code: 'unmap-deadlock',
+    message: `Nanos ${verdict.kernel.version} has the unmap deadlock with more than one vCPU (${verdict.detail}): this run uses 1 vCPU instead of ${asked}${threads}. To run with ${asked} anyway, pass --allow-unmap-deadlock. ${policy.fix}`,
+  });
+  return { ...target, config: withVcpus(target.config, 1, target.threadVars) };
+}
