@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { DiscoverWarning } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
 import { mapLimit } from '../fs.js';
 import { HashWorkers, sha256File } from '../hash.js';
@@ -241,10 +242,10 @@ export async function checkTree(
 }
 
 /** The findings of a tree check, as package warnings: what staging replaces and why. */
-export function treeWarnings(check: TreeCheck): { code: string; message: string; path?: string }[] {
+export function treeWarnings(check: TreeCheck): DiscoverWarning[] {
   const some = (paths: string[]) =>
     `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ` and ${paths.length - 3} more` : ''}`;
-  const warnings: { code: string; message: string; path?: string }[] = [];
+  const warnings: DiscoverWarning[] = [];
   const [linked, changed] = [check.linked, check.changed];
   if (linked[0]) {
     warnings.push({
