@@ -63,9 +63,22 @@ try {
     await pool.close();
   });
   let m = 0;
+  // Each run's time before staging starts (hashing) and in staging (the copies), to see which one grew.
+  const split: string[] = [];
   const pkg = await best(`uniprove package ${totalMb} MB`, async () => {
-    await packageRecipe({ recipe: recipeDir, out: join(root, `pkg-${m++}`), cwd: root });
+    const t = performance.now();
+    let staged = t;
+    await packageRecipe({
+      recipe: recipeDir,
+      out: join(root, `pkg-${m++}`),
+      cwd: root,
+      onProgress: (e) => {
+        if (e.step === 'stage' && e.kind === 'step-start') staged = performance.now();
+      },
+    });
+    split.push(`${(staged - t).toFixed(0)} + ${(performance.now() - staged).toFixed(0)}`);
   });
+  console.log(`  hashing + staging, each run (ms): ${split.join(', ')}`);
   const again = await best(
     'no-change rebuild',
     async () => {
