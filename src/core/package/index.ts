@@ -38,10 +38,14 @@ import {
 import { guestCwd, makeProbeTree } from './probe-tree.js';
 import {
   buildLock,
+  checkTree,
   type HashCache,
   hashSources,
   type PackageLock,
   swapIntoPlace,
+  type TreeCheck,
+  type TreeStamps,
+  treeWarnings,
   writeTree,
 } from './stage.js';
 
@@ -99,6 +103,8 @@ export interface PackageState {
   key: string;
   discovery: DiscoverResult;
   hashes: HashCache;
+  /** The stamp of each file's copy in the package (absent from packages of older uniproves, which hard-linked). */
+  tree?: TreeStamps;
 }
 
 async function fileKey(path: string): Promise<string> {
@@ -522,7 +528,9 @@ async function volumeMounts(
 /** What a package folder holds besides its tree: the configs, the lock, and the state for the next run. */
 interface PackageContents {
   plan: PackagePlan;
-  modes: Map<string, number>;
+  sources: { stamps: HashCache; modes: Map<string, number> };
+  /** What the old package holds: its unchanged copies are placed again, not copied. */
+  check: TreeCheck;
   tmpNeeded: boolean;
   configs: Record<string, string>;
   lockText: string;
@@ -542,7 +550,7 @@ async function stagePackage(
     await mkdir(dirname(out), { recursive: true });
     // Not recursive: a recursive mkdir reports a read-only file system as ENOENT.
     await mkdir(staging);
-    await writeTree(staging, contents.plan, contents.modes, signal);
+    const tree = await writeTree(staging, contents.plan, contents.sources, contents.check.intact, signal);
     if (contents.tmpNeeded) await mkdir(join(staging, 'tmp'), { recursive: true });
     const inPackage = { ...writing, bytes: contents.bytes };
     for (const t of OPS_CONFIG_KINDS) {
@@ -550,7 +558,8 @@ async function stagePackage(
     }
     await writeFileAtomic(join(staging, LOCK_FILE), contents.lockText, inPackage);
     await mkdir(join(staging, STATE_DIR), { recursive: true });
-    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(contents.state), inPackage);
+    const state: PackageState = { ...contents.state, tree: tree.tree };
+    await writeFileAtomic(join(staging, STATE_DIR, STATE_FILE), stableJson(state), inPackage);
     signal?.throwIfAborted();
     await swapIntoPlace(staging, out);
   } catch (error) {
@@ -596,7 +605,8 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   });
   const plan = await planImageTree(recipe, discovery, explicit);
 
-  const { stamps, modes } = await hashSources(plan, previous?.hashes ?? {}, signal);
+  const sources = await hashSources(plan, previous?.hashes ?? {}, signal);
+  const { stamps, modes } = sources;
   const lock = buildLock(recipe.name, recipe.program, recipe.proof, plan, stamps, modes);
   if (recipe.resources.threadVars.length > 0) lock.threadVars = recipe.resources.threadVars;
   const top = topLevel(plan.entries, recipe.program);
@@ -614,6 +624,8 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   lock.configs = Object.fromEntries(OPS_CONFIG_KINDS.map((t) => [t, configDigest(configs[t] as string)]));
   const lockText = stableJson(lock);
   const bytes = packageBytes(lock);
+  // One stat per file of the package: what is still the copy staged, what was changed in place, what is a host file.
+  const check = await checkTree(out, plan, sources, previous?.tree);
   const result = (changed: boolean): PackageResult => ({
     name: recipe.name,
     package: out,
@@ -625,17 +637,13 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
     dirs: lock.files.filter((f) => f.type === 'dir').length,
     bytes,
     changed,
-    warnings: discovery.warnings,
+    warnings: [...discovery.warnings, ...treeWarnings(check)],
     ...(discovery.probe ? { probe: discovery.probe } : {}),
   });
 
-  // Nothing to do when the lock and configs would be written byte for byte as they are.
-  const existingLock = await readJsonIfExists<PackageLock>(join(out, LOCK_FILE));
-  if (previous && existingLock && stableJson(existingLock) === lockText) {
-    const same = await Promise.all(
-      OPS_CONFIG_KINDS.map(async (t) => (await readTextIfExists(join(out, `${t}.json`))) === configs[t]),
-    );
-    if (same.every(Boolean)) return result(false);
+  const files = plan.entries.filter((e) => e.type === 'file').length;
+  if (previous && check.intact.size === files && (await writtenAsIs(out, lockText, configs))) {
+    return result(false);
   }
 
   onProgress({ kind: 'step-start', step: 'stage', detail: `${lock.files.length} files` });
@@ -643,7 +651,7 @@ export async function packageRecipe(options: PackageOptions): Promise<PackageRes
   await stagePackage(
     staging,
     out,
-    { plan, modes, tmpNeeded, configs, lockText, state, bytes },
+    { plan, sources, check, tmpNeeded, configs, lockText, state, bytes },
     writing,
     signal,
   );
@@ -664,6 +672,16 @@ async function elfFilesAtHostPath(recipe: ResolvedRecipe): Promise<string[]> {
     if (elf?.dynamic) out.push(f.hostPath);
   }
   return out;
+}
+
+/** True when the package's lock and configs are, byte for byte, what this run would write. */
+async function writtenAsIs(out: string, lockText: string, configs: Record<string, string>): Promise<boolean> {
+  const existingLock = await readJsonIfExists<PackageLock>(join(out, LOCK_FILE));
+  if (!existingLock || stableJson(existingLock) !== lockText) return false;
+  const same = await Promise.all(
+    OPS_CONFIG_KINDS.map(async (t) => (await readTextIfExists(join(out, `${t}.json`))) === configs[t]),
+  );
+  return same.every(Boolean);
 }
 
 async function readTextIfExists(path: string): Promise<string | undefined> {
