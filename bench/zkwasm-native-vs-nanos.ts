@@ -2,12 +2,14 @@
  * zkWasm's CLI, natively against inside Nanos: `zkwasm-cli setup -k 18` once on the host (its output becomes
  * the Ops volume at /params), then `prove` of wasm_output.wasm as its test_cli.sh does, natively under
  * /usr/bin/time (CPU seconds and peak RSS) and checked with `zkwasm-cli verify`, then through `uniprove run`
- * of provers/zkwasm (TCG here: about an hour or more; the proof folder comes back and is verified on the host too).
+ * of provers/zkwasm (TCG here: about an hour or more; the proof folder comes back and is verified on the host too),
+ * once for each vCPU count asked (the recipe's RAYON_NUM_THREADS follows it), printed side by side at the end.
  * The CLI and the wasm: UNIPROVE_ZKWASM_CLI and UNIPROVE_ZKWASM_WASM, or UNIPROVE_TOOLCHAIN. Needs ops, a Nanos
  * release and QEMU for the Nanos part (bash scripts/setup.sh). The native prove peaks at 6.75 GB, the guest
  * gets 10G: they never run at once. Run:
- *   UNIPROVE_TOOLCHAIN=../shared/toolchain node --import tsx bench/zkwasm-native-vs-nanos.ts [native reps] [nanos reps]
- * (default 1 and 0: the Nanos prove is long; pass 1 to run it).
+ *   UNIPROVE_TOOLCHAIN=../shared/toolchain node --import tsx bench/zkwasm-native-vs-nanos.ts [native reps] [nanos reps] [vCPUs]
+ * (default 1, 0 and the recipe's: the Nanos prove is long; pass 1 to run it; vCPUs is a list, e.g. 1,2, to time
+ * each count on the same machine one after the other).
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +22,11 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(REPO, 'bin', 'uniprove.js');
 const nativeReps = Number(process.argv[2] ?? 1);
 const nanosReps = Number(process.argv[3] ?? 0);
+/** The vCPU counts to prove with inside Nanos; undefined: the recipe's own. */
+const vcpuCounts: (number | undefined)[] = process.argv[4]
+  ? process.argv[4].split(',').map(Number)
+  : [undefined];
+const sideBySide: string[] = [];
 const PUBLIC = ['--public', '133:i64', '--public', '2:i64'];
 
 const zkwasm = findZkwasmCli();
@@ -134,44 +141,48 @@ try {
       { env },
     );
     try {
-      for (let i = 0; i < nanosReps; i++) {
-        const r = await execa(
-          process.execPath,
-          [
-            CLI,
-            'run',
-            recipe,
-            '--binary',
-            zkwasm,
-            '--runs-dir',
-            join(dir, 'runs'),
-            '--package-out',
-            join(dir, 'pkg'),
-            '--timeout',
-            '14400',
-            '--json',
-            '-q',
-          ],
-          { env, reject: false, timeout: 15_000_000 },
-        );
-        if (r.exitCode !== 0)
-          throw new Error(`uniprove run exited ${r.exitCode}:\n${r.stdout}\n${r.stderr.slice(-2000)}`);
-        const run = JSON.parse(r.stdout) as {
-          accel: string;
-          dir: string;
-          timings: { proverMs: number; totalMs: number };
-          proofs: { path: string }[];
-        };
-        // The proof folder comes back as files under the record (`run --json` gives their absolute paths; the
-        // record, paths relative to its folder): verify wants the folder.
-        const loadinfo = run.proofs.find((p) => p.path.endsWith('wasm_output.loadinfo.json'));
-        if (!loadinfo) throw new Error(`the run brought no proof folder back: ${r.stdout}`);
-        const output = resolve(run.dir, dirname(loadinfo.path));
-        await verify(dir, output);
-        console.log(
-          `prove inside Nanos (${run.accel}): ${(run.timings.proverMs / 1000).toFixed(0)} s prover (first console line to exit), ${(run.timings.totalMs / 1000).toFixed(0)} s the whole run; verify on the host: succeeded`,
-        );
-      }
+      for (const cpus of vcpuCounts)
+        for (let i = 0; i < nanosReps; i++) {
+          const r = await execa(
+            process.execPath,
+            [
+              CLI,
+              'run',
+              recipe,
+              '--binary',
+              zkwasm,
+              '--runs-dir',
+              join(dir, 'runs'),
+              '--package-out',
+              join(dir, 'pkg'),
+              '--timeout',
+              '14400',
+              ...(cpus ? ['--cpus', String(cpus)] : []),
+              '--json',
+              '-q',
+            ],
+            { env, reject: false, timeout: 15_000_000 },
+          );
+          if (r.exitCode !== 0)
+            throw new Error(`uniprove run exited ${r.exitCode}:\n${r.stdout}\n${r.stderr.slice(-2000)}`);
+          const run = JSON.parse(r.stdout) as {
+            accel: string;
+            dir: string;
+            vcpus?: { used: number };
+            timings: { proverMs: number; totalMs: number };
+            proofs: { path: string }[];
+          };
+          // The proof folder comes back as files under the record (`run --json` gives their absolute paths; the
+          // record, paths relative to its folder): verify wants the folder.
+          const loadinfo = run.proofs.find((p) => p.path.endsWith('wasm_output.loadinfo.json'));
+          if (!loadinfo) throw new Error(`the run brought no proof folder back: ${r.stdout}`);
+          const output = resolve(run.dir, dirname(loadinfo.path));
+          await verify(dir, output);
+          const line = `prove inside Nanos (${run.accel}, ${run.vcpus?.used ?? cpus ?? '?'} vCPU): ${(run.timings.proverMs / 1000).toFixed(0)} s prover (first console line to exit), ${(run.timings.totalMs / 1000).toFixed(0)} s the whole run; verify on the host: succeeded`;
+          console.log(line);
+          sideBySide.push(line);
+        }
+      if (sideBySide.length > 1) console.log(`side by side, on this machine:\n  ${sideBySide.join('\n  ')}`);
     } finally {
       await execa(process.execPath, [CLI, 'volume', 'rm', join(recipe, 'zkwasm-params.json')], {
         env,

@@ -35,6 +35,7 @@ function runJson(r: RunResult) {
     proofs: r.proofs.map((p) => ({ path: join(r.dir, p.path), sha256: p.sha256, source: p.source })),
     timings: r.timings,
     imageCache: r.record.imageCache?.state ?? null,
+    ...(r.record.vcpus ? { vcpus: r.record.vcpus } : {}),
     warnings: r.warnings,
     ...(r.record.findings?.length ? { findings: r.record.findings } : {}),
     ...(r.record.error ? { error: r.record.error } : {}),
@@ -232,6 +233,11 @@ function printRun(ctx: CliContext, result: RunResult, opts: RunFlags): void {
   printLines(ctx.out, [
     head,
     `  record: ${result.dir}`,
+    ...(result.record.vcpus
+      ? [
+          `  vCPUs: ${result.record.vcpus.used}${result.record.vcpus.used !== result.record.vcpus.asked ? ` (asked ${result.record.vcpus.asked}: ${result.record.vcpus.reason})` : ''}`,
+        ]
+      : []),
     `  timings: image ${result.record.imageCache?.state === 'hit' ? '(cached) ' : 'build '}${s(t.imageBuildMs)}, boot to first console line ${s(t.bootMs)}, prover ${s(t.proverMs)}, total ${s(t.totalMs)}`,
     ...result.proofs.map((p) => `  proof ${join(result.dir, p.path)} sha256:${p.sha256}`),
     ...(result.record.findings ?? []).flatMap((f) => [
