@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   E_OPS: 'environment',
   E_NANOS_MISSING: 'environment',
   E_KVM: 'environment',
+  E_UNMAP_DEADLOCK: 'environment',
   E_VOLUME: 'failure',
   E_VOLUME_MISSING: 'usage',
   E_VOLUME_EXISTS: 'usage',

@@ -19,6 +19,7 @@ import {
   prepareTarget,
   resolveRunConfig,
 } from '../run/prepare.js';
+import { withVcpus } from '../run/vcpus.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
 import type { GcpCommonOptions } from './context.js';
@@ -184,6 +185,8 @@ export interface GcpBuildOptions {
   stage?: (config: OpsConfig, programPath: string) => Promise<OpsConfig>;
   /** The program's arguments baked into the image (a fleet's image of one argument list); default the recipe's. */
   args?: string[];
+  /** The machine type's vCPUs: the recipe's thread variables are set to it (resources.threadVars). */
+  vcpus?: number;
 }
 
 /** Package (or take the package), find or build the volume, and `ops build` with the package's gcloud.json. */
@@ -239,7 +242,12 @@ export async function buildGcpImage(
     via: 'ops',
   });
   const programPath = join(prepared.packageDir, resolved.config.Program ?? '');
-  const config = options.stage ? await options.stage(resolved.config, programPath) : resolved.config;
+  // The guest gets every vCPU of its machine type: the recipe's thread variables follow that count.
+  const sized =
+    options.vcpus && prepared.threadVars.length > 0
+      ? withVcpus(resolved.config, options.vcpus, prepared.threadVars)
+      : resolved.config;
+  const config = options.stage ? await options.stage(sized, programPath) : sized;
   const configPath = join(options.configDir, 'gcloud-build.json');
   await mkdir(options.configDir, { recursive: true });
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
@@ -301,6 +309,13 @@ export function recipeMachine(
   machine: Omit<GcpMachineSpec, 'cpus' | 'memoryGb'>,
 ): { spec: GcpMachineSpec; adjusted?: string } {
   if (machine.machineType) return { spec: machine };
+  if (plan.recipe?.resources.cpusAll) {
+    throw new UniproveError('E_USAGE', {
+      message: `recipe ${plan.name} asks for every vCPU ("cpus": "all"), and on Compute Engine those are the machine type's: no machine type was given`,
+      hint: "Name one (--machine-type n2-standard-8: its 8 vCPUs, and the recipe's thread variables follow), or give --cpus N for a custom type.",
+      details: { field: 'resources.cpus' },
+    });
+  }
   const fit = fitCustomMachine(plan.resources, machine.family ?? 'n2');
   return {
     spec: { ...machine, cpus: fit.cpus, memoryGb: fit.memoryGb },

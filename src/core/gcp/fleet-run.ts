@@ -23,10 +23,12 @@ import { GceFleetDriver, type GceFleetShared } from '../machine/drivers/gce-flee
 import { requireOpsAndNanos } from '../ops/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import { checkProofFits, consoleProofTap } from '../proof/index.js';
+import { kernelVcpuPolicy } from '../run/index.js';
 import { runOnMachine } from '../run/lifecycle.js';
 import { readInputs } from '../run/parallel.js';
 import { type PreparedTarget, prepareTarget } from '../run/prepare.js';
 import type { RunRecord } from '../run/record.js';
+import { requireUnmapSafeKernel } from '../run/vcpus.js';
 import {
   buildGcpImage,
   imagePlaceholder,
@@ -60,7 +62,7 @@ import {
 } from './fleet-plan.js';
 import { sweepFleet } from './fleet-sweep.js';
 import { machineTypeFor } from './plan.js';
-import { checkMaxCost } from './prices.js';
+import { checkMaxCost, machineShape } from './prices.js';
 import type { GcpRunRecipeOptions } from './run.js';
 import { sha256File } from './tarball.js';
 
@@ -182,6 +184,12 @@ export async function gcpRunFleet(
 ): Promise<GcpRunFleetResult | GcpFleetDryRunResult> {
   const resolved = await resolveFleet(options);
   if (options.dryRun) return { ...dryRunOf(resolved.plan.calls), fleet: resolved.plan.fleet };
+  // Before any cloud call: a fleet of several vCPUs on a kernel with the unmap deadlock is refused.
+  await requireUnmapSafeKernel(
+    machineShape(resolved.machineType).vcpus,
+    resolved.machineType,
+    kernelVcpuPolicy(options),
+  );
   return withClients(options, (clients) => runResolvedFleet(options, resolved, clients));
 }
 
@@ -342,6 +350,7 @@ async function importFleetImages(
         buildGcpImage(build.prepared, build.release, options, r.recipe, {
           configDir: join(fleetDir, 'images', argsDigest(args)),
           args,
+          vcpus: Math.max(1, Math.floor(machineShape(r.machineType).vcpus)),
           ...(options.signal ? { signal: options.signal } : {}),
           ...(onProgress ? { onProgress } : {}),
           ...(build.fileProof ? { stage: build.fileProof.stage } : {}),

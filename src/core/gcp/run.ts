@@ -6,9 +6,11 @@
 import { join } from 'node:path';
 import { GceDriver } from '../machine/drivers/gce.js';
 import { checkProofFits } from '../proof/index.js';
+import { kernelVcpuPolicy } from '../run/index.js';
 import { runOnMachine } from '../run/lifecycle.js';
 import { prepareTarget } from '../run/prepare.js';
 import type { RunOutcome, RunRecord } from '../run/record.js';
+import { requireUnmapSafeKernel } from '../run/vcpus.js';
 import {
   type GcpRecipeSource,
   imagePlaceholder,
@@ -19,6 +21,7 @@ import {
 import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from './context.js';
 import { DEFAULT_RUN_TIMEOUT_MS, type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
 import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
+import { machineShape } from './prices.js';
 
 /** Options of `gcp run <recipe>`. */
 export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
@@ -43,6 +46,8 @@ export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
   out?: string;
   /** Do not add the run to proving_report.csv. */
   noReport?: boolean;
+  /** Run a machine of several vCPUs even on a Nanos kernel with the unmap deadlock (else refused: E_UNMAP_DEADLOCK). */
+  allowUnmapDeadlock?: boolean;
 }
 
 /** A recipe run on Compute Engine: the run record (as a local run keeps) and what gcp run did. */
@@ -122,6 +127,12 @@ export async function gcpRunRecipe(
     });
   }
 
+  // Before any cloud call: an instance of several vCPUs on a kernel with the unmap deadlock is refused.
+  const kernelWarning = await requireUnmapSafeKernel(
+    Math.floor(machineShape(machineType).vcpus),
+    machineType,
+    kernelVcpuPolicy(options),
+  );
   return withClients(options, async (clients) => {
     const driver = new GceDriver({
       source: options,
@@ -142,7 +153,10 @@ export async function gcpRunRecipe(
       ...(options.signal ? { signal: options.signal } : {}),
       elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
       prepare: () => prepareTarget(prepareOptionsOf(options, options)),
-      describe: (r) => describeRun(r, options, machineType, adjusted),
+      describe: (r) => {
+        describeRun(r, options, machineType, adjusted);
+        if (kernelWarning) r.warnings.push(kernelWarning);
+      },
       consoleProof: {
         where: 'gce',
         cacheDir: options.cacheDir,

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isUniproveError } from '../errors.js';
 import { readJsonIfExists, writeJsonAtomic } from '../fs.js';
 import { sha256File } from '../hash.js';
 import { buildNative } from '../native.js';
@@ -27,7 +28,7 @@ export const UNMAP_REPRODUCER_SOURCE = fileURLToPath(
 
 /** What a user does about an affected kernel. */
 export const UNMAP_DEADLOCK_FIX =
-  'Update Nanos to a release with the fix (nanovms/nanos pull request 2179): `ops update` online, or `uniprove setup --force` from a toolchain folder that offers one (0.1.55.1 or later). Until then runs ask for one vCPU.';
+  'Update Nanos to a release with the fix (nanovms/nanos pull request 2179): `ops update` online, or `uniprove setup --force` from a toolchain folder that offers one (0.1.55.1 or later).';
 
 /** Whether a kernel has the deadlock: true, false, or undefined when the probe could not tell. */
 export interface UnmapVerdict {
@@ -104,7 +105,11 @@ export async function probeUnmapDeadlock(options: UnmapProbeOptions): Promise<Un
     step: 'kernel probe',
     detail: `Nanos ${kernel.version}: does it have the unmap deadlock? (booting a reproducer with 2 vCPUs, once)`,
   });
-  const verdict = await bootReproducer(options, opsPath, release.version);
+  // A probe that cannot boot (no gcc, no QEMU here) takes nothing away: the verdict is unknown, with why.
+  const verdict = await bootReproducer(options, opsPath, release.version).catch((error: unknown) => {
+    if (options.signal?.aborted || !isUniproveError(error) || error.code === 'E_INTERRUPTED') throw error;
+    return { affected: undefined, detail: `the reproducer could not be booted: ${error.message}` };
+  });
   onProgress({
     kind: 'step-done',
     step: 'kernel probe',

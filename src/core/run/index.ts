@@ -42,12 +42,26 @@ export interface RunProverOptions extends PrepareTargetOptions, LocalRunOptions 
   proofVia?: 'copy' | 'console';
   /** Run with the vCPUs asked even on a kernel with the unmap deadlock (else such a run gets one vCPU). */
   allowUnmapDeadlock?: boolean;
-  /** The vCPU policy, shared by parallel runs (one kernel probe for all); default localVcpuPolicy(options). */
+  /** The vCPU policy, shared by parallel runs (one kernel probe for all); default kernelVcpuPolicy(options). */
   vcpuPolicy?: VcpuPolicy;
 }
 
-/** The vCPU policy of a local run: the installed kernel probed once for the unmap deadlock (cached per kernel). */
-export function localVcpuPolicy(options: RunProverOptions): VcpuPolicy {
+/** What the kernel's vCPU policy needs: where Ops and its release are, and uniprove's cache. */
+export type KernelPolicyOptions = Pick<
+  RunProverOptions,
+  | 'opsHome'
+  | 'cacheDir'
+  | 'env'
+  | 'ops'
+  | 'qemu'
+  | 'nanosVersion'
+  | 'signal'
+  | 'onProgress'
+  | 'allowUnmapDeadlock'
+>;
+
+/** The vCPU policy of a run: the installed kernel probed once for the unmap deadlock (cached per kernel). */
+export function kernelVcpuPolicy(options: KernelPolicyOptions): VcpuPolicy {
   let verdict: Promise<UnmapVerdict> | undefined;
   return {
     verdict: () => {
@@ -111,7 +125,7 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
       'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
     ...(prepared ? { prepared } : {}),
     prepare: () => prepareTarget(options),
-    vcpus: options.vcpuPolicy ?? localVcpuPolicy(options),
+    vcpus: options.vcpuPolicy ?? kernelVcpuPolicy(options),
     ...(viaConsole
       ? {
           consoleProof: {

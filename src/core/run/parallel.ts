@@ -6,7 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type ErrorSummary, isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { requireRegularFile } from '../fs.js';
-import { localVcpuPolicy, prepareTarget, type RunProverOptions, type RunResult, runProver } from './index.js';
+import {
+  kernelVcpuPolicy,
+  prepareTarget,
+  type RunProverOptions,
+  type RunResult,
+  runProver,
+} from './index.js';
 import type { RunOutcome } from './record.js';
 
 /**
@@ -97,7 +103,7 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
     exitCode: null,
   }));
   // One kernel probe for every run of the batch.
-  const vcpuPolicy = options.vcpuPolicy ?? localVcpuPolicy(options);
+  const vcpuPolicy = options.vcpuPolicy ?? kernelVcpuPolicy(options);
   let next = 0;
   const worker = async () => {
     while (next < inputs.length && !options.signal?.aborted) {

@@ -4,10 +4,11 @@
  * deadlock and its fix, unless the user insists (--allow-unmap-deadlock, or the recipe's
  * resources.allowUnmapDeadlock); the record says what was asked, what was used and why.
  */
+import { UniproveError } from '../errors.js';
 import { threadEnv } from '../ops/config/build.js';
 import type { OpsConfig } from '../ops/config/schema.js';
 import type { PreparedTarget } from './prepare.js';
-import type { RunRecord, RunVcpus } from './record.js';
+import type { RunRecord, RunVcpus, RunWarning } from './record.js';
 
 /** The kernel's verdict, as the vCPU decision needs it (machine/unmap-probe.ts UnmapVerdict). */
 export interface KernelVerdict {
@@ -75,4 +76,37 @@ export async function fitVcpus(
     message: `Nanos ${verdict.kernel.version} has the unmap deadlock with more than one vCPU (${verdict.detail}): this run uses 1 vCPU instead of ${asked}${threads}. To run with ${asked} anyway, pass --allow-unmap-deadlock. ${policy.fix}`,
   });
   return { ...target, config: withVcpus(target.config, 1, target.threadVars) };
+}
+
+/**
+ * A cloud machine of `vcpus` vCPUs on this kernel: a guest there gets every vCPU of its machine type, so on a
+ * kernel with the unmap deadlock uniprove cannot give it fewer. It refuses before anything is made
+ * (E_UNMAP_DEADLOCK: an instance that deadlocks spins, billed, until its timeout), unless allowed; returns the
+ * warning the record gets (allowed, or a verdict that could not be had), if any.
+ */
+export async function requireUnmapSafeKernel(
+  vcpus: number,
+  machine: string,
+  policy: VcpuPolicy,
+): Promise<RunWarning | undefined> {
+  if (vcpus <= 1) return undefined;
+  const verdict = await policy.verdict();
+  if (verdict.affected === undefined) {
+    return {
+      code: 'unmap-deadlock-unknown',
+      message: `whether Nanos ${verdict.kernel.version} has the unmap deadlock is not known (${verdict.detail}); ${machine} has ${vcpus} vCPUs`,
+    };
+  }
+  if (!verdict.affected) return undefined;
+  if (policy.allowUnmapDeadlock) {
+    return {
+      code: 'unmap-deadlock-allowed',
+      message: `Nanos ${verdict.kernel.version} has the unmap deadlock (${verdict.detail}); running on ${machine} with ${vcpus} vCPUs as asked. ${policy.fix}`,
+    };
+  }
+  throw new UniproveError('E_UNMAP_DEADLOCK', {
+    message: `Nanos ${verdict.kernel.version} has the unmap deadlock with more than one vCPU (${verdict.detail}), and ${machine} has ${vcpus}: a prover that unmaps file mappings while another thread takes a page fault would stop the whole instance, which then runs (and is billed) until the timeout`,
+    hint: `${policy.fix} Or run on a machine of one vCPU (--machine-type n1-standard-1, or --cpus 1 --family n1), or pass --allow-unmap-deadlock to run as asked.`,
+    details: { vcpus, machine, nanosVersion: verdict.kernel.version },
+  });
 }

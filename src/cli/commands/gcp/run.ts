@@ -43,6 +43,7 @@ type RunFlags = CommonFlags &
     network: string;
     label?: string[];
     keep?: boolean;
+    allowUnmapDeadlock?: boolean;
     timeout: string;
     consoleFile?: string;
     runsDir: string;
@@ -74,6 +75,7 @@ function runFlags(flags: RunFlags) {
       labels,
       ...(flags.bucket ? { bucket: flags.bucket } : {}),
       keep: Boolean(flags.keep),
+      ...(flags.allowUnmapDeadlock ? { allowUnmapDeadlock: true } : {}),
       timeoutMs: parseDuration(flags.timeout, '--timeout'),
       dryRun: Boolean(flags.dryRun),
     },
@@ -158,6 +160,13 @@ async function runRecipe(
 
 async function runImage(ctx: CliContext, flags: RunFlags, p: Parsed, c: Common, done: () => Promise<void>) {
   const { machine, diskType, diskSize, shared } = p;
+  if (flags.cpus === 'all') {
+    throw new UniproveError('E_USAGE', {
+      message:
+        "--cpus all goes with a recipe: an image run has no host cores to count, and the vCPUs are the machine type's",
+      hint: 'Give --machine-type (n2-standard-8) or --cpus N with --memory.',
+    });
+  }
   const memoryGb = flags.memory ? memoryMb(flags.memory) / 1024 : undefined;
   const result = await gcpRun({
     ...c,
@@ -226,6 +235,10 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
       .option('--network <name>', 'VPC network', 'default')
       .option('--label <key=value...>', 'extra labels on the instance')
       .option('--keep', 'keep the instance and the disks it made (print what was kept)')
+      .option(
+        '--allow-unmap-deadlock',
+        'run a machine of several vCPUs even on a Nanos kernel with the unmap deadlock (else refused before anything is made)',
+      )
       .option(
         '--timeout <duration>',
         'longest the prover may run: seconds (600) or with a unit (90s, 15m, 6h)',

@@ -162,7 +162,7 @@ export interface RecipeFlags {
   arg?: string[];
   env?: string[];
   memory?: string;
-  cpus?: number;
+  cpus?: number | 'all';
   packageOut?: string;
   nanosVersion?: string;
 }

@@ -21,6 +21,7 @@ import {
   type WatchResult,
 } from '../../gcp/instance.js';
 import type { GcpDiskType } from '../../gcp/plan.js';
+import { machineShape } from '../../gcp/prices.js';
 import { type NanosRelease, requireOpsAndNanos } from '../../ops/build.js';
 import type { ConsoleProofTap } from '../../proof/index.js';
 import type { Recipe } from '../../recipe/schema.js';
@@ -109,6 +110,7 @@ export class GceDriver implements MachineDriver {
     const { signal, onProgress } = this.options.instance;
     this.built = await buildGcpImage(target, this.release!, this.options.source, this.options.plan, {
       configDir: record.dir,
+      vcpus: Math.max(1, Math.floor(machineShape(this.options.machineType).vcpus)),
       ...(signal ? { signal } : {}),
       ...(onProgress ? { onProgress } : {}),
       ...(run.consoleProof ? { stage: run.consoleProof.stage } : {}),
