@@ -3,7 +3,7 @@
  * images kept sparse, the least recently used dropped first.
  */
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { NanosRelease } from '../../src/core/ops/build.js';
@@ -121,7 +121,7 @@ test('a cached image comes back byte for byte, still sparse; the least recently 
   assert.equal(await cache.get(keys[0] as string), undefined, 'a miss before anything is stored');
   await cache.put(keys[0] as string, { image: built, manifest: '(manifest)' });
   const hit = await cache.get(keys[0] as string);
-  assert.ok(hit);
+  assert.ok(hit && !('damaged' in hit));
   assert.equal(hit.manifest, '(manifest)');
   assert.deepEqual(await readFile(hit.image), await readFile(built));
   const s = await stat(hit.image);
@@ -143,4 +143,43 @@ test('a cached image comes back byte for byte, still sparse; the least recently 
   const left = [];
   for (const key of keys) if (await cache.get(key)) left.push(key);
   assert.deepEqual(left, [keys[2]]);
+});
+
+test('a cached image truncated, rewritten or without its record is removed and reported, never served', async () => {
+  const dir = await tempDir();
+  const built = join(dir, 'built.img');
+  await writeFile(built, Buffer.alloc(1 << 20, 7));
+  const cache = new ImageCache(join(dir, 'cache'));
+  const key = 'f'.repeat(64);
+  const image = join(dir, 'cache', `${key}.img`);
+
+  await cache.put(key, { image: built, manifest: '(m)' });
+  await truncate(image, 4096);
+  const truncated = await cache.get(key);
+  assert.ok(truncated && 'damaged' in truncated, JSON.stringify(truncated));
+  assert.match(truncated.damaged, /changed since it was stored \(1048576 bytes then, 4096 now\)/);
+  assert.equal(await cache.get(key), undefined, 'the damaged entry is gone: the next run builds');
+
+  // Written in place, same size: the mtime tells.
+  await cache.put(key, { image: built, manifest: '(m)' });
+  const fh = await open(image, 'r+');
+  await fh.write('X', 100);
+  await fh.close();
+  await utimes(image, new Date(), new Date(Date.now() + 5000));
+  const rewritten = await cache.get(key);
+  assert.ok(rewritten && 'damaged' in rewritten);
+  assert.match(rewritten.damaged, /rewritten/);
+
+  // A record that is not JSON.
+  await cache.put(key, { image: built, manifest: '(m)' });
+  await writeFile(join(dir, 'cache', `${key}.json`), '{not json');
+  const garbled = await cache.get(key);
+  assert.ok(garbled && 'damaged' in garbled);
+  assert.match(garbled.damaged, /not readable JSON/);
+
+  // Whole again after a fresh put.
+  await cache.put(key, { image: built, manifest: '(m)' });
+  const whole = await cache.get(key);
+  assert.ok(whole && !('damaged' in whole));
+  assert.deepEqual(await readFile(whole.image), await readFile(built));
 });

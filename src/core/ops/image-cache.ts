@@ -130,6 +130,16 @@ export interface CachedImage {
   manifest: string;
 }
 
+/** What the cache's meta remembers of its image, to tell a damaged entry (truncated, rewritten) from a whole one. */
+interface ImageStamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** A cache lookup: the image, or a miss, or an entry that no longer matches what was stored (removed, with why). */
+export type ImageCacheLookup = CachedImage | { damaged: string } | undefined;
+
 /** Copy a (sparse) image: a reflink where the file system can, else a copy that keeps the holes. */
 export async function copyImage(from: string, to: string, signal?: AbortSignal): Promise<void> {
   await run(['cp', '--reflink=auto', '--sparse=always', '--', from, to], {
@@ -150,16 +160,46 @@ export class ImageCache {
     return { image: join(this.dir, `${key}.img`), meta: join(this.dir, `${key}.json`) };
   }
 
-  /** The cached image for `key`, marked as just used; undefined on a miss. */
-  async get(key: string): Promise<CachedImage | undefined> {
+  /**
+   * The cached image for `key`, marked as just used; undefined on a miss. An entry whose image no longer has the
+   * size, mtime and inode it was stored with (truncated, written to, replaced), or whose meta is unreadable, is
+   * removed and reported as damaged: it is never booted (a truncated image booted as a "hit" fails every run).
+   */
+  async get(key: string): Promise<ImageCacheLookup> {
     const p = this.paths(key);
-    const meta = (await readFile(p.meta, 'utf8')
-      .then((t) => JSON.parse(t) as { manifest?: string })
-      .catch(() => undefined)) as { manifest?: string } | undefined;
-    if (!meta || !(await stat(p.image).catch(() => undefined))?.isFile()) return undefined;
+    const text = await readFile(p.meta, 'utf8').catch(() => undefined);
+    const info = await stat(p.image).catch(() => undefined);
+    if (text === undefined && !info) return undefined;
+    let meta: { manifest?: unknown; stamp?: Partial<ImageStamp> } | undefined;
+    try {
+      meta = text === undefined ? undefined : (JSON.parse(text) as typeof meta);
+    } catch {
+      meta = undefined;
+    }
+    const stamp = meta?.stamp;
+    if (meta && typeof meta.manifest === 'string' && !stamp && info?.isFile()) {
+      // An entry an older uniprove stored, without the stamp to check it by: built again, quietly.
+      await rm(p.meta, { force: true }).catch(() => {});
+      await rm(p.image, { force: true }).catch(() => {});
+      return undefined;
+    }
+    const why = !meta
+      ? `its record ${p.meta} is ${text === undefined ? 'missing' : 'not readable JSON'}`
+      : !info?.isFile()
+        ? `its image ${p.image} is missing`
+        : typeof meta.manifest !== 'string' || !stamp
+          ? `its record ${p.meta} lacks the image's manifest`
+          : stamp.size !== info.size || stamp.mtimeMs !== info.mtimeMs || stamp.ino !== info.ino
+            ? `its image ${p.image} changed since it was stored (${stamp.size} bytes then, ${info.size} now${stamp.size === info.size ? ', rewritten' : ''})`
+            : undefined;
+    if (why) {
+      await rm(p.meta, { force: true }).catch(() => {});
+      await rm(p.image, { force: true }).catch(() => {});
+      return { damaged: why };
+    }
     const now = new Date();
     await utimes(p.meta, now, now).catch(() => {});
-    return { image: p.image, manifest: meta.manifest ?? '' };
+    return { image: p.image, manifest: meta?.manifest as string };
   }
 
   /** Keep a copy of a freshly built image (before anything boots it), then drop the oldest entries. */
@@ -180,7 +220,13 @@ export class ImageCache {
       await rm(tmp, { force: true }).catch(() => {});
       throw await toWriteError(error, writing);
     }
-    await writeJsonAtomic(p.meta, { manifest: built.manifest, createdAt: new Date().toISOString() }, writing);
+    const info = await stat(p.image);
+    const stamp: ImageStamp = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+    await writeJsonAtomic(
+      p.meta,
+      { manifest: built.manifest, stamp, createdAt: new Date().toISOString() },
+      writing,
+    );
     await this.prune();
   }
 

@@ -191,7 +191,14 @@ export async function buildLocalImage(a: {
         });
   const key = 'key' in keyed ? keyed.key : undefined;
   const cache = key ? ImageCache.in(options.cacheDir) : undefined;
-  const hit = cache && key ? await cache.get(key) : undefined;
+  const lookup = cache && key ? await cache.get(key) : undefined;
+  if (lookup && 'damaged' in lookup) {
+    record.warnings.push({
+      code: 'image-cache-damaged',
+      message: `the cached image for these inputs was damaged (${lookup.damaged}): removed, and built again`,
+    });
+  }
+  const hit = lookup && !('damaged' in lookup) ? lookup : undefined;
   if (hit && !a.imageAfterRun) {
     // Nothing reads the image after this run: boot the cached one as a snapshot (writes go to a throwaway
     // overlay), with no copy to make. A 256 MB package's image took 0.08 s to copy.
