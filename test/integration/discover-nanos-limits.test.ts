@@ -237,4 +237,5 @@ test('package and verify report the programs the prover runs; verify names the o
   const run = v.warnings.find((w) => w.code === 'runs-programs');
   assert.ok(run, JSON.stringify(v.warnings));
   assert.match(run.message, /forked a copy of itself .*tried to run \/bin\/true in vain/);
+  assert.equal(run.tried, '/bin/true');
 });

@@ -51,6 +51,7 @@ export function runsProgramsWarnings(spawns: readonly TraceSpawn[]): DiscoverWar
       syscall: spawn.syscall,
       ...(spawn.argv ? { argv: spawn.argv } : {}),
       count: spawn.count,
+      ...(spawn.tried ? { tried: spawn.tried } : {}),
     }),
   );
   const rest = spawns.slice(MAX_WARNINGS);

@@ -29,10 +29,14 @@ export interface DiscoverWarning {
   path?: string;
   /** The program that ran `path`, listed it, or pulled it in. */
   parent?: string;
-  /** runs-programs: the call (execve, execveat, fork, clone), the command line it ran, how many times. */
+  /**
+   * runs-programs: the call (execve, execveat, fork, clone), the command line it ran, how many times, and for a
+   * fork the program its copy tried to run in vain.
+   */
   syscall?: string;
   argv?: string[];
   count?: number;
+  tried?: string;
   /** listed-partly-packaged: the folder's files the program never opened (the first 100), how many, their size. */
   leftOut?: { files: string[]; count: number; bytes: number };
 }
