@@ -642,8 +642,10 @@ export class Diagnoser {
     if (!NOT_IMPLEMENTED.test(text)) return false;
     const words = ownWords(text);
     const traced = this.drafts.get('fork-exec-unsupported:fork-exec')?.claims.has('trace') ?? false;
-    if (!PROCESS_WORDS.test(words) && !traced) return false;
+    // Python's subprocess names the program whose exec failed:
+    // `OSError: [Errno 38] Function not implemented: 'bunzip2'`.
     const quoted = /not implemented: '([^']+)'/.exec(words)?.[1];
+    if (!PROCESS_WORDS.test(words) && !traced && !quoted) return false;
     // The call the words name, unless the trace already named the calls themselves (glibc's fork is a clone).
     const call = PROCESS_WORDS.exec(words)?.[0];
     this.forkExec(
