@@ -5,8 +5,9 @@
  */
 
 /**
- * Why a file is there. The resolver and discovery give the first six; a package plan adds the
- * links it makes (`symlink`: a link on the way to a file; `symlink-target`: the file a link leads to).
+ * Why a file is there. The resolver and discovery give the first seven (`listed`: a file of a folder the
+ * program listed and read part of, packaged whole on request); a package plan adds the links it makes
+ * (`symlink`: a link on the way to a file; `symlink-target`: the file a link leads to).
  */
 export type Reason =
   | 'explicit'
@@ -14,6 +15,7 @@ export type Reason =
   | 'elf-needed'
   | 'dlopen'
   | 'runtime-file'
+  | 'listed'
   | 'config-family'
   | 'symlink'
   | 'symlink-target';

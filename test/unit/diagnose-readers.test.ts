@@ -266,3 +266,43 @@ test("Ops's manifest dump: a value with spaces stays whole; a broken or too deep
     );
   }
 });
+
+test('fork-exec-unsupported from a host strace log and from the words of Go, Python and a thread-only clone', async () => {
+  const dir = await tempDir();
+  // A host strace log of a program whose fork was refused (a seccomp filter does this on Linux, Nanos always).
+  const strace = join(dir, 'strace.log');
+  await writeFile(
+    strace,
+    [
+      '41 execve("/prover", ["/prover"], 0x7ffd /* 3 vars */) = 0',
+      '41 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = -1 ENOSYS (Function not implemented)',
+      '41 +++ exited with 1 +++',
+      '',
+    ].join('\n'),
+  );
+  const traced = await diagnoseLogs({ logs: [strace], locate: locateNothing });
+  const fromTrace = traced.findings.find((f) => f.kind === 'fork-exec-unsupported');
+  assert.equal(fromTrace?.severity, 'warning', JSON.stringify(traced.findings));
+  assert.match(fromTrace?.message ?? '', /clone failed with ENOSYS/);
+  // What a Go and a Python prover print; a line about something else not implemented is no such finding.
+  const console = join(dir, 'console.log');
+  await writeFile(
+    console,
+    [
+      '[0.3] en1: assigned 10.0.2.15',
+      'error: fork/exec /usr/bin/nvidia-smi: function not implemented',
+      "OSError: [Errno 38] Function not implemented: 'bunzip2'",
+      'io_uring_setup: Function not implemented',
+      '',
+    ].join('\n'),
+  );
+  const said = await diagnoseLogs({ logs: [console], locate: locateNothing });
+  assert.deepEqual(
+    said.findings.map((f) => [f.kind, f.severity, f.name, f.evidence.length]),
+    [['fork-exec-unsupported', 'error', '/usr/bin/nvidia-smi', 2]],
+  );
+  assert.match(
+    said.findings[0]?.message ?? '',
+    /\(\/usr\/bin\/nvidia-smi, bunzip2\): fork failed with ENOSYS/,
+  );
+});

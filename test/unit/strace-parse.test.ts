@@ -144,3 +144,46 @@ test('a directory opened in itself again and again stops being followed past 16 
   assert.ok(result.opened.every((o) => o.path.length <= 16 * 1024));
   assert.ok(result.opened.some((o) => o.path === '/opt/data/set/one/set/one'));
 });
+
+test('with `program`, what a sandbox runs before it is not its spawn, and a pid namespace is followed', async () => {
+  // The shape `uniprove verify` traces: a measuring helper runs bwrap, whose pid namespace numbers its forks
+  // 2 and 3 while the log names the processes by their host pids.
+  const log = [
+    '10 execve("/cache/uniprove-rusage", ["uniprove-rusage", "/tmp/r.json", "/usr/bin/bwrap"], 0x7f /* 3 vars */) = 0',
+    '10 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 11',
+    '11 execve("/usr/bin/bwrap", ["/usr/bin/bwrap", "--", "/prover"], 0x7f /* 3 vars */) = 0',
+    '11 clone(child_stack=NULL, flags=CLONE_NEWUSER|CLONE_NEWPID|SIGCHLD) = 12',
+    '12 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 2',
+    '13 execve("/prover", ["/prover"], 0x7f /* 1 var */) = 0',
+    '13 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 3',
+    '14 execve("/bin/true", ["/bin/true"], 0x7f /* 0 vars */) = -1 ENOENT (No such file or directory)',
+    '14 execve("/usr/bin/true", ["true"], 0x7f /* 0 vars */) = 0',
+    '14 openat(AT_FDCWD, "/lib/libc.so.6", O_RDONLY|O_CLOEXEC) = 3',
+    '',
+  ].join('\n');
+  const result = await parseStraceLog(
+    (async function* () {
+      yield log;
+    })(),
+    { cwd: '/', program: '/prover' },
+  );
+  assert.deepEqual(
+    result.spawns.map((s) => [s.syscall, s.path, s.argv, s.parent, s.pid]),
+    [['execve', '/usr/bin/true', ['true'], '/prover', 14]],
+  );
+  assert.deepEqual(
+    result.opened.filter((o) => o.onlyHelpers).map((o) => o.path),
+    ['/lib/libc.so.6', '/usr/bin/true'],
+  );
+  // Without `program` the first exec is the program, and all the others are what it ran.
+  const plain = await parseStraceLog(
+    (async function* () {
+      yield log;
+    })(),
+    { cwd: '/' },
+  );
+  assert.deepEqual(
+    plain.spawns.map((s) => s.path),
+    ['/usr/bin/bwrap', '/prover', '/usr/bin/true'],
+  );
+});

@@ -10,7 +10,15 @@ import { printJson, printLines, printWarnings } from '../render.js';
 import { durationFlag, nonNegativeInt } from './shared.js';
 
 // Discovery's reasons, in the order the listing shows them (symlink reasons come only from a package plan).
-const ORDER = ['explicit', 'interp', 'elf-needed', 'dlopen', 'config-family', 'runtime-file'] as const;
+const ORDER = [
+  'explicit',
+  'interp',
+  'elf-needed',
+  'dlopen',
+  'config-family',
+  'runtime-file',
+  'listed',
+] as const;
 const TITLES: Record<(typeof ORDER)[number], string> = {
   explicit: 'the program and files asked for',
   interp: 'the dynamic loader (PT_INTERP)',
@@ -18,6 +26,7 @@ const TITLES: Record<(typeof ORDER)[number], string> = {
   dlopen: 'libraries loaded at run time (dlopen; ldd cannot see these)',
   'config-family': 'files of library families (configs and the libraries they name)',
   'runtime-file': 'data files read at run time',
+  listed: 'files of folders it listed and read part of (--include-listed)',
 };
 
 function human(result: DiscoverResult): string[] {
@@ -86,6 +95,10 @@ export function register(program: Command, ctx: CliContext): void {
       ).argParser(durationFlag('--linger')),
     )
     .option(
+      '--include-listed',
+      'package whole the folders the program listed and read data files from (default: a listed-partly-packaged warning names the files left out)',
+    )
+    .option(
       '--family <name>',
       'add a library family: nss, gconv, opencl, openssl, cuda, ld-cache (repeat)',
       (v: string, p: string[] = []) => [...p, v],
@@ -96,7 +109,10 @@ export function register(program: Command, ctx: CliContext): void {
       'after',
       `
 Reasons: interp (the loader), elf-needed (DT_NEEDED, what ldd shows), dlopen (opened at run time: plugins, NSS,
-gconv, OpenSSL providers...), runtime-file (data the program read), explicit (asked for), config-family.
+gconv, OpenSSL providers...), runtime-file (data the program read), explicit (asked for), config-family, listed
+(a file of a folder it listed, with --include-listed).
+Programs it runs (execve, fork) are warnings (runs-programs), not packaged: inside Nanos those calls fail with ENOSYS.
+A folder it listed and read only part of is a warning (listed-partly-packaged) naming the files left out.
 The probe runs the program under strace -f --seccomp-bpf, tracing only opens, execs, cwd changes and process
 creation (what names a dependency), so most programs run within ~20% of their normal time; --trace-stats also
 traces the stat family, which can make stat-heavy programs several times slower. Each traced call wakes strace on
@@ -131,6 +147,7 @@ Examples:
           : {}),
         ...(opts.fromLog ? { fromLogs: opts.fromLog.map((f: string) => resolve(ctx.cwd, f)) } : {}),
         ...(opts.family ? { families: opts.family as FamilyName[] } : {}),
+        includeListed: Boolean(opts.includeListed),
         signal: ctx.signal,
         onProgress: progress.onProgress,
       });

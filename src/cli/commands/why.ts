@@ -82,8 +82,11 @@ Examples:
       for (const [i, chain] of result.chains.entries()) {
         lines.push(`  ${result.chains.length > 1 ? `way ${i + 1}: ` : ''}`.trimEnd());
         for (const [depth, step] of chain.entries()) {
+          // A file of a folder the program listed names who listed it: the step above.
+          const above = depth > 0 ? chain[depth - 1]?.path : undefined;
+          const reasons = step.reasons.map((r) => (r === 'listed' && above ? `listed by ${above}` : r));
           lines.push(
-            `  ${'  '.repeat(depth)}${depth ? '└─ ' : ''}${step.path}${step.reasons.length ? `  (${step.reasons.join(', ')})` : ''}`,
+            `  ${'  '.repeat(depth)}${depth ? '└─ ' : ''}${step.path}${reasons.length ? `  (${reasons.join(', ')})` : ''}`,
           );
         }
       }

@@ -34,7 +34,8 @@ export type FindingKind =
   | 'unmap-stall'
   | 'kernel-stop'
   | 'exit-status-lost'
-  | 'optional-probe';
+  | 'optional-probe'
+  | 'fork-exec-unsupported';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -77,6 +78,13 @@ const MAX_OPEN_SEARCHES = 10_000;
 
 const OPEN_CALLS = new Set(['open', 'openat', 'openat2', 'creat', 'uselib']);
 const EXEC_CALLS = new Set(['execve', 'execveat']);
+/** The calls that start another process or program: Nanos answers each (but a thread's clone) with ENOSYS. */
+const PROCESS_CALLS = new Set(['fork', 'vfork', 'clone', 'clone3', 'execve', 'execveat']);
+/** The program's words for a call that is not implemented (C's strerror, Rust's io::Error, Python's OSError). */
+const NOT_IMPLEMENTED = /[Ff]unction not implemented|os error 38|[Ee]rrno:? ?38\b|\bENOSYS\b/;
+/** Words that say the unimplemented call was a fork or an exec (C, Go's "fork/exec", Python, Rust). */
+const PROCESS_WORDS =
+  /\b(?:v?fork|fork\/exec|exec(?:ve|vp|v|l|lp)?|posix_spawnp?|spawn|clone3?|subprocess|[Pp]open|multiprocessing)\b/;
 
 /** Probes every healthy program makes and may fail: never a cause. */
 const BENIGN_PATHS = [
@@ -124,7 +132,7 @@ const LIBRARY_NAME = /\.so(\.[0-9][0-9.]*)?$|\.so\.[0-9]/;
 
 /** A quick filter so most output lines cost one regex test. */
 const INTERESTING =
-  /shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM|EOF while parsing|Expecting value|end of JSON input|^assertion |^exception (?:during|for invalid)|^cpu \d+, state /;
+  /[Ff]unction not implemented|os error 38|[Ee]rrno:? ?38|ENOSYS|shared object|No such file|Read-only file system|KVM|kvm|emulation failure|[Oo]ut of memory|Cannot allocate memory|memory allocation of|bad_alloc|Process abort|\*\*\* signal|fault address|program startup failed|program interpreter|program file|Segmentation fault|panicked at|^panic: |SIG(SEGV|BUS|ILL|FPE)|in kernel mode|context type|version `|wrong ELF class|OOM|EOF while parsing|Expecting value|end of JSON input|^assertion |^exception (?:during|for invalid)|^cpu \d+, state /;
 
 type Claim = 'program' | 'trace' | 'listing';
 
@@ -146,6 +154,9 @@ interface Draft {
   startup: string | undefined;
   /** The program's own error line that names no file ("No such file or directory (os error 2)"), tied to this miss. */
   unnamedReport: string | undefined;
+  /** fork-exec-unsupported: the calls that failed and the programs the console names, each once, in order. */
+  calls: string[];
+  programs: string[];
   lastLog: string;
 }
 
@@ -460,6 +471,8 @@ export class Diagnoser {
         fix: undefined,
         startup: undefined,
         unnamedReport: undefined,
+        calls: [],
+        programs: [],
         lastLog: this.state?.log ?? '',
       };
       this.drafts.set(id, d);
@@ -505,6 +518,10 @@ export class Diagnoser {
     if (errno === 'EACCES' && name === 'mmap') {
       const d = this.draft('exec-protection', 'mmap', 'trace', 'exec-protection');
       this.addEvidence(d, e.at);
+      return;
+    }
+    if (errno === 'ENOSYS' && PROCESS_CALLS.has(name)) {
+      this.forkExec(e.at, 'trace', name, path);
       return;
     }
     const exec = EXEC_CALLS.has(name);
@@ -627,10 +644,42 @@ export class Diagnoser {
     return false;
   }
 
+  /** A fork or exec that failed with ENOSYS: one finding for the whole run, naming each call and program. */
+  private forkExec(at: LogLine, claim: Claim, call: string | undefined, program: string | undefined): void {
+    const d = this.draft('fork-exec-unsupported', 'fork-exec', claim);
+    if (call && !d.calls.includes(call)) d.calls.push(call);
+    if (program && !d.programs.includes(program) && d.programs.length < 8) d.programs.push(program);
+    this.addEvidence(d, at);
+  }
+
+  /**
+   * The program's own words for a call not implemented: a fork or exec when it says so (or when the trace already
+   * showed one fail), naming the program it tried to run when the line does.
+   */
+  private notImplemented(at: LogLine, text: string): boolean {
+    if (!NOT_IMPLEMENTED.test(text)) return false;
+    const words = ownWords(text);
+    const traced = this.drafts.get('fork-exec-unsupported:fork-exec')?.claims.has('trace') ?? false;
+    // Python's subprocess names the program whose exec failed:
+    // `OSError: [Errno 38] Function not implemented: 'bunzip2'`.
+    const quoted = /not implemented: '([^']+)'/.exec(words)?.[1];
+    if (!PROCESS_WORDS.test(words) && !traced && !quoted) return false;
+    // The call the words name, unless the trace already named the calls themselves (glibc's fork is a clone).
+    const call = PROCESS_WORDS.exec(words)?.[0];
+    this.forkExec(
+      at,
+      'program',
+      call && !traced && PROCESS_CALLS.has(call) ? call : undefined,
+      quoted ?? firstAbsolutePath(words),
+    );
+    return true;
+  }
+
   private text(s: LogState, at: LogLine, text: string): void {
     if (!INTERESTING.test(text)) return;
     if (this.kernelStopped(s, at, text)) return;
     if (this.loaderOrStartup(at, text)) return;
+    if (this.notImplemented(at, text)) return;
     let m: RegExpExecArray | null;
     if (
       /KVM internal error\. Suberror: (\d+)|^emulation failure|Could not access KVM kernel module|failed to initiali[sz]e (?:kvm|KVM)|KVM: entry failed|kvm run failed/.test(
@@ -987,6 +1036,8 @@ export class Diagnoser {
           message: d.message ?? kernelStopMessage('the kernel stopped'),
           fix: KERNEL_STOP_FIX,
         };
+      case 'fork-exec-unsupported':
+        return finishForkExec(d, base, said);
       case 'library-mismatch':
         return {
           ...base,
@@ -1014,6 +1065,22 @@ function unmapStallMessage(threads: string[]): string {
   const who =
     threads.length === 0 ? 'a thread' : `thread${threads.length === 1 ? '' : 's'} ${threads.join(' and ')}`;
   return `The trace ends with the program still running and ${who} inside an unmap that never returned (the kernel's vmap_remove_intersection line, then no call from ${threads.length > 1 ? 'them' : 'it'}). That is Nanos's deadlock with more than one vCPU (in 0.1.55 and every later commit checked): munmap of a file mapping, or a mapping over one, holds the process's vmap lock while it waits for every other CPU to flush its TLB, and a CPU taking a page fault spins on that lock with interrupts off, so it never answers. The whole guest stops with every vCPU busy; it does not end by itself.`;
+}
+
+/** A fork or exec that Nanos refused: what the program tried, and the two ways out. */
+function finishForkExec(d: Draft, base: FindingBase, said: boolean): Finding & { order: number } {
+  const programs = d.programs.length ? ` (${d.programs.join(', ')})` : '';
+  const calls =
+    d.calls.length > 1
+      ? `${d.calls.slice(0, -1).join(', ')} and ${d.calls.at(-1)}`
+      : (d.calls[0] ?? 'fork or exec');
+  return {
+    ...base,
+    name: d.programs[0] ?? d.calls[0] ?? 'fork',
+    severity: said ? 'error' : 'warning',
+    message: `The program tried to run another program${programs}: ${calls} failed with ENOSYS (errno 38, "Function not implemented"). Nanos runs one program per unikernel: it has no fork, vfork or execve (clone makes threads only), so a prover that runs a helper (a subprocess, a shell, ldconfig, a compiler) fails there though it runs on the host.${said ? '' : ' The program did not report it as an error: if it runs on without the helper, it was optional.'}`,
+    fix: `Do the work in the prover's own process: a library call instead of the helper (Python: bz2 instead of bunzip2, ctypes.CDLL with the library's name instead of find_library), threads instead of processes (not multiprocessing); or run the helper before the image is built and put what it produces in the image (the recipe's files, env or args). \`uniprove discover\` names every program a prover runs (runs-programs warnings; docs/discover.md, "Programs the prover runs").`,
+  };
 }
 
 /** A /proc or /sys file the program looked for and does without: harmless, and nothing to add to the image. */

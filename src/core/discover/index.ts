@@ -27,9 +27,18 @@ import { buildProbeLingerLibrary, checkLingerMs, lingerBlocker, lingerEnv } from
 import { parseStraceLog } from '../strace/parse.js';
 import { type ProbeSyscalls, runProbe } from '../strace/probe.js';
 import type { TraceResult } from '../strace/types.js';
+import { listedFolders } from './listed.js';
+import { runsProgramsWarnings } from './programs.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
 
 export type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
+
+/**
+ * The version of what discovery makes of the same inputs, for caches of its results (a package's state): raised
+ * when a change gives another closure or other warnings. 2: programs the probe runs are reported and no longer
+ * packaged; listed folders are traced.
+ */
+export const DISCOVERY_FORMAT = 2;
 
 export interface DiscoverOptions {
   /** The program (absolute host path, or a guest path under `root`). */
@@ -73,6 +82,11 @@ export interface DiscoverOptions {
   libraries?: string[];
   /** Families to add whether or not the probe triggers them. */
   families?: FamilyName[];
+  /**
+   * Package whole each folder the program listed and read data files from (outside library and module folders);
+   * default false: such a folder is a `listed-partly-packaged` warning naming the files left out.
+   */
+  includeListed?: boolean;
   signal?: AbortSignal;
   onProgress?: OnProgress;
 }
@@ -246,6 +260,8 @@ async function sortOpened(
   const dataFiles: Addition[] = [];
   const opened = [...trace.opened].sort((a, b) => a.firstLine - b.firstLine);
   for (const access of opened) {
+    // What only the programs it ran opened (their own program file and libraries) could not run inside Nanos.
+    if (access.onlyHelpers) continue;
     if (access.isDirectory || written.has(access.path) || access.path === binary || own(access.path))
       continue;
     let elf: ElfInfo | undefined;
@@ -360,7 +376,10 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     code: w.code,
     message: w.message,
     ...(w.path ? { path: w.path } : {}),
+    ...(w.parent ? { parent: w.parent } : {}),
   }));
+  // The closure's later warnings (from what the probe and the families added) are taken from here on.
+  const staticWarnings = closure.warnings.length;
   onProgress({ kind: 'update', step: 'discover', detail: `ELF closure: ${closure.files.length} files` });
 
   const { trace, probe, own } = await traceRuntime(options, info, root, warnings);
@@ -370,10 +389,28 @@ export async function discover(options: DiscoverOptions): Promise<DiscoverResult
     const hostOf = (p: string) => (root === '/' ? p : join(root, p));
     const sorted = await sortOpened(trace, options.binary, hostOf, inOwnTree, own ?? (() => false));
     await addTraced(closure, sorted, resolveOptions);
+    warnings.push(...runsProgramsWarnings(trace.spawns));
+    const listed = await listedFolders({
+      trace,
+      files: closure.files,
+      binary: options.binary,
+      hostOf,
+      inOwnTree,
+      include: options.includeListed ?? false,
+    });
+    warnings.push(...listed.warnings);
+    if (listed.additions.length) await addToClosure(closure, listed.additions, resolveOptions);
   }
   const familyOf = await addLibrariesAndFamilies(closure, options, info, root, resolveOptions, warnings);
-  for (const w of closure.warnings.slice(warnings.length)) {
-    if (!warnings.some((x) => x.message === w.message)) warnings.push({ code: w.code, message: w.message });
+  for (const w of closure.warnings.slice(staticWarnings)) {
+    if (!warnings.some((x) => x.message === w.message)) {
+      warnings.push({
+        code: w.code,
+        message: w.message,
+        ...(w.path ? { path: w.path } : {}),
+        ...(w.parent ? { parent: w.parent } : {}),
+      });
+    }
   }
 
   // The recipe's own files are not dependencies; what they pulled in names them by their guest paths.

@@ -18,11 +18,27 @@ export interface DiscoveredFile extends FileReasons {
   isElf: boolean;
 }
 
-/** A finding that does not stop discovery. */
+/**
+ * A finding that does not stop discovery. `runs-programs`: the program ran `path` (a program, or for a fork
+ * itself) from `parent`, which fails inside Nanos; `listed-partly-packaged`: `parent` listed the folder `path`
+ * and read some of its files, and `leftOut` are the others.
+ */
 export interface DiscoverWarning {
   code: string;
   message: string;
   path?: string;
+  /** The program that ran `path`, listed it, or pulled it in. */
+  parent?: string;
+  /**
+   * runs-programs: the call (execve, execveat, fork, clone), the command line it ran, how many times, and for a
+   * fork the program its copy tried to run in vain.
+   */
+  syscall?: string;
+  argv?: string[];
+  count?: number;
+  tried?: string;
+  /** listed-partly-packaged: the folder's files the program never opened (the first 100), how many, their size. */
+  leftOut?: { files: string[]; count: number; bytes: number };
 }
 
 export interface DiscoverResult {

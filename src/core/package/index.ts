@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { discover } from '../discover/index.js';
+import { DISCOVERY_FORMAT, discover } from '../discover/index.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning } from '../discover/types.js';
 import { type ElfInfo, EM_AARCH64, EM_X86_64, parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
@@ -116,6 +116,7 @@ async function fileKey(path: string): Promise<string> {
 async function discoveryKey(recipe: ResolvedRecipe): Promise<string> {
   const inputs = {
     uniprove: VERSION,
+    discovery: DISCOVERY_FORMAT,
     binary: await fileKey(recipe.binary),
     args: recipe.probe.args ?? recipe.args,
     env: { ...recipe.env, ...recipe.probe.env },
@@ -429,6 +430,7 @@ async function discoverOrReuse(
       allowFailure: recipe.probe.allowFailure,
       ...(recipe.probe.cpu !== undefined ? { probeCpu: recipe.probe.cpu } : {}),
       ...(recipe.probe.lingerMs ? { lingerMs: recipe.probe.lingerMs } : {}),
+      includeListed: recipe.probe.includeListed,
       ...(cacheDir ? { cacheDir } : {}),
       libraries: [...recipe.libraries, ...(await elfFilesAtHostPath(recipe))],
       families: recipe.families,

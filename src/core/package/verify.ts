@@ -8,6 +8,8 @@
  */
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
+import { runsProgramsWarnings } from '../discover/programs.js';
+import type { DiscoverWarning } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
@@ -17,6 +19,7 @@ import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../strace/parse.js';
 import { runProbe } from '../strace/probe.js';
+import type { TraceSpawn } from '../strace/types.js';
 import { readPackageLock } from './layout.js';
 import { buildUsageHelper, memoryWarning, readUsage, type VerifyUsage } from './usage.js';
 
@@ -62,8 +65,11 @@ export interface VerifyResult {
   durationMs: number;
   /** The CPU time and peak memory of the program's process tree; absent when they could not be measured. */
   usage?: VerifyUsage;
-  /** Findings that do not fail the run: figures not measured, a guest given less memory than the program took. */
-  warnings: { code: string; message: string }[];
+  /**
+   * Findings that do not fail the run: figures not measured, a guest given less memory than the program took,
+   * programs it ran (runs-programs: they fail inside Nanos).
+   */
+  warnings: DiscoverWarning[];
   workDir: string;
   /** Files the program wrote under its writable folders, and a console proof if markers were given. */
   proofs: VerifyProof[];
@@ -281,6 +287,8 @@ interface SandboxEnd {
   stdout: string;
   stderr: string;
   missing: string[];
+  /** Programs the program started, when traced. */
+  spawns: TraceSpawn[];
 }
 
 /** Run the sandbox command, under strace when `traced`, so a failure names what the program lacked. */
@@ -304,7 +312,14 @@ async function runSandboxed(
   if (!traced) {
     const r = await run(command, { allowFailure: true, ...limits });
     const missing = r.exitCode !== 0 ? missingFromLoaderMessages(r.stderr) : [];
-    return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, missing };
+    return {
+      exitCode: r.exitCode,
+      signal: r.signal,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      missing,
+      spawns: [],
+    };
   }
   const probe = await runProbe({
     argv: command,
@@ -318,9 +333,12 @@ async function runSandboxed(
     stdout: probe.stdoutTail,
     stderr: probe.stderrTail,
     missing: [],
+    spawns: [],
   };
+  // The sandbox's own processes run first: what the program starts comes after its exec.
+  const trace = await parseStraceLog(probe.logPath, { cwd: '/', program: argv[0] as string });
+  end.spawns = trace.spawns;
   if (end.exitCode !== 0) {
-    const trace = await parseStraceLog(probe.logPath, { cwd: '/' });
     const searched = failedSearches(trace).filter((s) => SHARED_OBJECT.test(s.basename));
     const fromLoader = missingFromLoaderMessages(end.stderr);
     const names = new Set([...searched.map((s) => s.basename), ...fromLoader]);
@@ -397,7 +415,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
     detail: `${argv.join(' ')} in ${sandbox}${traced ? ' under strace' : ''}`,
   });
   const started = performance.now();
-  const { exitCode, signal, stdout, stderr, missing } = await runSandboxed(
+  const { exitCode, signal, stdout, stderr, missing, spawns } = await runSandboxed(
     options,
     command,
     argv,
@@ -406,7 +424,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   );
   const durationMs = performance.now() - started;
   const usage = reportPath ? await readUsage(reportPath) : undefined;
-  const warnings = warning ? [warning] : [];
+  const warnings: DiscoverWarning[] = [...(warning ? [warning] : []), ...runsProgramsWarnings(spawns)];
   if (reportPath && !usage) {
     const message = `the program's CPU time and peak memory were not measured: the helper left no report in ${reportPath} (its output above may say why)`;
     warnings.push({ code: 'usage-unmeasured', message });

@@ -134,6 +134,12 @@ export const ProbeSpec = z
       .describe(
         "Keep the discovery run's process alive this many milliseconds after it calls exit, so that its other threads run on and what they open is traced (a client that resolves a host name in its own thread: /etc/hosts, nsswitch.conf, libnss_*). A library preloaded into the discovery run only, never into the package; not for static or Go programs. 0: exit at once.",
       ),
+    includeListed: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Package whole each folder the discovery run listed and read data files from (outside library and module folders), with reason `listed`: for a program that reads every file it lists (a test data folder). Default: a listed-partly-packaged warning names the files left out.',
+      ),
   })
   .describe('How `uniprove package` runs the prover once under strace to find what it opens at run time.');
 
@@ -231,7 +237,13 @@ export const RecipeSchema = z.strictObject({
     .describe(
       'Folders to include: a whole host folder (empty folders kept) -> guest folder, or an empty guest folder on its own ({ "guest": "/tmp/work" }).',
     ),
-  probe: ProbeSpec.default({ timeoutSeconds: 120, skip: false, allowFailure: false, lingerMs: 0 }),
+  probe: ProbeSpec.default({
+    timeoutSeconds: 120,
+    skip: false,
+    allowFailure: false,
+    lingerMs: 0,
+    includeListed: false,
+  }),
   libraries: z
     .array(z.string())
     .default([])

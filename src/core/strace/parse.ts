@@ -14,7 +14,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { UniproveError } from '../errors.js';
-import type { FailedSearch, TraceAccess, TraceResult, TraceWarning } from './types.js';
+import type { FailedSearch, TraceAccess, TraceResult, TraceSpawn, TraceWarning } from './types.js';
 
 export interface ParseStraceOptions {
   /**
@@ -24,6 +24,11 @@ export interface ParseStraceOptions {
   cwd?: string;
   /** Pid for lines without a pid prefix (default: the `.PID` suffix of an `-ff` file, else 0). */
   pid?: number;
+  /**
+   * The traced program's path, when other programs ran before it in the log (a sandbox that starts it): its
+   * first exec is the program's own, and what it starts are its spawns. Default: the first exec in the log.
+   */
+  program?: string;
   /** Keep /proc, /sys and /dev paths (default false: dropped and counted). */
   keepPseudo?: boolean;
   /** Samples kept per warning kind (default 5). */
@@ -42,6 +47,8 @@ enum Kind {
   Fchdir = 7,
   Fork = 8,
   WriteDest = 9,
+  /** getdents64: a listing of the folder its fd argument stands for. */
+  List = 10,
 }
 
 interface Spec {
@@ -77,6 +84,8 @@ const SYSCALLS = new Map<string, Spec>([
   ['readlinkat', spec(Kind.Probe, 0, 1)],
   ['chdir', spec(Kind.Chdir, -1, 0)],
   ['fchdir', spec(Kind.Fchdir, -1, 0)],
+  ['getdents64', spec(Kind.List, -1, -1)],
+  ['getdents', spec(Kind.List, -1, -1)],
   ['clone', spec(Kind.Fork, -1, -1)],
   ['clone3', spec(Kind.Fork, -1, -1)],
   ['fork', spec(Kind.Fork, -1, -1)],
@@ -94,6 +103,12 @@ const SYSCALLS = new Map<string, Spec>([
 ]);
 
 const MAX_PIDS_KEPT = 64;
+/** The link to a process's own program: an exec of it runs the program again. */
+const SELF_EXE = /^\/proc\/(?:self|\d+)\/exe$/;
+/** Forks whose child has not shown up yet, kept to match a namespace's pids (older ones are dropped). */
+const MAX_UNCLAIMED = 64;
+/** Arguments kept of a command line a program ran. */
+const MAX_ARGV = 64;
 /** Longer lines are not strace output (`-s 4096` keeps real lines far below this). */
 const MAX_LINE = 1 << 20;
 const UNFINISHED = ' <unfinished ...>';
@@ -143,6 +158,19 @@ interface Proc {
   /** The first half of an unfinished call, from its name on. */
   partial: string | undefined;
   partialLine: number;
+  /** The program it runs: undefined until the traced program's own exec (and in processes outside its tree). */
+  image: string | undefined;
+  /** True once it runs another program in a child: it and what it starts are helpers, not the program. */
+  helper: boolean;
+}
+
+/** A process forked by the traced program (not a thread), kept until the end to see whether it ran a program. */
+interface Fork {
+  syscall: string;
+  parent: string;
+  line: number;
+  /** CLONE_VM (vfork, posix_spawn): a child that only ever execs or exits. */
+  sharesMemory: boolean;
 }
 
 /** Internal record: every field set from the start so all records share one shape. */
@@ -155,6 +183,8 @@ interface Rec {
   result: string;
   isDirectory: boolean;
   forWrite: boolean;
+  /** Some access came from the traced program itself, not only from programs it ran. */
+  byProgram: boolean;
   /** The next record whose path has the same sampled hash. */
   next: Rec | undefined;
 }
@@ -282,10 +312,30 @@ class LogParser {
   private readonly procs = new Map<number, Proc>();
   /** Pids with an unfinished fork-family call: a new pid most likely is the child of the last one. */
   private readonly pendingForks: number[] = [];
+  /** The pid that appeared while a process's fork was unfinished: its child, whatever number the call returns. */
+  private readonly earlyChild = new Map<number, number>();
+  /**
+   * Children of forks that returned and whose pid no line has shown yet, the latest last. Inside a pid namespace
+   * (a sandbox) a fork returns the namespace's number while the log shows the host's: a new pid that no
+   * unfinished fork explains is taken for the latest of these.
+   */
+  private readonly unclaimed: number[] = [];
   private readonly opened = new PathIndex();
   private readonly missing = new PathIndex();
   private readonly execs = new PathIndex();
+  private readonly listed = new PathIndex();
   private readonly written = new Set<string>();
+  /** The process whose exec was the traced program's own, once seen. */
+  private rootPid: number | undefined;
+  /** Spawns by call, program and parent. */
+  private readonly spawns = new Map<string, TraceSpawn>();
+  /** Processes the program forked, by pid, and the pids that executed a program. */
+  private readonly forks = new Map<number, Fork>();
+  private readonly execd = new Set<number>();
+  /** The last program each process of the program tried to run in vain. */
+  private readonly tried = new Map<number, string>();
+  /** Whether the call being recorded comes from a helper (see Proc.helper). */
+  private curHelper = false;
   private readonly warnings = new Map<TraceWarning['kind'], TraceWarning>();
   defaultPid = 0;
   private readonly names: ({ name: string; spec: Spec | undefined } | undefined)[] = new Array(2048);
@@ -394,22 +444,59 @@ class LogParser {
     if (p) {
       this.lastPid = pid;
       this.lastProc = p;
+      if (this.unclaimed.length > 0) {
+        const i = this.unclaimed.lastIndexOf(pid);
+        if (i !== -1) this.unclaimed.splice(i, 1);
+      }
       return p;
     }
     if (this.firstPid === undefined) {
       this.firstPid = pid;
-      p = { fs: { cwd: this.opts.cwd }, files: new Map(), partial: undefined, partialLine: 0 };
+      p = {
+        fs: { cwd: this.opts.cwd },
+        files: new Map(),
+        partial: undefined,
+        partialLine: 0,
+        image: undefined,
+        helper: false,
+      };
     } else {
       const parentPid = this.pendingForks.at(-1);
       const parent = parentPid === undefined ? undefined : this.procs.get(parentPid);
+      const claimed = parent ? undefined : this.claimUnclaimed(pid);
       if (parent) {
         p = this.inherit(parent, parent.partial ?? '', 0, (parent.partial ?? '').length);
+        if (!this.earlyChild.has(parentPid!)) this.earlyChild.set(parentPid!, pid);
+      } else if (claimed) {
+        p = claimed;
       } else {
-        p = { fs: { cwd: undefined }, files: new Map(), partial: undefined, partialLine: 0 };
+        p = {
+          fs: { cwd: undefined },
+          files: new Map(),
+          partial: undefined,
+          partialLine: 0,
+          image: undefined,
+          helper: false,
+        };
       }
     }
     this.procs.set(pid, p);
     this.pids.add(pid);
+    return p;
+  }
+
+  /** The state made for the latest fork's child not yet seen, moved to `pid` (see `unclaimed`). */
+  private claimUnclaimed(pid: number): Proc | undefined {
+    const child = this.unclaimed.pop();
+    if (child === undefined) return undefined;
+    const p = this.procs.get(child);
+    this.procs.delete(child);
+    this.pids.delete(child);
+    const fork = this.forks.get(child);
+    if (fork) {
+      this.forks.delete(child);
+      this.forks.set(pid, fork);
+    }
     return p;
   }
 
@@ -422,6 +509,8 @@ class LogParser {
       files: shareFiles ? parent.files : new Map(parent.files),
       partial: undefined,
       partialLine: 0,
+      image: parent.image,
+      helper: parent.helper,
     };
   }
 
@@ -590,14 +679,19 @@ class LogParser {
       return;
     }
     const proc = this.proc(pid);
+    this.curHelper = proc.helper;
     if (!this.args(s, p + nameLen + 1, b) || !this.result(s, b)) {
       this.warn('garbled-line', 'lines that are not strace output were skipped', s.slice(p, b));
       return;
     }
     switch (sp.kind) {
       case Kind.Fork: {
+        const early = this.earlyChild.get(pid);
+        this.earlyChild.delete(pid);
         if (!this.resOk || this.resValue <= 0) return;
-        const child = this.resValue;
+        // The child as the log's lines name it: the pid that appeared while the call was unfinished, else the
+        // number returned (inside a pid namespace the namespace's, not the log's: see `unclaimed`).
+        const child = early ?? this.resValue;
         const existing = this.procs.get(child);
         const flagsEnd = this.argCount > 0 ? this.argEnd[this.argCount - 1]! : p;
         if (existing) {
@@ -605,7 +699,18 @@ class LogParser {
         } else {
           this.procs.set(child, this.inherit(proc, s, p, flagsEnd));
           this.pids.add(child);
+          this.unclaimed.push(child);
+          if (this.unclaimed.length > MAX_UNCLAIMED) this.unclaimed.shift();
         }
+        this.noteFork(proc, name, child, s.slice(p, flagsEnd), lineNo);
+        return;
+      }
+      case Kind.List: {
+        if (!this.resOk || this.argCount < 1) return;
+        const dir = this.fdPath(s, this.argStart[0]!, this.argEnd[0]!, proc);
+        if (dir === undefined) return;
+        this.rawKey = false;
+        this.record(this.listed, dir, 0, dir.length, name, pid, lineNo, s, true);
         return;
       }
       case Kind.Fchdir: {
@@ -672,6 +777,9 @@ class LogParser {
     }
 
     if (!this.resOk) {
+      // The child's calls may come before its fork returns in the parent: kept by pid.
+      if (sp.kind === Kind.Exec && proc.image !== undefined)
+        this.tried.set(pid, detach(this.keyText(ks, ka, kb)));
       if (this.errnoIs(s, 'ENOENT') || this.errnoIs(s, 'ENOTDIR')) {
         this.record(this.missing, ks, ka, kb, name, pid, lineNo, s, false);
       }
@@ -706,6 +814,8 @@ class LogParser {
         this.addWritten(this.keyText(ks, ka, kb));
         return;
       case Kind.Exec: {
+        const argv = sp.path + 1 < this.argCount ? this.argvAt(s, sp.path + 1) : undefined;
+        this.noteExec(proc, pid, name, this.keyText(ks, ka, kb), argv, lineNo);
         this.record(this.opened, ks, ka, kb, name, pid, lineNo, s, false);
         this.record(this.execs, ks, ka, kb, name, pid, lineNo, s, false);
         return;
@@ -727,6 +837,100 @@ class LogParser {
       default:
         return;
     }
+  }
+
+  /**
+   * A successful exec by `proc`: the traced program's own (the first, or the one `program` names), or a program
+   * it runs. A process that runs another program in a child becomes a helper, with what it starts; the program
+   * replacing itself in its own process stays the program.
+   */
+  private noteExec(
+    proc: Proc,
+    pid: number,
+    syscall: string,
+    path: string,
+    argv: string[] | undefined,
+    lineNo: number,
+  ): void {
+    this.execd.add(pid);
+    if (this.rootPid === undefined) {
+      // Before the program: a sandbox or a wrapper that starts it.
+      if (this.opts.program !== undefined && path !== this.opts.program) return;
+      this.rootPid = pid;
+      proc.image = detach(path);
+      return;
+    }
+    // A process outside the program's tree (the sandbox's own).
+    if (proc.image === undefined) return;
+    // A re-exec through /proc/self/exe runs the same program again.
+    const program = SELF_EXE.test(path) ? proc.image : detach(path);
+    this.addSpawn(syscall, program, argv, proc.image, pid, lineNo);
+    proc.image = program;
+    if (pid !== this.rootPid) proc.helper = true;
+    this.curHelper = proc.helper;
+  }
+
+  /** A process the program created: kept when it is no thread, to report at the end if it ran nothing else. */
+  private noteFork(parent: Proc, syscall: string, child: number, flags: string, lineNo: number): void {
+    if (parent.image === undefined || parent.helper) return;
+    const forks = syscall === 'fork' || syscall === 'vfork';
+    // Raw numeric flags (strace -X raw) cannot be told from a thread's without decoding: not counted.
+    if (!forks && !flags.includes('CLONE_') && !flags.includes('SIGCHLD')) return;
+    if (flags.includes('CLONE_THREAD')) return;
+    const sharesMemory = syscall === 'vfork' || flags.includes('CLONE_VM');
+    this.forks.set(child, { syscall, parent: parent.image, line: lineNo, sharesMemory });
+  }
+
+  private addSpawn(
+    syscall: string,
+    path: string,
+    argv: string[] | undefined,
+    parent: string,
+    pid: number,
+    line: number,
+    tried?: string,
+  ): void {
+    const key = `${syscall}\0${path}\0${parent}\0${tried ?? ''}`;
+    const known = this.spawns.get(key);
+    if (known) {
+      known.count++;
+      return;
+    }
+    this.spawns.set(key, {
+      syscall,
+      path: detach(path),
+      ...(argv ? { argv } : {}),
+      parent,
+      pid,
+      line,
+      count: 1,
+      ...(tried ? { tried } : {}),
+    });
+  }
+
+  /** The strings of the array argument `index` (execve's argv); undefined when it is no array of strings. */
+  private argvAt(s: string, index: number): string[] | undefined {
+    const a = this.argStart[index]!;
+    const b = this.argEnd[index]!;
+    if (s.charCodeAt(a) !== LBRACK) return undefined;
+    const out: string[] = [];
+    let q = a + 1;
+    while (q < b && out.length < MAX_ARGV) {
+      const open = s.indexOf('"', q);
+      if (open === -1 || open >= b) break;
+      let close = s.indexOf('"', open + 1);
+      while (close !== -1 && close < b && escapedAt(s, close)) close = s.indexOf('"', close + 1);
+      if (close === -1 || close >= b) break;
+      const value = this.isPlain(s, open + 1, close)
+        ? s.slice(open + 1, close)
+        : unescapeC(s, open + 1, close);
+      q = close + 1;
+      // A string cut by -s: `"abc"...`.
+      const cut = s.startsWith('...', q);
+      if (cut) q += 3;
+      out.push(flatCopy(cut ? `${value}...` : value));
+    }
+    return out;
   }
 
   /** The path s[a, b) as a string, normalised if it is a raw slice. */
@@ -776,6 +980,7 @@ class LogParser {
         result: this.resultText(line),
         isDirectory: isDir,
         forWrite: false,
+        byProgram: !this.curHelper,
         next: undefined,
       };
       map.add(rec);
@@ -783,6 +988,7 @@ class LogParser {
     }
     rec.count++;
     if (isDir) rec.isDirectory = true;
+    if (!this.curHelper) rec.byProgram = true;
     const pids = rec.pids;
     if (pids.length < MAX_PIDS_KEPT && pids[pids.length - 1] !== pid && !pids.includes(pid)) pids.push(pid);
     return rec;
@@ -1096,12 +1302,20 @@ class LogParser {
           };
           if (r.isDirectory) access.isDirectory = true;
           if (r.forWrite) access.forWrite = true;
+          if (!r.byProgram) access.onlyHelpers = true;
           return access;
         });
+    // A copy that ran another program is reported by that exec; one sharing the program's memory only ever does.
+    for (const [pid, fork] of this.forks) {
+      if (fork.sharesMemory || this.execd.has(pid)) continue;
+      this.addSpawn(fork.syscall, fork.parent, undefined, fork.parent, pid, fork.line, this.tried.get(pid));
+    }
     return {
       opened: out(this.opened),
       missing: out(this.missing),
       execs: out(this.execs),
+      listed: out(this.listed),
+      spawns: [...this.spawns.values()].sort((x, y) => x.line - y.line),
       written: [...this.written].sort(),
       warnings: [...this.warnings.values()],
       stats: {

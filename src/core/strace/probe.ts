@@ -96,8 +96,9 @@ export interface ProbeResult {
  * The syscalls each probe mode traces (strace `-e trace=` lists; `?` = may not exist on this arch).
  * - minimal: every file a program opens (libraries it dlopens, the search-path probes of dlopen,
  *   which are failed openat calls, data files), every program it executes, cwd changes and process
- *   creation (children inherit the cwd; `-y` also prints it), and the calls that create outputs
- *   (so files a run wrote are not taken for dependencies). These calls are rare next to stat.
+ *   creation (children inherit the cwd; `-y` also prints it), folder listings (getdents64: a folder
+ *   whose files a program reads by listing it), and the calls that create outputs (so files a run
+ *   wrote are not taken for dependencies). These calls are rare next to stat.
  * - full: all of strace's `%file` class (adds stat, access, readlink, statfs...) plus the same
  *   process calls: also files that were only checked for, at several times the overhead on
  *   programs that stat a lot.
@@ -112,6 +113,7 @@ export const PROBE_SYSCALL_SETS: Record<ProbeSyscalls, string> = {
     '?execveat',
     'chdir',
     'fchdir',
+    'getdents64',
     'clone',
     '?clone3',
     '?fork',
@@ -127,7 +129,7 @@ export const PROBE_SYSCALL_SETS: Record<ProbeSyscalls, string> = {
     '?symlinkat',
     '?truncate',
   ].join(','),
-  full: '%file,fchdir,clone,?clone3,?fork,?vfork',
+  full: '%file,fchdir,getdents64,clone,?clone3,?fork,?vfork',
 };
 
 /** The default probe syscall set (`minimal`). */
