@@ -20,6 +20,7 @@ import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../strace/parse.js';
 import { runProbe } from '../strace/probe.js';
 import type { TraceSpawn } from '../strace/types.js';
+import { checkPackageFiles } from './check.js';
 import { readPackageLock } from './layout.js';
 import { buildUsageHelper, memoryWarning, readUsage, type VerifyUsage } from './usage.js';
 
@@ -394,6 +395,8 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   const pkg = options.package;
   const config = await readLocalConfig(pkg);
   const lock = await readPackageLock(pkg);
+  // What runs is what the lock says, or nothing: a file changed since `package` is named, not run as it is.
+  await checkPackageFiles(pkg, lock, options.signal ? { signal: options.signal } : {});
   const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
   const argv = [program, ...(config.Args ?? [])];
   const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');

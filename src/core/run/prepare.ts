@@ -70,6 +70,11 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
   // (nor the modules that package one).
   if (await isPackageDir(asDir)) {
     packageDir = asDir;
+    // A package folder runs as it is on disk: only while its files are still what its lock says.
+    const { checkPackageFiles } = await import('../package/check.js');
+    await checkPackageFiles(packageDir, await readPackageLock(packageDir), {
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   } else {
     const { loadRecipe } = await import('../recipe/load.js');
     recipe = await loadRecipe(options.target, options);
