@@ -49,23 +49,9 @@ else
   say "system packages: all present (strace, bubblewrap, gcc, make, tar, xz, qemu, ca-certificates)"
 fi
 
-# Rust, for the demo prover (edition 2024: cargo 1.85 or newer).
-cargo_ok() {
-  local v
-  v=$(cargo --version 2>/dev/null) || return 1
-  [[ $v =~ ^cargo\ 1\.([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -ge 85 ]
-}
-if ! cargo_ok && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
-if cargo_ok; then
-  say "Rust: $(cargo --version) (present)"
-else
-  # Debian 12 ships Rust 1.63 as cargo, and a current one as cargo-web; newer releases ship a current cargo.
-  if apt-cache show cargo-web >/dev/null 2>&1; then apt_install cargo-web; else apt_install cargo; fi
-  hash -r
-  cargo_ok || fail "cargo 1.85 or newer is needed for the demo prover; this machine has: $(cargo --version 2>&1 | head -1)" \
-    "install Rust with rustup (https://rustup.rs), then run this again"
-  say "Rust: $(cargo --version)"
-fi
+# Rust, for the demo prover (edition 2024: cargo 1.85 or newer): scripts/setup-rust.sh.
+# shellcheck source=scripts/setup-rust.sh
+source scripts/setup-rust.sh
 
 # npm dependencies and the build, each redone only when its inputs changed.
 if [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ]; then
