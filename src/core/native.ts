@@ -4,7 +4,7 @@
  * process) reuses them without a compiler.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from './errors.js';
 import { run, which } from './exec.js';
@@ -41,6 +41,8 @@ export interface NativeBuild {
   digest: string;
   /** false when a cached copy was used. */
   compiled: boolean;
+  /** Why a cached copy was compiled again (it no longer matched the sha256 kept beside it). */
+  damaged?: string;
 }
 
 /** A compiled helper: from the cache when its source and flags are unchanged, else built with gcc now. */
@@ -52,7 +54,20 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
     .digest('hex');
   const dir = join(options.cacheDir, spec.folder, digest.slice(0, 32));
   const path = join(dir, spec.name);
-  if ((await stat(path).catch(() => undefined))?.isFile()) return { path, dir, digest, compiled: false };
+  const seal = `${path}.sha256`;
+  // A cached copy is used only while it is the one compiled: its sha256 kept beside it (a truncated or
+  // overwritten helper would fail every run that preloads it). One read of a small file.
+  let damaged: string | undefined;
+  if ((await stat(path).catch(() => undefined))?.isFile()) {
+    const want = (await readFile(seal, 'utf8').catch(() => '')).trim();
+    const have = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
+    if (want === have) return { path, dir, digest, compiled: false };
+    damaged = want
+      ? `the cached ${spec.name} no longer has the bytes it was compiled to (sha256 ${have.slice(0, 12)}…, not ${want.slice(0, 12)}…)`
+      : `the cached ${spec.name} has no record of its sha256`;
+  }
   const gccName = options.gcc ?? 'gcc';
   const gcc = await which(gccName, options.pathEnv);
   if (!gcc) {
@@ -71,11 +86,16 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
       ...(options.signal ? { signal: options.signal } : {}),
       timeoutReport: { what: `gcc compiling ${spec.source}` },
     });
+    const sha = createHash('sha256')
+      .update(await readFile(temp))
+      .digest('hex');
+    await writeFile(`${seal}.tmp-${process.pid}`, `${sha}\n`);
+    await rename(`${seal}.tmp-${process.pid}`, seal);
     await rename(temp, path);
   } finally {
     await rm(temp, { force: true }).catch(() => {});
   }
-  return { path, dir, digest, compiled: true };
+  return { path, dir, digest, compiled: true, ...(damaged ? { damaged } : {}) };
 }
 
 /**

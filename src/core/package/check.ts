@@ -50,7 +50,8 @@ async function difference(
   }
   if (entry.type === 'dir') return info.isDirectory() ? undefined : 'is no longer a folder';
   if (!info.isFile()) return 'is no longer a regular file';
-  if (entry.size !== undefined && info.size !== entry.size) return `has ${info.size} bytes, not ${entry.size}`;
+  if (entry.size !== undefined && info.size !== entry.size)
+    return `has ${info.size} bytes, not ${entry.size}`;
   if (entry.mode && (info.mode & 0o7777).toString(8).padStart(4, '0') !== entry.mode)
     return `has mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}, not ${entry.mode}`;
   const stamp = stamps[entry.path];
@@ -60,7 +61,9 @@ async function difference(
   if (!entry.sha256) return undefined;
   hashed.n++;
   const sha = await sha256File(path, options.signal);
-  return sha === entry.sha256 ? undefined : `holds other bytes (sha256 ${sha.slice(0, 12)}…, not ${entry.sha256.slice(0, 12)}…)`;
+  return sha === entry.sha256
+    ? undefined
+    : `holds other bytes (sha256 ${sha.slice(0, 12)}…, not ${entry.sha256.slice(0, 12)}…)`;
 }
 
 /**
@@ -87,7 +90,7 @@ export async function checkPackageFiles(
     const shown = problems.slice(0, 5);
     throw new UniproveError('E_PACKAGE_CHANGED', {
       message: `package ${dir} is not what its lock (uniprove.lock.json) says: ${shown.join('; ')}${problems.length > shown.length ? `; and ${problems.length - shown.length} more` : ''}`,
-      hint: 'Package it again from its recipe (`uniprove package <recipe>` copies every changed file from its source), or restore the files. A package whose files differ from its lock would boot something other than what was packaged (and Ops would put the host\'s copy of a missing library in the image).',
+      hint: "Package it again from its recipe (`uniprove package <recipe>` copies every changed file from its source), or restore the files. A package whose files differ from its lock would boot something other than what was packaged (and Ops would put the host's copy of a missing library in the image).",
       details: { package: dir, files: problems.map((p) => p.split(' ')[0]) },
     });
   }

@@ -69,7 +69,12 @@ export async function prepareConsoleRoute(options: ConsoleRouteOptions): Promise
   await prepareProofDest(dest);
   return {
     config: withConsoleRoute(options.config, library, proof.path),
-    warnings: await consoleRouteWarnings(options.programPath, proof.path),
+    warnings: [
+      ...(library.damaged
+        ? [{ code: 'native-cache-damaged', message: `${library.damaged}: compiled again` }]
+        : []),
+      ...(await consoleRouteWarnings(options.programPath, proof.path)),
+    ],
     receiver: new FileProofReceiver(dest),
     guestPath: proof.path,
   };
