@@ -10,21 +10,19 @@
  * repository.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { ERROR_CODES, ExitCode } from '../../src/core/errors.js';
-import { type CliRun, REPO_ROOT, uniprove } from '../helpers/cli.js';
+import { REPO_ROOT, uniprove } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { type Case, problem, toolsOnly } from './cli-outcome.js';
 import { applyByteEdits, applyJsonEdits, byteEdit, jsonEdit } from './mutate.js';
 import { CLI_RUNS, REPLAY, SEED } from './settings.js';
 
 /** A run that takes longer is hung: every command here ends in well under a second when nothing is wrong. */
 const RUN_TIMEOUT_MS = 30_000;
 const CONCURRENCY = 4;
-
-const EXIT_STATUSES = new Set<number>(Object.values(ExitCode).filter((c) => c !== ExitCode.internal));
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures');
 const NANOS_LOGS = [
@@ -141,11 +139,6 @@ const argvArb = fc
   )
   .map(([verb, sub, rest]) => [verb, ...(sub ? [sub] : []), ...rest].filter((a) => !a.includes('\0')));
 
-interface Case {
-  what: string;
-  argv: string[];
-}
-
 /** A recipe whose binary is a copy of /bin/true: packaging it stages one small program. */
 function recipeCorpus(dir: string): unknown[] {
   cpSync('/bin/true', join(dir, 'prover'));
@@ -236,53 +229,6 @@ function cases(dir: string): Case[] {
     out.push({ what: 'volume import', argv: ['volume', 'import', file, ...m.size, '--json'] });
   }
   return out;
-}
-
-/**
- * A PATH folder with the tools uniprove may start for these commands and nothing else: no cargo (a recipe
- * naming `cargo build` would build in the repository), ops, QEMU or gcloud.
- */
-function toolsOnly(bin: string): string {
-  mkdirSync(bin);
-  for (const tool of ['strace', 'bwrap', 'taskset', 'cp', 'tar', 'sh']) {
-    const found = ['/usr/bin', '/bin', '/usr/sbin', '/sbin']
-      .map((d) => join(d, tool))
-      .find((p) => existsSync(p));
-    if (found) symlinkSync(found, join(bin, tool));
-  }
-  return bin;
-}
-
-/** What is wrong with one run, or undefined. */
-function problem(c: Case, run: CliRun): string | undefined {
-  if (run.exitCode === -1) return 'it hung (killed at the time limit) or died of a signal';
-  // A stack frame is `at NAME (FILE:LINE:COL)` or `at FILE:LINE:COL`; a help text's wrapped line that starts
-  // with "at the proof's end marker (or ..." is not one.
-  if (
-    run.exitCode === ExitCode.internal ||
-    /internal error|Unhandled|^\s+at (?:.*\()?(?:file:\/\/|node:|\/)[^\s()]*:\d+:\d+\)?$/m.test(run.stderr)
-  ) {
-    return 'an internal error (exit 70 or a stack trace)';
-  }
-  if (!EXIT_STATUSES.has(run.exitCode)) return `exit status ${run.exitCode} is not one of docs/errors.md`;
-  const end = c.argv.indexOf('--');
-  const own = end === -1 ? c.argv : c.argv.slice(0, end);
-  // With --help (or a word commander reads as help) the output is the help text.
-  if (!own.includes('--json') || own.includes('--help') || own.includes('-h') || own[0] === 'help') return;
-  if (run.exitCode === 0 && run.stdout === '') return;
-  let value: unknown;
-  try {
-    value = JSON.parse(run.stdout);
-  } catch {
-    return '--json was given but stdout is not one JSON value';
-  }
-  if (run.exitCode > 1) {
-    const error = (value as { error?: { code?: string; message?: string } }).error;
-    if (!error || typeof error.message !== 'string' || !(String(error.code) in ERROR_CODES)) {
-      return `--json was given and it failed (exit ${run.exitCode}) without an { error: { code, message } } object`;
-    }
-  }
-  return undefined;
 }
 
 test(`fuzz the CLI (seed ${SEED}, ${CLI_RUNS} runs)`, { timeout: 10 * 60_000 }, async (t) => {
