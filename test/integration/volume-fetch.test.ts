@@ -295,6 +295,31 @@ test('404 and a wrong size are clear errors that leave no temp files', async () 
   assert.deepEqual(await listTree(cache), []);
 });
 
+test('a server that sends no Content-Length and never ends is cut off at the declared size + 1 (E_DOWNLOAD naming set, file and size), partial removed', async () => {
+  const cache = await tempDir();
+  server.always('a.vk', 'endless');
+  try {
+    const started = performance.now();
+    await assert.rejects(
+      // The signal bounds what a broken fetch would write (unbounded, it fills the disk).
+      fetchParameterSet(makeSet({ only: ['a.vk'], sizes: true }), {
+        cacheDir: cache,
+        ...fast,
+        signal: AbortSignal.timeout(5000),
+      }),
+      (error: UniproveError) =>
+        error.code === 'E_DOWNLOAD' &&
+        /a\.vk of set test-set is declared as 4099 bytes/.test(error.message) &&
+        /stopped at 4100 bytes/.test(error.message),
+    );
+    assert.ok(performance.now() - started < 5000, 'stopped promptly, not after the disk filled');
+    assert.deepEqual(await listTree(cache), [], 'no partial left');
+    assert.equal(requestsFor('a.vk').filter((r) => r.fault === 'endless').length, 1, 'not retried');
+  } finally {
+    server.always('a.vk', undefined);
+  }
+});
+
 test('a cached file changed on disk is re-hashed, kept aside and fetched again', async () => {
   const cache = await tempDir();
   await fetchParameterSet(makeSet({ only: ['a.vk'] }), { cacheDir: cache, ...fast });

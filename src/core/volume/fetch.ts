@@ -168,6 +168,7 @@ class ByteProgress {
 /** What every file's fetch of one fetchParameterSet call shares. */
 interface FetchContext {
   options: FetchParameterSetOptions;
+  setName: string;
   verify: VerifyMode;
   step: string;
   progress: OnProgress;
@@ -193,6 +194,7 @@ async function downloadFromUrls(ctx: FetchContext, file: ResolvedParameterFile) 
         algorithm,
         ...(ctx.hashThreads ? { hashThreads: ctx.hashThreads } : {}),
         ...(file.size === undefined ? {} : { expectedSize: file.size }),
+        label: `${file.name} of set ${ctx.setName}`,
         dispatcher: ctx.dispatcher,
         ...(signal ? { signal } : {}),
         retries: options.retries ?? 5,
@@ -318,6 +320,7 @@ export async function fetchParameterSet(
   });
   const ctx: FetchContext = {
     options,
+    setName: set.name,
     verify: options.verify ?? 'quick',
     step,
     progress,
