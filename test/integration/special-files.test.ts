@@ -46,7 +46,12 @@ async function waitUntilCatching(pid: number, signal: 'SIGINT'): Promise<void> {
 
 /** `uniprove debug <path>` as a child process, its output collected. */
 function debugChild(path: string): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [CLI, 'debug', path], {
+  return cliChild(['debug', path]);
+}
+
+/** `uniprove <args>` as a child process, its output collected. */
+function cliChild(args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: '1' },
@@ -111,6 +116,38 @@ test('discover and volume import refuse a FIFO; debug refuses a device', async (
     device.stderr,
     /error\[E_NOT_REGULAR_FILE\]: \/dev\/zero is a character device, not a log file/,
   );
+});
+
+test('discover --from-log refuses a device at once (it would read /dev/zero forever)', async () => {
+  const r = await uniprove(['discover', '/bin/true', '--from-log', '/dev/zero'], { timeoutMs: 20_000 });
+  assert.equal(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, /error\[E_NOT_REGULAR_FILE\]: strace log: \/dev\/zero is a character device/);
+});
+
+test('discover --from-log on a FIFO nobody writes: Ctrl-C ends it with 130, and Ctrl-C twice ends it at once', async () => {
+  for (const second of [undefined, 'SIGINT'] as const) {
+    const pipe = await fifo(`strace-${second ?? 'once'}`);
+    const { child, output } = cliChild(['discover', '/bin/true', '--from-log', pipe]);
+    await waitUntilCatching(child.pid as number, 'SIGINT');
+    // Give it time to reach the log (a blocking open would hold the main thread here, deaf to signals).
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    if (second) child.kill(second);
+    const end = await endOf(child, 5_000);
+    assert.ok(end.code === 130 || end.signal === second, `${JSON.stringify(end)}\n${output()}`);
+    if (!second) assert.match(output(), /error\[E_INTERRUPTED\]/);
+    assert.doesNotMatch(output(), /internal error/);
+  }
+});
+
+test('discover --from-log reads an strace log from a pipe, as --from-log <(strace ...) gives it', async () => {
+  const pipe = await fifo('strace-log');
+  const { child, output } = cliChild(['discover', '/bin/true', '--from-log', pipe, '--json']);
+  await waitUntilOpen(child.pid as number, pipe);
+  await writeFile(pipe, '123 openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = 3\n');
+  const end = await endOf(child, 20_000);
+  assert.equal(end.code, 0, output());
+  assert.match(output(), /"\/etc\/hosts"/);
 });
 
 test('debug reads a console log from a pipe, as debug <(ops run ...) gives it', async () => {
