@@ -4,7 +4,7 @@
  * proving_report.csv line. On success, failure, timeout and Ctrl-C alike the record is closed and the driver's
  * machine destroyed. `uniprove run` (qemu, ops) and `uniprove gcp run` (gce) are two front ends of it.
  */
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
@@ -17,6 +17,7 @@ import {
   CONSOLE_LOG,
   finishRecord,
   newRunId,
+  RECORD_FILE,
   type RunOutcome,
   type RunRecord,
   writeRecord,
@@ -127,6 +128,7 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   const id = newRunId();
   const dir = options.out ? resolve(cwd, options.out) : join(runsDir, id);
   const writing: WriteContext = { what: 'the run record', path: dir, elsewhere: options.elsewhere };
+  if (options.out) await refuseEarlierRun(dir);
   await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record = openRecord(id, dir, driver, options);
   const run: DriverRun = { record, startedMs, kernelStop: new KernelStopWatch() };
@@ -165,6 +167,21 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     await finish(aborted ? 'interrupted' : code === 'E_GCP_TIMEOUT' ? 'timeout' : 'error').catch(() => {});
     throw error;
   }
+}
+
+/** An --out folder that holds an earlier run's record is evidence: never overwritten (E_USAGE). */
+async function refuseEarlierRun(dir: string): Promise<void> {
+  const path = join(dir, RECORD_FILE);
+  const found = await lstat(path).then(
+    () => true,
+    () => false,
+  );
+  if (!found) return;
+  throw new UniproveError('E_USAGE', {
+    message: `--out ${dir} holds an earlier run's record (${path}); a run never overwrites another's record and console`,
+    hint: 'Give --out a new folder, or leave --out out: each run gets its own runs/<id>/.',
+    details: { path },
+  });
 }
 
 /**
