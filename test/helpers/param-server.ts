@@ -23,7 +23,9 @@ export type Fault =
   /** Send the body up to the middle of the file and then nothing, keeping the connection open. */
   | 'stall'
   /** Answer 200 with no Content-Length and send the file over and over, never ending (a runaway server). */
-  | 'endless';
+  | 'endless'
+  /** Serve the file at about 2 MiB/s (64 KiB every 30 ms): a download slow enough for others to overlap it. */
+  | 'slow';
 
 export interface RequestLog {
   path: string;
@@ -149,6 +151,17 @@ export async function startParamServer(root: string): Promise<ParamServer> {
         if (fault === 'drop-midway') setTimeout(() => res.socket?.destroy(), 20);
         // 'stall': keep the socket open and send nothing more.
       });
+      return;
+    }
+    if (fault === 'slow') {
+      const stream = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
+      stream.on('data', (chunk) => {
+        res.write(chunk);
+        stream.pause();
+        setTimeout(() => stream.resume(), 30);
+      });
+      stream.on('end', () => res.end());
+      res.on('close', () => stream.destroy());
       return;
     }
     if (fault === 'wrong-byte') {

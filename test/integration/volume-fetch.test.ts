@@ -347,6 +347,47 @@ test('file:// base URL for air-gapped hosts, with sizes checked', async () => {
   );
 });
 
+test('three volume fetch of one set into one cache at once all succeed: a local race is no download error', async () => {
+  const dir = await tempDir();
+  const cache = join(dir, 'cache');
+  const setFile = join(dir, 'set.json');
+  const set = makeSet({ only: ['a.params', 'a.vk'], sizes: true });
+  await writeFile(
+    setFile,
+    JSON.stringify({
+      name: set.name,
+      mountPath: set.mountPath,
+      files: set.files.map(({ guestPath: _, path: __, ...f }) => f),
+    }),
+  );
+  // Slow enough (about 1.5 s for a.params) that the three downloads overlap.
+  server.always('a.params', 'slow');
+  try {
+    const runs = await Promise.all(
+      [1, 2, 3].map(() =>
+        uniprove(['volume', 'fetch', setFile, '--json'], {
+          env: { UNIPROVE_CACHE: cache },
+          timeoutMs: 90_000,
+        }),
+      ),
+    );
+    for (const run of runs) {
+      assert.equal(run.exitCode, 0, run.stderr);
+      assert.doesNotMatch(run.stderr, /E_DOWNLOAD/);
+    }
+    await assertCacheHolds(cache, ['a.params', 'a.vk']);
+    // One of them downloaded a.params; the others waited for it and found it in the cache.
+    const sourcesOf = runs.map(
+      (r) =>
+        parseJson<{ files: { name: string; source: string }[] }>(r).files.find((f) => f.name === 'a.params')!
+          .source,
+    );
+    assert.equal(sourcesOf.filter((s) => s === 'download').length, 1, sourcesOf.join(', '));
+  } finally {
+    server.always('a.params', undefined);
+  }
+});
+
 test('CLI: volume fetch --json prints the files and exits 0; a failure exits 4 with what failed', async () => {
   const dir = await tempDir();
   const cache = join(dir, 'cache');
