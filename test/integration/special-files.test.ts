@@ -32,7 +32,7 @@ async function waitUntilOpen(pid: number, path: string): Promise<void> {
 }
 
 /** Resolves once process `pid` catches `signal` (its handler is installed: SigCgt in /proc/PID/status). */
-async function waitUntilCatching(pid: number, signal: 'SIGINT'): Promise<void> {
+async function waitUntilCatching(pid: number, signal: 'SIGINT' | 'SIGHUP'): Promise<void> {
   const bit = 1n << BigInt(osConstants.signals[signal] - 1);
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -169,6 +169,17 @@ test('debug on a FIFO nobody writes: Ctrl-C ends it with 130', async () => {
   child.kill('SIGINT');
   const end = await endOf(child, 5_000);
   assert.equal(end.code, 130, output());
+  assert.match(output(), /error\[E_INTERRUPTED\]/);
+});
+
+test('a closed terminal (SIGHUP) stops uniprove as Ctrl-C does: cleaned up, exit 130, not killed outright', async () => {
+  const pipe = await fifo('hangup');
+  const { child, output } = debugChild(pipe);
+  await waitUntilOpen(child.pid as number, pipe);
+  await waitUntilCatching(child.pid as number, 'SIGHUP');
+  child.kill('SIGHUP');
+  const end = await endOf(child, 5_000);
+  assert.equal(end.code, 130, `${JSON.stringify(end)}\n${output()}`);
   assert.match(output(), /error\[E_INTERRUPTED\]/);
 });
 
