@@ -4,8 +4,10 @@
  * read-only tmpfs (as root) and the real CLI.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { appendReport, finishRecord, type RunRecord } from '../../src/core/run/record.js';
@@ -89,4 +91,44 @@ test('a report line that cannot be written is a report-not-written warning, and 
   assert.ok(warning, JSON.stringify(kept.warnings));
   assert.match(warning.message, /proving_report\.csv \((EROFS|EISDIR)\)/);
   assert.match(warning.message, /r20260101t000000000-abcdef,demo,--size 2,/);
+});
+
+test('the next run sweeps what a killed uniprove left: its running record marked abandoned, its image removed, and says so', async () => {
+  const home = await tempDir();
+  const runs = join(home, 'runs');
+  // A real process that has ended: its pid is gone, as a SIGKILLed uniprove's is.
+  const dead = spawn('true');
+  await once(dead, 'exit');
+  const deadPid = dead.pid as number;
+  const left = recordIn(join(runs, 'r20260101t000000000-deadde'), 'r20260101t000000000-deadde');
+  left.owner = { pid: deadPid, host: hostname() };
+  const live = recordIn(join(runs, 'r20260101t000000001-a11ve0'), 'r20260101t000000001-a11ve0');
+  live.owner = { pid: process.pid, host: hostname() };
+  for (const r of [left, live]) {
+    await mkdir(r.dir, { recursive: true });
+    await writeFile(join(r.dir, 'record.json'), JSON.stringify(r));
+  }
+  const image = join(home, '.ops', 'images', `uniprove-${left.id}`);
+  await mkdir(join(home, '.ops', 'images'), { recursive: true });
+  await writeFile(image, 'an image');
+  const run = await uniprove(['run', './no-such-recipe', '--runs-dir', runs], {
+    cwd: home,
+    env: { HOME: home },
+    timeoutMs: 60_000,
+  });
+  assert.match(
+    run.stderr,
+    new RegExp(
+      `swept run ${left.id}: its uniprove \\(pid ${deadPid}\\) is gone; marked abandoned .*, removed .*uniprove-${left.id}`,
+    ),
+  );
+  assert.doesNotMatch(run.stderr, new RegExp(`swept run ${live.id}`));
+  const swept = JSON.parse(await readFile(join(left.dir, 'record.json'), 'utf8')) as RunRecord;
+  assertRunRecord(swept);
+  assert.equal(swept.outcome, 'abandoned');
+  assert.ok(swept.endedAt);
+  assert.ok(swept.warnings.some((w) => w.code === 'abandoned'));
+  await assert.rejects(readFile(image), { code: 'ENOENT' });
+  const untouched = JSON.parse(await readFile(join(live.dir, 'record.json'), 'utf8')) as RunRecord;
+  assert.equal(untouched.outcome, 'running', 'a run whose uniprove is alive is left alone');
 });

@@ -5,6 +5,7 @@
  * machine destroyed. `uniprove run` (qemu, ops) and `uniprove gcp run` (gce) are two front ends of it.
  */
 import { lstat, mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
@@ -214,6 +215,7 @@ function openRecord(id: string, dir: string, driver: MachineDriver, options: Run
     args: options.args,
     via: driver.name,
     outcome: 'running',
+    owner: { pid: process.pid, host: hostname() },
     exitCode: null,
     startedAt: new Date().toISOString(),
     timings: {},

@@ -64,7 +64,10 @@ export interface RunRecord {
   args: string[];
   /** qemu and ops: this host; gce: a Compute Engine instance (`uniprove gcp run`). */
   via: 'qemu' | 'ops' | 'gce';
-  outcome: RunOutcome | 'running';
+  /** `running` until uniprove closes it; `abandoned` when uniprove was killed first and a later command swept it. */
+  outcome: RunOutcome | 'running' | 'abandoned';
+  /** The uniprove process running it: a `running` record whose owner is gone on this host was abandoned. */
+  owner?: { pid: number; host: string };
   /** The prover's exit status; null when unknown. */
   exitCode: number | null;
   exitReason?: string;
