@@ -90,14 +90,19 @@ function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
 }
 
 /**
- * The second Ctrl-C (or SIGTERM): end now, whatever is pending. process.exit() is no way out: it waits for
+ * The signals that stop uniprove cleanly (machines stopped, records closed): Ctrl-C, SIGTERM, and SIGHUP, which a
+ * closed terminal or a dropped ssh session sends and which would otherwise end uniprove with nothing cleaned up.
+ */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * The second Ctrl-C (or SIGTERM, SIGHUP): end now, whatever is pending. process.exit() is no way out: it waits for
  * Node's worker threads, and one blocked in a system call (an open() of a FIFO nobody writes) never returns.
  * Dying of the signal itself cannot wait on anything, and tells the shell and any calling script what happened:
  * the shell shows exit status 128 + signal (130 for Ctrl-C), as for any program Ctrl-C stops.
  */
 function quitAtOnce(signal: NodeJS.Signals): never {
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  for (const name of STOP_SIGNALS) process.removeAllListeners(name);
   process.kill(process.pid, signal);
   // Only reached if the signal could not end the process (it cannot be delivered to ourselves).
   process.exit(ExitCode.interrupted);
@@ -130,8 +135,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     process.stderr.write('\ninterrupted: cleaning up (Ctrl-C again to quit at once)\n');
     controller.abort(new UniproveError('E_INTERRUPTED', { message: 'interrupted by Ctrl-C' }));
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  for (const name of STOP_SIGNALS) process.on(name, onSigint);
   // A reader that goes away (`uniprove --help | head`, a closed pager) is no reason to crash or to abandon a
   // run half-recorded: what it would have read is dropped and the work goes on to its end.
   for (const stream of [out.stdout, out.stderr]) {
@@ -170,7 +174,6 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     }
     return renderError(out, await typeStrayDiskError(error), json);
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    for (const name of STOP_SIGNALS) process.off(name, onSigint);
   }
 }

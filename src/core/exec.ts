@@ -9,6 +9,8 @@
  * cost 65-70 ms on every command, which `uniprove run` pays before QEMU starts.
  */
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import { type ErrorCode, UniproveError } from './errors.js';
 
 /**
@@ -112,10 +114,52 @@ function environment(options: ExecOptions): NodeJS.ProcessEnv | undefined {
   return (options.extendEnv ?? true) ? { ...process.env, ...options.env } : { ...options.env };
 }
 
+/** setpriv from util-linux, found once: undefined where this host has none. */
+let setprivPath: string | null | undefined;
+function setpriv(): string | undefined {
+  if (setprivPath === undefined) setprivPath = findProgramSync('setpriv', process.env.PATH) ?? null;
+  return setprivPath ?? undefined;
+}
+
+/** As execvp finds a program: the first executable regular file named `name` on PATH. */
+function findProgramSync(name: string, pathEnv: string | undefined, cwd?: string): string | undefined {
+  const isProgram = (path: string) => {
+    try {
+      accessSync(path, fsConstants.X_OK);
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (name.includes('/')) return isProgram(resolve(cwd ?? '.', name)) ? name : undefined;
+  for (const dir of (pathEnv ?? '').split(delimiter)) {
+    if (dir && isProgram(resolve(cwd ?? '.', dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * The argv that makes the program die with uniprove: through `setpriv --pdeathsig KILL`, the kernel sends it
+ * SIGKILL when uniprove ends, even by SIGKILL, where no exit hook runs (an orphaned QEMU would run on for
+ * hours). Left as it is where setpriv is absent, or the program is not found (its spawn then fails as ENOENT,
+ * which is E_TOOL_MISSING, where setpriv would only exit 127).
+ */
+function dieWithParent(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv | undefined,
+  cwd: string | undefined,
+) {
+  const wrapper = setpriv();
+  if (!wrapper || !findProgramSync(file, (env ?? process.env).PATH, cwd)) return { file, args };
+  return { file: wrapper, args: ['--pdeathsig', 'KILL', '--', file, ...args] };
+}
+
 function start(argv: readonly string[], options: ExecOptions, caller: string): RunningProcess {
-  const [file, ...args] = argv;
-  if (!file) throw new UniproveError('E_INTERNAL', { message: `${caller}() called with an empty argv` });
+  const [first, ...rest] = argv;
+  if (!first) throw new UniproveError('E_INTERNAL', { message: `${caller}() called with an empty argv` });
   const env = environment(options);
+  const { file, args } = dieWithParent(first, rest, env, options.cwd);
   const child = spawnChild(file, args, {
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(env ? { env } : {}),

@@ -1,8 +1,10 @@
 /** File helpers every part of uniprove shares: atomic writes, bounded parallel work. */
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import { constants, openSync, type Stats } from 'node:fs';
 import { access, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { addAbortSignal } from 'node:stream';
 import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
 import { formatBytes } from './progress.js';
 
@@ -321,4 +323,27 @@ export function notRegularFile(info: Stats, path: string, what: string, hint?: s
     hint: hint ?? 'Give the path of a regular file (copy what the pipe or device holds into a file first).',
     details: { path, type: describeFileType(info) },
   });
+}
+
+/**
+ * The bytes of a FIFO (what `debug <(ops run ...)` gives), read through the event loop: opened without
+ * blocking (O_NONBLOCK: a FIFO's writer may not have come yet), so Ctrl-C stops the wait at any moment;
+ * a blocking open or read would hold a thread that even process.exit waits for.
+ */
+export function pipeBlocks(path: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const pipe = new Socket({ fd, readable: true, writable: false });
+  if (signal) addAbortSignal(signal, pipe);
+  return readPipe(pipe, signal);
+}
+
+async function* readPipe(pipe: Socket, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of pipe) yield chunk as Buffer;
+  } catch (error) {
+    signal?.throwIfAborted();
+    throw error;
+  } finally {
+    pipe.destroy();
+  }
 }

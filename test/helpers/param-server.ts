@@ -21,7 +21,11 @@ export type Fault =
   /** Answer 200 with the whole file even when a Range was asked for. */
   | 'ignore-range'
   /** Send the body up to the middle of the file and then nothing, keeping the connection open. */
-  | 'stall';
+  | 'stall'
+  /** Answer 200 with no Content-Length and send the file over and over, never ending (a runaway server). */
+  | 'endless'
+  /** Serve the file at about 2 MiB/s (64 KiB every 30 ms): a download slow enough for others to overlap it. */
+  | 'slow';
 
 export interface RequestLog {
   path: string;
@@ -80,6 +84,18 @@ export async function startParamServer(root: string): Promise<ParamServer> {
       return;
     }
     const file = join(root, name);
+    if (fault === 'endless') {
+      finish(200);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) {}
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      pump();
+      return;
+    }
     let size: number;
     let mtime: Date;
     try {
@@ -135,6 +151,17 @@ export async function startParamServer(root: string): Promise<ParamServer> {
         if (fault === 'drop-midway') setTimeout(() => res.socket?.destroy(), 20);
         // 'stall': keep the socket open and send nothing more.
       });
+      return;
+    }
+    if (fault === 'slow') {
+      const stream = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
+      stream.on('data', (chunk) => {
+        res.write(chunk);
+        stream.pause();
+        setTimeout(() => stream.resume(), 30);
+      });
+      stream.on('end', () => res.end());
+      res.on('close', () => stream.destroy());
       return;
     }
     if (fault === 'wrong-byte') {

@@ -3,10 +3,12 @@
  * and no child left behind when uniprove itself exits.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn as spawnChild } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { isUniproveError } from '../../src/core/errors.js';
 import { run, spawn } from '../../src/core/exec.js';
@@ -154,4 +156,44 @@ test('children still running when uniprove exits are killed with it', async () =
     for (let i = 0; i < 50 && (await alive(pid)); i++) await new Promise((res) => setTimeout(res, 20));
     assert.equal(await alive(pid), false, `sleep (pid ${pid}) outlived its parent after ${how}`);
   }
+});
+
+test('a child dies with uniprove: SIGKILL of the parent, where no exit hook runs, kills it too (setpriv --pdeathsig)', {
+  skip:
+    existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv')
+      ? false
+      : 'setpriv (util-linux) is not installed',
+}, async () => {
+  // A real parent: a node process that starts `sleep 600` through exec.ts and waits.
+  const script = `
+    const { spawn } = await import(${JSON.stringify(pathToFileURL(EXEC_TS).href)});
+    const { child } = spawn(['sleep', '600']);
+    child.once('spawn', () => process.stdout.write(String(child.pid) + '\\n'));
+    setInterval(() => {}, 1000);
+  `;
+  const parent = spawnChild(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+  const pid = Number(line.toString().trim());
+  assert.ok(pid > 0);
+  // Until setpriv has exec'd, the child's command line is setpriv's; wait for sleep itself.
+  for (
+    let i = 0;
+    i < 100 && !(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).startsWith('sleep');
+    i++
+  ) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  parent.kill('SIGKILL');
+  await once(parent, 'exit');
+  let gone = false;
+  for (let i = 0; i < 100 && !gone; i++) {
+    const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Gone, or a zombie waiting for init to reap it.
+    gone = state === '' || / Z /.test(state);
+    if (!gone) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!gone) process.kill(pid, 'SIGKILL');
+  assert.ok(gone, `sleep (pid ${pid}) outlived its parent`);
 });

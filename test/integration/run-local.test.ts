@@ -310,6 +310,51 @@ test('Ctrl-C during boot stops QEMU, exits 130 and keeps the record', {
   assert.deepEqual(await qemuProcesses(id), []);
 });
 
+test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks its record abandoned and removes its image', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
+  const env = { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') };
+  const child = execa(
+    process.execPath,
+    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120', '--no-image-cache'],
+    { cwd: dir, reject: false, env },
+  );
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (stderr.includes('SLEEPER-STARTED')) resolve();
+    });
+    void child.then(() => resolve());
+  });
+  const id = (await readdir(join(dir, 'runs'))).find((n) => n !== 'proving_report.csv') ?? '';
+  assert.notEqual((await qemuProcesses(id)).length, 0, `QEMU runs before the kill\n${stderr}`);
+  child.kill('SIGKILL');
+  await child;
+  let left = await qemuProcesses(id);
+  for (let i = 0; i < 50 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await qemuProcesses(id);
+  }
+  for (const pid of left) process.kill(Number(pid), 'SIGKILL');
+  assert.deepEqual(left, [], 'no QEMU outlives a SIGKILLed uniprove');
+  const before = JSON.parse(await readFile(join(dir, 'runs', id, 'record.json'), 'utf8'));
+  assert.equal(before.outcome, 'running');
+  const next = await uniprove(['run', join(dir, 'no-such-recipe')], { cwd: dir, env });
+  assert.match(
+    next.stderr,
+    new RegExp(`swept run ${id}: its uniprove \\(pid \\d+\\) is gone; marked abandoned`),
+  );
+  const record = JSON.parse(await readFile(join(dir, 'runs', id, 'record.json'), 'utf8'));
+  assertRunRecord(record);
+  assert.equal(record.outcome, 'abandoned');
+  const opsHome = join(process.env.OPS_HOME || process.env.HOME || '/root', '.ops');
+  await assert.rejects(readFile(join(opsHome, 'images', `uniprove-${id}`)), { code: 'ENOENT' });
+});
+
 test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5 * 60_000 }, async () => {
   const dir = await tempDir();
   const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH);

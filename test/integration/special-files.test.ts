@@ -32,7 +32,7 @@ async function waitUntilOpen(pid: number, path: string): Promise<void> {
 }
 
 /** Resolves once process `pid` catches `signal` (its handler is installed: SigCgt in /proc/PID/status). */
-async function waitUntilCatching(pid: number, signal: 'SIGINT'): Promise<void> {
+async function waitUntilCatching(pid: number, signal: 'SIGINT' | 'SIGHUP'): Promise<void> {
   const bit = 1n << BigInt(osConstants.signals[signal] - 1);
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -46,7 +46,12 @@ async function waitUntilCatching(pid: number, signal: 'SIGINT'): Promise<void> {
 
 /** `uniprove debug <path>` as a child process, its output collected. */
 function debugChild(path: string): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [CLI, 'debug', path], {
+  return cliChild(['debug', path]);
+}
+
+/** `uniprove <args>` as a child process, its output collected. */
+function cliChild(args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: '1' },
@@ -113,6 +118,38 @@ test('discover and volume import refuse a FIFO; debug refuses a device', async (
   );
 });
 
+test('discover --from-log refuses a device at once (it would read /dev/zero forever)', async () => {
+  const r = await uniprove(['discover', '/bin/true', '--from-log', '/dev/zero'], { timeoutMs: 20_000 });
+  assert.equal(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, /error\[E_NOT_REGULAR_FILE\]: strace log: \/dev\/zero is a character device/);
+});
+
+test('discover --from-log on a FIFO nobody writes: Ctrl-C ends it with 130, and Ctrl-C twice ends it at once', async () => {
+  for (const second of [undefined, 'SIGINT'] as const) {
+    const pipe = await fifo(`strace-${second ?? 'once'}`);
+    const { child, output } = cliChild(['discover', '/bin/true', '--from-log', pipe]);
+    await waitUntilCatching(child.pid as number, 'SIGINT');
+    // Give it time to reach the log (a blocking open would hold the main thread here, deaf to signals).
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    if (second) child.kill(second);
+    const end = await endOf(child, 5_000);
+    assert.ok(end.code === 130 || end.signal === second, `${JSON.stringify(end)}\n${output()}`);
+    if (!second) assert.match(output(), /error\[E_INTERRUPTED\]/);
+    assert.doesNotMatch(output(), /internal error/);
+  }
+});
+
+test('discover --from-log reads an strace log from a pipe, as --from-log <(strace ...) gives it', async () => {
+  const pipe = await fifo('strace-log');
+  const { child, output } = cliChild(['discover', '/bin/true', '--from-log', pipe, '--json']);
+  await waitUntilOpen(child.pid as number, pipe);
+  await writeFile(pipe, '123 openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = 3\n');
+  const end = await endOf(child, 20_000);
+  assert.equal(end.code, 0, output());
+  assert.match(output(), /"\/etc\/hosts"/);
+});
+
 test('debug reads a console log from a pipe, as debug <(ops run ...) gives it', async () => {
   const pipe = await fifo('console');
   const log = await readFile(join(REPO_ROOT, 'test/fixtures/nanos/dlopen-missing.tcg/console.log'));
@@ -132,6 +169,17 @@ test('debug on a FIFO nobody writes: Ctrl-C ends it with 130', async () => {
   child.kill('SIGINT');
   const end = await endOf(child, 5_000);
   assert.equal(end.code, 130, output());
+  assert.match(output(), /error\[E_INTERRUPTED\]/);
+});
+
+test('a closed terminal (SIGHUP) stops uniprove as Ctrl-C does: cleaned up, exit 130, not killed outright', async () => {
+  const pipe = await fifo('hangup');
+  const { child, output } = debugChild(pipe);
+  await waitUntilOpen(child.pid as number, pipe);
+  await waitUntilCatching(child.pid as number, 'SIGHUP');
+  child.kill('SIGHUP');
+  const end = await endOf(child, 5_000);
+  assert.equal(end.code, 130, `${JSON.stringify(end)}\n${output()}`);
   assert.match(output(), /error\[E_INTERRUPTED\]/);
 });
 

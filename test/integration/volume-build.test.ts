@@ -183,6 +183,58 @@ async function deleteVolumesNamed(prefix: string): Promise<void> {
   for (const v of left) await opsVolumeDelete(v.uuid).catch(() => {});
 }
 
+test('two volume build of one set into one cache at once: both succeed with one Ops volume under the name', {
+  skip: needOps(),
+  timeout: 180_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'r.params'), randomBytes(1024 * 1024 + 5));
+  const server = await startParamServer(src);
+  const name = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  try {
+    const setFile = join(dir, 'race.json');
+    await writeFile(
+      setFile,
+      JSON.stringify({
+        name: 'race-test',
+        mountPath: '/params',
+        files: [
+          {
+            name: 'r.params',
+            digest: await hashFile(join(src, 'r.params'), 'sha256'),
+            urls: [`${server.url}r.params`],
+          },
+        ],
+      }),
+    );
+    const cache = join(dir, 'cache');
+    const runs = await Promise.all(
+      [1, 2].map(() =>
+        uniprove(['volume', 'build', setFile, '--name', name, '--size', '8m', '--json'], {
+          env: { UNIPROVE_CACHE: cache },
+          timeoutMs: 120_000,
+        }),
+      ),
+    );
+    for (const run of runs) assert.equal(run.exitCode, 0, run.stderr);
+    const uuids = runs.map((r) => parseJson<{ volume: { uuid: string } }>(r).volume.uuid);
+    const named = (await opsVolumeList()).filter((v) => v.name === name);
+    assert.deepEqual(
+      named.map((v) => v.uuid),
+      [uuids[0]],
+      `one volume under ${name}: ${JSON.stringify(named)}`,
+    );
+    assert.equal(uuids[1], uuids[0], 'the second build reused the first one');
+  } finally {
+    for (const v of (await opsVolumeList()).filter((x) => x.name === name)) {
+      await opsVolumeDelete(v.uuid).catch(() => {});
+    }
+    await server.close();
+  }
+});
+
 test('two sets with equal contents but other names each get the volume a run of their recipe mounts', {
   skip: needOps() ?? needGcc(),
   timeout: 300_000,

@@ -295,6 +295,31 @@ test('404 and a wrong size are clear errors that leave no temp files', async () 
   assert.deepEqual(await listTree(cache), []);
 });
 
+test('a server that sends no Content-Length and never ends is cut off at the declared size + 1 (E_DOWNLOAD naming set, file and size), partial removed', async () => {
+  const cache = await tempDir();
+  server.always('a.vk', 'endless');
+  try {
+    const started = performance.now();
+    await assert.rejects(
+      // The signal bounds what a broken fetch would write (unbounded, it fills the disk).
+      fetchParameterSet(makeSet({ only: ['a.vk'], sizes: true }), {
+        cacheDir: cache,
+        ...fast,
+        signal: AbortSignal.timeout(5000),
+      }),
+      (error: UniproveError) =>
+        error.code === 'E_DOWNLOAD' &&
+        /a\.vk of set test-set is declared as 4099 bytes/.test(error.message) &&
+        /stopped at 4100 bytes/.test(error.message),
+    );
+    assert.ok(performance.now() - started < 5000, 'stopped promptly, not after the disk filled');
+    assert.deepEqual(await listTree(cache), [], 'no partial left');
+    assert.equal(requestsFor('a.vk').filter((r) => r.fault === 'endless').length, 1, 'not retried');
+  } finally {
+    server.always('a.vk', undefined);
+  }
+});
+
 test('a cached file changed on disk is re-hashed, kept aside and fetched again', async () => {
   const cache = await tempDir();
   await fetchParameterSet(makeSet({ only: ['a.vk'] }), { cacheDir: cache, ...fast });
@@ -320,6 +345,47 @@ test('file:// base URL for air-gapped hosts, with sizes checked', async () => {
     cache,
     sources.map((s) => s.name),
   );
+});
+
+test('three volume fetch of one set into one cache at once all succeed: a local race is no download error', async () => {
+  const dir = await tempDir();
+  const cache = join(dir, 'cache');
+  const setFile = join(dir, 'set.json');
+  const set = makeSet({ only: ['a.params', 'a.vk'], sizes: true });
+  await writeFile(
+    setFile,
+    JSON.stringify({
+      name: set.name,
+      mountPath: set.mountPath,
+      files: set.files.map(({ guestPath: _, path: __, ...f }) => f),
+    }),
+  );
+  // Slow enough (about 1.5 s for a.params) that the three downloads overlap.
+  server.always('a.params', 'slow');
+  try {
+    const runs = await Promise.all(
+      [1, 2, 3].map(() =>
+        uniprove(['volume', 'fetch', setFile, '--json'], {
+          env: { UNIPROVE_CACHE: cache },
+          timeoutMs: 90_000,
+        }),
+      ),
+    );
+    for (const run of runs) {
+      assert.equal(run.exitCode, 0, run.stderr);
+      assert.doesNotMatch(run.stderr, /E_DOWNLOAD/);
+    }
+    await assertCacheHolds(cache, ['a.params', 'a.vk']);
+    // One of them downloaded a.params; the others waited for it and found it in the cache.
+    const sourcesOf = runs.map(
+      (r) =>
+        parseJson<{ files: { name: string; source: string }[] }>(r).files.find((f) => f.name === 'a.params')!
+          .source,
+    );
+    assert.equal(sourcesOf.filter((s) => s === 'download').length, 1, sourcesOf.join(', '));
+  } finally {
+    server.always('a.params', undefined);
+  }
 });
 
 test('CLI: volume fetch --json prints the files and exits 0; a failure exits 4 with what failed', async () => {

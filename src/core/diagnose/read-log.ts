@@ -4,13 +4,11 @@
  * core dump or disk image given by mistake is refused with a clear error.
  */
 import { isAscii } from 'node:buffer';
-import { constants, openSync, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { Socket } from 'node:net';
-import { addAbortSignal } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { UniproveError } from '../errors.js';
-import { describeFileType } from '../fs.js';
+import { describeFileType, pipeBlocks } from '../fs.js';
 
 export interface ReadLogOptions {
   /** Bytes read at a time (default 1 MiB). */
@@ -39,29 +37,6 @@ export function looksBinary(block: Uint8Array): boolean {
     if (b < 32 && b !== 9 && b !== 10 && b !== 13 && b !== 12 && b !== 27) control++;
   }
   return block.length > 0 && control / block.length > 0.1;
-}
-
-/**
- * The bytes of a FIFO (what `debug <(ops run ...)` gives), read through the event loop: opened without
- * blocking (O_NONBLOCK: a FIFO's writer may not have come yet), so Ctrl-C stops the wait at any moment;
- * a blocking open or read would hold a thread that even process.exit waits for.
- */
-function pipeBlocks(path: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  const pipe = new Socket({ fd, readable: true, writable: false });
-  if (signal) addAbortSignal(signal, pipe);
-  return readPipe(pipe, signal);
-}
-
-async function* readPipe(pipe: Socket, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of pipe) yield chunk as Buffer;
-  } catch (error) {
-    signal?.throwIfAborted();
-    throw error;
-  } finally {
-    pipe.destroy();
-  }
 }
 
 /** The bytes of a regular file, `chunkBytes` at a time into one reused buffer. */

@@ -4,7 +4,8 @@
  * proving_report.csv line. On success, failure, timeout and Ctrl-C alike the record is closed and the driver's
  * machine destroyed. `uniprove run` (qemu, ops) and `uniprove gcp run` (gce) are two front ends of it.
  */
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
@@ -17,6 +18,7 @@ import {
   CONSOLE_LOG,
   finishRecord,
   newRunId,
+  RECORD_FILE,
   type RunOutcome,
   type RunRecord,
   writeRecord,
@@ -127,6 +129,7 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   const id = newRunId();
   const dir = options.out ? resolve(cwd, options.out) : join(runsDir, id);
   const writing: WriteContext = { what: 'the run record', path: dir, elsewhere: options.elsewhere };
+  if (options.out) await refuseEarlierRun(dir);
   await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record = openRecord(id, dir, driver, options);
   const run: DriverRun = { record, startedMs, kernelStop: new KernelStopWatch() };
@@ -167,6 +170,21 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   }
 }
 
+/** An --out folder that holds an earlier run's record is evidence: never overwritten (E_USAGE). */
+async function refuseEarlierRun(dir: string): Promise<void> {
+  const path = join(dir, RECORD_FILE);
+  const found = await lstat(path).then(
+    () => true,
+    () => false,
+  );
+  if (!found) return;
+  throw new UniproveError('E_USAGE', {
+    message: `--out ${dir} holds an earlier run's record (${path}); a run never overwrites another's record and console`,
+    hint: 'Give --out a new folder, or leave --out out: each run gets its own runs/<id>/.',
+    details: { path },
+  });
+}
+
 /**
  * The target as the driver should see it: with a file proof coming back through the console, the driver stages
  * the tap into its config and copies no proof off the image (the lifecycle settles it from the console).
@@ -197,6 +215,7 @@ function openRecord(id: string, dir: string, driver: MachineDriver, options: Run
     args: options.args,
     via: driver.name,
     outcome: 'running',
+    owner: { pid: process.pid, host: hostname() },
     exitCode: null,
     startedAt: new Date().toISOString(),
     timings: {},

@@ -22,7 +22,17 @@ export const RunRecordSchema = z
     package: z.string().optional().describe('the package folder the image was built from'),
     args: z.array(z.string()),
     via: z.enum(['qemu', 'ops', 'gce']).describe('the machine driver'),
-    outcome: z.union([outcome, z.literal('running')]),
+    outcome: z
+      .union([outcome, z.literal('running'), z.literal('abandoned')])
+      .describe(
+        'running while uniprove runs it; abandoned: uniprove was killed first (a later command swept it)',
+      ),
+    owner: z
+      .strictObject({ pid: z.number().int().positive(), host: z.string() })
+      .optional()
+      .describe(
+        'the uniprove process that runs it, for telling a live run from one whose uniprove was killed',
+      ),
     exitCode: z
       .number()
       .int()

@@ -3,7 +3,7 @@
  * run goes), and one line per run in runs/proving_report.csv, as operators keep.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, open, stat } from 'node:fs/promises';
+import { appendFile, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Finding } from '../diagnose/findings.js';
 import { writeJsonAtomic } from '../fs.js';
@@ -64,7 +64,10 @@ export interface RunRecord {
   args: string[];
   /** qemu and ops: this host; gce: a Compute Engine instance (`uniprove gcp run`). */
   via: 'qemu' | 'ops' | 'gce';
-  outcome: RunOutcome | 'running';
+  /** `running` until uniprove closes it; `abandoned` when uniprove was killed first and a later command swept it. */
+  outcome: RunOutcome | 'running' | 'abandoned';
+  /** The uniprove process running it: a `running` record whose owner is gone on this host was abandoned. */
+  owner?: { pid: number; host: string };
   /** The prover's exit status; null when unknown. */
   exitCode: number | null;
   exitReason?: string;
@@ -214,15 +217,33 @@ export async function appendReport(runsRoot: string, record: RunRecord): Promise
     await fh.close();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    // Make sure an existing file ends with a newline before appending.
-    const s = await stat(path);
-    if (s.size === 0) await appendFile(path, `${CSV_HEADER.join(',')}\n`);
   }
-  await appendFile(path, `${reportLine(record)}\n`);
+  // A file cut mid-line (a full disk, an edit) gets a newline first, in the same append: the new line is never
+  // glued to the last one. An empty file gets the header.
+  const last = await lastByte(path);
+  const before = last === undefined ? `${CSV_HEADER.join(',')}\n` : last === 0x0a ? '' : '\n';
+  await appendFile(path, `${before}${reportLine(record)}\n`);
   return path;
 }
 
-/** Close a run's record: outcome, end time and total, written atomically, and its line in proving_report.csv. */
+/** The last byte of a file, undefined when it is empty. */
+async function lastByte(path: string): Promise<number | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return undefined;
+    const buffer = Buffer.alloc(1);
+    await fh.read(buffer, 0, 1, size - 1);
+    return buffer[0];
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Close a run's record: outcome, end time and total, written atomically, and its line in proving_report.csv.
+ * A line that cannot be written is a `report-not-written` warning that keeps the line, in the record.
+ */
 export async function finishRecord(
   record: RunRecord,
   outcome: RunOutcome,
@@ -231,6 +252,16 @@ export async function finishRecord(
   record.outcome = outcome;
   record.endedAt = new Date().toISOString();
   record.timings.totalMs = Math.round(performance.now() - options.startedAt);
+  if (!options.noReport) {
+    try {
+      await appendReport(options.runsDir, record);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      record.warnings.push({
+        code: 'report-not-written',
+        message: `the line of this run could not be added to ${join(options.runsDir, REPORT_CSV)} (${reason}); it is kept here: ${reportLine(record)}`,
+      });
+    }
+  }
   await writeRecord(record);
-  if (!options.noReport) await appendReport(options.runsDir, record).catch(() => {});
 }

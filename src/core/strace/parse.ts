@@ -14,6 +14,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { UniproveError } from '../errors.js';
+import { notRegularFile, pipeBlocks } from '../fs.js';
 import type { FailedSearch, TraceAccess, TraceResult, TraceSpawn, TraceWarning } from './types.js';
 
 export interface ParseStraceOptions {
@@ -1401,6 +1402,8 @@ function hexValue(c: number): number {
 
 /** Options for reading -ff logs: the files and the pid each one belongs to. */
 interface LogFile {
+  /** A FIFO (`--from-log <(strace ...)`): read through the event loop, never with a blocking open. */
+  pipe?: boolean;
   path: string;
   pid: number | undefined;
 }
@@ -1429,9 +1432,22 @@ async function resolveInput(input: string | string[]): Promise<LogFile[]> {
         hint: 'Pass the log file, or the FILE prefix given to `strace -ff -o FILE`.',
       });
     }
+    if (st && !st.isFile() && !st.isFIFO()) {
+      // A device or a socket never ends (/dev/zero) or is no log: refused before it is opened.
+      throw notRegularFile(
+        st,
+        path,
+        'strace log',
+        'Pass the file written by `strace -o FILE` (a pipe works too: --from-log <(strace ...)).',
+      );
+    }
     if (st) {
       const m = PID_SUFFIX.exec(basename(path));
-      files.push({ path, pid: m && typeof input !== 'string' ? Number(m[1]) : undefined });
+      files.push({
+        path,
+        pid: m && typeof input !== 'string' ? Number(m[1]) : undefined,
+        ...(st.isFIFO() ? { pipe: true } : {}),
+      });
       continue;
     }
     // Not a file: an `-ff` prefix? Its files are PREFIX.PID.
@@ -1526,7 +1542,7 @@ export async function parseStraceLog(
     for (const file of files) {
       parser.defaultPid = file.pid ?? options.pid ?? 0;
       try {
-        await consume(readChunks(file.path));
+        await consume(file.pipe ? pipeBlocks(file.path, signal) : readChunks(file.path));
       } catch (error) {
         if (error instanceof UniproveError) throw error;
         throw new UniproveError('E_STRACE_LOG', {

@@ -8,6 +8,7 @@ import { copyFile, link, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, withWriteErrors, writeJsonAtomic } from '../fs.js';
+import { withLock } from '../lock.js';
 import {
   type OpsOptions,
   type OpsVolume,
@@ -160,7 +161,6 @@ export async function buildVolume(
   set: ResolvedParameterSet,
   options: BuildVolumeOptions,
 ): Promise<BuildVolumeResult> {
-  const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
   const progress = options.onProgress ?? (() => {});
   const name = options.name ?? volumeNameFor(set);
   if (options.size !== undefined && !/^\d+[kmg]?$/i.test(options.size)) {
@@ -170,6 +170,31 @@ export async function buildVolume(
     });
   }
   const fetched = await fetchParameterSet(set, options);
+  // Two builds of one name at once would each create an Ops volume under it: the second waits, then reuses.
+  return withLock(
+    join(options.cacheDir, 'volumes', `${name}.lock`),
+    () => buildLocked(set, options, name, fetched),
+    {
+      signal: options.signal,
+      onWait: (pid) =>
+        progress({
+          kind: 'note',
+          step: 'volume',
+          detail: `another uniprove (pid ${pid}) is building volume ${name}; waiting for it`,
+        }),
+    },
+  );
+}
+
+/** The volume of a fetched set, holding the lock of its name: reused from the registry, or created. */
+async function buildLocked(
+  set: ResolvedParameterSet,
+  options: BuildVolumeOptions,
+  name: string,
+  fetched: FetchParameterSetResult,
+): Promise<BuildVolumeResult> {
+  const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
+  const progress = options.onProgress ?? (() => {});
   const registry = await readRegistry(options.cacheDir);
   // Only a volume under this very name: packages mount the name `volumeNameFor` gives this set, so a volume
   // another set with the same files (or a --name) was built under would leave this set's name unmounted.

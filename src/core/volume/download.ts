@@ -32,8 +32,10 @@ export interface DownloadFileOptions {
   algorithm: DigestAlgorithm;
   /** Hash on these worker threads instead of the main thread. */
   hashThreads?: HashWorkers;
-  /** Size the set expects; a server announcing another size is refused. */
+  /** Size the set expects; a server announcing another size is refused, and one announcing none is cut off past it. */
   expectedSize?: number;
+  /** What is being downloaded, for errors: `a.params of set test-set`. */
+  label?: string;
   dispatcher: Dispatcher;
   signal?: AbortSignal;
   /** Attempts in a row that bring no new bytes before giving up. */
@@ -116,6 +118,37 @@ async function readMeta(path: string): Promise<PartialMeta | undefined> {
 
 const WRITE_BATCH = 4 * 1024 * 1024;
 
+/** The most bytes a body may bring, and the error once it brings more. */
+interface BodyLimit {
+  bytes: number;
+  exceeded: () => UniproveError;
+}
+
+/** The limit for a body: the size the server announced, else the size the set declares (a server that never ends is cut off). */
+function bodyLimit(total: number | undefined, options: DownloadFileOptions): BodyLimit | undefined {
+  if (total !== undefined) {
+    return {
+      bytes: total,
+      exceeded: () =>
+        new UniproveError('E_DOWNLOAD', {
+          message: `the server sent more than the ${total} bytes it announced`,
+          hint: 'The server or a proxy is misbehaving; try another --base-url.',
+        }),
+    };
+  }
+  const declared = options.expectedSize;
+  if (declared === undefined) return undefined;
+  return {
+    bytes: declared,
+    exceeded: () =>
+      new UniproveError('E_DOWNLOAD', {
+        message: `${options.label ?? options.url} is declared as ${declared} bytes, but ${options.url} sent more (it announced no size); stopped at ${declared + 1} bytes and removed the partial`,
+        hint: 'The URL serves a different or endless file: check --base-url, or fix size in the set file.',
+        details: { url: options.url, expected: declared, oversize: true },
+      }),
+  };
+}
+
 /** Mutable state of one download across attempts. */
 interface State {
   hasher: Hasher;
@@ -133,7 +166,7 @@ async function appendBody(
   body: AsyncIterable<Uint8Array>,
   file: FileHandle,
   state: State,
-  limit: number | undefined,
+  limit: BodyLimit | undefined,
   onBytes: (delta: number, network: boolean) => void,
 ): Promise<void> {
   let pending: Uint8Array[] = [];
@@ -171,12 +204,8 @@ async function appendBody(
   let failure: unknown;
   try {
     for await (const chunk of body) {
-      if (limit !== undefined && state.offset + pendingBytes + chunk.length > limit) {
-        throw new UniproveError('E_DOWNLOAD', {
-          message: `the server sent more than the ${limit} bytes it announced`,
-          hint: 'The server or a proxy is misbehaving; try another --base-url.',
-        });
-      }
+      if (limit !== undefined && state.offset + pendingBytes + chunk.length > limit.bytes)
+        throw limit.exceeded();
       if (!state.hasher.written) state.hasher.update(chunk);
       pending.push(chunk);
       pendingBytes += chunk.length;
@@ -301,7 +330,7 @@ async function attemptHttp(state: State, file: FileHandle, options: DownloadFile
     options.onTotal(total);
   }
   await writeJsonAtomic(options.metaPath, state.meta);
-  await appendBody(response.body, file, state, total, options.onBytes);
+  await appendBody(response.body, file, state, bodyLimit(total, options), options.onBytes);
   if (total !== undefined && state.offset < total) {
     throw new RetryableError(`the connection ended at byte ${state.offset} of ${total}`);
   }
@@ -339,7 +368,13 @@ async function attemptFile(state: State, file: FileHandle, options: DownloadFile
     highWaterMark: 1024 * 1024,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  await appendBody(stream as AsyncIterable<Uint8Array>, file, state, total, options.onBytes);
+  await appendBody(
+    stream as AsyncIterable<Uint8Array>,
+    file,
+    state,
+    bodyLimit(total, options),
+    options.onBytes,
+  );
   return 'complete';
 }
 
@@ -430,7 +465,8 @@ async function download(options: DownloadFileOptions): Promise<DownloadFileResul
     return { digest: await state.hasher.digest(), size: state.offset, resumedFrom, attempts };
   } catch (error) {
     await file.close().catch(() => {});
-    if (!state.meta.resumable || state.offset === 0) {
+    const oversize = error instanceof UniproveError && error.details.oversize === true;
+    if (oversize || !state.meta.resumable || state.offset === 0) {
       await removeIfPresent(partialPath);
       await removeIfPresent(metaPath);
     }

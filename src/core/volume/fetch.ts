@@ -9,6 +9,7 @@ import type { Dispatcher } from 'undici';
 import { isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { isWriteRefusal, toWriteError, type WriteContext } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
+import { withLock } from '../lock.js';
 import { formatBytes, type OnProgress } from '../progress.js';
 import {
   cachePaths,
@@ -168,6 +169,7 @@ class ByteProgress {
 /** What every file's fetch of one fetchParameterSet call shares. */
 interface FetchContext {
   options: FetchParameterSetOptions;
+  setName: string;
   verify: VerifyMode;
   step: string;
   progress: OnProgress;
@@ -193,6 +195,7 @@ async function downloadFromUrls(ctx: FetchContext, file: ResolvedParameterFile) 
         algorithm,
         ...(ctx.hashThreads ? { hashThreads: ctx.hashThreads } : {}),
         ...(file.size === undefined ? {} : { expectedSize: file.size }),
+        label: `${file.name} of set ${ctx.setName}`,
         dispatcher: ctx.dispatcher,
         ...(signal ? { signal } : {}),
         retries: options.retries ?? 5,
@@ -216,8 +219,26 @@ async function downloadFromUrls(ctx: FetchContext, file: ResolvedParameterFile) 
   throw lastError;
 }
 
-/** One file: from the cache when it is there and verifies, else downloaded until its digest matches. */
+/**
+ * One file, holding its partial's lock: another uniprove fetching the same file into this cache (a second
+ * `volume fetch`, a `run` building its volume) is waited for, and its file then found in the cache.
+ */
 async function fetchOne(ctx: FetchContext, file: ResolvedParameterFile): Promise<FetchedFile> {
+  const { options, progress, step } = ctx;
+  const paths = cachePaths(options.cacheDir, file.digest);
+  return withLock(`${paths.partial}.lock`, () => fetchLocked(ctx, file), {
+    signal: options.signal,
+    onWait: (pid) =>
+      progress({
+        kind: 'note',
+        step,
+        detail: `${file.name}: another uniprove (pid ${pid}) is fetching it into this cache; waiting for it`,
+      }),
+  });
+}
+
+/** One file: from the cache when it is there and verifies, else downloaded until its digest matches. */
+async function fetchLocked(ctx: FetchContext, file: ResolvedParameterFile): Promise<FetchedFile> {
   const { options, progress, step } = ctx;
   const paths = cachePaths(options.cacheDir, file.digest);
   const base = { name: file.name, guestPath: file.guestPath, digest: file.digest, verified: true as const };
@@ -318,6 +339,7 @@ export async function fetchParameterSet(
   });
   const ctx: FetchContext = {
     options,
+    setName: set.name,
     verify: options.verify ?? 'quick',
     step,
     progress,
