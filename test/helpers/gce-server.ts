@@ -34,8 +34,11 @@ export interface RecordedRequest {
 export interface Fault {
   /** API method, as in the REST reference: images.insert, instances.insert, storage.objects.insert... */
   method: string;
-  /** request: the call itself fails with `status`; operation: the call is accepted and its operation fails. */
-  at: 'request' | 'operation';
+  /**
+   * request: the call itself fails with `status`; operation: the call is accepted and its operation fails;
+   * response (instances.insert): the call is carried out and its answer lost, an HTTP `status` in its place.
+   */
+  at: 'request' | 'operation' | 'response';
   code: string;
   message?: string;
   status?: number;
@@ -214,6 +217,8 @@ export class GceServer {
     { bucket: string; name: string; chunks: Buffer[]; meta: Record<string, unknown> }
   >();
   #opCounter = 0;
+  /** Operations by the requestId of the insert that started them: a repeat is answered with the same one. */
+  #byRequestId = new Map<string, string>();
   #options: GceServerOptions;
 
   private constructor(options: GceServerOptions) {
@@ -714,6 +719,10 @@ export class GceServer {
     if (m && method === 'POST') {
       route('instances.insert');
       const zone = m[1]!;
+      // Compute Engine deduplicates inserts by requestId: a retry gets the first try's operation.
+      const requestId = url.searchParams.get('requestId');
+      const earlier = requestId ? this.operations.get(this.#byRequestId.get(requestId) ?? '') : undefined;
+      if (earlier) return send(res, 200, this.#opJson(earlier, project));
       const inst = this.#checkInstance(body, zone);
       const key = `${zone}/${inst.name}`;
       if (this.instances.has(key)) throw conflict(`instance ${inst.name}`);
@@ -741,6 +750,18 @@ export class GceServer {
             : { status: 503, message: 'SERVICE UNAVAILABLE' };
       }
       if (this.#options.latency?.insertMs) op.readyAt = Date.now() + this.#options.latency.insertMs;
+      if (requestId) this.#byRequestId.set(requestId, op.name);
+      const lost = this.#takeFault('instances.insert', 'response');
+      if (lost) {
+        const status = lost.status ?? 500;
+        throw new HttpError(status, {
+          error: {
+            code: status,
+            message: lost.message ?? `${lost.code} (injected)`,
+            errors: [{ reason: lost.code }],
+          },
+        });
+      }
       return send(res, 200, this.#opJson(op, project));
     }
     m = /^zones\/([^/]+)\/instances\/([^/]+)(\/serialPort|\/stop)?$/.exec(path);

@@ -4,6 +4,7 @@
  * before asking for it, so a failure or Ctrl-C at any point leaves nothing
  * behind.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -13,7 +14,15 @@ import { formatBytes, type OnProgress } from '../progress.js';
 import type { GcpClients } from './clients.js';
 import type { GcpTarget } from './config.js';
 import type { ResourceLedger } from './ledger.js';
-import { gcpError, isNotFound, type OperationLike, type PollOptions, waitOperation } from './operations.js';
+import {
+  gcpError,
+  httpStatusOf,
+  isNotFound,
+  type OperationLike,
+  type PollOptions,
+  waitOperation,
+  withRetry,
+} from './operations.js';
 import type { GcpCall, GcpImageSource } from './plan.js';
 import { packImageTarball } from './tarball.js';
 
@@ -23,6 +32,8 @@ export interface PerformedCall {
   resource: string;
   outcome: 'done' | 'found' | 'absent' | 'skipped' | 'gone';
   ms: number;
+  /** Tries after a transient error (HTTP 5xx, 429, a rate limit) before this answer; absent when none. */
+  retries?: number;
 }
 
 /** State of one execution; never shared between commands. */
@@ -39,6 +50,8 @@ export interface ExecutionContext {
   poll?: PollOptions;
   found: Set<string>;
   performed: PerformedCall[];
+  /** Transient errors met and retried, over every call of this execution. */
+  retries: number;
   lastOperation?: { op: OperationLike; call: string; resource: string };
 }
 
@@ -78,10 +91,24 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
   let outcome: PerformedCall['outcome'] = 'done';
   const step = `${call.method} ${resource}`;
   if (call.creates) ctx.ledger.record(call.creates);
+  const params = { ...(call.params as Record<string, string>) };
+  // An insert is not idempotent: every try carries the same requestId, which Compute Engine deduplicates.
+  if (/^(images|disks|instances)\.insert$/.test(call.method)) params.requestId = randomUUID();
+  let retries = 0;
   try {
     const execute = EXECUTORS[call.method];
     if (!execute) throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
-    outcome = await execute(ctx, call, call.params as Record<string, string>, resource);
+    // Storage calls retry in their own client; waits retry each poll.
+    outcome = SELF_RETRYING.test(call.method)
+      ? await execute(ctx, call, params, resource)
+      : await withRetry(() => execute(ctx, call, params, resource), {
+          retry: ctx.poll?.retry,
+          signal: ctx.signal,
+          onRetry: (error) => {
+            retries++;
+            noteRetry(ctx, step, error);
+          },
+        });
   } catch (error) {
     // A call cut short by Ctrl-C (an upload, a poll) is the interrupt, not a Google Cloud failure.
     if (ctx.signal?.aborted) throw abortError(ctx.signal);
@@ -92,12 +119,26 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
       resource,
       outcome,
       ms: Math.round(performance.now() - started),
+      ...(retries > 0 ? { retries } : {}),
     });
   }
   if (call.lookup && outcome === 'found') ctx.found.add(call.lookup);
   if (outcome !== 'absent' && call.method !== 'images.get' && call.method !== 'disks.get') {
     ctx.onProgress?.({ kind: 'note', step, detail: `${step}: ${outcome}` });
   }
+}
+
+const SELF_RETRYING = /^storage\.|Operations\.get$/;
+
+/** A transient error met and about to be retried: counted for the record, told to progress. */
+export function noteRetry(ctx: ExecutionContext, step: string, error: unknown): void {
+  ctx.retries++;
+  const status = httpStatusOf(error);
+  ctx.onProgress?.({
+    kind: 'note',
+    step,
+    detail: `${step}: ${status ? `HTTP ${status}` : 'connection lost'}, trying again`,
+  });
 }
 
 type Executor = (
@@ -156,7 +197,12 @@ const waitExecutor: Executor = async (ctx, call, p) => {
       call: last.call,
       resource: last.resource,
     },
-    { ...ctx.poll, signal: ctx.signal, onProgress: ctx.onProgress },
+    {
+      ...ctx.poll,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+      onRetry: (error) => noteRetry(ctx, `${call.method} ${last.resource}`, error),
+    },
   );
   return 'done';
 };
@@ -193,7 +239,11 @@ const EXECUTORS: Record<string, Executor> = {
   'images.get': (ctx, call) => lookupImage(ctx, call),
   'images.insert': async (ctx, call, p, resource) => {
     ctx.onProgress?.({ kind: 'step-start', step: `import image ${(call.body as { name: string }).name}` });
-    const [op] = await ctx.clients.images.insert({ project: p.project!, imageResource: call.body as never });
+    const [op] = await ctx.clients.images.insert({
+      project: p.project!,
+      requestId: p.requestId,
+      imageResource: call.body as never,
+    });
     return follow(ctx, call, resource, op);
   },
   'disks.get': (ctx, call, p, resource) =>
@@ -212,6 +262,7 @@ const EXECUTORS: Record<string, Executor> = {
     const [op] = await ctx.clients.disks.insert({
       project: p.project!,
       zone: p.zone!,
+      requestId: p.requestId,
       diskResource: call.body as never,
     });
     return follow(ctx, call, resource, op);
@@ -221,6 +272,7 @@ const EXECUTORS: Record<string, Executor> = {
     const [op] = await ctx.clients.instances.insert({
       project: p.project!,
       zone: p.zone!,
+      requestId: p.requestId,
       instanceResource: call.body as never,
     });
     return follow(ctx, call, resource, op);
