@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   E_DISK_FULL: 'environment',
   E_READ_ONLY: 'environment',
   E_PERMISSION: 'environment',
+  E_ENV_PATH: 'environment',
   E_NAME_TOO_LONG: 'usage',
   E_FS_LIMIT: 'environment',
   E_PROOF_TOO_LARGE: 'usage',
