@@ -130,6 +130,11 @@ export interface GceServerOptions {
   latency?: GceLatency;
   /** Bytes getSerialPortOutput keeps (Compute Engine: 1 MiB); older output is dropped. */
   serialWindow?: number;
+  /**
+   * A slow upload: the data of a resumable upload session is never read nor answered (the client's socket
+   * stays open, backed up, as on a slow link), until the client goes away or the server closes.
+   */
+  stallUploads?: boolean;
 }
 
 /** Latencies of a time-driven server (ms). */
@@ -199,6 +204,8 @@ export class GceServer {
   readonly objects = new Map<string, StoredObject>();
   readonly operations = new Map<string, Operation>();
   readonly faults: Fault[] = [];
+  /** Upload PUTs held unanswered (`stallUploads`). */
+  stalledUploads = 0;
   /** Instances that go TERMINATED (preempted) after this many serial reads. */
   preemptAfterSerialReads: number | undefined;
   /** Zones whose every instances.insert fails with ZONE_RESOURCE_POOL_EXHAUSTED. */
@@ -474,6 +481,22 @@ export class GceServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
+    if (
+      this.#options.stallUploads &&
+      req.method === 'PUT' &&
+      url.pathname.startsWith('/upload/') &&
+      url.searchParams.has('upload_id')
+    ) {
+      this.stalledUploads++;
+      this.requests.push({
+        method: 'PUT',
+        path: url.pathname,
+        query: {},
+        api: 'storage.objects.insert (stalled)',
+      });
+      req.pause();
+      return;
+    }
     const raw = await readBody(req);
     const query = Object.fromEntries(url.searchParams);
     const rec: RecordedRequest = {
