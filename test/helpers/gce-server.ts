@@ -206,6 +206,8 @@ export class GceServer {
   readonly faults: Fault[] = [];
   /** Upload PUTs held unanswered (`stallUploads`). */
   stalledUploads = 0;
+  /** Of those, the ones whose connection the client still holds open. */
+  openStalledUploads = 0;
   /** Instances that go TERMINATED (preempted) after this many serial reads. */
   preemptAfterSerialReads: number | undefined;
   /** Zones whose every instances.insert fails with ZONE_RESOURCE_POOL_EXHAUSTED. */
@@ -488,6 +490,8 @@ export class GceServer {
       url.searchParams.has('upload_id')
     ) {
       this.stalledUploads++;
+      this.openStalledUploads++;
+      req.socket.once('close', () => this.openStalledUploads--);
       this.requests.push({
         method: 'PUT',
         path: url.pathname,

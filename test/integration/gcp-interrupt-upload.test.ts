@@ -9,9 +9,11 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isUniproveError } from '../../src/core/errors.js';
+import { gcpImage } from '../../src/core/gcp/image.js';
 import { CLI } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
-import { sparseDisk } from '../helpers/gcp.js';
+import { against, sparseDisk } from '../helpers/gcp.js';
 import { tempDir } from '../helpers/tmp.js';
 
 test('Ctrl-C while the upload is stalled: exit 130 within seconds, the upload cleaned up', async () => {
@@ -66,4 +68,27 @@ test('Ctrl-C while the upload is stalled: exit 130 within seconds, the upload cl
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
+});
+
+test('an upload aborted in the library closes its connection (no socket outlives it)', async () => {
+  const dir = await tempDir('uniprove-gcp-upload-abort-');
+  const raw = await sparseDisk(dir, 'benchy.raw', 16 << 20, 6);
+  const server = await GceServer.start({ stallUploads: true });
+  after(() => server.close());
+  const controller = new AbortController();
+  const done = gcpImage({
+    ...against(server),
+    signal: controller.signal,
+    disk: { rawPath: raw, name: 'benchy' },
+  }).catch((e: unknown) => e);
+  while (server.stalledUploads === 0) await sleep(10);
+  controller.abort();
+  const error = await done;
+  assert.ok(isUniproveError(error) && error.code === 'E_INTERRUPTED', String(error));
+  for (let i = 0; i < 50 && server.openStalledUploads > 0; i++) await sleep(20);
+  assert.equal(server.openStalledUploads, 0, 'the upload request is still connected');
+  assert.deepEqual(
+    server.leftovers().filter((r) => r.startsWith('object')),
+    [],
+  );
 });

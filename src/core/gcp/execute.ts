@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { UniproveError } from '../errors.js';
@@ -336,6 +338,7 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
   const tarPath = join(ctx.workDir, basename(p.name!));
   const packStep = `pack ${source.name}`;
   ctx.onProgress?.({ kind: 'step-start', step: packStep, detail: source.rawPath });
+  let closeAgent: (() => void) | undefined;
   try {
     const packed = await packImageTarball(source.rawPath, tarPath, { signal: ctx.signal });
     ctx.onProgress?.({
@@ -348,6 +351,17 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
     const upStep = `upload gs://${p.bucket}/${p.name}`;
     ctx.onProgress?.({ kind: 'step-start', step: upStep });
     const metadata = { contentType: body.contentType, metadata: body.metadata };
+    // The library leaves its upload request open when the stream is destroyed (Ctrl-C): the upload's requests go
+    // through an agent of their own, whose sockets are closed when the upload ends, however it ends.
+    const agent = /^http:/.test(ctx.clients.storage.apiEndpoint) ? new HttpAgent() : new HttpsAgent();
+    type Interceptor = (typeof file.interceptors)[number];
+    file.interceptors.push({
+      // The library's types have the interceptor take one request shape and return another; it is the same object.
+      request: (reqOpts) =>
+        Object.assign(reqOpts, { agent }) as unknown as ReturnType<NonNullable<Interceptor['request']>>,
+    });
+    closeAgent = () => agent.destroy();
+    ctx.signal?.addEventListener('abort', closeAgent, { once: true });
     // Open the session first (an authenticated POST); the session URI then authorises the data itself.
     const [uri] = await file.createResumableUpload({ metadata });
     const stream = file.createWriteStream({ uri, resumable: true, validation: 'md5', metadata });
@@ -363,6 +377,10 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
     await pipeline(createReadStream(tarPath), stream, { signal: ctx.signal });
     ctx.onProgress?.({ kind: 'step-done', step: upStep, detail: formatBytes(packed.bytes) });
   } finally {
+    if (closeAgent) {
+      ctx.signal?.removeEventListener('abort', closeAgent);
+      closeAgent();
+    }
     await rm(tarPath, { force: true });
   }
 }
