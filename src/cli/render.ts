@@ -3,7 +3,7 @@
  * warnings to stderr. Core code never prints; it hands results here.
  */
 import { inspect } from 'node:util';
-import { ExitCode, isUniproveError } from '../core/errors.js';
+import { ExitCode, isUniproveError, summarizeError } from '../core/errors.js';
 
 /** Where output goes; tests swap these for buffers. */
 export interface Output {
@@ -44,9 +44,7 @@ export function renderError(out: Output, error: unknown, json: boolean): number 
     return error.exitCode;
   }
   if (json) {
-    out.stdout.write(
-      `${JSON.stringify({ error: { code: 'E_INTERNAL', message: String(error) } }, null, 2)}\n`,
-    );
+    out.stdout.write(`${JSON.stringify({ error: summarizeError(error) }, null, 2)}\n`);
   }
   out.stderr.write('internal error: this is a bug in uniprove; please report it with the stack below.\n');
   out.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : inspect(error)}\n`);

@@ -65,6 +65,7 @@ export const ERROR_CODES = {
   E_DISK_FULL: 'environment',
   E_READ_ONLY: 'environment',
   E_PERMISSION: 'environment',
+  E_ENV_PATH: 'environment',
   E_NAME_TOO_LONG: 'usage',
   E_FS_LIMIT: 'environment',
   E_PROOF_TOO_LARGE: 'usage',
@@ -81,6 +82,24 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ExitClass>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Hints for codes raised where the caller has nothing more to say; every error carries one (the --json contract). */
+const DEFAULT_HINTS: Partial<Record<ErrorCode, string>> = {
+  E_GCP:
+    "Read the call and the HTTP status in the message: a 4xx is a request or permission to fix, a 5xx outlived uniprove's retries (try again later). `uniprove gcp ls` shows anything left over and `uniprove gcp gc` deletes it.",
+  E_INTERRUPTED:
+    'Nothing is left running: child processes were stopped and cloud resources deleted (the run record says what was kept). Run the command again to start over.',
+  E_INTERNAL:
+    'This is a bug in uniprove: please report it with the command you ran and the stack printed on stderr.',
+};
+
+/** The hint of a code whose raiser gave none: its own default, else the page that explains the code. */
+export function defaultHint(code: string): string {
+  return (
+    DEFAULT_HINTS[code as ErrorCode] ??
+    `See docs/errors.md#${code.toLowerCase()} for what this error means and what to do next.`
+  );
+}
 
 export interface UniproveErrorOptions {
   /** What went wrong, naming the offending value. */
@@ -102,26 +121,30 @@ export interface ErrorSummary {
 /** The summary of any error: a UniproveError's own, anything else under `fallback` with its text. */
 export function summarizeError(error: unknown, fallback = 'E_INTERNAL'): ErrorSummary {
   if (isUniproveError(error)) return error.summary();
-  return { code: fallback, message: error instanceof Error ? error.message : String(error) };
+  return {
+    code: fallback,
+    message: error instanceof Error ? error.message : String(error),
+    hint: defaultHint(fallback),
+  };
 }
 
 /** The one error type that core code throws on purpose. */
 export class UniproveError extends Error {
   readonly code: ErrorCode;
-  readonly hint: string | undefined;
+  readonly hint: string;
   readonly details: Record<string, unknown>;
 
   constructor(code: ErrorCode, options: UniproveErrorOptions) {
     super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UniproveError';
     this.code = code;
-    this.hint = options.hint;
+    this.hint = options.hint || defaultHint(code);
     this.details = options.details ?? {};
   }
 
   /** What a record or a --json line keeps of the error: code, message and hint (details stay out). */
   summary(): ErrorSummary {
-    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
+    return { code: this.code, message: this.message, hint: this.hint };
   }
 
   /** The exit status the CLI uses for this error. */
@@ -133,7 +156,7 @@ export class UniproveError extends Error {
     return {
       code: this.code,
       message: this.message,
-      ...(this.hint ? { hint: this.hint } : {}),
+      hint: this.hint,
       ...(Object.keys(this.details).length > 0 ? { details: this.details } : {}),
     };
   }

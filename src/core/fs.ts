@@ -1,9 +1,10 @@
 /** File helpers every part of uniprove shares: atomic writes, bounded parallel work. */
 import { randomBytes } from 'node:crypto';
 import { constants, openSync, type Stats } from 'node:fs';
-import { access, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
 import { formatBytes } from './progress.js';
@@ -265,6 +266,32 @@ export async function assertWritable(context: WriteContext, created = context.pa
   }
   const at = await existingAncestor(context.path);
   await withWriteErrors(context, () => access(at, constants.W_OK));
+}
+
+/**
+ * A fresh folder under the host's temporary folder (os.tmpdir(): TMPDIR, else /tmp). A TMPDIR that does not
+ * exist is E_ENV_PATH naming it; one that refuses writes is blamed on the temporary folder, not on the caller's.
+ */
+export async function makeTempDir(prefix: string): Promise<string> {
+  const root = tmpdir();
+  try {
+    return await mkdtemp(join(root, prefix));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new UniproveError('E_ENV_PATH', {
+        message: `the temporary folder ${root} (TMPDIR) ${code === 'ENOENT' ? 'does not exist' : 'is not a folder'}`,
+        hint: `Create it (mkdir -p ${root}), or point TMPDIR at a folder that exists (unset, it is /tmp).`,
+        cause: error,
+        details: { variable: 'TMPDIR', path: root },
+      });
+    }
+    throw await toWriteError(error, {
+      what: `a temporary folder in ${root} (TMPDIR)`,
+      path: root,
+      elsewhere: 'point TMPDIR at a writable folder',
+    });
+  }
 }
 
 /** "a FIFO (named pipe)", "a socket": what a file that is not a regular file is, for error messages. */

@@ -34,8 +34,11 @@ export interface RecordedRequest {
 export interface Fault {
   /** API method, as in the REST reference: images.insert, instances.insert, storage.objects.insert... */
   method: string;
-  /** request: the call itself fails with `status`; operation: the call is accepted and its operation fails. */
-  at: 'request' | 'operation';
+  /**
+   * request: the call itself fails with `status`; operation: the call is accepted and its operation fails;
+   * response (instances.insert): the call is carried out and its answer lost, an HTTP `status` in its place.
+   */
+  at: 'request' | 'operation' | 'response';
   code: string;
   message?: string;
   status?: number;
@@ -127,6 +130,11 @@ export interface GceServerOptions {
   latency?: GceLatency;
   /** Bytes getSerialPortOutput keeps (Compute Engine: 1 MiB); older output is dropped. */
   serialWindow?: number;
+  /**
+   * A slow upload: the data of a resumable upload session is never read nor answered (the client's socket
+   * stays open, backed up, as on a slow link), until the client goes away or the server closes.
+   */
+  stallUploads?: boolean;
 }
 
 /** Latencies of a time-driven server (ms). */
@@ -196,6 +204,10 @@ export class GceServer {
   readonly objects = new Map<string, StoredObject>();
   readonly operations = new Map<string, Operation>();
   readonly faults: Fault[] = [];
+  /** Upload PUTs held unanswered (`stallUploads`). */
+  stalledUploads = 0;
+  /** Of those, the ones whose connection the client still holds open. */
+  openStalledUploads = 0;
   /** Instances that go TERMINATED (preempted) after this many serial reads. */
   preemptAfterSerialReads: number | undefined;
   /** Zones whose every instances.insert fails with ZONE_RESOURCE_POOL_EXHAUSTED. */
@@ -214,6 +226,8 @@ export class GceServer {
     { bucket: string; name: string; chunks: Buffer[]; meta: Record<string, unknown> }
   >();
   #opCounter = 0;
+  /** Operations by the requestId of the insert that started them: a repeat is answered with the same one. */
+  #byRequestId = new Map<string, string>();
   #options: GceServerOptions;
 
   private constructor(options: GceServerOptions) {
@@ -469,6 +483,24 @@ export class GceServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
+    if (
+      this.#options.stallUploads &&
+      req.method === 'PUT' &&
+      url.pathname.startsWith('/upload/') &&
+      url.searchParams.has('upload_id')
+    ) {
+      this.stalledUploads++;
+      this.openStalledUploads++;
+      req.socket.once('close', () => this.openStalledUploads--);
+      this.requests.push({
+        method: 'PUT',
+        path: url.pathname,
+        query: {},
+        api: 'storage.objects.insert (stalled)',
+      });
+      req.pause();
+      return;
+    }
     const raw = await readBody(req);
     const query = Object.fromEntries(url.searchParams);
     const rec: RecordedRequest = {
@@ -714,6 +746,10 @@ export class GceServer {
     if (m && method === 'POST') {
       route('instances.insert');
       const zone = m[1]!;
+      // Compute Engine deduplicates inserts by requestId: a retry gets the first try's operation.
+      const requestId = url.searchParams.get('requestId');
+      const earlier = requestId ? this.operations.get(this.#byRequestId.get(requestId) ?? '') : undefined;
+      if (earlier) return send(res, 200, this.#opJson(earlier, project));
       const inst = this.#checkInstance(body, zone);
       const key = `${zone}/${inst.name}`;
       if (this.instances.has(key)) throw conflict(`instance ${inst.name}`);
@@ -741,6 +777,18 @@ export class GceServer {
             : { status: 503, message: 'SERVICE UNAVAILABLE' };
       }
       if (this.#options.latency?.insertMs) op.readyAt = Date.now() + this.#options.latency.insertMs;
+      if (requestId) this.#byRequestId.set(requestId, op.name);
+      const lost = this.#takeFault('instances.insert', 'response');
+      if (lost) {
+        const status = lost.status ?? 500;
+        throw new HttpError(status, {
+          error: {
+            code: status,
+            message: lost.message ?? `${lost.code} (injected)`,
+            errors: [{ reason: lost.code }],
+          },
+        });
+      }
       return send(res, 200, this.#opJson(op, project));
     }
     m = /^zones\/([^/]+)\/instances\/([^/]+)(\/serialPort|\/stop)?$/.exec(path);

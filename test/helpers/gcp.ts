@@ -57,7 +57,7 @@ export function against(server: GceServer, events: ProgressEvent[] = []): GcpCom
     target: TARGET,
     endpoints: { compute: server.url, storage: server.url },
     accessToken: server.token,
-    poll: { initialMs: 2, maxMs: 10, timeoutMs: 20_000 },
+    poll: { initialMs: 2, maxMs: 10, timeoutMs: 20_000, retry: { attempts: 4, initialMs: 2, maxMs: 10 } },
     onProgress: (e) => events.push(e),
   };
 }

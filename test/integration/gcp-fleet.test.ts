@@ -165,7 +165,8 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
     assert.match((quota as UniproveError).message, /Quota 'INSTANCES' exceeded/);
     f.server.instanceQuota.delete('us-central1-a');
     for (const status of [403, 429] as const) {
-      f.server.rateLimitNext(1, status, ['instances.insert']);
+      // More than the retries allow (test/helpers/gcp.ts: 4 tries): a persistent rate limit.
+      f.server.rateLimitNext(4, status, ['instances.insert']);
       const limited = await run();
       assert.equal(classifyAttemptError(limited), 'rate-limit', `${status}: ${String(limited)}`);
     }

@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatDuration } from '../../core/duration.js';
-import { ExitCode, UniproveError } from '../../core/errors.js';
+import { UniproveError } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
@@ -201,9 +201,11 @@ async function runMany(
     },
   });
   progress.done();
+  const failure = result.ok ? undefined : parallelError(result.summary);
   if (opts.json) {
     printJson(ctx.out, {
       ok: result.ok,
+      ...(failure ? { error: failure.summary() } : {}),
       summary: result.summary,
       runs: result.runs.map((e) =>
         e.result
@@ -224,7 +226,21 @@ async function runMany(
       `${s.total} runs: ${s.succeeded} succeeded, ${s.failed} failed, ${s.timeout} timed out, ${s.error} errors, ${s.interrupted} interrupted${s.unknown ? `, ${s.unknown} unknown` : ''}`,
     ]);
   }
-  if (!result.ok) process.exitCode = result.summary.interrupted ? ExitCode.interrupted : ExitCode.failure;
+  if (failure) process.exitCode = failure.exitCode;
+}
+
+/** Why a set of runs did not all succeed, as one error (the --json contract: a failure has a top-level error). */
+function parallelError(s: { total: number; succeeded: number; interrupted: number }): UniproveError {
+  if (s.interrupted > 0) {
+    return new UniproveError('E_INTERRUPTED', {
+      message: `interrupted: ${s.interrupted} of ${s.total} runs did not finish`,
+      hint: 'Each run that started has its record folder (runs[].dir); run the inputs again to finish them.',
+    });
+  }
+  return new UniproveError('E_RUN_FAILED', {
+    message: `${s.total - s.succeeded} of ${s.total} runs did not succeed`,
+    hint: 'runs[] gives each run its outcome, error and record folder; `uniprove debug <dir>/console.log` explains one.',
+  });
 }
 
 /** A run for humans: the outcome, the record, the timings, the proofs and findings. */

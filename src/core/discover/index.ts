@@ -5,8 +5,7 @@
  * configs which name libraries bring those libraries along.
  */
 
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type ElfInfo, parseElf } from '../elf/parse.js';
 import {
@@ -18,6 +17,7 @@ import {
   resolveClosure,
 } from '../elf/resolve.js';
 import { isUniproveError } from '../errors.js';
+import { makeTempDir } from '../fs.js';
 import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
 import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
@@ -205,7 +205,7 @@ async function traceRuntime(
     });
     return {};
   }
-  const dir = await mkdtemp(join(tmpdir(), 'uniprove-probe-'));
+  const dir = await makeTempDir('uniprove-probe-');
   try {
     (options.onProgress ?? noProgress)({
       kind: 'update',

@@ -3,11 +3,12 @@
  * and, when it fails, the fix. Local runs need ops, a Nanos release, QEMU and
  * disk; KVM, strace, hugepages, GPUs and Google Cloud are checked and reported.
  */
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { freemem, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isUniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
+import { makeTempDir } from '../fs.js';
 import { checkDevKvm, detectAccel } from '../machine/accel.js';
 import {
   findNanosRelease,
@@ -215,7 +216,7 @@ async function checkKvm(ctx: DoctorContext): Promise<Outcome[]> {
       });
       if (first.kvmUsable === undefined) {
         // Build a tiny image (/bin/true, debug_exit) to boot once with KVM.
-        probeDir = await mkdtemp(join(tmpdir(), 'uniprove-kvm-probe-'));
+        probeDir = await makeTempDir('uniprove-kvm-probe-');
         await writeFile(
           join(probeDir, 'config.json'),
           JSON.stringify({ ManifestPassthrough: { debug_exit: 't' } }),

@@ -121,6 +121,7 @@ export function newContext(
     poll: options.poll,
     found: new Set(),
     performed: [],
+    retries: 0,
   };
 }
 

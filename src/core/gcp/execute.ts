@@ -4,8 +4,11 @@
  * before asking for it, so a failure or Ctrl-C at any point leaves nothing
  * behind.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { UniproveError } from '../errors.js';
@@ -13,7 +16,15 @@ import { formatBytes, type OnProgress } from '../progress.js';
 import type { GcpClients } from './clients.js';
 import type { GcpTarget } from './config.js';
 import type { ResourceLedger } from './ledger.js';
-import { gcpError, isNotFound, type OperationLike, type PollOptions, waitOperation } from './operations.js';
+import {
+  gcpError,
+  httpStatusOf,
+  isNotFound,
+  type OperationLike,
+  type PollOptions,
+  waitOperation,
+  withRetry,
+} from './operations.js';
 import type { GcpCall, GcpImageSource } from './plan.js';
 import { packImageTarball } from './tarball.js';
 
@@ -23,6 +34,8 @@ export interface PerformedCall {
   resource: string;
   outcome: 'done' | 'found' | 'absent' | 'skipped' | 'gone';
   ms: number;
+  /** Tries after a transient error (HTTP 5xx, 429, a rate limit) before this answer; absent when none. */
+  retries?: number;
 }
 
 /** State of one execution; never shared between commands. */
@@ -39,6 +52,8 @@ export interface ExecutionContext {
   poll?: PollOptions;
   found: Set<string>;
   performed: PerformedCall[];
+  /** Transient errors met and retried, over every call of this execution. */
+  retries: number;
   lastOperation?: { op: OperationLike; call: string; resource: string };
 }
 
@@ -78,10 +93,24 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
   let outcome: PerformedCall['outcome'] = 'done';
   const step = `${call.method} ${resource}`;
   if (call.creates) ctx.ledger.record(call.creates);
+  const params = { ...(call.params as Record<string, string>) };
+  // An insert is not idempotent: every try carries the same requestId, which Compute Engine deduplicates.
+  if (/^(images|disks|instances)\.insert$/.test(call.method)) params.requestId = randomUUID();
+  let retries = 0;
   try {
     const execute = EXECUTORS[call.method];
     if (!execute) throw new UniproveError('E_INTERNAL', { message: `no executor for ${call.method}` });
-    outcome = await execute(ctx, call, call.params as Record<string, string>, resource);
+    // Storage calls retry in their own client; waits retry each poll.
+    outcome = SELF_RETRYING.test(call.method)
+      ? await execute(ctx, call, params, resource)
+      : await withRetry(() => execute(ctx, call, params, resource), {
+          retry: ctx.poll?.retry,
+          signal: ctx.signal,
+          onRetry: (error) => {
+            retries++;
+            noteRetry(ctx, step, error);
+          },
+        });
   } catch (error) {
     // A call cut short by Ctrl-C (an upload, a poll) is the interrupt, not a Google Cloud failure.
     if (ctx.signal?.aborted) throw abortError(ctx.signal);
@@ -92,12 +121,26 @@ export async function performCall(ctx: ExecutionContext, call: GcpCall): Promise
       resource,
       outcome,
       ms: Math.round(performance.now() - started),
+      ...(retries > 0 ? { retries } : {}),
     });
   }
   if (call.lookup && outcome === 'found') ctx.found.add(call.lookup);
   if (outcome !== 'absent' && call.method !== 'images.get' && call.method !== 'disks.get') {
     ctx.onProgress?.({ kind: 'note', step, detail: `${step}: ${outcome}` });
   }
+}
+
+const SELF_RETRYING = /^storage\.|Operations\.get$/;
+
+/** A transient error met and about to be retried: counted for the record, told to progress. */
+export function noteRetry(ctx: ExecutionContext, step: string, error: unknown): void {
+  ctx.retries++;
+  const status = httpStatusOf(error);
+  ctx.onProgress?.({
+    kind: 'note',
+    step,
+    detail: `${step}: ${status ? `HTTP ${status}` : 'connection lost'}, trying again`,
+  });
 }
 
 type Executor = (
@@ -156,7 +199,12 @@ const waitExecutor: Executor = async (ctx, call, p) => {
       call: last.call,
       resource: last.resource,
     },
-    { ...ctx.poll, signal: ctx.signal, onProgress: ctx.onProgress },
+    {
+      ...ctx.poll,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+      onRetry: (error) => noteRetry(ctx, `${call.method} ${last.resource}`, error),
+    },
   );
   return 'done';
 };
@@ -193,7 +241,11 @@ const EXECUTORS: Record<string, Executor> = {
   'images.get': (ctx, call) => lookupImage(ctx, call),
   'images.insert': async (ctx, call, p, resource) => {
     ctx.onProgress?.({ kind: 'step-start', step: `import image ${(call.body as { name: string }).name}` });
-    const [op] = await ctx.clients.images.insert({ project: p.project!, imageResource: call.body as never });
+    const [op] = await ctx.clients.images.insert({
+      project: p.project!,
+      requestId: p.requestId,
+      imageResource: call.body as never,
+    });
     return follow(ctx, call, resource, op);
   },
   'disks.get': (ctx, call, p, resource) =>
@@ -212,6 +264,7 @@ const EXECUTORS: Record<string, Executor> = {
     const [op] = await ctx.clients.disks.insert({
       project: p.project!,
       zone: p.zone!,
+      requestId: p.requestId,
       diskResource: call.body as never,
     });
     return follow(ctx, call, resource, op);
@@ -221,6 +274,7 @@ const EXECUTORS: Record<string, Executor> = {
     const [op] = await ctx.clients.instances.insert({
       project: p.project!,
       zone: p.zone!,
+      requestId: p.requestId,
       instanceResource: call.body as never,
     });
     return follow(ctx, call, resource, op);
@@ -284,6 +338,7 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
   const tarPath = join(ctx.workDir, basename(p.name!));
   const packStep = `pack ${source.name}`;
   ctx.onProgress?.({ kind: 'step-start', step: packStep, detail: source.rawPath });
+  let closeAgent: (() => void) | undefined;
   try {
     const packed = await packImageTarball(source.rawPath, tarPath, { signal: ctx.signal });
     ctx.onProgress?.({
@@ -296,6 +351,17 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
     const upStep = `upload gs://${p.bucket}/${p.name}`;
     ctx.onProgress?.({ kind: 'step-start', step: upStep });
     const metadata = { contentType: body.contentType, metadata: body.metadata };
+    // The library leaves its upload request open when the stream is destroyed (Ctrl-C): the upload's requests go
+    // through an agent of their own, whose sockets are closed when the upload ends, however it ends.
+    const agent = /^http:/.test(ctx.clients.storage.apiEndpoint) ? new HttpAgent() : new HttpsAgent();
+    type Interceptor = (typeof file.interceptors)[number];
+    file.interceptors.push({
+      // The library's types have the interceptor take one request shape and return another; it is the same object.
+      request: (reqOpts) =>
+        Object.assign(reqOpts, { agent }) as unknown as ReturnType<NonNullable<Interceptor['request']>>,
+    });
+    closeAgent = () => agent.destroy();
+    ctx.signal?.addEventListener('abort', closeAgent, { once: true });
     // Open the session first (an authenticated POST); the session URI then authorises the data itself.
     const [uri] = await file.createResumableUpload({ metadata });
     const stream = file.createWriteStream({ uri, resumable: true, validation: 'md5', metadata });
@@ -311,6 +377,10 @@ async function uploadTarball(ctx: ExecutionContext, call: GcpCall): Promise<void
     await pipeline(createReadStream(tarPath), stream, { signal: ctx.signal });
     ctx.onProgress?.({ kind: 'step-done', step: upStep, detail: formatBytes(packed.bytes) });
   } finally {
+    if (closeAgent) {
+      ctx.signal?.removeEventListener('abort', closeAgent);
+      closeAgent();
+    }
     await rm(tarPath, { force: true });
   }
 }

@@ -70,6 +70,7 @@ export async function sweepFleet(options: FleetSweepOptions): Promise<FleetSweep
     ...(options.poll ? { poll: options.poll } : {}),
     found: new Set(),
     performed: [],
+    retries: 0,
   };
   const all = await listFleetResources(clients, target.project, fleetId);
   const doomed = all.filter((r) => !options.zone || r.zone === options.zone);

@@ -22,9 +22,9 @@ import {
   sourceOf,
   withClients,
 } from './context.js';
-import { type ExecutionContext, executeCalls, type PerformedCall, resourceOf } from './execute.js';
+import { type ExecutionContext, executeCalls, noteRetry, type PerformedCall, resourceOf } from './execute.js';
 import type { LedgerReleaseResult } from './ledger.js';
-import { abortReason, gcpError, isNotFound } from './operations.js';
+import { abortReason, gcpError, isNotFound, withRetry } from './operations.js';
 import {
   type GcpCall,
   type GcpDiskType,
@@ -82,6 +82,8 @@ export interface GcpRunResult {
   consoleLines: number;
   /** Console bytes the instance dropped before uniprove read them (its buffer holds 1 MiB). */
   consoleLostBytes: number;
+  /** Calls tried again after a transient error (HTTP 5xx, 429, a rate limit), over the whole run. */
+  retries: number;
   durationMs: { setup: number; run: number; cleanup: number };
   calls: PerformedCall[];
   deleted: { kind: string; name: string }[];
@@ -237,6 +239,7 @@ export class GceInstance {
       ...(this.options.consolePath ? { consolePath: this.options.consolePath } : {}),
       consoleLines: w.reader.lineCount,
       consoleLostBytes: w.reader.lostBytes,
+      retries: this.ctx.retries,
       durationMs: {
         setup: Math.round(this.setupMs),
         run: Math.round(this.runMs),
@@ -355,13 +358,15 @@ class InstanceWatch {
     let chunk: { contents?: string | null; start?: unknown; next?: unknown };
     const t0 = performance.now();
     try {
-      [chunk] = (await ctx.clients.instances.getSerialPortOutput({
-        project: p.project!,
-        zone: p.zone!,
-        instance: p.instance!,
-        port: 1,
-        start: reader.next,
-      })) as [typeof chunk, ...unknown[]];
+      [chunk] = (await this.retrying(serialCall, () =>
+        ctx.clients.instances.getSerialPortOutput({
+          project: p.project!,
+          zone: p.zone!,
+          instance: p.instance!,
+          port: 1,
+          start: reader.next,
+        }),
+      )) as [typeof chunk, ...unknown[]];
     } catch (error) {
       if (isNotFound(error)) return -1;
       throw gcpError(error, serialCall.method, resourceOf(serialCall));
@@ -391,11 +396,9 @@ class InstanceWatch {
   private async status(): Promise<string> {
     const { p, statusCall } = this;
     try {
-      const [inst] = await this.ctx.clients.instances.get({
-        project: p.project!,
-        zone: p.zone!,
-        instance: p.instance!,
-      });
+      const [inst] = await this.retrying(statusCall, () =>
+        this.ctx.clients.instances.get({ project: p.project!, zone: p.zone!, instance: p.instance! }),
+      );
       return inst.status ?? 'UNKNOWN';
     } catch (error) {
       if (isNotFound(error)) return 'DELETED';
@@ -403,6 +406,16 @@ class InstanceWatch {
     } finally {
       this.performed(statusCall, 0);
     }
+  }
+
+  /** A watch call, tried again after a transient error: one HTTP 500 in six hours must not end the proof. */
+  private retrying<T>(call: GcpCall, make: () => Promise<T>): Promise<T> {
+    const step = `${call.method} ${resourceOf(call)}`;
+    return withRetry(make, {
+      retry: this.ctx.poll?.retry,
+      signal: this.ctx.signal,
+      onRetry: (error) => noteRetry(this.ctx, step, error),
+    });
   }
 
   private performed(call: GcpCall, ms: number): void {

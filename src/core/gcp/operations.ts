@@ -15,6 +15,69 @@ export interface PollOptions {
   factor?: number;
   /** Give up after this long (ms; default 30 minutes). */
   timeoutMs?: number;
+  /** How a call that met a transient error (5xx, 429, a rate limit, a dropped connection) is tried again. */
+  retry?: RetryOptions;
+}
+
+/**
+ * Retries of one call, as Google's client libraries' retry settings have them: exponential backoff with
+ * jitter, a bounded number of tries. A six-hour proof must not end on one HTTP 500.
+ */
+export interface RetryOptions {
+  /** Tries in all, the first included (default 8); 1 turns retries off. */
+  attempts?: number;
+  /** First wait (ms, default 1000), times `factor` (default 2) each try, up to `maxMs` (default 30000). */
+  initialMs?: number;
+  maxMs?: number;
+  factor?: number;
+}
+
+const DEFAULT_RETRY = { attempts: 8, initialMs: 1000, maxMs: 30_000, factor: 2 };
+
+/** Reasons of a 403 that goes away when the call is made again later (the others come with a 5xx). */
+const TRANSIENT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
+/** Errors of the connection itself (the answer was lost, not refused). */
+const TRANSIENT_SOCKET = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/** True for an error worth another try: 5xx, 408, 429, a rate-limit reason, a dropped connection. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof UniproveError) return false;
+  const status = httpStatusOf(error);
+  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
+  const { reason } = messageOf(error);
+  if (reason && TRANSIENT_REASONS.has(reason)) return true;
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && TRANSIENT_SOCKET.has(code);
+}
+
+/**
+ * Make `call`, again after a transient error, waiting between half the backoff and all of it (jitter, so that
+ * many callers do not retry in step) between tries; the last error is thrown when the tries run out or the error is not transient. `onRetry` hears each
+ * retry (what a record counts). Ctrl-C during a wait throws the abort reason.
+ */
+export async function withRetry<T>(
+  call: () => Promise<T>,
+  options: {
+    retry?: RetryOptions | undefined;
+    signal?: AbortSignal | undefined;
+    onRetry?: (error: unknown) => void;
+  },
+): Promise<T> {
+  const retry = { ...DEFAULT_RETRY, ...stripUndefined(options.retry ?? {}) };
+  let delay = retry.initialMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= retry.attempts || !isTransient(error) || options.signal?.aborted) throw error;
+      options.onRetry?.(error);
+      const wait = Math.round(delay / 2 + Math.random() * (delay / 2));
+      await sleep(wait, undefined, { signal: options.signal }).catch(() => {
+        throw abortReason(options.signal);
+      });
+      delay = Math.min(retry.maxMs, delay * retry.factor);
+    }
+  }
 }
 
 const DEFAULT_POLL = { initialMs: 1000, maxMs: 10_000, factor: 1.5, timeoutMs: 30 * 60_000 };
@@ -95,7 +158,12 @@ export async function waitOperation(
   clients: GcpClients,
   first: OperationLike,
   where: { project: string; zone?: string; call: string; resource: string },
-  options: PollOptions & { signal?: AbortSignal; onProgress?: OnProgress } = {},
+  options: PollOptions & {
+    signal?: AbortSignal;
+    onProgress?: OnProgress;
+    /** Hears each retry of a poll that met a transient error. */
+    onRetry?: (error: unknown) => void;
+  } = {},
 ): Promise<OperationLike> {
   const poll = { ...DEFAULT_POLL, ...stripUndefined(options) };
   const started = Date.now();
@@ -121,13 +189,14 @@ export async function waitOperation(
     });
     delay = Math.min(poll.maxMs, Math.round(delay * poll.factor));
     try {
-      const [next] = where.zone
-        ? await clients.zoneOperations.get({
-            project: where.project,
-            zone: where.zone,
-            operation: op.name ?? '',
-          })
-        : await clients.globalOperations.get({ project: where.project, operation: op.name ?? '' });
+      const name = op.name ?? '';
+      const [next] = await withRetry(
+        () =>
+          where.zone
+            ? clients.zoneOperations.get({ project: where.project, zone: where.zone, operation: name })
+            : clients.globalOperations.get({ project: where.project, operation: name }),
+        { retry: options.retry, signal: options.signal, onRetry: options.onRetry },
+      );
       op = next as OperationLike;
     } catch (error) {
       throw gcpError(

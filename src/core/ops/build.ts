@@ -70,6 +70,14 @@ export interface NanosRelease {
   boot: string;
 }
 
+const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
+
+/** Text fit for a terminal: quoted, control and other unprintable characters as `?`, cut at 60 characters. */
+function printable(text: string): string {
+  const shown = text.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(shown.length > 60 ? `${shown.slice(0, 60)}…` : shown);
+}
+
 /**
  * The Nanos release Ops will use: `version` when given, else the one named in
  * ~/.ops/latest.txt (what Ops falls back to offline). Throws E_NANOS_MISSING.
@@ -86,10 +94,18 @@ export async function findNanosRelease(opsHome: string, version?: string): Promi
         details: { opsHome },
       });
     }
+    // A garbled latest.txt names no release, as an empty one does: the same error, never its raw bytes.
+    if (!VERSION.test(v)) {
+      throw new UniproveError('E_NANOS_MISSING', {
+        message: `no Nanos release: ${latest} does not name one (it holds ${printable(v)})`,
+        hint: NANOS_INSTALL_HINT,
+        details: { opsHome },
+      });
+    }
   }
-  if (!/^[0-9A-Za-z][0-9A-Za-z._-]*$/.test(v)) {
+  if (!VERSION.test(v)) {
     throw new UniproveError('E_USAGE', {
-      message: `Nanos version ${JSON.stringify(v)} is not a version`,
+      message: `Nanos version ${printable(v)} is not a version`,
       hint: 'Give a version such as 0.1.55 (see `ls ~/.ops`).',
     });
   }

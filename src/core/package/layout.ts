@@ -55,9 +55,11 @@ export async function readPackageLock(dir: string): Promise<PackageLock> {
 export async function readPackageLockText(dir: string): Promise<{ lock: PackageLock; text: string }> {
   const path = join(dir, LOCK_FILE);
   await refuseSpecialFile(path, 'lock file', 'Package again with `uniprove package <recipe>`.');
+  let text: string;
+  let value: unknown;
   try {
-    const text = await readFile(path, 'utf8');
-    return { lock: JSON.parse(text) as PackageLock, text };
+    text = await readFile(path, 'utf8');
+    value = JSON.parse(text);
   } catch (error) {
     throw new UniproveError('E_CONFIG', {
       message: `${path} is not a readable lock file: ${(error as Error).message}`,
@@ -65,6 +67,72 @@ export async function readPackageLockText(dir: string): Promise<{ lock: PackageL
       cause: error,
     });
   }
+  const issues = lockIssues(value);
+  if (issues.length > 0) {
+    throw new UniproveError('E_CONFIG', {
+      message: `${path} is not a valid lock file:\n${issues.map((i) => `  ${i}`).join('\n')}`,
+      hint: 'Package again with `uniprove package <recipe>` (it rewrites the lock); a lock edited by hand must keep its types.',
+      details: { issues, path },
+    });
+  }
+  return { lock: value as PackageLock, text };
+}
+
+/**
+ * What is wrong with the types of a parsed lock, as dot-paths (`files[3].path: not a string`): every reader
+ * of a lock (run, verify, why) then trusts its shape. Fields a lock may lack are checked only when present.
+ */
+export function lockIssues(value: unknown): string[] {
+  const issues: string[] = [];
+  const kind = (v: unknown) =>
+    Array.isArray(v)
+      ? 'an array'
+      : v === null
+        ? 'null'
+        : typeof v === 'object'
+          ? 'an object'
+          : `a ${typeof v}`;
+  const want = (at: string, v: unknown, type: 'string' | 'number' | 'object' | 'array', optional = false) => {
+    if (v === undefined && optional) return false;
+    const ok =
+      type === 'array'
+        ? Array.isArray(v)
+        : type === 'object'
+          ? typeof v === 'object' && v !== null && !Array.isArray(v)
+          : typeof v === type;
+    if (!ok)
+      issues.push(
+        `${at}: expected ${type === 'array' || type === 'object' ? `an ${type}` : `a ${type}`}, got ${kind(v)}`,
+      );
+    return ok;
+  };
+  if (!want('(the lock)', value, 'object')) return issues;
+  const lock = value as Record<string, unknown>;
+  want('name', lock.name, 'string', true);
+  want('program', lock.program, 'string');
+  if (want('proof', lock.proof, 'object', true))
+    want('proof.kind', (lock.proof as { kind?: unknown }).kind, 'string');
+  if (want('files', lock.files, 'array')) {
+    (lock.files as unknown[]).forEach((f, i) => {
+      if (!want(`files[${i}]`, f, 'object')) return;
+      const e = f as Record<string, unknown>;
+      want(`files[${i}].path`, e.path, 'string');
+      want(`files[${i}].type`, e.type, 'string', true);
+      for (const key of ['sha256', 'mode', 'target', 'source'] as const)
+        want(`files[${i}].${key}`, e[key], 'string', true);
+      want(`files[${i}].size`, e.size, 'number', true);
+      for (const key of ['reasons', 'parents'] as const) {
+        if (want(`files[${i}].${key}`, e[key], 'array', true))
+          for (const [j, r] of (e[key] as unknown[]).entries()) want(`files[${i}].${key}[${j}]`, r, 'string');
+      }
+    });
+  }
+  if (want('threadVars', lock.threadVars, 'array', true))
+    for (const [i, v] of (lock.threadVars as unknown[]).entries()) want(`threadVars[${i}]`, v, 'string');
+  if (want('configs', lock.configs, 'object', true)) {
+    for (const [k, v] of Object.entries(lock.configs as object)) want(`configs.${k}`, v, 'string');
+  }
+  return issues;
 }
 
 /** The bytes of the files a package holds, from its lock. */

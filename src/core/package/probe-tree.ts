@@ -4,10 +4,9 @@
  * inputs there; the recipe folder, whose bytes go into the package, is never touched.
  */
 import { constants } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { mapLimit } from '../fs.js';
+import { makeTempDir, mapLimit } from '../fs.js';
 import type { PlanDir } from './plan.js';
 
 export interface ProbeTree {
@@ -35,7 +34,7 @@ export async function makeProbeTree(
   cwd: string,
   signal?: AbortSignal,
 ): Promise<ProbeTree> {
-  const root = await mkdtemp(join(tmpdir(), 'uniprove-probe-tree-'));
+  const root = await makeTempDir('uniprove-probe-tree-');
   const remove = () => rm(root, { recursive: true, force: true });
   try {
     const folders = new Set<string>([join(root, cwd)]);

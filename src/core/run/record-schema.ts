@@ -103,6 +103,12 @@ export const RunRecordSchema = z
         volumeDisk: z.string().optional(),
         ended: z.enum(['marker', 'stopped']).optional(),
         consoleLostBytes: z.number().int().nonnegative().optional(),
+        retries: z
+          .number()
+          .int()
+          .nonnegative()
+          .optional()
+          .describe('Compute Engine calls tried again after a transient error (HTTP 5xx, 429, a rate limit)'),
         durationMs: z.strictObject({ setup: ms, run: ms, cleanup: ms }).optional(),
         deleted: z.array(resource).optional(),
         kept: z.array(resource).optional(),

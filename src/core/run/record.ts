@@ -105,6 +105,8 @@ export interface RunRecord {
     volumeDisk?: string;
     ended?: 'marker' | 'stopped';
     consoleLostBytes?: number;
+    /** Compute Engine calls tried again after a transient error (HTTP 5xx, 429, a rate limit). */
+    retries?: number;
     durationMs?: { setup: number; run: number; cleanup: number };
     deleted?: { kind: string; name: string }[];
     kept?: { kind: string; name: string }[];

@@ -12,8 +12,7 @@
  * one leaves it out, as its /proc look-ups doubled the overhead, and the parser
  * follows cwd and fds from the traced calls: parse its log with the probe's cwd.
  */
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import {
@@ -27,6 +26,7 @@ import {
   tailOf,
   which,
 } from '../exec.js';
+import { makeTempDir } from '../fs.js';
 import type { OnProgress } from '../progress.js';
 
 export interface ProbeOptions {
@@ -321,7 +321,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     });
   }
   const pin = await cpuPin(options);
-  const logPath = options.logPath ?? join(await mkdtemp(join(tmpdir(), 'uniprove-probe-')), 'strace.log');
+  const logPath = options.logPath ?? join(await makeTempDir('uniprove-probe-'), 'strace.log');
   const straceCommand = buildStraceArgs({
     strace,
     logPath,

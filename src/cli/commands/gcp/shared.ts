@@ -83,7 +83,7 @@ function pollOf(ctx: CliContext, flags: CommonFlags): GcpCommonOptions['poll'] {
   if (!flags.opTimeout && !fast) return undefined;
   return {
     ...(flags.opTimeout ? { timeoutMs: parseDuration(flags.opTimeout, '--op-timeout') } : {}),
-    ...(fast ? { initialMs: fast, maxMs: fast * 5 } : {}),
+    ...(fast ? { initialMs: fast, maxMs: fast * 5, retry: { initialMs: fast, maxMs: fast * 5 } } : {}),
   };
 }
 

@@ -63,6 +63,7 @@ export function gceRecord(result: GcpRunResult, machineType: string): NonNullabl
     ...(result.volumeDisk ? { volumeDisk: result.volumeDisk } : {}),
     ended: result.ended,
     consoleLostBytes: result.consoleLostBytes,
+    retries: result.retries,
     durationMs: result.durationMs,
     deleted: result.deleted,
     kept: result.kept,
