@@ -15,8 +15,12 @@ const INTERRUPT_FAULT =
 const HALTS =
   /^(?:unhandled demand page failure for context type \d+|cannot get physical page for vaddr 0x[0-9a-f]+, ctx 0x[0-9a-f]+; OOM)\s*$/;
 
+const FIRST_LETTER = /^\s*[aceu]/;
+
 /** How a console line shows the kernel stopping: 'now' (its last words), 'dump' (a dump follows), or no stop. */
 export function kernelStopLine(line: string): 'now' | 'dump' | undefined {
+  // Most console lines (the program's output, trace lines) are told apart by their first letter alone.
+  if (!FIRST_LETTER.test(line)) return undefined;
   const text = line.trim();
   if (ASSERTION.test(text) || HALTS.test(text)) return 'now';
   if (FAULT_HEADER.test(text) || INTERRUPT_FAULT.test(text)) return 'dump';
