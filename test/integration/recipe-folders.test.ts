@@ -150,7 +150,10 @@ test('a program that starts in an empty folder runs in Nanos and exits 0; the lo
   const verified = await uniprove(['verify', again], { cwd: dir });
   assert.equal(verified.exitCode, 0, verified.stdout + verified.stderr);
   await rmdir(join(again, 'tmp', 'work', 'in', 'deeper'));
-  const broken = await uniprove(['verify', again], { cwd: dir });
+  const refused = await uniprove(['verify', again], { cwd: dir });
+  assert.equal(refused.exitCode, 4, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /E_PACKAGE_CHANGED.*\/tmp\/work\/in\/deeper is missing/);
+  const broken = await uniprove(['verify', again, '--as-is'], { cwd: dir });
   assert.equal(broken.exitCode, 1, broken.stdout + broken.stderr);
   assert.match(broken.stderr, /lacks folder its lock lists: \/tmp\/work\/in\/deeper/);
 });

@@ -36,6 +36,10 @@ export function register(program: Command, ctx: CliContext): void {
         .default(600_000, '10m'),
     )
     .option('--no-trace', 'do not run under strace (missing files are then read from loader messages only)')
+    .option(
+      '--as-is',
+      'run a package folder as it is on disk even where it differs from its lock (e.g. a file removed to see whether the program needs it); without it such a package is refused (E_PACKAGE_CHANGED)',
+    )
     .option('--proof-markers <begin,end>', 'take a proof printed on stdout between these two markers')
     .option('--json', 'print { ok, exitCode, missing, proofs, usage, warnings } as JSON')
     .option('-q, --quiet', 'no progress output');
@@ -71,6 +75,7 @@ Examples:
       const packageDir = await packageFor(ctx, pkg, opts, progress.onProgress);
       const result = await verifyPackage({
         package: packageDir,
+        ...(opts.asIs ? { asIs: true } : {}),
         binds: opts.bind,
         timeoutMs: opts.timeout,
         ...(opts.trace === false ? { trace: false } : {}),

@@ -27,6 +27,11 @@ import { buildUsageHelper, memoryWarning, readUsage, type VerifyUsage } from './
 export interface VerifyOptions {
   /** The package folder (from `uniprove package`). */
   package: string;
+  /**
+   * Run the package as it is on disk even where its files differ from its lock (to see what the program does
+   * without a file); by default such a package is refused (E_PACKAGE_CHANGED).
+   */
+  asIs?: boolean;
   /** Where the run's writable folders (/tmp, volumes) and log go; default <package>/.uniprove/verify. */
   workDir?: string;
   /** Host folders to mount at guest paths (volume contents), guest -> host. */
@@ -396,7 +401,7 @@ export async function verifyPackage(options: VerifyOptions): Promise<VerifyResul
   const config = await readLocalConfig(pkg);
   const lock = await readPackageLock(pkg);
   // What runs is what the lock says, or nothing: a file changed since `package` is named, not run as it is.
-  await checkPackageFiles(pkg, lock, options.signal ? { signal: options.signal } : {});
+  if (!options.asIs) await checkPackageFiles(pkg, lock, options.signal ? { signal: options.signal } : {});
   const program = `/${(config.Program ?? lock.program).replace(/^\/+/, '')}`;
   const argv = [program, ...(config.Args ?? [])];
   const workDir = options.workDir ?? join(pkg, '.uniprove', 'verify');
