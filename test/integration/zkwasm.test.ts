@@ -175,7 +175,10 @@ test('package zkwasm --binary: the CLI, libstdc++, its own /etc/hosts and nsswit
   assert.equal(config.Program, 'zkwasm-cli');
   assert.deepEqual(config.Args.slice(0, 4), ['--params', './params', 'wasm_output', 'prove']);
   assert.deepEqual(Object.values(config.Mounts), ['/params:ro']);
-  assert.equal(config.RunConfig.Memory, '10G');
+  // 2 vCPUs and 16G (10G stopped the kernel with 2 proving threads), RAYON_NUM_THREADS following the vCPUs.
+  assert.equal(config.RunConfig.Memory, '16G');
+  assert.equal(config.RunConfig.CPUs, 2);
+  assert.equal(config.Env.RAYON_NUM_THREADS, '2');
   const lock = JSON.parse(await readFile(join(out, 'uniprove.lock.json'), 'utf8')) as {
     files: { path: string; reasons: string[] }[];
   };
