@@ -219,6 +219,16 @@ export function killProcess(pid: number): void {
 }
 
 /** Send a signal to a pid; false when it is gone (0 only asks whether it is there). */
+/** True when process `pid` exists on this host (signal 0 only checks; EPERM: it exists, as another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(pid, signal);
@@ -386,20 +396,5 @@ export function spawn(argv: readonly string[], options: ExecOptions = {}): Runni
 
 /** Find a program on PATH without running it; undefined when absent. */
 export async function which(name: string, pathEnv?: string): Promise<string | undefined> {
-  const { access, constants, stat } = await import('node:fs/promises');
-  const { delimiter, join, isAbsolute } = await import('node:path');
-  // As execvp: an executable regular file (a folder with the x bit is no program).
-  const isProgram = async (path: string) => {
-    try {
-      await access(path, constants.X_OK);
-      return (await stat(path)).isFile();
-    } catch {
-      return false;
-    }
-  };
-  if (isAbsolute(name) || name.includes('/')) return (await isProgram(name)) ? name : undefined;
-  for (const dir of (pathEnv ?? process.env.PATH ?? '').split(delimiter)) {
-    if (dir && (await isProgram(join(dir, name)))) return join(dir, name);
-  }
-  return undefined;
+  return findProgramSync(name, pathEnv ?? process.env.PATH);
 }

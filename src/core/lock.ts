@@ -9,6 +9,7 @@ import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UniproveError } from './errors.js';
+import { processAlive } from './exec.js';
 
 export interface LockOptions {
   signal?: AbortSignal | undefined;
@@ -16,16 +17,6 @@ export interface LockOptions {
   onWait?: (holder: number) => void;
   /** Poll interval while waiting (default 100 ms). */
   pollMs?: number;
-}
-
-/** True when process `pid` exists (signal 0 only checks). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function holderOf(path: string): Promise<number | undefined> {
@@ -78,7 +69,7 @@ export async function withLock<T>(
       // Created but not yet written by its taker; left empty only by a crash between the two.
       unreadableSince ??= Date.now();
       if (Date.now() - unreadableSince > 5000) await breakStale(path, 0);
-    } else if (holder !== process.pid && !alive(holder)) {
+    } else if (holder !== process.pid && !processAlive(holder)) {
       await breakStale(path, holder);
       continue;
     } else {

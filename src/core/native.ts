@@ -8,6 +8,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from './errors.js';
 import { run, which } from './exec.js';
+import { sha256Of } from './hash.js';
 
 /** What to compile: a C source shipped with uniprove (package.json `files`). */
 export interface NativeSpec {
@@ -60,9 +61,7 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
   let damaged: string | undefined;
   if ((await stat(path).catch(() => undefined))?.isFile()) {
     const want = (await readFile(seal, 'utf8').catch(() => '')).trim();
-    const have = createHash('sha256')
-      .update(await readFile(path))
-      .digest('hex');
+    const have = sha256Of(await readFile(path));
     if (want === have) return { path, dir, digest, compiled: false };
     damaged = want
       ? `the cached ${spec.name} no longer has the bytes it was compiled to (sha256 ${have.slice(0, 12)}…, not ${want.slice(0, 12)}…)`
@@ -86,9 +85,7 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
       ...(options.signal ? { signal: options.signal } : {}),
       timeoutReport: { what: `gcc compiling ${spec.source}` },
     });
-    const sha = createHash('sha256')
-      .update(await readFile(temp))
-      .digest('hex');
+    const sha = sha256Of(await readFile(temp));
     await writeFile(`${seal}.tmp-${process.pid}`, `${sha}\n`);
     await rename(`${seal}.tmp-${process.pid}`, seal);
     await rename(temp, path);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { mapLimit, readJsonIfExists } from '../fs.js';
 import { sha256File } from '../hash.js';
-import type { LockEntry, PackageLock, TreeStamps } from './stage.js';
+import { formatMode, type LockEntry, type PackageLock, type TreeStamps } from './stage.js';
 
 /** What was checked, and how many files had to be hashed. */
 export interface PackageCheckResult {
@@ -52,8 +52,8 @@ async function difference(
   if (!info.isFile()) return 'is no longer a regular file';
   if (entry.size !== undefined && info.size !== entry.size)
     return `has ${info.size} bytes, not ${entry.size}`;
-  if (entry.mode && (info.mode & 0o7777).toString(8).padStart(4, '0') !== entry.mode)
-    return `has mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}, not ${entry.mode}`;
+  const mode = formatMode(info.mode & 0o7777);
+  if (entry.mode && mode !== entry.mode) return `has mode ${mode}, not ${entry.mode}`;
   const stamp = stamps[entry.path];
   const unchanged =
     stamp && stamp.size === info.size && stamp.mtimeMs === info.mtimeMs && stamp.ino === info.ino;

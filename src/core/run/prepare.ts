@@ -70,11 +70,6 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
   // (nor the modules that package one).
   if (await isPackageDir(asDir)) {
     packageDir = asDir;
-    // A package folder runs as it is on disk: only while its files are still what its lock says.
-    const { checkPackageFiles } = await import('../package/check.js');
-    await checkPackageFiles(packageDir, await readPackageLock(packageDir), {
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
   } else {
     const { loadRecipe } = await import('../recipe/load.js');
     recipe = await loadRecipe(options.target, options);
@@ -117,6 +112,11 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
     packageDir = packaged.package;
   }
   const lock = await readPackageLock(packageDir);
+  if (!recipe) {
+    // A package folder runs as it is on disk: only while its files are still what its lock says.
+    const { checkPackageFiles } = await import('../package/check.js');
+    await checkPackageFiles(packageDir, lock, options.signal ? { signal: options.signal } : {});
+  }
   const config = await readPackageConfig(packageDir, lock, 'local');
   // A recipe took --env, --memory and --cpus when it was packaged; a package folder takes them here, for this
   // run only (its local.json stays as packaged), as it takes --arg.

@@ -6,6 +6,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../exec.js';
 import { readJsonIfExists, writeJsonAtomic } from '../fs.js';
 import { isRunId, RECORD_FILE, type RunRecord } from './record.js';
 
@@ -26,16 +27,6 @@ export interface SweptRun {
   removed: string[];
 }
 
-/** True when process `pid` exists on this host. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Close every record in `runsDir` left `running` by a uniprove of this host that is gone: outcome `abandoned`
  * with a warning saying so, its local image removed. A record of a live uniprove, of another host, or
@@ -49,7 +40,7 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
     const dir = join(options.runsDir, name);
     const record = await readJsonIfExists<RunRecord>(join(dir, RECORD_FILE)).catch(() => undefined);
     if (record?.outcome !== 'running' || !record.owner || record.owner.host !== host) continue;
-    if (record.owner.pid === process.pid || alive(record.owner.pid)) continue;
+    if (record.owner.pid === process.pid || processAlive(record.owner.pid)) continue;
     const removed: string[] = [];
     if (record.via !== 'gce') {
       const image = join(options.opsHome, 'images', `uniprove-${record.id}`);
