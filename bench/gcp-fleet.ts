@@ -17,9 +17,9 @@
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runFleet } from '../src/core/fleet/scheduler.js';
-import { createGcpClients } from '../src/core/gcp/clients.js';
-import { gcpImage } from '../src/core/gcp/image.js';
+import { createGcpClients } from '../src/core/cloud/clients.js';
+import { runFleet } from '../src/core/gcp/fleet/scheduler.js';
+import { gcpImage } from '../src/core/image/gce.js';
 import { GceServer } from '../test/helpers/gce-server.js';
 import { against, TARGET } from '../test/helpers/gcp.js';
 import { argsImages, argsTable, fleetServerConsole, serverFleetRunOne } from '../test/helpers/gcp-fleet.js';

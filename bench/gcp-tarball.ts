@@ -2,7 +2,7 @@
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packImageTarball } from '../src/core/gcp/tarball.js';
+import { packImageTarball } from '../src/core/cloud/tarball.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'uniprove-bench-'));
 try {

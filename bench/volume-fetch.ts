@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { hashFile } from '../src/core/volume/digest.js';
+import { digestOfFile } from '../src/core/volume/digest.js';
 import { fetchParameterSet } from '../src/core/volume/fetch.js';
 import { resolveParameterSet } from '../src/core/volume/spec.js';
 
@@ -42,7 +42,11 @@ try {
   for (const name of names) await writeRandom(join(src, name), perFile);
   const files = [];
   for (const name of names) {
-    files.push({ name, digest: await hashFile(join(src, name), 'blake2b512-trunc128'), urls: ['http://x/'] });
+    files.push({
+      name,
+      digest: await digestOfFile(join(src, name), 'blake2b512-trunc128'),
+      urls: ['http://x/'],
+    });
   }
   // The server runs in its own process, as a real one would.
   const server = execa(

@@ -3,7 +3,7 @@
 // Unit tests check the committed files hold what this writes (test/unit/recipe.test.ts, volume-spec.test.ts).
 import { writeFileSync } from 'node:fs';
 import { recipeJsonSchema } from '../src/core/recipe/schema.js';
-import { runRecordJsonSchema } from '../src/core/run/record-schema.js';
+import { runRecordJsonSchema } from '../src/core/record/schema.js';
 import { parameterSetJsonSchema } from '../src/core/volume/spec.js';
 
 const schemas: [string, unknown][] = [

@@ -5,8 +5,8 @@
  * line per change of an instance's state and a fleet line at most once a
  * second; with --json, every event as an NDJSON line.
  */
-import { fleetEventLine } from '../core/fleet/record.js';
-import type { AttemptState, FleetEvent } from '../core/fleet/scheduler.js';
+import { fleetEventLine } from '../core/gcp/fleet/record.js';
+import type { AttemptState, FleetEvent } from '../core/gcp/fleet/scheduler.js';
 import type { Output } from './render.js';
 
 export interface FleetProgressRenderer {

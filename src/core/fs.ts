@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
-import { formatBytes } from './progress.js';
+import { formatBytes } from './format.js';
 
 /**
  * Write `data` to `path` atomically (temp file in the same folder, then rename): no reader sees half a file,
@@ -68,34 +68,6 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   } catch {
     return undefined;
   }
-}
-
-/** Run `fn` over items with at most `limit` at once; results keep the items' order; the first failure stops it. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-) {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i] as T, i);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  // After a failure no new item starts, and the promise settles only once the running ones have: a caller that
-  // cleans up on failure (removes a staging folder) never races a write still under way.
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failure) throw failure.reason;
-  return results;
 }
 
 /** What was being written when the file system refused, so the error can name it and say where else to write. */

@@ -78,7 +78,10 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
   }
   await mkdir(dir, { recursive: true });
   // Compiled beside its place and renamed in: a reader never sees half a file.
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const unique = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = `${path}.tmp-${unique}`;
+  // Parallel runs of one process may compile the same helper at once: each seal has a temp name of its own.
+  const sealTemp = `${seal}.tmp-${unique}`;
   try {
     await run([gcc, ...spec.cflags, '-o', temp, spec.source], {
       timeoutMs: 120_000,
@@ -86,11 +89,12 @@ export async function buildNative(spec: NativeSpec, options: NativeOptions): Pro
       timeoutReport: { what: `gcc compiling ${spec.source}` },
     });
     const sha = sha256Of(await readFile(temp));
-    await writeFile(`${seal}.tmp-${process.pid}`, `${sha}\n`);
-    await rename(`${seal}.tmp-${process.pid}`, seal);
+    await writeFile(sealTemp, `${sha}\n`);
+    await rename(sealTemp, seal);
     await rename(temp, path);
   } finally {
     await rm(temp, { force: true }).catch(() => {});
+    await rm(sealTemp, { force: true }).catch(() => {});
   }
   return { path, dir, digest, compiled: true, ...(damaged ? { damaged } : {}) };
 }

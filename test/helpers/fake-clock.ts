@@ -3,7 +3,7 @@
  * pending promise settle, then jumps to the earliest timer, until the work
  * settles. A fleet of hour-long runs takes milliseconds, deterministically.
  */
-import type { FleetClock } from '../../src/core/fleet/scheduler.js';
+import type { FleetClock } from '../../src/core/gcp/fleet/scheduler.js';
 
 interface Timer {
   at: number;

@@ -7,18 +7,18 @@
  * inputs), never of anything the instance body says besides which image it boots.
  */
 import { createHash } from 'node:crypto';
-import type { GcpClients } from '../../src/core/gcp/clients.js';
+import type { GcpClients } from '../../src/core/cloud/clients.js';
 import {
   argsDigest,
   distinctArgs,
   fleetMachine,
   type GcpFleetImage,
   type GcpFleetSpec,
-} from '../../src/core/gcp/fleet-plan.js';
-import { fleetSweeper, fleetZoneDisks, gceFleetRunOne } from '../../src/core/gcp/fleet-run.js';
-import { LABEL } from '../../src/core/gcp/names.js';
-import type { OpsConfig } from '../../src/core/ops/config/schema.js';
-import type { PreparedTarget } from '../../src/core/run/prepare.js';
+} from '../../src/core/cloud/fleet-plan.js';
+import { LABEL } from '../../src/core/cloud/names.js';
+import { fleetSweeper, fleetZoneDisks, gceFleetRunOne } from '../../src/core/gcp/fleet/run.js';
+import type { OpsConfig } from '../../src/core/manifest/schema.js';
+import type { PreparedTarget } from '../../src/core/package/target.js';
 import type { GceServer } from './gce-server.js';
 import { TARGET } from './gcp.js';
 

@@ -1,8 +1,8 @@
 /** Shared set-up of the Google Cloud contract tests: a fake GCE, sparse raw disks, fast polling. */
 import { copyFile, mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { GcpTarget } from '../../src/core/gcp/config.js';
-import type { GcpCommonOptions } from '../../src/core/gcp/context.js';
+import type { GcpTarget } from '../../src/core/cloud/config.js';
+import type { GcpCommonOptions } from '../../src/core/cloud/context.js';
 import type { ProgressEvent } from '../../src/core/progress.js';
 import type { GceServer } from './gce-server.js';
 

@@ -1,6 +1,6 @@
 /** The one record schema every driver's record.json must pass (docs/run-record.schema.json is made from it). */
 import assert from 'node:assert/strict';
-import { RunRecordSchema } from '../../src/core/run/record-schema.js';
+import { RunRecordSchema } from '../../src/core/record/schema.js';
 
 /** Assert a record.json (parsed) passes the run record schema; the message names each offending field. */
 export function assertRunRecord(record: unknown, what = 'record.json'): void {

@@ -106,3 +106,44 @@ test('gcp image, run, ls, gc through the CLI against the local server; the token
     assert.ok(!r.stdout.includes(server.token) && !r.stderr.includes(server.token), 'token printed');
   }
 });
+
+test('gcp run --image goes through the run lifecycle: a run record, its console and a proving_report.csv line', async () => {
+  const server = await GceServer.start({ console: () => 'boot\nproof: 1234\nexit status 0\n' });
+  after(() => server.close());
+  const cwd = await tempDir('uniprove-gcp-image-run-');
+  const env = {
+    ...bare,
+    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
+    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
+    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
+    CLOUDSDK_CORE_PROJECT: 'cli-project',
+    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+  };
+  const run = await uniprove(
+    ['gcp', 'run', '--image-file', raw, '--machine-type', 'e2-standard-2', '--json', '--runs-dir', 'records'],
+    { env, cwd },
+  );
+  assert.equal(run.exitCode, 0, run.stderr);
+  const result = parseJson<{ runId: string; recordDir: string; outcome: string; ended: string }>(run);
+  assert.equal(result.ended, 'stopped');
+  assert.equal(result.recordDir, join(cwd, 'records', result.runId));
+  // No recipe stands behind an image: no proof is known, so the outcome is an honest "unknown".
+  assert.equal(result.outcome, 'unknown');
+  const { readFile } = await import('node:fs/promises');
+  const record = JSON.parse(await readFile(join(result.recordDir, 'record.json'), 'utf8'));
+  assert.equal(record.via, 'gce');
+  assert.equal(record.id, result.runId);
+  assert.ok(record.endedAt);
+  assert.equal(record.gce.instance.length > 0, true);
+  assert.equal(record.gce.machineType, 'e2-standard-2');
+  assert.match(await readFile(join(result.recordDir, 'console.log'), 'utf8'), /proof: 1234/);
+  const report = (await readFile(join(cwd, 'records', 'proving_report.csv'), 'utf8')).trim().split('\n');
+  assert.equal(report.length, 2, report.join('\n'));
+  assert.ok(report[1]!.includes(result.runId) && report[1]!.includes('gce'), report[1]);
+  // Everything the run made is gone but the imported image, which is kept to be reused by its digest.
+  assert.deepEqual(
+    server.leftovers().filter((r) => !r.startsWith('image ')),
+    [],
+  );
+  assert.deepEqual(server.violations, []);
+});

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { type GcpRunOptions, runInstance } from '../../src/core/cloud/instance.js';
+import { gcpGc, gcpList } from '../../src/core/cloud/inventory.js';
 import { isUniproveError, type UniproveError } from '../../src/core/errors.js';
-import { gcpImage } from '../../src/core/gcp/image.js';
-import { type GcpRunOptions, gcpRun } from '../../src/core/gcp/instance.js';
-import { gcpGc, gcpList } from '../../src/core/gcp/inventory.js';
+import { gcpImage } from '../../src/core/image/gce.js';
 import type { ProgressEvent } from '../../src/core/progress.js';
 import { type Fault, GceServer } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
@@ -95,7 +95,7 @@ describe('gcp run', () => {
     const server = await fresh();
     const consolePath = join(dir, 'run1.console.log');
     const lines: string[] = [];
-    const result = await gcpRun(
+    const result = await runInstance(
       runOptions(server, { consolePath, onConsoleLine: (l) => lines.push(l), keep: false }),
     );
     assert.ok(!result.dryRun);
@@ -125,7 +125,7 @@ describe('gcp run', () => {
 
   test('Spot with GPUs keeps SPOT and sets onHostMaintenance TERMINATE; custom machine types', async () => {
     const server = await fresh();
-    const r = await gcpRun(
+    const r = await runInstance(
       runOptions(server, {
         volume: undefined,
         machine: { cpus: 8, memoryGb: 32, spot: true, gpu: { type: 'nvidia-l4', count: 1 }, family: 'g2' },
@@ -146,7 +146,7 @@ describe('gcp run', () => {
 
   test('--keep keeps the instance and the volume disk, and says so', async () => {
     const server = await fresh();
-    const r = await gcpRun(runOptions(server, { keep: true }));
+    const r = await runInstance(runOptions(server, { keep: true }));
     assert.ok(!r.dryRun);
     assert.deepEqual(r.deleted, []);
     assert.ok(r.kept.some((k) => k.kind === 'instance' && k.name === r.instance));
@@ -158,7 +158,7 @@ describe('gcp run', () => {
 
   test('dry run: the calls a real run makes, in the same order, and no request at all', async () => {
     const server = await fresh();
-    const dry = await gcpRun({
+    const dry = await runInstance({
       ...runOptions(server, { runId: 'r1' }),
       dryRun: true,
       endpoints: undefined,
@@ -166,7 +166,7 @@ describe('gcp run', () => {
     });
     assert.ok(dry.dryRun);
     assert.equal(server.requests.length, 0);
-    const real = await gcpRun(runOptions(server, { runId: 'r1' }));
+    const real = await runInstance(runOptions(server, { runId: 'r1' }));
     assert.ok(!real.dryRun);
     // What the real run did, once per call (waits and watch polls repeat), equals the dry run's list.
     const watch = (m: string) => m !== 'instances.getSerialPortOutput' && m !== 'instances.get';
@@ -237,7 +237,7 @@ describe('failures leave nothing behind', () => {
       const server = await fresh();
       server.fail(fault);
       const events: ProgressEvent[] = [];
-      await assert.rejects(gcpRun(runOptions(server, {}, events)), (e: UniproveError) => {
+      await assert.rejects(runInstance(runOptions(server, {}, events)), (e: UniproveError) => {
         assert.ok(isUniproveError(e), String(e));
         assert.equal(e.code, fault.expect, e.message);
         assert.match(e.message, new RegExp(fault.code));
@@ -256,7 +256,7 @@ describe('failures leave nothing behind', () => {
     const server = await fresh();
     server.preemptAfterSerialReads = 2;
     await assert.rejects(
-      gcpRun(runOptions(server, { machine: { machineType: 'n2-standard-8', spot: true } })),
+      runInstance(runOptions(server, { machine: { machineType: 'n2-standard-8', spot: true } })),
       (e: UniproveError) => {
         assert.equal(e.code, 'E_GCP_PREEMPTED');
         assert.match(e.message, /Spot/);
@@ -274,7 +274,7 @@ describe('failures leave nothing behind', () => {
     const endless = `${'x'.repeat(10_000)}\n`;
     const s2 = await fresh({ console: () => endless, serialChunk: 1 });
     await assert.rejects(
-      gcpRun(runOptions(s2, { timeoutMs: 30 })),
+      runInstance(runOptions(s2, { timeoutMs: 30 })),
       (e: UniproveError) => e.code === 'E_GCP_TIMEOUT',
     );
     assert.deepEqual(s2.leftovers(), []);
@@ -285,7 +285,7 @@ describe('failures leave nothing behind', () => {
     const server = await fresh({ console: () => CONSOLE, serialChunk: 3 });
     const controller = new AbortController();
     await assert.rejects(
-      gcpRun({
+      runInstance({
         ...runOptions(server, {
           onConsoleLine: () => controller.abort(),
         }),
@@ -302,7 +302,7 @@ describe('failures leave nothing behind', () => {
     const controller = new AbortController();
     const events: ProgressEvent[] = [];
     await assert.rejects(
-      gcpRun({
+      runInstance({
         ...runOptions(server, {}, events),
         signal: controller.signal,
         onProgress: (e) => {
@@ -318,7 +318,7 @@ describe('failures leave nothing behind', () => {
 describe('gcp ls and gc', () => {
   test('ls finds what uniprove made in every zone; gc deletes instances, disks, images, objects in that order', async () => {
     const server = await fresh();
-    const r = await gcpRun(runOptions(server, { keep: true }));
+    const r = await runInstance(runOptions(server, { keep: true }));
     assert.ok(!r.dryRun);
     // A leftover tarball, as a crash between upload and import would leave.
     server.objects.set('uniprove-test-uniprove/uniprove/stale.tar.gz', {
@@ -366,9 +366,9 @@ describe('credentials', () => {
     const server = await fresh();
     const events: ProgressEvent[] = [];
     const consolePath = join(dir, 'token.console.log');
-    const ok = await gcpRun(runOptions(server, { consolePath }, events));
+    const ok = await runInstance(runOptions(server, { consolePath }, events));
     server.fail({ method: 'instances.insert', at: 'request', code: 'quotaExceeded', status: 403 });
-    const failed = await gcpRun(runOptions(server, {}, events)).catch((e: unknown) => e);
+    const failed = await runInstance(runOptions(server, {}, events)).catch((e: unknown) => e);
     const fail401 = await gcpImage({
       ...against(server),
       accessToken: 'wrong-token-value-123',

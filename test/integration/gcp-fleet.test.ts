@@ -9,19 +9,19 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createGcpClients, type GcpClients } from '../../src/core/cloud/clients.js';
+import { fleetInstanceBody, fleetMachine, type GcpFleetSpec } from '../../src/core/cloud/fleet-plan.js';
+import { runInstance } from '../../src/core/cloud/instance.js';
 import { isUniproveError, type UniproveError } from '../../src/core/errors.js';
-import { classifyAttemptError } from '../../src/core/fleet/capacity.js';
-import { fleetError } from '../../src/core/fleet/record.js';
+import { classifyAttemptError } from '../../src/core/gcp/fleet/capacity.js';
+import { fleetError } from '../../src/core/gcp/fleet/record.js';
 import {
   type FleetEvent,
   type FleetOptions,
   type FleetResult,
   runFleet,
-} from '../../src/core/fleet/scheduler.js';
-import { createGcpClients, type GcpClients } from '../../src/core/gcp/clients.js';
-import { fleetInstanceBody, fleetMachine, type GcpFleetSpec } from '../../src/core/gcp/fleet-plan.js';
-import { gcpImage } from '../../src/core/gcp/image.js';
-import { gcpRun } from '../../src/core/gcp/instance.js';
+} from '../../src/core/gcp/fleet/scheduler.js';
+import { gcpImage } from '../../src/core/image/gce.js';
 import { GceServer, SERIAL_WINDOW } from '../helpers/gce-server.js';
 import { against, sparseDisk, TARGET } from '../helpers/gcp.js';
 import {
@@ -135,7 +135,7 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
 
   test('an exhausted zone fails instances.insert in its operation, as Compute Engine does', async () => {
     f.server.exhaustedZones.add('us-central1-f');
-    const error = await gcpRun({
+    const error = await runInstance({
       ...against(f.server),
       clients: f.clients,
       target: { ...TARGET, zone: 'us-central1-f' },
@@ -153,7 +153,7 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
   test('a quota: QUOTA_EXCEEDED past the zone limit; rate limits: 403 and 429 rateLimitExceeded', async () => {
     f.server.instanceQuota.set('us-central1-a', 0);
     const run = () =>
-      gcpRun({
+      runInstance({
         ...against(f.server),
         clients: f.clients,
         image: { existing: f.image },
@@ -175,7 +175,7 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
 
   test('a preempted Spot instance (DELETE action): a compute.instances.preempted operation, E_GCP_PREEMPTED, nothing left', async () => {
     f.server.preemptNext(1, { afterSerialReads: 2 });
-    const error = await gcpRun({
+    const error = await runInstance({
       ...against(f.server),
       clients: f.clients,
       image: { existing: f.image },
@@ -254,7 +254,7 @@ describe('the local Compute Engine server plays capacity and preemption', () => 
       [],
     );
     assert.equal(f.server.inventory({ label: ['uniprove-fleet', spec.fleetId] }).length, 3);
-    const { sweepFleet } = await import('../../src/core/gcp/fleet-sweep.js');
+    const { sweepFleet } = await import('../../src/core/cloud/fleet-sweep.js');
     const swept = await sweepFleet({
       clients: f.clients,
       target: TARGET,
@@ -270,7 +270,7 @@ describe('a time-driven server (latencies)', () => {
   test('insert, boot and prove take their time; a preemption afterMs lands mid-proof', async () => {
     const f = await fixture({ latency: { insertMs: 150, bootMs: 100, proveMs: 200 } });
     const run = (spot: boolean) =>
-      gcpRun({
+      runInstance({
         ...against(f.server),
         clients: f.clients,
         image: { existing: f.image },

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isUniproveError } from '../../src/core/errors.js';
-import { gcpImage } from '../../src/core/gcp/image.js';
+import { gcpImage } from '../../src/core/image/gce.js';
 import { CLI } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
 import { against, sparseDisk } from '../helpers/gcp.js';

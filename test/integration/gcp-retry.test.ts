@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { runInstance } from '../../src/core/cloud/instance.js';
 import { isUniproveError, type UniproveError } from '../../src/core/errors.js';
-import { gcpRun } from '../../src/core/gcp/instance.js';
 import { gceRecord } from '../../src/core/machine/drivers/gce.js';
 import { GceServer } from '../helpers/gce-server.js';
 import { against, sparseDisk } from '../helpers/gcp.js';
@@ -23,7 +23,7 @@ async function fresh() {
 }
 
 const run = (server: GceServer) =>
-  gcpRun({
+  runInstance({
     ...against(server),
     image: { rawPath: raw, name: 'benchy' },
     machine: { machineType: 'n2-standard-2', spot: false },

@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { packImageTarball } from '../../src/core/gcp/tarball.js';
+import { packImageTarball } from '../../src/core/cloud/tarball.js';
 import { sparseDisk } from '../helpers/gcp.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needTool } from '../helpers/tools.js';

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { abortReason, gcpError } from '../../src/core/cloud/operations.js';
 import { summarizeError, UniproveError } from '../../src/core/errors.js';
-import { abortReason, gcpError } from '../../src/core/gcp/operations.js';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 

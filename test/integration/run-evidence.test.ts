@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { appendReport, finishRecord, type RunRecord } from '../../src/core/run/record.js';
+import { appendReport, finishRecord, type RunRecord } from '../../src/core/record/record.js';
 import { uniprove } from '../helpers/cli.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';

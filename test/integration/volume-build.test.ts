@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { opsVolumeDelete, opsVolumeList } from '../../src/core/ops/volume.js';
-import { prepareTarget } from '../../src/core/run/prepare.js';
+import { prepareTarget } from '../../src/core/package/target.js';
 import {
   buildVolume,
   listVolumes,
@@ -14,7 +14,7 @@ import {
   removeVolume,
   volumeNameFor,
 } from '../../src/core/volume/build.js';
-import { hashFile } from '../../src/core/volume/digest.js';
+import { digestOfFile } from '../../src/core/volume/digest.js';
 import { resolveParameterSet } from '../../src/core/volume/spec.js';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
@@ -43,7 +43,7 @@ test('volume build makes an Ops volume holding the verified files, reuses it, an
       files.push({
         name: fileName,
         path: fileName.endsWith('.vk') ? `keys/${fileName}` : fileName,
-        digest: await hashFile(join(src, fileName), 'sha256'),
+        digest: await digestOfFile(join(src, fileName), 'sha256'),
         urls: [`${server.url}${fileName}`],
       });
     }
@@ -105,7 +105,7 @@ test('a volume left under the same name by another cache is replaced, never doub
         files: [
           {
             name: 'q.params',
-            digest: await hashFile(join(src, 'q.params'), 'sha256'),
+            digest: await digestOfFile(join(src, 'q.params'), 'sha256'),
             urls: [`${server.url}q.params`],
           },
         ],
@@ -203,7 +203,7 @@ test('two volume build of one set into one cache at once: both succeed with one 
         files: [
           {
             name: 'r.params',
-            digest: await hashFile(join(src, 'r.params'), 'sha256'),
+            digest: await digestOfFile(join(src, 'r.params'), 'sha256'),
             urls: [`${server.url}r.params`],
           },
         ],
@@ -249,7 +249,7 @@ test('two sets with equal contents but other names each get the volume a run of 
     const files = [
       {
         name: 'r.params',
-        digest: await hashFile(join(src, 'r.params'), 'sha256'),
+        digest: await digestOfFile(join(src, 'r.params'), 'sha256'),
         urls: [`${server.url}r.params`],
       },
     ];
@@ -326,7 +326,7 @@ test('volume rm takes the set file a volume was built from; a file that is no se
     const setFile = await writeSetFile(dir, `${prefix}-set`, [
       {
         name: 's.params',
-        digest: await hashFile(join(src, 's.params'), 'sha256'),
+        digest: await digestOfFile(join(src, 's.params'), 'sha256'),
         urls: [`${server.url}s.params`],
       },
     ]);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createFleetProgress } from '../../src/cli/fleet-progress.js';
-import type { FleetEvent } from '../../src/core/fleet/scheduler.js';
+import type { FleetEvent } from '../../src/core/gcp/fleet/scheduler.js';
 
 function sink(isTTY = false) {
   const chunks: string[] = [];

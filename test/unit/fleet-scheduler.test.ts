@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { gcpError } from '../../src/core/cloud/operations.js';
 import { UniproveError } from '../../src/core/errors.js';
-import { backoffDelay, classifyAttemptError } from '../../src/core/fleet/capacity.js';
+import { backoffDelay, classifyAttemptError } from '../../src/core/gcp/fleet/capacity.js';
 import {
   buildFleetRecord,
   fleetError,
@@ -16,7 +17,7 @@ import {
   fleetProgressEvent,
   newFleetId,
   writeFleetRecord,
-} from '../../src/core/fleet/record.js';
+} from '../../src/core/gcp/fleet/record.js';
 import {
   type AttemptContext,
   type AttemptOutcome,
@@ -24,8 +25,7 @@ import {
   type FleetInput,
   type FleetOptions,
   runFleet,
-} from '../../src/core/fleet/scheduler.js';
-import { gcpError } from '../../src/core/gcp/operations.js';
+} from '../../src/core/gcp/fleet/scheduler.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { tempDir } from '../helpers/tmp.js';
 

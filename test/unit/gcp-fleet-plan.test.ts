@@ -10,7 +10,7 @@ import {
   type GcpFleetSpec,
   planFleet,
   planFleetAttempt,
-} from '../../src/core/gcp/fleet-plan.js';
+} from '../../src/core/cloud/fleet-plan.js';
 import { TARGET } from '../helpers/gcp.js';
 
 const FLEET = 'f20261130t051400-abcd';

@@ -1,7 +1,6 @@
 /** The price table and the fleet cost estimate behind --dry-run and --max-cost. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { UniproveError } from '../../src/core/errors.js';
 import {
   checkMaxCost,
   costOfUsage,
@@ -9,7 +8,8 @@ import {
   hourlyPrice,
   machineShape,
   PRICE_TABLE,
-} from '../../src/core/gcp/prices.js';
+} from '../../src/core/cloud/prices.js';
+import type { UniproveError } from '../../src/core/errors.js';
 
 describe('price table', () => {
   test('is dated, names its source, and prices every family with Spot below on-demand', () => {

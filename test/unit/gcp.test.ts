@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseGcloudProperties, resolveGcpTarget } from '../../src/core/gcp/config.js';
-import { LABEL, resourceName, uniproveLabels } from '../../src/core/gcp/names.js';
-import { machineTypeFor, planRun } from '../../src/core/gcp/plan.js';
-import { SerialConsoleReader } from '../../src/core/gcp/serial.js';
+import { parseGcloudProperties, resolveGcpTarget } from '../../src/core/cloud/config.js';
+import { LABEL, resourceName, uniproveLabels } from '../../src/core/cloud/names.js';
+import { machineTypeFor, planRun } from '../../src/core/cloud/plan.js';
+import { SerialConsoleReader } from '../../src/core/cloud/serial.js';
 import { TARGET } from '../helpers/gcp.js';
 
 test('project and zone: flags, then environment, then gcloud, each with its source', () => {

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdir, open, readFile, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ImageCache, type ImageKeyInput, imageCacheKey } from '../../src/core/image/cache.js';
+import type { OpsConfig } from '../../src/core/manifest/schema.js';
 import type { NanosRelease } from '../../src/core/ops/build.js';
-import type { OpsConfig } from '../../src/core/ops/config/schema.js';
-import { ImageCache, type ImageKeyInput, imageCacheKey } from '../../src/core/ops/image-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** The key of cacheable inputs (a failure when they are not). */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isUniproveError } from '../../src/core/errors.js';
-import { loadBase, OPS_CONFIG_KINDS } from '../../src/core/ops/config/build.js';
-import { parseOpsConfig } from '../../src/core/ops/config/schema.js';
+import { loadBase, OPS_CONFIG_KINDS } from '../../src/core/manifest/build.js';
+import { parseOpsConfig } from '../../src/core/manifest/schema.js';
 
 function configError(value: unknown): { message: string; issues: { path: string; message: string }[] } {
   try {

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { formatDuration, parseDuration } from '../../src/core/duration.js';
-import { buildQemuArgs, decodeQemuExit } from '../../src/core/machine/qemu.js';
+import { buildQemuArgs, decodeQemuExit } from '../../src/core/machine/qemu-process.js';
+import { csvField, isRunId, newRunId } from '../../src/core/record/record.js';
 import { extractConsoleBlocks, isTraceLine, resolveRunConfig } from '../../src/core/run/index.js';
 import { parseInputs } from '../../src/core/run/parallel.js';
-import { csvField, isRunId, newRunId } from '../../src/core/run/record.js';
 
 // Console logs of real Nanos runs, committed under test/fixtures/nanos, one folder per case.
 const FIXTURES = new URL('../fixtures/nanos/', import.meta.url).pathname;

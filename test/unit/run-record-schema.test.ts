@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { newRunId } from '../../src/core/run/record.js';
-import { RunRecordSchema, runRecordJsonSchema } from '../../src/core/run/record-schema.js';
+import { newRunId } from '../../src/core/record/record.js';
+import { RunRecordSchema, runRecordJsonSchema } from '../../src/core/record/schema.js';
 import { assertRunRecord } from '../helpers/record.js';
 
 test('docs/run-record.schema.json is the one generated from the zod schema (scripts/schemas.ts)', async () => {

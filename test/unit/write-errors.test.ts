@@ -3,9 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { mapLimit } from '../../src/core/concurrency.js';
 import { ERROR_CODES, ExitCode, isUniproveError, UniproveError } from '../../src/core/errors.js';
-import { isWriteRefusal, mapLimit, requireRegularFile, toWriteError } from '../../src/core/fs.js';
-import { OPS_CONFIG_KINDS } from '../../src/core/ops/config/build.js';
+import { isWriteRefusal, requireRegularFile, toWriteError } from '../../src/core/fs.js';
+import { OPS_CONFIG_KINDS } from '../../src/core/manifest/build.js';
 import { LOCK_FILE, packageOwnPath } from '../../src/core/package/layout.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -9,17 +9,17 @@ import {
   fixEntriesFromFindings,
   fixFoldersFromFindings,
 } from '../../core/diagnose/findings.js';
-import { parseNanosManifest } from '../../core/diagnose/image-contents.js';
-import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
-import { createProgramLocate } from '../../core/diagnose/locate-program.js';
-import { ExitCode, UniproveError } from '../../core/errors.js';
-import { requireRegularFile } from '../../core/fs.js';
 import {
   addFilesToRecipe,
   imageFromPackage,
   programOfPackage,
   recipeOfPackage,
-} from '../../core/package/fix.js';
+} from '../../core/diagnose/fix.js';
+import { parseNanosManifest } from '../../core/diagnose/image-contents.js';
+import { createDefaultLocate, diagnoseLogs } from '../../core/diagnose/index.js';
+import { createProgramLocate } from '../../core/diagnose/locate-program.js';
+import { ExitCode, UniproveError } from '../../core/errors.js';
+import { requireRegularFile } from '../../core/fs.js';
 import { packageRecipe } from '../../core/package/index.js';
 import { loadRecipe } from '../../core/recipe/load.js';
 import type { CliContext } from '../context.js';

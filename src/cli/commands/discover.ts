@@ -1,9 +1,9 @@
 /** `uniprove discover <binary> [-- args...]`: every file a program needs, each with its reasons. */
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
+import type { FamilyName } from '../../core/discover/families.js';
 import { discover } from '../../core/discover/index.js';
 import type { DiscoverResult } from '../../core/discover/types.js';
-import type { FamilyName } from '../../core/package/families.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';

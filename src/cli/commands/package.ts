@@ -1,7 +1,7 @@
 /** `uniprove package <recipe|folder|binary>`: stage a prover and its closure with generated Ops configs. */
 import type { Command } from 'commander';
+import { formatBytes } from '../../core/format.js';
 import { packageRecipe } from '../../core/package/index.js';
-import { formatBytes } from '../../core/progress.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';

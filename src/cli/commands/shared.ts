@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander';
 import { parseDuration } from '../../core/duration.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
 import type { LoadRecipeOptions } from '../../core/recipe/load.js';
-import type { RunOutcome } from '../../core/run/record.js';
+import type { RunOutcome } from '../../core/record/record.js';
 import type { CliContext } from '../context.js';
 
 /** Flags that replace recipe fields, the same on package, verify, run and gcp run. */

@@ -3,8 +3,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isUniproveError } from '../../core/errors.js';
+import { formatBytes } from '../../core/format.js';
 import { parseJsonFile, writeJsonAtomic } from '../../core/fs.js';
-import { formatBytes } from '../../core/progress.js';
 import { buildVolume, listVolumes, loadParameterSet, removeVolume } from '../../core/volume/build.js';
 import { type FetchParameterSetResult, fetchParameterSet } from '../../core/volume/fetch.js';
 import {

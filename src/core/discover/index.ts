@@ -18,8 +18,6 @@ import {
 } from '../elf/resolve.js';
 import { isUniproveError } from '../errors.js';
 import { makeTempDir } from '../fs.js';
-import { expandFamilies, type FamilyName, triggeredFamilies } from '../package/families.js';
-import { symlinkChain } from '../package/plan.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { addReasons } from '../reasons.js';
@@ -27,8 +25,10 @@ import { buildProbeLingerLibrary, checkLingerMs, lingerBlocker, lingerEnv } from
 import { parseStraceLog } from '../strace/parse.js';
 import { type ProbeSyscalls, runProbe } from '../strace/probe.js';
 import type { TraceResult } from '../strace/types.js';
+import { expandFamilies, type FamilyName, triggeredFamilies } from './families.js';
 import { listedFolders } from './listed.js';
 import { runsProgramsWarnings } from './programs.js';
+import { symlinkChain } from './symlinks.js';
 import type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';
 
 export type { DiscoveredFile, DiscoverResult, DiscoverWarning, Reason } from './types.js';

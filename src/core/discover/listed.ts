@@ -10,7 +10,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { ClosureFile } from '../elf/resolve.js';
-import { formatBytes } from '../progress.js';
+import { formatBytes } from '../format.js';
 import type { TraceResult } from '../strace/types.js';
 import type { DiscoverWarning } from './types.js';
 

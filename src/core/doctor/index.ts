@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { isUniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { makeTempDir } from '../fs.js';
+import { IMAGE_CACHE_BYTES, IMAGE_CACHE_ENTRIES, ImageCache } from '../image/cache.js';
 import { checkDevKvm, detectAccel } from '../machine/accel.js';
 import {
   findNanosRelease,
@@ -20,7 +21,6 @@ import {
   opsVersion,
   removeImage,
 } from '../ops/build.js';
-import { IMAGE_CACHE_BYTES, IMAGE_CACHE_ENTRIES, ImageCache } from '../ops/image-cache.js';
 import { newestToolchainRelease, readSetupRecord } from '../setup/index.js';
 import { compareVersions, openToolchainDir } from '../setup/toolchain-dir.js';
 

@@ -4,24 +4,29 @@
  * real run makes, and a bad flag leaves no package, no image and no VM.
  */
 import { join } from 'node:path';
-import { GceDriver } from '../machine/drivers/gce.js';
-import { checkProofFits } from '../proof/index.js';
-import { kernelVcpuPolicy } from '../run/index.js';
-import { runOnMachine } from '../run/lifecycle.js';
-import { prepareTarget } from '../run/prepare.js';
-import type { RunOutcome, RunRecord } from '../run/record.js';
-import { requireUnmapSafeKernel } from '../run/vcpus.js';
+import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from '../cloud/context.js';
+import {
+  DEFAULT_RUN_TIMEOUT_MS,
+  type GcpRunOptions,
+  type GcpRunResult,
+  runInstance,
+} from '../cloud/instance.js';
+import { type GcpDiskType, type GcpMachineSpec, machineTypeName } from '../cloud/plan.js';
+import { machineShape } from '../cloud/prices.js';
 import {
   type GcpRecipeSource,
   imagePlaceholder,
   prepareOptionsOf,
   recipeMachine,
   resolveGcpRecipe,
-} from './build.js';
-import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from './context.js';
-import { DEFAULT_RUN_TIMEOUT_MS, type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
-import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
-import { machineShape } from './prices.js';
+} from '../image/gce-build.js';
+import { GceDriver } from '../machine/drivers/gce.js';
+import { prepareTarget } from '../package/target.js';
+import { checkProofFits } from '../proof/index.js';
+import type { RunOutcome, RunRecord } from '../record/record.js';
+import { kernelVcpuPolicy } from '../run/index.js';
+import { runOnMachine } from '../run/lifecycle.js';
+import { requireUnmapSafeKernel } from '../run/vcpus.js';
 
 /** Options of `gcp run <recipe>`. */
 export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
@@ -101,11 +106,11 @@ export async function gcpRunRecipe(
   });
   const { spec: machine, adjusted } = recipeMachine(plan, options.machine);
   // A machine that cannot be named fails here, before anything is built.
-  const machineType = machineTypeFor(options.target, machine).replace(/^.*\//, '');
+  const machineType = machineTypeName(options.target, machine);
   const diskType = options.volumeDisk?.diskType ?? 'pd-balanced';
   const base = runOptionsOf(options, machine);
   if (options.dryRun) {
-    return gcpRun({
+    return runInstance({
       ...base,
       image: {
         rawPath: join(options.opsHome, 'images', `uniprove-gcp-${plan.name}`),
@@ -135,8 +140,7 @@ export async function gcpRunRecipe(
   );
   return withClients(options, async (clients) => {
     const driver = new GceDriver({
-      source: options,
-      plan,
+      boot: { recipe: options, plan },
       instance: { ...base, clients },
       machineType,
       diskType,

@@ -6,10 +6,11 @@
  * parity: the status is lost), gce (a Compute Engine instance: no exit status, a console proof decides).
  * A new platform (another cloud, Firecracker) is one more file in drivers/ and one more name here.
  */
+
+import type { KernelStopWatch } from '../diagnose/kernel-stop.js';
+import type { PreparedTarget } from '../package/target.js';
 import type { ConsoleProofTap } from '../proof/index.js';
-import type { PreparedTarget } from '../run/prepare.js';
-import type { RunRecord } from '../run/record.js';
-import type { KernelStopWatch } from './kernel-stop.js';
+import type { RunProof, RunRecord, RunTimings, RunWarning } from '../record/record.js';
 
 /** The drivers, by name (`RunRecord.via`). */
 export type DriverName = 'qemu' | 'ops' | 'gce';
@@ -27,11 +28,36 @@ export interface MachineEnd {
   /** For `failed`: what to do, and facts for the error (the tail of the platform's own stderr). */
   hint?: string;
   details?: Record<string, unknown>;
+  /** What the driver saw while waiting (QEMU's status, the boot and prover times, console it lost). */
+  report?: MachineReport;
 }
 
-/** The run a driver works for: its record (rewritten as it goes) and when it started. */
+/**
+ * What a driver saw at one step, as it returns it: the lifecycle alone writes the run record, from these (scalar
+ * fields replace, timings and files merge, warnings and proofs are added).
+ */
+export interface MachineReport {
+  nanosVersion?: string;
+  /** The image booted (a path under ~/.ops/images, or a Compute Engine image name). */
+  image?: string;
+  /** The prover's arguments as the machine runs them. */
+  args?: string[];
+  accel?: RunRecord['accel'];
+  accelReason?: string;
+  qemu?: RunRecord['qemu'];
+  gce?: RunRecord['gce'];
+  imageCache?: RunRecord['imageCache'];
+  /** The volumes as the machine mounts them (a parallel run's private copies). */
+  volumes?: RunRecord['volumes'];
+  timings?: Partial<RunTimings>;
+  files?: Partial<RunRecord['files']>;
+  warnings?: RunWarning[];
+  proofs?: RunProof[];
+}
+
+/** The run a driver works for: its record (to read; the lifecycle writes it) and when it started. */
 export interface DriverRun {
-  record: RunRecord;
+  record: Readonly<RunRecord>;
   /** performance.now() when the run started (timings are measured from it). */
   startedMs: number;
   /**
@@ -58,42 +84,20 @@ export interface MachineDriver {
   /** The thing Ctrl-C stops, for messages ("QEMU", "the instance"). */
   readonly machineWord: string;
   /** Check the tools and access the platform needs, before anything is built. */
-  check(run: DriverRun): Promise<void>;
-  /** Build or reuse the image the platform boots, from the prepared package; record what was made. */
-  image(target: PreparedTarget, run: DriverRun): Promise<void>;
+  check(run: DriverRun): Promise<MachineReport | undefined>;
+  /** Build or reuse the image the platform boots, from the prepared package; say what was made. */
+  image(target: PreparedTarget, run: DriverRun): Promise<MachineReport>;
   /** Start the machine; its console goes to <record.dir>/console.log as it arrives. */
-  start(run: DriverRun): Promise<void>;
-  /** Until the prover ends, the timeout passes or the run is aborted; fills the record's timings. */
+  start(run: DriverRun): Promise<MachineReport | undefined>;
+  /** Until the prover ends, the timeout passes or the run is aborted; the end carries what was seen. */
   wait(run: DriverRun): Promise<MachineEnd>;
   /** Bring back what the platform can of file proofs and --copy-out paths (console proofs, and file proofs
    * through the console, are the lifecycle's). */
-  fetchProofs(target: PreparedTarget, run: DriverRun): Promise<void>;
+  fetchProofs(target: PreparedTarget, run: DriverRun): Promise<MachineReport | undefined>;
   /**
    * Stop the machine and delete what the driver made, unless kept; safe to call more than once. Without
    * `failure` it throws when something could not be deleted; with it (the run is failing) it never throws and
-   * adds what was left to the failure's details instead.
+   * adds what was left to the failure's details instead. Says where it ran and what it made.
    */
-  destroy(run: DriverRun, failure?: unknown): Promise<void>;
-}
-
-/** The options each driver takes. */
-export interface DriverOptions {
-  qemu: import('./drivers/local.js').LocalRunOptions;
-  ops: import('./drivers/local.js').LocalRunOptions;
-  gce: import('./drivers/gce.js').GceDriverOptions;
-}
-
-/** A driver by name; its module is loaded only when chosen (a local run never loads the cloud clients). */
-export async function createDriver<N extends DriverName>(
-  name: N,
-  options: DriverOptions[N],
-): Promise<MachineDriver> {
-  switch (name) {
-    case 'qemu':
-      return new (await import('./drivers/qemu.js')).QemuDriver(options as DriverOptions['qemu']);
-    case 'ops':
-      return new (await import('./drivers/ops.js')).OpsDriver(options as DriverOptions['ops']);
-    default:
-      return new (await import('./drivers/gce.js')).GceDriver(options as DriverOptions['gce']);
-  }
+  destroy(run: DriverRun, failure?: unknown): Promise<MachineReport | undefined>;
 }

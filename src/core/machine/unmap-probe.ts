@@ -19,7 +19,7 @@ import { sha256File } from '../hash.js';
 import { buildNative } from '../native.js';
 import { opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
 import { noProgress, type OnProgress } from '../progress.js';
-import { QemuMachine } from './qemu.js';
+import { QemuMachine } from './qemu-process.js';
 
 /** The reproducer's C source, shipped with uniprove. */
 export const UNMAP_REPRODUCER_SOURCE = fileURLToPath(

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
-import type { OpsOptions } from './volume.js';
+
+/** How to call ops: which program, with what environment, for how long. */
+export interface OpsOptions {
+  /** The ops program (default `ops` on PATH). */
+  ops?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  env?: Record<string, string | undefined>;
+}
 
 /** The one way to install Ops and a Nanos release that uniprove names everywhere. */
 export const OPS_INSTALL_HINT =

@@ -6,15 +6,9 @@
 import { stripVTControlCharacters } from 'node:util';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { run } from '../exec.js';
-import { OPS_INSTALL_HINT as INSTALL_HINT, opsProgram } from './build.js';
+import { OPS_INSTALL_HINT as INSTALL_HINT, type OpsOptions, opsProgram } from './build.js';
 
-export interface OpsOptions {
-  /** The ops program (default `ops` on PATH). */
-  ops?: string;
-  signal?: AbortSignal;
-  timeoutMs?: number;
-  env?: Record<string, string | undefined>;
-}
+export type { OpsOptions } from './build.js';
 
 /** One row of `ops volume list`. */
 export interface OpsVolume {

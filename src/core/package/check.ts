@@ -7,8 +7,9 @@
  */
 import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mapLimit } from '../concurrency.js';
 import { UniproveError } from '../errors.js';
-import { mapLimit, readJsonIfExists } from '../fs.js';
+import { readJsonIfExists } from '../fs.js';
 import { sha256File } from '../hash.js';
 import { formatMode, type LockEntry, type PackageLock, type TreeStamps } from './stage.js';
 

@@ -19,7 +19,7 @@ import {
   type WriteContext,
   writeFileAtomic,
 } from '../fs.js';
-import { buildOpsConfig, loadBase, OPS_CONFIG_KINDS } from '../ops/config/build.js';
+import { buildOpsConfig, loadBase, OPS_CONFIG_KINDS } from '../manifest/build.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../recipe/load.js';

@@ -7,30 +7,12 @@ import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
 import { sha256Of } from '../hash.js';
-import type { OpsConfigKind } from '../ops/config/build.js';
-import type { OpsConfig } from '../ops/config/schema.js';
+import type { OpsConfigKind } from '../manifest/build.js';
+import type { OpsConfig } from '../manifest/schema.js';
+import { LOCK_FILE } from '../recipe/reserved-paths.js';
 import type { PackageLock } from './stage.js';
 
-export const LOCK_FILE = 'uniprove.lock.json';
-
-/**
- * What a package folder holds besides the image tree, by guest path: a recipe file placed there would be
- * overwritten by the package's own (one Ops config per kind, local and gcloud; the lock; the state folder).
- */
-export const PACKAGE_OWN_PATHS: Readonly<Record<string, string>> = {
-  '/local.json': 'the Ops config for local runs (local.json)',
-  '/gcloud.json': 'the Ops config for Google Cloud (gcloud.json)',
-  [`/${LOCK_FILE}`]: `the lock file (${LOCK_FILE})`,
-  '/.uniprove': 'what it remembers between runs (.uniprove/)',
-};
-
-/** What the package itself keeps at `guestPath` (or above it), or undefined when the path is free. */
-export function packageOwnPath(guestPath: string): string | undefined {
-  for (const [own, what] of Object.entries(PACKAGE_OWN_PATHS)) {
-    if (guestPath === own || guestPath.startsWith(`${own}/`)) return what;
-  }
-  return undefined;
-}
+export { LOCK_FILE, PACKAGE_OWN_PATHS, packageOwnPath } from '../recipe/reserved-paths.js';
 
 /** True when `dir` is a package folder: a lock file and the Ops config of `kind` (local.json, gcloud.json). */
 export async function isPackageDir(dir: string, kind: OpsConfigKind = 'local'): Promise<boolean> {
@@ -161,6 +143,6 @@ export async function readPackageConfig(
   });
   const value = parseJsonFile(text, path, 'Fix the file, or package again with `uniprove package <recipe>`.');
   if (lock.configs?.[kind] === configDigest(text)) return value as OpsConfig;
-  const { parseOpsConfig } = await import('../ops/config/schema.js');
+  const { parseOpsConfig } = await import('../manifest/schema.js');
   return parseOpsConfig(value, path);
 }

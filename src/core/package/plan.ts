@@ -3,11 +3,13 @@
  * hold, as a regular file (with its host source) or a symlink (with its
  * relative target), each with the reasons it is there.
  */
-import { lstat, readlink, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
+import { symlinkChain } from '../discover/symlinks.js';
 import type { DiscoveredFile } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
 import { addReasons, type FileReasons } from '../reasons.js';
+
+export { symlinkChain };
 
 /** One entry of the image tree: a guest path (absolute) and why it is there, as a file, a link or a folder. */
 export type PlanEntry =
@@ -64,44 +66,6 @@ export function toGuest(hostPath: string, root: string): string {
     throw new UniproveError('E_PATH_ESCAPE', {
       message: `${hostPath} is outside the resolution root ${root}`,
       hint: 'Every file of a --root package must come from inside that root.',
-    });
-  }
-  return `/${rel}`;
-}
-
-/**
- * The symlink chain of a path inside a root: [path, next, ..., real].
- * Only the last component is followed at each step, so each link can be
- * recreated as a file symlink in the image.
- */
-export async function symlinkChain(path: string, root = '/'): Promise<string[]> {
-  const chain = [path];
-  let current = path;
-  for (let hops = 0; hops < 40; hops++) {
-    const host = root === '/' ? current : join(root, current);
-    const info = await lstat(host).catch(() => undefined);
-    if (!info?.isSymbolicLink()) break;
-    const target = await readlink(host);
-    const next = posix.normalize(
-      target.startsWith('/') ? target : posix.join(posix.dirname(current), target),
-    );
-    chain.push(next);
-    current = next;
-  }
-  const hostReal = await realpath(root === '/' ? current : join(root, current)).catch(() => undefined);
-  if (hostReal) {
-    const real = root === '/' ? hostReal : toGuestChecked(hostReal, root, path);
-    if (real !== current) chain.push(real);
-  }
-  return chain;
-}
-
-function toGuestChecked(hostPath: string, root: string, from: string): string {
-  const rel = relative(root, hostPath);
-  if (rel.startsWith('..')) {
-    throw new UniproveError('E_PATH_ESCAPE', {
-      message: `${from} is a symlink that leads outside the root ${root} (to ${hostPath})`,
-      hint: 'Make the link relative, or copy its target into the root.',
     });
   }
   return `/${rel}`;

@@ -6,7 +6,8 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { makeTempDir, mapLimit } from '../fs.js';
+import { mapLimit } from '../concurrency.js';
+import { makeTempDir } from '../fs.js';
 import type { PlanDir } from './plan.js';
 
 export interface ProbeTree {

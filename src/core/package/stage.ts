@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { mapLimit } from '../concurrency.js';
 import type { DiscoverWarning } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
-import { mapLimit } from '../fs.js';
 import { HashWorkers, sha256File } from '../hash.js';
-import type { OpsConfigKind } from '../ops/config/build.js';
+import type { OpsConfigKind } from '../manifest/build.js';
 import type { FileReasons } from '../reasons.js';
 import type { PackagePlan, PlanEntry } from './plan.js';
 

@@ -14,7 +14,7 @@ import { UniproveError } from '../errors.js';
 import { run, which } from '../exec.js';
 import { parseJsonFile, refuseSpecialFile } from '../fs.js';
 import { sha256File, sha256Of } from '../hash.js';
-import { parseOpsConfig } from '../ops/config/schema.js';
+import { parseOpsConfig } from '../manifest/schema.js';
 import type { OnProgress } from '../progress.js';
 import { noProgress } from '../progress.js';
 import { failedSearches, parseStraceLog } from '../strace/parse.js';

@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import { isUniproveError } from '../errors.js';
-import type { OpsConfig } from '../ops/config/schema.js';
+import type { OpsConfig } from '../manifest/schema.js';
 import type { Recipe } from '../recipe/schema.js';
-import type { RunRecord, RunWarning } from '../run/record.js';
+import type { RunRecord, RunWarning } from '../record/record.js';
 import { FILE_PROOF_END, FILE_PROOF_ERROR, FileProofReceiver, prepareProofDest } from './console-file.js';
 import { buildProofOutLibrary } from './preload.js';
 import { checkProofFits, consoleRouteWarnings, withConsoleRoute } from './route.js';

@@ -6,9 +6,9 @@
 import { isGoProgram } from '../elf/go.js';
 import { parseElf } from '../elf/parse.js';
 import { UniproveError } from '../errors.js';
+import type { OpsConfig } from '../manifest/schema.js';
 import { preloadLast } from '../native.js';
-import type { OpsConfig } from '../ops/config/schema.js';
-import type { RunWarning } from '../run/record.js';
+import type { RunWarning } from '../record/record.js';
 import { CONSOLE_BYTES_PER_PROOF_BYTE } from './console-file.js';
 import { PROOF_OUT_NAME, type ProofOutLibrary } from './preload.js';
 

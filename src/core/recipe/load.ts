@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
 import { which } from '../exec.js';
 import { notRegularFile, requireRegularFile } from '../fs.js';
-import { formatZodIssues } from '../ops/config/schema.js';
-import { packageOwnPath } from '../package/layout.js';
+import { formatZodIssues } from '../zod-issues.js';
+import { packageOwnPath } from './reserved-paths.js';
 import { type DirEntrySpec, type FileEntrySpec, type Recipe, RecipeSchema } from './schema.js';
 
 /** Recipes shipped with uniprove. */

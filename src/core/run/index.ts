@@ -8,23 +8,29 @@
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile } from '../fs.js';
-import { createDriver } from '../machine/driver.js';
+import { createDriver } from '../machine/drivers/index.js';
 import type { LocalRunOptions } from '../machine/drivers/local.js';
 import { UNMAP_DEADLOCK_FIX, type UnmapVerdict } from '../machine/unmap-probe.js';
+import { type PreparedTarget, type PrepareTargetOptions, prepareTarget } from '../package/target.js';
+import {
+  RECORD_FILE,
+  type RunOutcome,
+  type RunProof,
+  type RunRecord,
+  type RunWarning,
+} from '../record/record.js';
 import { runOnMachine } from './lifecycle.js';
-import { type PreparedTarget, type PrepareTargetOptions, prepareTarget } from './prepare.js';
-import { RECORD_FILE, type RunOutcome, type RunProof, type RunRecord, type RunWarning } from './record.js';
 import type { VcpuPolicy } from './vcpus.js';
 
 export { cloneFile } from '../machine/drivers/local.js';
-export { extractConsoleBlocks, isTraceLine } from './console.js';
 export {
   type PreparedTarget,
   type PrepareTargetOptions,
   prepareTarget,
   resolveRunConfig,
   TRACE_DEBUG_FLAGS,
-} from './prepare.js';
+} from '../package/target.js';
+export { extractConsoleBlocks, isTraceLine } from './evidence.js';
 
 /** Options of `uniprove run`. */
 export interface RunProverOptions extends PrepareTargetOptions, LocalRunOptions {

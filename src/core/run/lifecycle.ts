@@ -7,13 +7,12 @@
 import { lstat, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { KernelStopWatch } from '../diagnose/kernel-stop.js';
 import { isUniproveError, UniproveError } from '../errors.js';
 import { toWriteError, type WriteContext, withWriteErrors } from '../fs.js';
-import type { DriverRun, MachineDriver, MachineEnd } from '../machine/driver.js';
-import { KernelStopWatch } from '../machine/kernel-stop.js';
+import type { DriverRun, MachineDriver, MachineEnd, MachineReport } from '../machine/driver.js';
+import type { PreparedTarget } from '../package/target.js';
 import { consoleProofTap } from '../proof/index.js';
-import { addFindings, collectConsoleProofs, warnDiskFull, writeTraceLog } from './console.js';
-import type { PreparedTarget } from './prepare.js';
 import {
   CONSOLE_LOG,
   finishRecord,
@@ -22,8 +21,12 @@ import {
   type RunOutcome,
   type RunRecord,
   writeRecord,
-} from './record.js';
+} from '../record/record.js';
+import { addFindings, collectConsoleProofs, warnDiskFull, writeTraceLog } from './evidence.js';
 import { fitVcpus, type VcpuPolicy } from './vcpus.js';
+
+/** The run as the lifecycle holds it: the driver's view, with the record the lifecycle alone writes. */
+type LifecycleRun = DriverRun & { record: RunRecord };
 
 /** What the lifecycle needs besides the driver. */
 export interface RunOnMachineOptions {
@@ -132,33 +135,37 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
   if (options.out) await refuseEarlierRun(dir);
   await withWriteErrors(writing, () => mkdir(dir, { recursive: true }));
   const record = openRecord(id, dir, driver, options);
-  const run: DriverRun = { record, startedMs, kernelStop: new KernelStopWatch() };
+  const run: LifecycleRun = { record, startedMs, kernelStop: new KernelStopWatch() };
   const finish = (outcome: RunOutcome) =>
     finishRecord(record, outcome, { runsDir, startedAt: startedMs, noReport: options.noReport });
   try {
     await writeRecord(record);
-    await driver.check(run);
+    takeReport(record, await driver.check(run));
     const prepared = options.prepared ?? (await options.prepare());
     const target = await fitVcpus(withConsoleProof(prepared, run, options), record, options.vcpus);
     record.prover = target.name;
     record.package = target.packageDir;
     record.volumes = target.volumes;
-    await driver.image(target, run);
+    takeReport(record, await driver.image(target, run));
     await writeRecord(record);
     options.signal?.throwIfAborted();
-    await driver.start(run);
-    const end = withKernelStop(await driver.wait(run), run.kernelStop, options.signal);
+    takeReport(record, await driver.start(run));
+    // The machine's command line and files are on disk while it runs.
+    await writeRecord(record);
+    const waited = await driver.wait(run);
+    takeReport(record, waited.report);
+    const end = withKernelStop(waited, run.kernelStop, options.signal);
     record.exitCode = end.exitCode ?? null;
     if (end.reason) record.exitReason = end.reason;
     const outcome = await collect(driver, end, target, run, options);
-    await driver.destroy(run);
+    takeReport(record, await driver.destroy(run));
     throwIfNotRun(outcome, end, driver, record);
     await finish(outcome);
     return record;
   } catch (caught) {
     run.kernelStop?.dispose();
     const error = await asRunError(caught, options.signal, writing);
-    await driver.destroy(run, error).catch(() => {});
+    takeReport(record, await driver.destroy(run, error).catch(() => undefined));
     if (isUniproveError(error)) {
       record.error = error.summary();
       (error.details as Record<string, unknown>).runDir = dir;
@@ -168,6 +175,22 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     await finish(aborted ? 'interrupted' : code === 'E_GCP_TIMEOUT' ? 'timeout' : 'error').catch(() => {});
     throw error;
   }
+}
+
+/**
+ * What a driver saw, into the record: the lifecycle is the record's one writer. Scalar fields replace, timings
+ * and files merge, warnings and proofs are added.
+ */
+export function takeReport(record: RunRecord, report: MachineReport | undefined): void {
+  if (!report) return;
+  const { timings, files, warnings, proofs, ...fields } = report;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value !== undefined) (record as unknown as Record<string, unknown>)[key] = value;
+  }
+  if (timings) Object.assign(record.timings, timings);
+  if (files) Object.assign(record.files, files);
+  if (warnings) record.warnings.push(...warnings);
+  if (proofs) record.proofs.push(...proofs);
 }
 
 /** An --out folder that holds an earlier run's record is evidence: never overwritten (E_USAGE). */
@@ -191,7 +214,7 @@ async function refuseEarlierRun(dir: string): Promise<void> {
  */
 function withConsoleProof(
   target: PreparedTarget,
-  run: DriverRun,
+  run: LifecycleRun,
   options: RunOnMachineOptions,
 ): PreparedTarget {
   const route = options.consoleProof;
@@ -234,7 +257,7 @@ async function collect(
   driver: MachineDriver,
   end: MachineEnd,
   target: PreparedTarget,
-  run: DriverRun,
+  run: LifecycleRun,
   options: RunOnMachineOptions,
 ): Promise<RunOutcome> {
   const { record } = run;
@@ -256,7 +279,7 @@ async function collect(
       message: `the prover exited with status ${ended.exitCode}; its proof file is kept in proofs/ as evidence, not as a proof of success`,
     });
   }
-  await driver.fetchProofs(target, run);
+  takeReport(record, await driver.fetchProofs(target, run));
   if (options.trace) await writeTraceLog(record);
   if (outcome !== 'succeeded') await addFindings(record, options.signal);
   await warnDiskFull(record);

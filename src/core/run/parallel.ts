@@ -4,8 +4,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { mapLimit } from '../concurrency.js';
 import { type ErrorSummary, isUniproveError, summarizeError, UniproveError } from '../errors.js';
 import { requireRegularFile } from '../fs.js';
+import type { RunOutcome } from '../record/record.js';
 import {
   kernelVcpuPolicy,
   prepareTarget,
@@ -13,7 +15,6 @@ import {
   type RunResult,
   runProver,
 } from './index.js';
-import type { RunOutcome } from './record.js';
 
 /**
  * An inputs file: one run a line, its prover arguments either as a JSON array
@@ -104,33 +105,29 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
   }));
   // One kernel probe for every run of the batch.
   const vcpuPolicy = options.vcpuPolicy ?? kernelVcpuPolicy(options);
-  let next = 0;
-  const worker = async () => {
-    while (next < inputs.length && !options.signal?.aborted) {
-      const index = next++;
-      const entry = runs[index] as ParallelEntry;
-      try {
-        const result = await runProver(
-          { ...options, args: entry.args, volumeCopies: true, vcpuPolicy },
-          prepared,
-        );
-        Object.assign(entry, {
-          id: result.id,
-          dir: result.dir,
-          outcome: result.outcome,
-          exitCode: result.exitCode,
-          result,
-        });
-      } catch (error) {
-        entry.outcome = isUniproveError(error) && error.code === 'E_INTERRUPTED' ? 'interrupted' : 'error';
-        entry.error = summarizeError(error);
-        const runDir = isUniproveError(error) ? error.details.runDir : undefined;
-        if (typeof runDir === 'string') entry.dir = runDir;
-      }
-      options.onRunDone?.(entry);
+  // A run's failure is its entry's, never the batch's: every input gets its turn unless Ctrl-C stops the batch.
+  const runOne = async (entry: ParallelEntry): Promise<void> => {
+    try {
+      const result = await runProver(
+        { ...options, args: entry.args, volumeCopies: true, vcpuPolicy },
+        prepared,
+      );
+      Object.assign(entry, {
+        id: result.id,
+        dir: result.dir,
+        outcome: result.outcome,
+        exitCode: result.exitCode,
+        result,
+      });
+    } catch (error) {
+      entry.outcome = isUniproveError(error) && error.code === 'E_INTERRUPTED' ? 'interrupted' : 'error';
+      entry.error = summarizeError(error);
+      const runDir = isUniproveError(error) ? error.details.runDir : undefined;
+      if (typeof runDir === 'string') entry.dir = runDir;
     }
+    options.onRunDone?.(entry);
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.parallel, inputs.length)) }, worker));
+  await mapLimit(runs, options.parallel, runOne, { signal: options.signal });
   for (const entry of runs) {
     if (entry.id === undefined && entry.error === undefined && options.signal?.aborted)
       entry.outcome = 'interrupted';

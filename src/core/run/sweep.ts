@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../exec.js';
 import { readJsonIfExists, writeJsonAtomic } from '../fs.js';
-import { isRunId, RECORD_FILE, type RunRecord } from './record.js';
+import { isRunId, RECORD_FILE, type RunRecord } from '../record/record.js';
 
 export interface SweepOptions {
   /** The folder of run records (runs/). */

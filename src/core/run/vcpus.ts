@@ -5,10 +5,9 @@
  * resources.allowUnmapDeadlock); the record says what was asked, what was used and why.
  */
 import { UniproveError } from '../errors.js';
-import { threadEnv } from '../ops/config/build.js';
-import type { OpsConfig } from '../ops/config/schema.js';
-import type { PreparedTarget } from './prepare.js';
-import type { RunRecord, RunVcpus, RunWarning } from './record.js';
+import { withVcpus } from '../manifest/build.js';
+import type { PreparedTarget } from '../package/target.js';
+import type { RunRecord, RunVcpus, RunWarning } from '../record/record.js';
 
 /** The kernel's verdict, as the vCPU decision needs it (machine/unmap-probe.ts UnmapVerdict). */
 export interface KernelVerdict {
@@ -25,15 +24,6 @@ export interface VcpuPolicy {
   allowUnmapDeadlock?: boolean;
   /** What to do about an affected kernel (the warning's last sentence). */
   fix: string;
-}
-
-/** The config with `cpus` vCPUs and the thread-count variables set to that count. */
-export function withVcpus(config: OpsConfig, cpus: number, threadVars: readonly string[]): OpsConfig {
-  return {
-    ...config,
-    RunConfig: { ...config.RunConfig, CPUs: cpus },
-    ...(threadVars.length > 0 ? { Env: { ...config.Env, ...threadEnv(threadVars, cpus) } } : {}),
-  };
 }
 
 /**

@@ -13,7 +13,7 @@
 import { readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../fs.js';
-import { type DigestAlgorithm, hashFile, parseDigest } from './digest.js';
+import { type DigestAlgorithm, digestOfFile, parseDigest } from './digest.js';
 
 /** Paths of one file in the cache. */
 export interface CachePaths {
@@ -89,7 +89,7 @@ export async function checkCached(
       // no stamp or unreadable: hash the file
     }
   }
-  const actual = await hashFile(paths.blob, parseDigest(digest).algorithm as DigestAlgorithm, options);
+  const actual = await digestOfFile(paths.blob, parseDigest(digest).algorithm as DigestAlgorithm, options);
   if (actual !== digest) return { state: 'bad', actual };
   await writeStamp(paths, digest);
   return { state: 'ok', size: info.size, rehashed: true };

@@ -111,8 +111,8 @@ export async function hashFileInto(
   );
 }
 
-/** The digest of a whole file with the given algorithm. */
-export async function hashFile(
+/** The digest of a whole file as a parameter set writes it (`sha256:…`, `blake2b512-trunc128:…`). */
+export async function digestOfFile(
   path: string,
   algorithm: DigestAlgorithm,
   options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},

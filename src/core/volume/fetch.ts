@@ -6,11 +6,13 @@
 import { chmod, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dispatcher } from 'undici';
+import { mapLimit } from '../concurrency.js';
 import { isUniproveError, summarizeError, UniproveError } from '../errors.js';
+import { formatBytes } from '../format.js';
 import { isWriteRefusal, toWriteError, type WriteContext } from '../fs.js';
 import { HashWorkers } from '../hash-workers.js';
 import { withLock } from '../lock.js';
-import { formatBytes, type OnProgress } from '../progress.js';
+import type { OnProgress } from '../progress.js';
 import {
   cachePaths,
   checkCached,
@@ -375,41 +377,37 @@ export async function fetchParameterSet(
     elsewhere: 'point UNIPROVE_CACHE at a folder on a disk with room',
   };
   let diskError: UniproveError | undefined;
-  let next = 0;
-  const worker = async () => {
-    while (next < set.files.length) {
-      const index = next++;
-      const file = set.files[index]!;
-      if (signal?.aborted) {
-        failed.push({
-          name: file.name,
-          digest: file.digest,
-          error: { code: 'E_INTERRUPTED', message: 'interrupted before it started' },
-        });
-        continue;
-      }
-      try {
-        files[index] = await fetchShared(file);
-      } catch (caught) {
-        // A full or read-only cache is the host's state: typed, and it fails the fetch as itself, not as a download.
-        const error = await toWriteError(caught, writing);
-        if (isWriteRefusal(error)) diskError ??= error;
-        failed.push({
-          name: file.name,
-          digest: file.digest,
-          error: errorSummary(error),
-          ...(isUniproveError(error) && typeof error.details.invalidPath === 'string'
-            ? { invalidPath: error.details.invalidPath }
-            : {}),
-        });
-      } finally {
-        bytes.filesDone++;
-        bytes.emit(true);
-      }
+  // A file's failure is its own (kept in `failed`): every file gets its turn, the ones after Ctrl-C as interrupted.
+  const fetchInTurn = async (file: (typeof set.files)[number], index: number): Promise<void> => {
+    if (signal?.aborted) {
+      failed.push({
+        name: file.name,
+        digest: file.digest,
+        error: { code: 'E_INTERRUPTED', message: 'interrupted before it started' },
+      });
+      return;
+    }
+    try {
+      files[index] = await fetchShared(file);
+    } catch (caught) {
+      // A full or read-only cache is the host's state: typed, and it fails the fetch as itself, not as a download.
+      const error = await toWriteError(caught, writing);
+      if (isWriteRefusal(error)) diskError ??= error;
+      failed.push({
+        name: file.name,
+        digest: file.digest,
+        error: errorSummary(error),
+        ...(isUniproveError(error) && typeof error.details.invalidPath === 'string'
+          ? { invalidPath: error.details.invalidPath }
+          : {}),
+      });
+    } finally {
+      bytes.filesDone++;
+      bytes.emit(true);
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(jobs, set.files.length) }, worker));
+    await mapLimit(set.files, jobs, fetchInTurn);
   } finally {
     await ctx.dispatcher.close().catch(() => {});
     await ctx.hashThreads?.close();

@@ -7,9 +7,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { mapLimit } from '../concurrency.js';
 import { UniproveError } from '../errors.js';
-import { mapLimit } from '../fs.js';
-import { type DigestAlgorithm, hashFile } from './digest.js';
+import { type DigestAlgorithm, digestOfFile } from './digest.js';
 import type { ParameterSetSpec } from './spec.js';
 
 export interface SetFromDirectoryOptions {
@@ -59,7 +59,7 @@ export async function setFromDirectory(
       name,
       ...(rel !== name ? { path: rel } : {}),
       size: (await stat(path)).size,
-      digest: await hashFile(path, algorithm, options.signal ? { signal: options.signal } : {}),
+      digest: await digestOfFile(path, algorithm, options.signal ? { signal: options.signal } : {}),
       urls: [pathToFileURL(path).href],
     };
   });

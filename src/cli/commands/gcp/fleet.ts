@@ -1,12 +1,12 @@
 /** `uniprove gcp run <recipe> --inputs FILE --parallel N`: a fleet, its live view, its table, its exit status. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { GcpDiskType, GcpMachineSpec } from '../../../core/cloud/plan.js';
 import { UniproveError } from '../../../core/errors.js';
-import { fleetError } from '../../../core/fleet/record.js';
-import type { FleetResult } from '../../../core/fleet/scheduler.js';
-import type { GcpFleetDryRunResult, GcpRunFleetResult } from '../../../core/gcp/fleet-run.js';
-import { gcpRunFleet } from '../../../core/gcp/fleet-run.js';
-import type { GcpDiskType, GcpMachineSpec } from '../../../core/gcp/plan.js';
+import { fleetError } from '../../../core/gcp/fleet/record.js';
+import type { GcpFleetDryRunResult, GcpRunFleetResult } from '../../../core/gcp/fleet/run.js';
+import { gcpRunFleet } from '../../../core/gcp/fleet/run.js';
+import type { FleetResult } from '../../../core/gcp/fleet/scheduler.js';
 import type { CliContext } from '../../context.js';
 import { createFleetProgress } from '../../fleet-progress.js';
 import { createProgress } from '../../progress.js';

@@ -1,8 +1,8 @@
 /** `uniprove gcp gc`: delete what uniprove left behind. */
 import type { Command } from 'commander';
+import { gcpGc } from '../../../core/cloud/inventory.js';
 import { parseDuration } from '../../../core/duration.js';
 import { UniproveError } from '../../../core/errors.js';
-import { gcpGc } from '../../../core/gcp/inventory.js';
 import type { CliContext } from '../../context.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines } from '../../render.js';

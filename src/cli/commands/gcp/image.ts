@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UniproveError } from '../../../core/errors.js';
-import { gcpImage, gcpImageRecipe } from '../../../core/gcp/image.js';
+import { gcpImage, gcpImageRecipe } from '../../../core/image/gce.js';
 import type { CliContext } from '../../context.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines } from '../../render.js';

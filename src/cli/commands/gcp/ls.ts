@@ -1,6 +1,6 @@
 /** `uniprove gcp ls`: what uniprove made in the project. */
 import type { Command } from 'commander';
-import { gcpList } from '../../../core/gcp/inventory.js';
+import { gcpList } from '../../../core/cloud/inventory.js';
 import type { CliContext } from '../../context.js';
 import { printJson, printLines } from '../../render.js';
 import { type CommonFlags, common, target, withCommon } from './shared.js';

@@ -2,12 +2,12 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { DISK_TYPES, type GcpMachineSpec } from '../../../core/cloud/plan.js';
 import { parseDuration } from '../../../core/duration.js';
 import { UniproveError } from '../../../core/errors.js';
-import { memoryMb } from '../../../core/gcp/build.js';
-import { gcpRun } from '../../../core/gcp/instance.js';
-import { DISK_TYPES, type GcpMachineSpec } from '../../../core/gcp/plan.js';
 import { gcpRunRecipe } from '../../../core/gcp/run.js';
+import { gcpRun } from '../../../core/gcp/run-image.js';
+import { memoryMb } from '../../../core/image/gce-build.js';
 import type { CliContext } from '../../context.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines, printWarnings } from '../../render.js';
@@ -186,13 +186,18 @@ async function runImage(ctx: CliContext, flags: RunFlags, p: Parsed, c: Common, 
       ...(flags.cpus ? { cpus: flags.cpus } : {}),
       ...(memoryGb ? { memoryGb } : {}),
     },
-    consolePath: flags.consoleFile ? resolve(ctx.cwd, flags.consoleFile) : undefined,
+    ...(flags.consoleFile ? { consolePath: resolve(ctx.cwd, flags.consoleFile) } : {}),
+    cwd: ctx.cwd,
+    runsDir: flags.runsDir,
   });
   await done();
   if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
-  if (flags.json) return printJson(ctx.out, result);
+  // No recipe stands behind an image, so no proof is known: an instance that ran to its end is no failure.
+  process.exitCode = result.outcome === 'unknown' ? 0 : exitForOutcome(result.outcome);
+  if (flags.json) return printJson(ctx.out, { ...result, record: undefined });
   printLines(ctx.out, [
     `run ${result.runId} on ${result.instance} (${result.zone}) ended: ${result.ended === 'marker' ? 'the prover finished' : 'the instance stopped'}`,
+    `  record: ${result.recordDir}`,
     `  console: ${result.consoleLines} lines${result.consolePath ? ` in ${result.consolePath}` : ''}`,
     ...result.kept.map((k) => `  kept ${k.kind} ${k.name}`),
   ]);
@@ -208,7 +213,7 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
         'a recipe (name, folder or recipe.json) or a package folder made by `uniprove package`',
       )
       .description(
-        "Run a prover on a Compute Engine instance. From a recipe: package it, build its image and its parameter volume, import both (reused by digest), start the instance with the volume attached, stream the serial console into runs/<id>/console.log, end at the proof's end marker (or when the instance stops: Nanos powers off at exit), keep the proof with its sha256 in runs/<id>/record.json and a line in runs/proving_report.csv, then delete the instance and what it made unless --keep. --image or --image-file run a raw disk instead.",
+        "Run a prover on a Compute Engine instance. From a recipe: package it, build its image and its parameter volume, import both (reused by digest), start the instance with the volume attached, stream the serial console into runs/<id>/console.log, end at the proof's end marker (or when the instance stops: Nanos powers off at exit), keep the proof with its sha256 in runs/<id>/record.json and a line in runs/proving_report.csv, then delete the instance and what it made unless --keep. --image or --image-file run a raw disk instead, with a record and a report line of its own (no recipe: no proof is known).",
       )
       .option('--image <name>', 'instead of a recipe: an existing image (from `uniprove gcp image`)')
       .option('--image-file <path>', 'instead of a recipe: a raw disk to import first (reused by digest)')
@@ -245,7 +250,7 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
         '6h',
       )
       .option('--console-file <path>', 'with --image/--image-file: append the serial console here')
-      .option('--runs-dir <dir>', 'with a recipe: where run folders and proving_report.csv go', 'runs')
+      .option('--runs-dir <dir>', 'where run folders and proving_report.csv go (with --image too)', 'runs')
       .option('--out <dir>', 'with a recipe: the run record folder (default runs/<id>); never the package')
       .option('--package-out <dir>', 'where a recipe is packaged (default build/<name>)')
       .option('--nanos-version <version>', 'pin the Nanos release (a folder in ~/.ops)')

@@ -3,19 +3,19 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../../../core/duration.js';
-import { UniproveError } from '../../../core/errors.js';
-import type { GcpRecipeSource } from '../../../core/gcp/build.js';
-import { memoryMb } from '../../../core/gcp/build.js';
 import {
   type GcpTarget,
   gcloudActiveConfiguration,
   gcloudConfigDir,
   parseGcloudProperties,
   resolveGcpTarget,
-} from '../../../core/gcp/config.js';
-import type { GcpCommonOptions, GcpDryRunResult } from '../../../core/gcp/context.js';
-import { DISK_TYPES, type GcpDiskType } from '../../../core/gcp/plan.js';
+} from '../../../core/cloud/config.js';
+import type { GcpCommonOptions, GcpDryRunResult } from '../../../core/cloud/context.js';
+import { DISK_TYPES, type GcpDiskType } from '../../../core/cloud/plan.js';
+import { parseDuration } from '../../../core/duration.js';
+import { UniproveError } from '../../../core/errors.js';
+import type { GcpRecipeSource } from '../../../core/image/gce-build.js';
+import { memoryMb } from '../../../core/image/gce-build.js';
 import { opsHomeDir } from '../../../core/ops/build.js';
 import { type CliContext, cacheDirFrom } from '../../context.js';
 import { printJson, printLines } from '../../render.js';

@@ -8,16 +8,14 @@ import { copyFile, mkdir, readdir, stat, statfs, writeFile } from 'node:fs/promi
 import { basename, join, relative } from 'node:path';
 import { isUniproveError, UniproveError } from '../../errors.js';
 import { sha256File } from '../../hash.js';
-import { type NanosRelease, opsBuild, opsCopyOut, removeImage, requireOpsAndNanos } from '../../ops/build.js';
-import type { OpsConfig } from '../../ops/config/schema.js';
-import { copyImage, ImageCache, imageCacheKey } from '../../ops/image-cache.js';
+import type { OpsConfig } from '../../manifest/schema.js';
+import { type NanosRelease, opsCopyOut, removeImage, requireOpsAndNanos } from '../../ops/build.js';
+import type { PreparedTarget } from '../../package/target.js';
+import { resolveRunConfig } from '../../package/target.js';
 import type { OnProgress } from '../../progress.js';
-import { noProgress } from '../../progress.js';
-import type { PreparedTarget } from '../../run/prepare.js';
-import { resolveRunConfig } from '../../run/prepare.js';
-import type { RunRecord } from '../../run/record.js';
+import type { RunProof, RunWarning } from '../../record/record.js';
 import type { AccelChoice } from '../accel.js';
-import type { DriverRun } from '../driver.js';
+import type { DriverRun, MachineReport } from '../driver.js';
 
 /** What a local run takes (`uniprove run`'s options, less what only the front end reads). */
 export interface LocalRunOptions {
@@ -68,6 +66,8 @@ export abstract class LocalDriver {
   /** An image under ~/.ops/images that is this run's to remove. */
   protected built = false;
   protected volumeEnv: Record<string, string | undefined> | undefined;
+  /** The volumes as the machine mounts them: the package's, or this run's private copies. */
+  protected volumes: PreparedTarget['volumes'] | undefined;
 
   constructor(protected readonly options: LocalRunOptions) {
     this.opsOpts = {
@@ -83,24 +83,35 @@ export abstract class LocalDriver {
     return `uniprove-${run.record.id}`;
   }
 
-  async check(run: DriverRun): Promise<void> {
+  async check(_run: DriverRun): Promise<MachineReport> {
     const { opsPath, release } = await requireOpsAndNanos(this.options);
     this.opsPath = opsPath;
     this.release = release;
-    run.record.nanosVersion = release.version;
+    return { nanosVersion: release.version };
   }
 
-  /** The run's Ops config in ops-config.json, private volume copies, and room for the image checked. */
-  protected async writeConfig(target: PreparedTarget, run: DriverRun): Promise<OpsConfig> {
+  /**
+   * The run's Ops config in ops-config.json, private volume copies, and room for the image checked; `seen` gets
+   * what the record should say of them.
+   */
+  protected async writeConfig(
+    target: PreparedTarget,
+    run: DriverRun,
+    seen: MachineReport,
+  ): Promise<OpsConfig> {
     const { options } = this;
     const { record } = run;
     if (options.volumeCopies && target.volumes.some((v) => !v.readOnly)) {
-      this.volumeEnv = await privateVolumeCopies(
-        record,
+      const copies = await privateVolumeCopies(
+        record.dir,
+        target.volumes,
         options.opsHome,
         this.release?.version ?? '',
         options.env,
       );
+      this.volumeEnv = copies.env;
+      this.volumes = copies.volumes;
+      seen.volumes = copies.volumes;
     }
     const pkgBytes = target.bytes;
     const resolved = resolveRunConfig(target.config, {
@@ -109,15 +120,15 @@ export abstract class LocalDriver {
       ...(options.trace ? { trace: true } : {}),
       via: this.name,
     });
-    record.warnings.push(...resolved.warnings);
+    seen.warnings = [...(seen.warnings ?? []), ...resolved.warnings];
     const programPath = join(target.packageDir, resolved.config.Program ?? '');
     const config = run.consoleProof
       ? await run.consoleProof.stage(resolved.config, programPath)
       : resolved.config;
-    record.args = config.Args ?? [];
+    seen.args = config.Args ?? [];
     this.configPath = join(record.dir, 'ops-config.json');
     await writeFile(this.configPath, `${JSON.stringify(config, null, 2)}\n`);
-    record.files.config = 'ops-config.json';
+    seen.files = { ...seen.files, config: 'ops-config.json' };
     await checkDiskSpace(
       join(options.opsHome, 'images'),
       pkgBytes * 1.1 + (options.diskReserveBytes ?? 64 * 2 ** 20),
@@ -126,8 +137,8 @@ export abstract class LocalDriver {
     return config;
   }
 
-  async fetchProofs(target: PreparedTarget, run: DriverRun): Promise<void> {
-    await copyOutProofs(run.record, target, {
+  async fetchProofs(target: PreparedTarget, run: DriverRun): Promise<MachineReport> {
+    return copyOutProofs(run.record.dir, target, {
       copyOut: this.options.copyOut ?? [],
       imageName: this.imageName(run),
       opsOpts: this.opsOpts,
@@ -155,99 +166,6 @@ async function checkDiskSpace(dir: string, needBytes: number): Promise<void> {
       details: { dir, freeBytes: free, needBytes },
     });
   }
-}
-
-/**
- * The run's image under <opsHome>/images/<imageName>: a copy of the cached one
- * when `ops build` already made it from the same inputs, else `ops build`
- * (and a copy kept for next time, taken before anything boots it).
- */
-export async function buildLocalImage(a: {
-  options: LocalRunOptions;
-  record: RunRecord;
-  opsPath: string;
-  release: NanosRelease;
-  target: PreparedTarget;
-  config: OpsConfig;
-  configPath: string;
-  program: string;
-  imageName: string;
-  opsOpts: { ops?: string; env?: Record<string, string | undefined>; signal?: AbortSignal };
-  /** The image is read after the run (a proof or --copy-out on the root file system) or kept: never a snapshot. */
-  imageAfterRun: boolean;
-}): Promise<{ image: string; manifest: string; durationMs: number; snapshot: boolean }> {
-  const { options, record, release, program } = a;
-  const onProgress = options.onProgress ?? noProgress;
-  const t0 = performance.now();
-  const keyed =
-    options.imageCache === false
-      ? { uncacheable: 'off (--no-image-cache)' }
-      : await imageCacheKey({
-          opsPath: a.opsPath,
-          release,
-          packageDir: a.target.packageDir,
-          config: a.config,
-          volumes: a.target.volumes,
-        });
-  const key = 'key' in keyed ? keyed.key : undefined;
-  const cache = key ? ImageCache.in(options.cacheDir) : undefined;
-  const lookup = cache && key ? await cache.get(key) : undefined;
-  if (lookup && 'damaged' in lookup) {
-    record.warnings.push({
-      code: 'image-cache-damaged',
-      message: `the cached image for these inputs was damaged (${lookup.damaged}): removed, and built again`,
-    });
-  }
-  const hit = lookup && !('damaged' in lookup) ? lookup : undefined;
-  if (hit && !a.imageAfterRun) {
-    // Nothing reads the image after this run: boot the cached one as a snapshot (writes go to a throwaway
-    // overlay), with no copy to make. A 256 MB package's image took 0.08 s to copy.
-    record.imageCache = { state: 'hit', key: key as string, boot: 'snapshot' };
-    onProgress({ kind: 'note', step: 'image', detail: `cached, booted as a snapshot: ${hit.image}` });
-    return { image: hit.image, manifest: hit.manifest, durationMs: performance.now() - t0, snapshot: true };
-  }
-  if (hit) {
-    const image = join(options.opsHome, 'images', a.imageName);
-    await mkdir(join(options.opsHome, 'images'), { recursive: true });
-    onProgress({
-      kind: 'step-start',
-      step: 'image',
-      detail: 'a copy of the one ops build made from the same inputs',
-    });
-    await copyImage(hit.image, image, options.signal);
-    record.imageCache = { state: 'hit', key: key as string, boot: 'copy' };
-    onProgress({ kind: 'step-done', step: 'image', detail: image });
-    return { image, manifest: hit.manifest, durationMs: performance.now() - t0, snapshot: false };
-  }
-  onProgress({ kind: 'step-start', step: 'ops build', detail: `${program} (Nanos ${release.version})` });
-  const built = await opsBuild(
-    {
-      cwd: a.target.packageDir,
-      program,
-      config: a.configPath,
-      imageName: a.imageName,
-      ...(options.nanosVersion ? { nanosVersion: options.nanosVersion } : {}),
-    },
-    a.opsOpts,
-  );
-  onProgress({ kind: 'step-done', step: 'ops build', detail: built.image });
-  if (cache && key) {
-    try {
-      await cache.put(key, built, options.signal);
-      record.imageCache = { state: 'stored', key };
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      const reason = isUniproveError(error) ? error.message : String(error);
-      record.imageCache = { state: 'off', reason: `could not keep a copy: ${reason}` };
-      record.warnings.push({ code: 'image-cache', message: `the image was not cached: ${reason}` });
-    }
-  } else record.imageCache = { state: 'off', reason: 'uncacheable' in keyed ? keyed.uncacheable : 'off' };
-  return {
-    image: built.image,
-    manifest: built.manifest,
-    durationMs: performance.now() - t0,
-    snapshot: false,
-  };
 }
 
 /** The guest paths copied out after the run: a file proof, then each --copy-out. */
@@ -281,26 +199,27 @@ async function filesUnder(path: string): Promise<string[]> {
  * return an environment in which `ops volume cp` sees those copies (OPS_HOME).
  */
 async function privateVolumeCopies(
-  record: RunRecord,
+  dir: string,
+  volumes: PreparedTarget['volumes'],
   opsHome: string,
   version: string,
   env: Record<string, string | undefined> | undefined,
-): Promise<Record<string, string | undefined>> {
+): Promise<{ env: Record<string, string | undefined>; volumes: PreparedTarget['volumes'] }> {
   const { symlink } = await import('node:fs/promises');
-  const home = join(record.dir, 'ops-home');
+  const home = join(dir, 'ops-home');
   const dotOps = join(home, '.ops');
   await mkdir(join(dotOps, 'volumes'), { recursive: true });
   await writeFile(join(dotOps, 'latest.txt'), version);
   await symlink(join(opsHome, version), join(dotOps, version)).catch(() => {});
-  record.volumes = await Promise.all(
-    record.volumes.map(async (v) => {
+  const copies = await Promise.all(
+    volumes.map(async (v) => {
       if (v.readOnly) return v;
       const copy = join(dotOps, 'volumes', basename(v.path));
       await cloneFile(v.path, copy);
       return { ...v, path: copy };
     }),
   );
-  return { ...env, OPS_HOME: home };
+  return { env: { ...env, OPS_HOME: home }, volumes: copies };
 }
 
 /** Copy a file with copy-on-write when the file system can (a per-VM image or volume copy). */
@@ -311,7 +230,7 @@ export async function cloneFile(from: string, to: string): Promise<void> {
 
 /** The file proof and each --copy-out path, read back from the image or the volume it lies on, with digests. */
 async function copyOutProofs(
-  record: RunRecord,
+  dir: string,
   target: PreparedTarget,
   a: {
     copyOut: readonly string[];
@@ -319,8 +238,10 @@ async function copyOutProofs(
     opsOpts: OpsOpts;
     volumeEnv: Record<string, string | undefined> | undefined;
   },
-): Promise<void> {
-  const proofsDir = join(record.dir, 'proofs');
+): Promise<MachineReport> {
+  const warnings: RunWarning[] = [];
+  const proofs: RunProof[] = [];
+  const proofsDir = join(dir, 'proofs');
   for (const guest of copyOutPaths(target, a.copyOut)) {
     const volume = volumeFor(target, guest);
     const dest = join(proofsDir, guest.replace(/^\/+/, '').replaceAll('/', '__'));
@@ -337,22 +258,23 @@ async function copyOutProofs(
       }
       const files = await filesUnder(dest);
       if (files.length === 0) {
-        record.warnings.push({ code: 'proof-missing', message: `${guest} came back empty` });
+        warnings.push({ code: 'proof-missing', message: `${guest} came back empty` });
       }
       for (const file of files) {
         const s = await stat(file);
-        record.proofs.push({
-          path: relative(record.dir, file),
+        proofs.push({
+          path: relative(dir, file),
           sha256: await sha256File(file),
           bytes: s.size,
           source: guest,
         });
       }
     } catch (error) {
-      record.warnings.push({
+      warnings.push({
         code: 'proof-missing',
         message: `${guest}: ${isUniproveError(error) ? error.message : String(error)}`,
       });
     }
   }
+  return { warnings, proofs };
 }

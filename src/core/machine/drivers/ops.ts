@@ -15,10 +15,10 @@ import {
   stopProcess,
 } from '../../exec.js';
 import { OPS_INSTALL_HINT, opsProgram } from '../../ops/build.js';
-import type { PreparedTarget } from '../../run/prepare.js';
-import { CONSOLE_LOG } from '../../run/record.js';
+import type { PreparedTarget } from '../../package/target.js';
+import { CONSOLE_LOG } from '../../record/record.js';
 import { type AccelDecision, detectAccel } from '../accel.js';
-import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
+import type { DriverRun, MachineDriver, MachineEnd, MachineReport } from '../driver.js';
 import { LocalDriver } from './local.js';
 
 /** Plain `ops run`: console captured, exit status unknown. */
@@ -32,10 +32,12 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
   private firstLine: number | undefined;
   private t0 = 0;
   private stopped: 'timeout' | 'abort' | undefined;
+  private argv: string[] = [];
 
-  async image(target: PreparedTarget, run: DriverRun): Promise<void> {
-    await this.writeConfig(target, run);
-    run.record.warnings.push({
+  async image(target: PreparedTarget, run: DriverRun): Promise<MachineReport> {
+    const seen: MachineReport = { warnings: [] };
+    await this.writeConfig(target, run, seen);
+    seen.warnings!.push({
       code: 'via-ops',
       message:
         '--via ops: plain `ops run` loses the prover\'s exit status (Ops ignores QEMU\'s), reboots forever with RebootOnExit, and has no timeout of its own; the outcome can only be "unknown".',
@@ -46,9 +48,10 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
       ...(this.options.qemu ? { qemu: this.options.qemu } : {}),
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
+    return seen;
   }
 
-  async start(run: DriverRun): Promise<void> {
+  async start(run: DriverRun): Promise<MachineReport> {
     const { options } = this;
     const { record } = run;
     const accel = this.accel!;
@@ -63,10 +66,7 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
     ];
     if (accel.accel === 'tcg') argv.push('--accel=false');
     if (options.nanosVersion) argv.push('--nanos-version', options.nanosVersion);
-    record.accel = accel.accel;
-    record.accelReason = accel.reason;
-    record.qemu = { argv };
-    record.files.console = CONSOLE_LOG;
+    this.argv = argv;
     const out = createWriteStream(join(record.dir, CONSOLE_LOG));
     out.on('error', (error) => {
       this.consoleError ??= error;
@@ -89,10 +89,10 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
     };
     this.process.child.stdout?.on('data', onData);
     this.process.child.stderr?.on('data', onData);
+    return { accel: accel.accel, accelReason: accel.reason, qemu: { argv }, files: { console: CONSOLE_LOG } };
   }
 
   async wait(run: DriverRun): Promise<MachineEnd> {
-    const { record } = run;
     const { child, ended } = this.process!;
     const signals = [this.options.signal, run.kernelStop?.signal].filter((s) => s !== undefined);
     const watched = {
@@ -108,23 +108,30 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
     await new Promise<void>((r) => this.out!.end(r));
     if (this.consoleError) throw this.consoleError;
     const end = performance.now();
-    if (this.firstLine !== undefined) {
-      record.timings.bootMs = Math.round(this.firstLine - this.t0);
-      record.timings.firstConsoleLineMs = Math.round(this.firstLine - run.startedMs);
-      record.timings.proverMs = Math.round(end - this.firstLine);
-    }
-    record.qemu = { argv: record.qemu?.argv ?? [], exitCode: result.exitCode ?? -1 };
+    const report: MachineReport = {
+      qemu: { argv: this.argv, exitCode: result.exitCode ?? -1 },
+      ...(this.firstLine !== undefined
+        ? {
+            timings: {
+              bootMs: Math.round(this.firstLine - this.t0),
+              firstConsoleLineMs: Math.round(this.firstLine - run.startedMs),
+              proverMs: Math.round(end - this.firstLine),
+            },
+          }
+        : {}),
+    };
     // `ops run` starts QEMU as its child: make sure none survives a kill of ops.
     if (this.stopped) await stopQemuFor(this.imageName(run));
-    if (this.options.signal?.aborted) return { state: 'stopped' };
-    if (this.stopped === 'timeout') return { state: 'timeout' };
+    if (this.options.signal?.aborted) return { state: 'stopped', report };
+    if (this.stopped === 'timeout') return { state: 'timeout', report };
     return {
+      report,
       state: 'exited',
       reason: `ops run exited ${result.exitCode}; Ops ignores QEMU's status, so the prover's exit status is unknown`,
     };
   }
 
-  async destroy(run: DriverRun): Promise<void> {
+  async destroy(run: DriverRun): Promise<undefined> {
     if (this.process) void stopProcess(this.process.child);
     await this.removeImage(run);
   }

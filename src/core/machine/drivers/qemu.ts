@@ -7,14 +7,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../../errors.js';
 import { which } from '../../exec.js';
+import { buildLocalImage } from '../../image/local.js';
+import type { PreparedTarget } from '../../package/target.js';
 import { noProgress } from '../../progress.js';
-import type { PreparedTarget } from '../../run/prepare.js';
-import { CONSOLE_LOG, type RunRecord, writeRecord } from '../../run/record.js';
+import { CONSOLE_LOG, type RunRecord } from '../../record/record.js';
 import { type AccelDecision, detectAccel } from '../accel.js';
-import type { DriverRun, MachineDriver, MachineEnd } from '../driver.js';
-import { QemuMachine } from '../qemu.js';
-import type { MachineStatus } from '../types.js';
-import { buildLocalImage, LocalDriver, readsImageAfterRun } from './local.js';
+import type { DriverRun, MachineDriver, MachineEnd, MachineReport } from '../driver.js';
+import { QemuMachine } from '../qemu-process.js';
+import type { MachineStatus } from '../qemu-spec.js';
+import { LocalDriver, readsImageAfterRun } from './local.js';
 
 /** Local QEMU, the exit status wired out through debug_exit. */
 export class QemuDriver extends LocalDriver implements MachineDriver {
@@ -25,8 +26,8 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
   private accel: AccelDecision | undefined;
   private bootStartMs = 0;
 
-  override async check(run: DriverRun): Promise<void> {
-    await super.check(run);
+  override async check(run: DriverRun): Promise<MachineReport> {
+    const seen = await super.check(run);
     const qemu = this.options.qemu ?? 'qemu-system-x86_64';
     if (!(await which(qemu, this.options.env?.PATH))) {
       throw new UniproveError('E_TOOL_MISSING', {
@@ -35,12 +36,14 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
         details: { tool: 'qemu-system-x86_64' },
       });
     }
+    return seen;
   }
 
-  async image(target: PreparedTarget, run: DriverRun): Promise<void> {
+  async image(target: PreparedTarget, run: DriverRun): Promise<MachineReport> {
     const { options } = this;
     const { record } = run;
-    const config = await this.writeConfig(target, run);
+    const seen: MachineReport = { warnings: [] };
+    const config = await this.writeConfig(target, run, seen);
     // The accelerator is decided while the image builds (it may ask QEMU its version): neither waits on the other.
     const accelPending = detectAccel({
       choice: options.accel ?? 'auto',
@@ -51,7 +54,6 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     accelPending.catch(() => {});
     const image = await buildLocalImage({
       options,
-      record,
       opsPath: this.opsPath,
       release: this.release!,
       target,
@@ -64,19 +66,28 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     });
     this.built = true;
     this.image_ = image;
-    record.image = image.image;
-    record.timings.imageBuildMs = Math.round(image.durationMs);
+    seen.warnings!.push(...image.warnings);
     await writeFile(join(record.dir, 'manifest.txt'), `${image.manifest}\n`);
-    record.files.manifest = 'manifest.txt';
     options.signal?.throwIfAborted();
     this.accel = await this.probeKvm(await accelPending, image.image, record);
-    record.accel = this.accel.accel;
-    record.accelReason = this.accel.reason;
-    if (this.accel.accel === 'tcg') record.warnings.push({ code: 'accel-tcg', message: this.accel.reason });
+    if (this.accel.accel === 'tcg') seen.warnings!.push({ code: 'accel-tcg', message: this.accel.reason });
+    return {
+      ...seen,
+      image: image.image,
+      imageCache: image.cache,
+      timings: { imageBuildMs: Math.round(image.durationMs) },
+      files: { ...seen.files, manifest: 'manifest.txt' },
+      accel: this.accel.accel,
+      accelReason: this.accel.reason,
+    };
   }
 
   /** /dev/kvm is there and may work: probe with this image once; the verdict is cached for the host. */
-  private async probeKvm(decision: AccelDecision, image: string, record: RunRecord): Promise<AccelDecision> {
+  private async probeKvm(
+    decision: AccelDecision,
+    image: string,
+    record: Readonly<RunRecord>,
+  ): Promise<AccelDecision> {
     const { options } = this;
     if (
       decision.kvmUsable !== undefined ||
@@ -104,7 +115,7 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     return probed;
   }
 
-  async start(run: DriverRun): Promise<void> {
+  async start(run: DriverRun): Promise<MachineReport> {
     const { options } = this;
     const { record } = run;
     const config = this.config!;
@@ -112,7 +123,11 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     this.machine = new QemuMachine({
       name: record.id,
       image: this.image_!.image,
-      disks: record.volumes.map((v) => ({ path: v.path, readOnly: v.readOnly, label: v.label })),
+      disks: (this.volumes ?? record.volumes).map((v) => ({
+        path: v.path,
+        readOnly: v.readOnly,
+        label: v.label,
+      })),
       memory: config.RunConfig?.Memory ?? '2G',
       cpus: config.RunConfig?.CPUs ?? 1,
       accel,
@@ -122,10 +137,6 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
       ...(options.qemu ? { qemu: options.qemu } : {}),
     });
     await this.machine.create();
-    record.qemu = { argv: this.machine.argv };
-    record.files.console = CONSOLE_LOG;
-    record.files.qemuCmdline = 'qemu-cmdline.txt';
-    await writeRecord(record);
     const tap = run.consoleProof;
     const show = options.onConsole;
     const watch = run.kernelStop;
@@ -142,6 +153,10 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
       detail: `${accel}, timeout ${options.timeoutMs ? `${options.timeoutMs / 1000} s` : 'none'}`,
     });
     await this.machine.start();
+    return {
+      qemu: { argv: this.machine.argv },
+      files: { console: CONSOLE_LOG, qemuCmdline: 'qemu-cmdline.txt' },
+    };
   }
 
   async wait(run: DriverRun): Promise<MachineEnd> {
@@ -152,11 +167,12 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
       ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
     });
     (this.options.onProgress ?? noProgress)({ kind: 'step-done', step: 'boot', detail: status.state });
-    applyStatus(run.record, status, this.bootStartMs);
+    const report = statusReport(machine.argv, status, this.bootStartMs);
     // The console is the run's evidence: a log the disk could not take fails the run (as a typed error).
     if (machine.consoleError) throw machine.consoleError;
     const state = status.state === 'running' || status.state === 'created' ? 'failed' : status.state;
     return {
+      report,
       state: state === 'exited' ? 'exited' : state,
       ...(status.exitCode !== undefined ? { exitCode: status.exitCode } : {}),
       ...(status.reason ? { reason: status.reason } : {}),
@@ -169,28 +185,27 @@ export class QemuDriver extends LocalDriver implements MachineDriver {
     };
   }
 
-  async destroy(run: DriverRun): Promise<void> {
+  async destroy(run: DriverRun): Promise<undefined> {
     await this.machine?.stop('interrupted');
     await this.removeImage(run);
   }
 }
 
-/** QEMU's status into the record: the exit status, QEMU's own, and the boot and prover times. */
-function applyStatus(record: RunRecord, status: MachineStatus, bootStartMs: number): void {
-  record.qemu = {
-    argv: record.qemu?.argv ?? [],
+/** What QEMU's status says for the record: QEMU's own exit, and the boot and prover times. */
+function statusReport(argv: string[], status: MachineStatus, bootStartMs: number): MachineReport {
+  const qemu = {
+    argv,
     ...(status.qemuExitCode !== undefined ? { exitCode: status.qemuExitCode } : {}),
     ...(status.signal ? { signal: status.signal } : {}),
     ...(status.qemuStderrTail ? { stderrTail: status.qemuStderrTail } : {}),
   };
-  if (status.firstConsoleLineMs !== undefined) {
-    record.timings.bootMs = Math.round(status.firstConsoleLineMs);
-    record.timings.firstConsoleLineMs = Math.round(bootStartMs + status.firstConsoleLineMs);
-    if (status.startedAt && status.endedAt) {
-      record.timings.proverMs = Math.max(
-        0,
-        Math.round(status.endedAt - status.startedAt - status.firstConsoleLineMs),
-      );
-    }
+  if (status.firstConsoleLineMs === undefined) return { qemu };
+  const timings: MachineReport['timings'] = {
+    bootMs: Math.round(status.firstConsoleLineMs),
+    firstConsoleLineMs: Math.round(bootStartMs + status.firstConsoleLineMs),
+  };
+  if (status.startedAt && status.endedAt) {
+    timings.proverMs = Math.max(0, Math.round(status.endedAt - status.startedAt - status.firstConsoleLineMs));
   }
+  return { qemu, timings };
 }
