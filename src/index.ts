@@ -208,6 +208,14 @@ export type { OpsOptions, OpsVolume, OpsVolumeCreateSpec } from './core/ops/volu
 export { opsVolumeCreate, opsVolumeDelete, opsVolumeList, parseOpsVolumeTable } from './core/ops/volume.js';
 export type { OnProgress, ProgressEvent } from './core/progress.js';
 export type { FileReasons, Reason } from './core/reasons.js';
+export type {
+  ChartName,
+  ReportFigures,
+  ReportFilter,
+  ReportOptions,
+  ReportResult,
+} from './core/report/index.js';
+export { makeReport } from './core/report/index.js';
 export type { PreparedTarget, RunProverOptions, RunResult } from './core/run/index.js';
 export {
   extractConsoleBlocks,

@@ -7,6 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { UniproveError } from '../errors.js';
 import type { FleetRecord } from '../fleet/record.js';
+import { describeFileType } from '../fs.js';
 import { readUsage, type VerifyUsage } from '../package/usage.js';
 import { RECORD_FILE, type RunRecord } from '../run/record.js';
 import { RunRecordSchema } from '../run/record-schema.js';
@@ -82,6 +83,12 @@ async function readEntry(runsDir: string, name: string, evidence: Evidence): Pro
     const rel = relative(runsDir, path).split('\\').join('/');
     let value: unknown;
     try {
+      // A FIFO or a device named record.json would block the read or never end: only a regular file is read.
+      const info = await stat(path);
+      if (!info.isFile()) {
+        evidence.skipped.push({ path: rel, reason: `not a regular file (${describeFileType(info)})` });
+        continue;
+      }
       value = await readJson(path);
     } catch (error) {
       if (!isMissing(error)) evidence.skipped.push({ path: rel, reason: (error as Error).message });
@@ -112,9 +119,10 @@ async function readUsages(runs: EvidenceRun[]): Promise<EvidenceUsage[]> {
   const found: EvidenceUsage[] = [];
   for (const pkg of packages.sort()) {
     const path = join(pkg, '.uniprove', 'verify', 'rusage.json');
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile()) continue;
     const usage = await readUsage(path);
     if (!usage) continue;
-    const info = await stat(path);
     found.push({ package: pkg, usage, measuredAt: info.mtime.toISOString() });
   }
   return found;
@@ -128,7 +136,16 @@ async function readUsages(runs: EvidenceRun[]): Promise<EvidenceUsage[]> {
 export async function readEvidence(runsDir: string): Promise<Evidence> {
   await checkRunsDir(runsDir);
   const evidence: Evidence = { runsDir, runs: [], fleets: [], usage: [], skipped: [] };
-  const entries = await readdir(runsDir, { withFileTypes: true });
+  const entries = await readdir(runsDir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    throw new UniproveError(
+      error.code === 'EACCES' || error.code === 'EPERM' ? 'E_PERMISSION' : 'E_NOT_FOUND',
+      {
+        message: `cannot list runs folder ${runsDir} (${error.code ?? error.message})`,
+        hint: 'Give a runs folder this user can read (`ls -ld` it), or run as its owner.',
+        cause: error,
+      },
+    );
+  });
   for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
     await readEntry(runsDir, entry.name, evidence);
   }
