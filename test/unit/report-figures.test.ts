@@ -356,3 +356,19 @@ test('each chart is rendered by Vega to an SVG with marks, links to the records 
     if (name === 'fleet') assert.match(svg, />#1 prove 1</);
   }
 });
+
+test('vega is loaded only when a chart is drawn: no module imports it statically (other commands never pay for it)', async () => {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const src = new URL('../../src/', import.meta.url);
+  const files = (await readdir(src, { recursive: true })).filter((f) => f.endsWith('.ts'));
+  const statics: string[] = [];
+  for (const file of files) {
+    const text = await readFile(new URL(file, src), 'utf8');
+    for (const m of text.matchAll(/^import\s+(type\s+)?[^;]*?from\s+'(vega(-lite)?)'/gms)) {
+      if (!m[1]) statics.push(`${file}: ${m[2]}`);
+    }
+  }
+  assert.deepEqual(statics, []);
+  const charts = await readFile(new URL('core/report/charts.ts', src), 'utf8');
+  assert.match(charts, /import\('vega'\)/);
+});

@@ -219,7 +219,7 @@ export function timeChart(figures: ReportFigures): TopLevelSpec {
     height: { step: 22 },
     mark: { type: 'bar' },
     encoding: {
-      y: { field: 'row', type: 'nominal', title: null, sort: null },
+      y: { field: 'row', type: 'nominal', title: null, sort: null, axis: { labelLimit: 320 } },
       x: { field: 'seconds', type: 'quantitative', stack: 'zero', title: 'seconds' },
       color: {
         field: 'phase',
@@ -246,18 +246,24 @@ export function costChart(figures: ReportFigures): TopLevelSpec {
   for (const r of figures.runs.filter((x) => !x.fleet && x.cost.estimatedUsd !== null)) {
     usd.push({ item: `${r.prover} · ${r.id}`, measure: 'per proof', usd: r.cost.estimatedUsd as number });
   }
-  const usage = figures.verify.flatMap((v) => [
-    { item: v.provers.join(', '), measure: 'CPU seconds', value: v.cpuSeconds },
-    { item: v.provers.join(', '), measure: 'peak memory (MiB)', value: v.peakMemoryMiB },
-  ]);
+  const cpu = figures.verify.map((v) => ({
+    item: v.provers.join(', '),
+    measure: 'CPU seconds',
+    value: v.cpuSeconds,
+  }));
+  const memory = figures.verify.map((v) => ({
+    item: v.provers.join(', '),
+    measure: 'peak memory (MiB)',
+    value: v.peakMemoryMiB,
+  }));
   const bar = (title: string, values: object[], x: object): object => ({
     title,
     data: { values },
-    width: 260,
+    width: 200,
     height: { step: 20 },
     mark: { type: 'bar' },
     encoding: {
-      y: { field: 'item', type: 'nominal', title: null },
+      y: { field: 'item', type: 'nominal', title: null, axis: { labelLimit: 260 } },
       yOffset: { field: 'measure' },
       x,
       color: { field: 'measure', type: 'nominal', title: null },
@@ -279,13 +285,10 @@ export function costChart(figures: ReportFigures): TopLevelSpec {
           }),
         ]
       : []),
-    ...(usage.length
+    ...(cpu.length
       ? [
-          bar('CPU time and peak memory (verify)', usage, {
-            field: 'value',
-            type: 'quantitative',
-            title: 'CPU s / MiB',
-          }),
+          bar('CPU time (verify)', cpu, { field: 'value', type: 'quantitative', title: 'CPU seconds' }),
+          bar('Peak memory (verify)', memory, { field: 'value', type: 'quantitative', title: 'MiB' }),
         ]
       : []),
   ];

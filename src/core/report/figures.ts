@@ -142,6 +142,7 @@ export interface FleetFigure {
     instanceHours: number;
   };
   lanes: { input: number; args: string[]; outcome: string; attempts: AttemptFigure[] }[];
+  /** Every input's events, in the order they happened. */
   events: FleetEventFigure[];
 }
 

@@ -135,6 +135,8 @@ export function fleetFigure(
       basis: `${round(f.instanceHours * 3600, 1)} instance-seconds (fleet.json attempts) of ${f.machineType}${f.spot ? ' Spot' : ''}, each attempt billed a minute at least, at the price table of ${f.prices.date} (fleet.json's estimatedCostUsd, rounded to cents: ${f.estimatedCostUsd === null ? 'none' : `$${f.estimatedCostUsd}`}); per proof: over ${f.succeeded} proofs`,
     },
     lanes,
-    events: lanes.flatMap((l) => eventsOf(l.input, l.attempts)),
+    events: lanes
+      .flatMap((l) => eventsOf(l.input, l.attempts))
+      .sort((a, b) => a.at.localeCompare(b.at) || a.input - b.input),
   };
 }

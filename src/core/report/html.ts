@@ -115,8 +115,13 @@ ${svg ? inline(svg) : ''}${fleetTable(fleet)}`;
 ${parts.join('')}</section>`;
 }
 
+/** A phase's cell: its seconds; "—" for boot + prover where boot and prover are told apart. */
+const phaseCell = (phases: Record<Phase, number | null>, p: Phase) =>
+  p === 'bootProver' && phases.bootProver === null && phases.boot !== null && phases.prover !== null
+    ? '—'
+    : secs(phases[p]);
 const phaseCells = (phases: Record<Phase, number | null>) =>
-  PHASES.map((p) => `<td class="n">${secs(phases[p])}</td>`).join('');
+  PHASES.map((p) => `<td class="n">${phaseCell(phases, p)}</td>`).join('');
 
 function timeSection(f: ReportFigures, charts: RenderedCharts, link: LinkOf): string {
   const heads = PHASES.map((p) => `<th>${esc(PHASE_SOURCES[p].label)}</th>`).join('');
