@@ -22,7 +22,7 @@ const noBrowser = needChromium();
 const skip = needUnikernel() ?? needGcc() ?? needCargo();
 const skipBrowser = skip ?? noBrowser;
 if (skip) console.log(`# report tests skipped: ${skip}`);
-else if (skipBrowser) console.log(`# report browser test skipped: ${skipBrowser}`);
+if (noBrowser) console.log(`# report browser test skipped: ${noBrowser}`);
 
 interface ReportJson {
   output: string | null;
