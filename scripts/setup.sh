@@ -39,14 +39,14 @@ apt_install() {
 # System packages: program:package pairs.
 missing=()
 for pair in strace:strace bwrap:bubblewrap gcc:gcc make:make tar:tar xz:xz-utils \
-  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils; do
+  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  say "system packages: all present (strace, bubblewrap, gcc, make, tar, xz, qemu, ca-certificates)"
+  say "system packages: all present (strace, bubblewrap, gcc, make, tar, xz, qemu, chromium, ca-certificates)"
 fi
 
 # Rust, for the demo prover (edition 2024: cargo 1.85 or newer): scripts/setup-rust.sh.

@@ -54,6 +54,15 @@ export { listRecipeNames, loadRecipe } from './core/recipe/load.js';
 export type { Recipe } from './core/recipe/schema.js';
 export type { Finding, FindingKind, Severity } from './core/record/findings.js';
 export type { RunOutcome, RunProof, RunRecord, RunTimings, RunWarning } from './core/record/record.js';
+// what the runs show: one HTML page with charts, one chart as SVG, or the figures as data (`uniprove report`).
+export type {
+  ChartName,
+  ReportFigures,
+  ReportFilter,
+  ReportOptions,
+  ReportResult,
+} from './core/report/index.js';
+export { makeReport } from './core/report/index.js';
 // image, machine and record: a run on this host (`uniprove run`).
 export type { RunProverOptions, RunResult } from './core/run/index.js';
 export { readRunRecord, runProver } from './core/run/index.js';

@@ -42,7 +42,19 @@ const STRACE_LOGS = ['escapes', 'garbled-and-cut', 'relative-cwd', 'unfinished-a
 );
 
 /** Words of the command line: verbs, flags, and values that are wrong in many ways. */
-const VERBS = ['discover', 'why', 'package', 'verify', 'run', 'volume', 'debug', 'gcp', 'doctor', 'help'];
+const VERBS = [
+  'discover',
+  'why',
+  'package',
+  'verify',
+  'run',
+  'volume',
+  'debug',
+  'report',
+  'gcp',
+  'doctor',
+  'help',
+];
 const SUB_VERBS = ['fetch', 'build', 'ls', 'rm', 'import', 'image', 'run', 'gc'];
 const FLAGS = [
   '--json',
@@ -79,6 +91,11 @@ const FLAGS = [
   '--proof-markers',
   '--probe-cpu',
   '--gpus',
+  '--format',
+  '--chart',
+  '--since',
+  '--fleet',
+  '--prover',
   '--bogus',
   '-x',
   '--',

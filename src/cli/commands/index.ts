@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   run: () => import('./run.js'),
   volume: () => import('./volume.js'),
   debug: () => import('./debug.js'),
+  report: () => import('./report.js'),
   gcp: () => import('./gcp/index.js'),
   setup: () => import('./setup.js'),
   doctor: () => import('./doctor.js'),
