@@ -3,6 +3,7 @@
  * driver. Everything is resolved and checked first (no side effect), so a dry run prints exactly the calls a
  * real run makes, and a bad flag leaves no package, no image and no VM.
  */
+
 import { join } from 'node:path';
 import { GceDriver } from '../machine/drivers/gce.js';
 import { checkProofFits } from '../proof/index.js';
@@ -18,6 +19,7 @@ import {
   recipeMachine,
   resolveGcpRecipe,
 } from './build.js';
+import { cloudOpsServiceAccounts } from './cloud-ops.js';
 import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from './context.js';
 import { DEFAULT_RUN_TIMEOUT_MS, type GcpRunOptions, type GcpRunResult, gcpRun } from './instance.js';
 import { type GcpDiskType, type GcpMachineSpec, machineTypeFor } from './plan.js';
@@ -74,6 +76,7 @@ function runOptionsOf(
     keep: Boolean(options.keep),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.watch ? { watch: options.watch } : {}),
+    ...(options.cloudOps ? { serviceAccounts: cloudOpsServiceAccounts(options.cloudOps) } : {}),
   };
 }
 

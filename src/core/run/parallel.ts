@@ -69,6 +69,8 @@ export interface RunParallelOptions extends Omit<RunProverOptions, 'args' | 'out
   inputs: string;
   /** VMs at once. */
   parallel: number;
+  /** Called as each run starts (metrics: running inputs). */
+  onRunStart?: (index: number) => void;
   /** Called as each run ends. */
   onRunDone?: (entry: ParallelEntry) => void;
 }
@@ -109,6 +111,7 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
     while (next < inputs.length && !options.signal?.aborted) {
       const index = next++;
       const entry = runs[index] as ParallelEntry;
+      options.onRunStart?.(index);
       try {
         const result = await runProver(
           { ...options, args: entry.args, volumeCopies: true, vcpuPolicy },
