@@ -22,7 +22,12 @@ import { tempDir } from '../helpers/tmp.js';
 import { needGcc, needNanos, needOps, needUnikernel } from '../helpers/tools.js';
 
 const dir = await tempDir('uniprove-observe-metrics-');
-const INPUTS = [['prove', '0'], ['prove', '1'], ['prove', '2'], ['prove', 'bad']];
+const INPUTS = [
+  ['prove', '0'],
+  ['prove', '1'],
+  ['prove', '2'],
+  ['prove', 'bad'],
+];
 const TABLE = argsTable(INPUTS);
 const proofs = fleetServerConsole(TABLE);
 /**
@@ -190,7 +195,11 @@ test('run --parallel --metrics-textfile: node_exporter textfile written atomical
       resources: { memory: '256M', cpus: 1 },
     }),
   );
-  const inputs = await inputsFile('local.txt', [['a', '0'], ['b', '0'], ['c', '3']]);
+  const inputs = await inputsFile('local.txt', [
+    ['a', '0'],
+    ['b', '0'],
+    ['c', '3'],
+  ]);
   const textDir = join(dir, 'textfile');
   const textfile = join(textDir, 'uniprove.prom');
   const r = await uniprove(
