@@ -183,12 +183,7 @@ export async function startObserver(
       // An attempt that failed without a record (its record, when it has one, alerts in onAttemptRecord).
       if (alerts && e.kind === 'instance' && e.state === 'error')
         send(
-          alerts.inputErrorAlert({
-            prover: work.prover,
-            input: e.index,
-            outcome: 'error',
-            ...(e.detail ? { error: { code: 'E_ATTEMPT', message: e.detail } } : {}),
-          }),
+          alerts.inputErrorAlert({ prover: work.prover, input: e.index, outcome: 'error', detail: e.detail }),
         );
     },
     onAttemptRecord(record) {
@@ -227,16 +222,7 @@ export async function startObserver(
     },
     failed(error, runDir) {
       metrics?.runFailed(0, 'error');
-      if (!alerts) return;
-      const e = summarizeError(error);
-      send({
-        text: `uniprove: ${work.prover} run error: ${e.code} ${e.message}${runDir ? ` (record ${runDir}/record.json)` : ''}`,
-        kind: 'run-failed',
-        prover: work.prover,
-        outcome: e.code === 'E_INTERRUPTED' ? 'interrupted' : 'error',
-        ...(runDir ? { runId: basename(runDir), record: `${runDir}/record.json` } : {}),
-        error: e,
-      });
+      if (alerts) send(alerts.runErrorAlert(work.prover, summarizeError(error), runDir));
     },
     fleetEnd(fleet, recordPath, costUsd) {
       metrics?.fleetResult(fleet, costUsd);
@@ -274,7 +260,7 @@ export function addCloudOpsOptions(cmd: Command): Command {
   return cmd
     .option(
       '--cloud-logging',
-      "with a recipe: the instance's console also goes to Cloud Logging (Nanos's gcp klib; log name = the instance's name)",
+      "with a recipe: the instance's console also goes to Cloud Logging (Nanos's gcp klib; the log is named after the instance's hostname)",
     )
     .option(
       '--cloud-metrics',
@@ -329,4 +315,16 @@ export function cloudOpsLines(spec: CloudOpsSpec): string[] {
     `  the instance runs as ${spec.serviceAccount} with scopes ${plan.serviceAccounts[0]?.scopes.join(', ')};`,
     `  that account needs ${plan.roles.join(' and ')} in the project (docs/observe.md).`,
   ];
+}
+
+/** The observing and cloud-side flags go with a recipe: with --image/--image-file they are a usage error. */
+export function refuseWithoutRecipe(flags: ObserveFlags & CloudOpsFlags): void {
+  const given = (
+    ['metricsPort', 'metricsTextfile', 'alertUrl', 'cloudLogging', 'cloudMetrics', 'serviceAccount'] as const
+  ).find((k) => flags[k] !== undefined);
+  if (!given) return;
+  throw new UniproveError('E_USAGE', {
+    message: `--${given.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} goes with a recipe (a run or a fleet), not with --image/--image-file`,
+    hint: 'Run a recipe (`uniprove gcp run demo --metrics-textfile m.prom`): its record is what the metrics and alerts report, and its image is where the gcp klib is configured.',
+  });
 }

@@ -271,12 +271,15 @@ export function inputErrorAlert(options: {
   input: number;
   outcome: string;
   error?: { code: string; message: string; hint?: string };
+  /** What the fleet's progress said of the attempt, when there is no error summary. */
+  detail?: string | undefined;
   fleetId?: string;
   runId?: string;
   dir?: string;
 }): AlertMessage {
+  const why = options.error ? `${options.error.code} ${options.error.message}` : options.detail;
   return {
-    text: `uniprove: ${options.prover} input ${options.input + 1} ${options.outcome}${options.error ? `: ${options.error.code} ${options.error.message}` : ''}${options.dir ? ` (record ${options.dir}/record.json)` : ''}`,
+    text: `uniprove: ${options.prover} input ${options.input + 1} ${options.outcome}${why ? `: ${why}` : ''}${options.dir ? ` (record ${options.dir}/record.json)` : ''}`,
     kind: 'input-failed',
     prover: options.prover,
     outcome: options.outcome,
@@ -285,6 +288,22 @@ export function inputErrorAlert(options: {
     ...(options.fleetId ? { fleetId: options.fleetId } : {}),
     ...(options.dir ? { record: `${options.dir}/record.json` } : {}),
     ...(options.error ? { error: options.error } : {}),
+  };
+}
+
+/** The alert of a single run that ended in an error (no outcome of its own), with its record folder if it had one. */
+export function runErrorAlert(
+  prover: string,
+  error: { code: string; message: string; hint?: string },
+  runDir?: string,
+): AlertMessage {
+  return {
+    text: `uniprove: ${prover} run error: ${error.code} ${error.message}${runDir ? ` (record ${runDir}/record.json)` : ''}`,
+    kind: 'run-failed',
+    prover,
+    outcome: error.code === 'E_INTERRUPTED' ? 'interrupted' : 'error',
+    ...(runDir ? { runId: runDir.replace(/^.*\//, ''), record: `${runDir}/record.json` } : {}),
+    error,
   };
 }
 

@@ -11,7 +11,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { UniproveError } from '../errors.js';
 import type { FleetEvent, FleetResult } from '../fleet/scheduler.js';
 import { writeFileAtomic } from '../fs.js';
@@ -102,6 +102,184 @@ export async function startMetrics(options: StartMetricsOptions): Promise<WorkMe
   const processRegister = new prom.Registry();
   prom.collectDefaultMetrics({ register: processRegister });
 
+  const series = defineSeries(prom, register, prover);
+  const { inputs, attempts, preemptions, retries, duration, proofBytes, ended } = series;
+
+  let total = options.inputs ?? 0;
+  const state = new Map<number, InputState>();
+  const counts = () => {
+    const by = new Map<InputState, number>(INPUT_STATES.map((s) => [s, 0]));
+    by.set('queued', Math.max(0, total - state.size));
+    for (const s of state.values()) by.set(s, (by.get(s) ?? 0) + 1);
+    for (const [s, n] of by) inputs.set({ prover, state: s }, n);
+  };
+  counts();
+
+  // Cost so far: attempts that ended (their instance-seconds) and those still running (their seconds until now).
+  const endedSeconds: number[] = [];
+  const running = new Map<AttemptKey, number>();
+  const seen = new Set<AttemptKey>();
+  let finalCost: number | null | undefined;
+  let machine = options.machine;
+  const addCost = () =>
+    defineCost(prom, register, prover, () => {
+      if (!machine) return null;
+      if (finalCost !== undefined) return finalCost;
+      const t = now();
+      const seconds = [...endedSeconds, ...[...running.values()].map((s) => (t - s) / 1000)];
+      return costOfUsage({ instanceSeconds: seconds, ...machine }).usd;
+    });
+  if (machine) addCost();
+
+  const tally: FleetTally = {
+    prover,
+    now,
+    retries: options.retries ?? 2,
+    state,
+    running,
+    seen,
+    endedSeconds,
+  };
+  const fleetEvent = (e: FleetEvent) => {
+    countFleetEvent(tally, { attempts, preemptions, retries }, e);
+    counts();
+  };
+
+  const runRecord = (record: RunRecord, index?: number) => {
+    const outcome = countRecord({ duration, proofBytes }, prover, record);
+    if (index === undefined) return;
+    attempts.inc({ prover, zone: record.gce?.zone ?? 'local', outcome });
+    state.set(index, outcome);
+    counts();
+  };
+
+  const live =
+    options.port === undefined
+      ? undefined
+      : await serveMetrics(
+          options.host ?? '127.0.0.1',
+          options.port,
+          async () => `${await register.metrics()}\n${await processRegister.metrics()}`,
+          register.contentType,
+        );
+  const url = live?.url;
+
+  let finished: Promise<{ textfile?: string }> | undefined;
+  return {
+    ...(url ? { url } : {}),
+    setWork(work) {
+      total = work.inputs;
+      if (work.machine && !machine) {
+        machine = work.machine;
+        addCost();
+      }
+      counts();
+    },
+    fleetEvent,
+    runStarted(index) {
+      state.set(index, 'running');
+      counts();
+    },
+    runRecord,
+    runFailed(index, outcome) {
+      attempts.inc({ prover, zone: 'local', outcome });
+      state.set(index, outcome);
+      counts();
+    },
+    fleetResult(result, costUsd) {
+      for (const i of result.inputs) {
+        if (i.outcome === 'not-started') state.delete(i.index);
+        else state.set(i.index, i.outcome);
+      }
+      running.clear();
+      finalCost = costUsd;
+      counts();
+    },
+    text: () => register.metrics(),
+    finish() {
+      finished ??= (async () => {
+        ended.set({ prover }, Math.round(now() / 1000));
+        if (live && options.lingerMs) await live.scrapedOnce(options.lingerMs);
+        if (live) await closeServer(live.server);
+        if (!options.textfile) return {};
+        await writeFileAtomic(options.textfile, await register.metrics(), {
+          what: `--metrics-textfile ${options.textfile}`,
+        });
+        return { textfile: options.textfile };
+      })();
+      return finished;
+    },
+  };
+}
+
+/** What a fleet's events are counted into: each input's state, the attempts running and their seconds. */
+interface FleetTally {
+  prover: string;
+  now: () => number;
+  /** New instances a preempted input gets: past them, it stays preempted. */
+  retries: number;
+  state: Map<number, InputState>;
+  /** Attempts with an instance, by key, and when each started (ms). */
+  running: Map<AttemptKey, number>;
+  seen: Set<AttemptKey>;
+  /** Instance-seconds of attempts that ended (for the cost). */
+  endedSeconds: number[];
+}
+
+/** Count one fleet event: retries when an attempt > 1 starts; at an attempt's end, its outcome and state. */
+function countFleetEvent(
+  t: FleetTally,
+  series: Pick<ReturnType<typeof defineSeries>, 'attempts' | 'preemptions' | 'retries'>,
+  e: FleetEvent,
+): void {
+  if (e.kind !== 'instance') return;
+  const { prover } = t;
+  const key: AttemptKey = `${e.index}:${e.attempt}`;
+  const zone = e.zone;
+  if (!t.seen.has(key)) {
+    t.seen.add(key);
+    if (e.attempt > 1) series.retries.inc({ prover, zone });
+  }
+  if (!TERMINAL.has(e.state)) {
+    if (!t.running.has(key)) t.running.set(key, t.now() - e.elapsedMs);
+    t.state.set(e.index, 'running');
+    return;
+  }
+  const started = t.running.get(key);
+  t.running.delete(key);
+  // A capacity refusal made no instance: nothing billed.
+  if (e.state !== 'capacity')
+    t.endedSeconds.push(started === undefined ? e.elapsedMs / 1000 : (t.now() - started) / 1000);
+  series.attempts.inc({ prover, zone, outcome: e.state });
+  if (e.state === 'preempted') {
+    series.preemptions.inc({ prover, zone });
+    // Queued again for a retry, unless it had its last.
+    if (e.attempt <= t.retries) t.state.delete(e.index);
+    else t.state.set(e.index, 'preempted');
+  } else if (e.state === 'capacity') t.state.delete(e.index);
+  else t.state.set(e.index, e.state as InputState);
+}
+
+/** A run's record into the duration histogram and the proof bytes; its outcome as an input state. */
+function countRecord(
+  series: Pick<ReturnType<typeof defineSeries>, 'duration' | 'proofBytes'>,
+  prover: string,
+  record: RunRecord,
+): InputState {
+  const outcome = record.outcome === 'running' || record.outcome === 'abandoned' ? 'error' : record.outcome;
+  if (record.timings.totalMs !== undefined)
+    series.duration.observe({ prover, outcome }, record.timings.totalMs / 1000);
+  series.proofBytes.inc(
+    { prover },
+    record.proofs.reduce((sum, p) => sum + p.bytes, 0),
+  );
+  return outcome;
+}
+
+type Prom = typeof import('prom-client');
+
+/** The uniprove_* series of one registry (cost apart: only fleets have it), at their start values. */
+function defineSeries(prom: Prom, register: Registry, prover: string) {
   const inputs: Gauge<'prover' | 'state'> = new prom.Gauge({
     name: 'uniprove_inputs',
     help: 'Inputs of the fleet or batch by state (queued, running, succeeded, failed, timeout, unknown, preempted, error, interrupted).',
@@ -147,166 +325,49 @@ export async function startMetrics(options: StartMetricsOptions): Promise<WorkMe
   });
   ended.set({ prover }, 0);
   for (const outcome of ['succeeded', 'failed']) duration.zero({ prover, outcome });
+  return { inputs, attempts, preemptions, retries, duration, proofBytes, ended };
+}
 
-  let total = options.inputs ?? 0;
-  const state = new Map<number, InputState>();
-  const counts = () => {
-    const by = new Map<InputState, number>(INPUT_STATES.map((s) => [s, 0]));
-    by.set('queued', Math.max(0, total - state.size));
-    for (const s of state.values()) by.set(s, (by.get(s) ?? 0) + 1);
-    for (const [s, n] of by) inputs.set({ prover, state: s }, n);
-  };
-  counts();
-
-  // Cost so far: attempts that ended (their instance-seconds) and those still running (their seconds until now).
-  const endedSeconds: number[] = [];
-  const running = new Map<AttemptKey, number>();
-  const seen = new Set<AttemptKey>();
-  let finalCost: number | null | undefined;
-  let machine = options.machine;
-  const addCost = () =>
-    new prom.Gauge({
-      name: 'uniprove_cost_usd',
-      help: "Estimated cost so far (USD) of the fleet's instances, from uniprove's price table (core/gcp/prices.ts), a minute at least each.",
-      labelNames: ['prover'],
-      registers: [register],
-      collect() {
-        if (!machine) return;
-        const t = now();
-        const usd =
-          finalCost !== undefined
-            ? finalCost
-            : costOfUsage({
-                instanceSeconds: [...endedSeconds, ...[...running.values()].map((s) => (t - s) / 1000)],
-                ...machine,
-              }).usd;
-        if (usd !== null) this.set({ prover }, usd);
-      },
-    });
-  if (machine) addCost();
-
-  const fleetEvent = (e: FleetEvent) => {
-    if (e.kind !== 'instance') return;
-    const key: AttemptKey = `${e.index}:${e.attempt}`;
-    const zone = e.zone;
-    if (!seen.has(key)) {
-      seen.add(key);
-      if (e.attempt > 1) retries.inc({ prover, zone });
-    }
-    if (!TERMINAL.has(e.state)) {
-      if (!running.has(key)) running.set(key, now() - e.elapsedMs);
-      state.set(e.index, 'running');
-    } else {
-      const started = running.get(key);
-      running.delete(key);
-      // A capacity refusal made no instance: nothing billed.
-      if (e.state !== 'capacity')
-        endedSeconds.push(started === undefined ? e.elapsedMs / 1000 : (now() - started) / 1000);
-      attempts.inc({ prover, zone, outcome: e.state });
-      if (e.state === 'preempted') {
-        preemptions.inc({ prover, zone });
-        state.set(e.index, e.attempt <= (options.retries ?? 2) ? 'queued' : 'preempted');
-      } else if (e.state === 'capacity') state.set(e.index, 'queued');
-      else state.set(e.index, e.state as InputState);
-      if (state.get(e.index) === 'queued') state.delete(e.index);
-    }
-    counts();
-  };
-
-  const runRecord = (record: RunRecord, index?: number) => {
-    const outcome = record.outcome === 'running' || record.outcome === 'abandoned' ? 'error' : record.outcome;
-    if (record.timings.totalMs !== undefined)
-      duration.observe({ prover, outcome }, record.timings.totalMs / 1000);
-    const bytes = record.proofs.reduce((sum, p) => sum + p.bytes, 0);
-    proofBytes.inc({ prover }, bytes);
-    if (index !== undefined) {
-      attempts.inc({ prover, zone: record.gce?.zone ?? 'local', outcome });
-      state.set(index, outcome);
-      counts();
-    }
-  };
-
-  let server: Server | undefined;
-  let url: string | undefined;
-  let scrapes = 0;
+/** /metrics on host:port, and a wait for the next scrape (the linger). */
+async function serveMetrics(host: string, port: number, text: () => Promise<string>, type: string) {
   const scraped: (() => void)[] = [];
-  if (options.port !== undefined) {
-    const host = options.host ?? '127.0.0.1';
-    server = await serve(
-      host,
-      options.port,
-      async (path) => {
-        if (path !== '/metrics') return undefined;
-        const text = `${await register.metrics()}\n${await processRegister.metrics()}`;
-        return { text, type: register.contentType };
-      },
-      () => {
-        // Counted once the answer is written: the linger must not close a scrape's connection under it.
-        scrapes++;
-        for (const f of scraped.splice(0)) f();
-      },
-    );
-    const address = server.address() as AddressInfo;
-    url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`;
-  }
-
-  let finished: Promise<{ textfile?: string }> | undefined;
+  const server = await serve(
+    host,
+    port,
+    async (path) => (path === '/metrics' ? { text: await text(), type } : undefined),
+    () => {
+      // Told once the answer is written: the linger must not close a scrape's connection under it.
+      for (const f of scraped.splice(0)) f();
+    },
+  );
+  const address = server.address() as AddressInfo;
   return {
-    ...(url ? { url } : {}),
-    setWork(work) {
-      total = work.inputs;
-      if (work.machine && !machine) {
-        machine = work.machine;
-        addCost();
-      }
-      counts();
-    },
-    fleetEvent,
-    runStarted(index) {
-      state.set(index, 'running');
-      counts();
-    },
-    runRecord,
-    runFailed(index, outcome) {
-      attempts.inc({ prover, zone: 'local', outcome });
-      state.set(index, outcome);
-      counts();
-    },
-    fleetResult(result, costUsd) {
-      for (const i of result.inputs) {
-        if (i.outcome === 'not-started') state.delete(i.index);
-        else state.set(i.index, i.outcome);
-      }
-      running.clear();
-      finalCost = costUsd;
-      counts();
-    },
-    text: () => register.metrics(),
-    finish() {
-      finished ??= (async () => {
-        ended.set({ prover }, Math.round(now() / 1000));
-        if (server && options.lingerMs) {
-          const before = scrapes;
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, options.lingerMs);
-            scraped.push(() => {
-              if (scrapes > before) {
-                clearTimeout(t);
-                resolve();
-              }
-            });
-          });
-        }
-        if (server) await closeServer(server);
-        if (!options.textfile) return {};
-        await writeFileAtomic(options.textfile, await register.metrics(), {
-          what: `--metrics-textfile ${options.textfile}`,
+    server,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`,
+    /** Resolves after the next scrape is answered, or after `ms`. */
+    scrapedOnce: (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        scraped.push(() => {
+          clearTimeout(t);
+          resolve();
         });
-        return { textfile: options.textfile };
-      })();
-      return finished;
-    },
+      }),
   };
+}
+
+/** uniprove_cost_usd, computed at each scrape by `usd` (null: unknown, not set). */
+function defineCost(prom: Prom, register: Registry, prover: string, usd: () => number | null) {
+  return new prom.Gauge({
+    name: 'uniprove_cost_usd',
+    help: "Estimated cost so far (USD) of the fleet's instances, from uniprove's price table (core/gcp/prices.ts), a minute at least each.",
+    labelNames: ['prover'],
+    registers: [register],
+    collect() {
+      const value = usd();
+      if (value !== null) this.set({ prover }, value);
+    },
+  });
 }
 
 /** Listen on host:port with a handler of GET paths; a port in use (or not ours to take) is a typed error. */

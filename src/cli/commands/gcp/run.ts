@@ -20,6 +20,7 @@ import {
   type ObserveFlags,
   observeSpec,
   proverName,
+  refuseWithoutRecipe,
   startObserver,
 } from '../../observe.js';
 import { createProgress } from '../../progress.js';
@@ -319,24 +320,7 @@ ${CLOUD_OPS_HELP}`,
   );
   runCmd.action(async (recipe: string | undefined, flags: RunFlags) => {
     checkRunInput(recipe, flags);
-    if (!recipe) {
-      const given = (
-        [
-          'metricsPort',
-          'metricsTextfile',
-          'alertUrl',
-          'cloudLogging',
-          'cloudMetrics',
-          'serviceAccount',
-        ] as const
-      ).find((k) => flags[k] !== undefined);
-      if (given) {
-        throw new UniproveError('E_USAGE', {
-          message: `--${given.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} goes with a recipe (a run or a fleet), not with --image/--image-file`,
-          hint: 'Run a recipe (`uniprove gcp run demo --metrics-textfile m.prom`): its record is what the metrics and alerts report.',
-        });
-      }
-    }
+    if (!recipe) refuseWithoutRecipe(flags);
     const fleet = fleetFlags(recipe, flags);
     const parsed = runFlags(flags);
     const t = await target(ctx, flags);
