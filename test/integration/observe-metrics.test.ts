@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
   return argc > 2 ? atoi(argv[2]) : 0;
 }`;
 
-test('run --parallel --metrics-textfile: node_exporter textfile written atomically at the end, parsed back', {
+test('run --parallel --metrics-textfile --alert-url: node_exporter textfile written atomically at the end, parsed back; one alert for the failed run, one at the end', {
   skip: needUnikernel() ?? needGcc(),
   timeout: 600_000,
 }, async () => {
@@ -202,10 +203,25 @@ test('run --parallel --metrics-textfile: node_exporter textfile written atomical
   ]);
   const textDir = join(dir, 'textfile');
   const textfile = join(textDir, 'uniprove.prom');
+  const got: Record<string, unknown>[] = [];
+  const hook = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      got.push(JSON.parse(body));
+      res.end('ok');
+    });
+  }).listen(0, '127.0.0.1');
+  await once(hook, 'listening');
+  after(() => hook.close());
+  const alertUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
   const r = await uniprove(
     [
       ...['run', folder, '--parallel', '2', '--inputs', inputs, '--timeout', '300'],
       ...['--package-out', join(dir, 'tpkg'), '--metrics-textfile', textfile, '--json'],
+      ...['--alert-url', alertUrl],
     ],
     { cwd: dir, timeoutMs: 540_000 },
   );
@@ -229,6 +245,25 @@ test('run --parallel --metrics-textfile: node_exporter textfile written atomical
   assert.equal(get('uniprove_cost_usd'), 0, 'a local batch has no cost series');
   // node_exporter exports process_* of its own: the textfile carries none (duplicates fail its scrape).
   assert.ok(!samples.some((s) => s.name.startsWith('process_') || s.name.startsWith('nodejs_')));
+  // The alerts: the run of input 3 (exit 3) and the batch's end.
+  assert.deepEqual(got.map((a) => a.kind).sort(), ['batch-ended', 'input-failed'], JSON.stringify(got));
+  const failed = got.find((a) => a.kind === 'input-failed')!;
+  assert.equal(failed.outcome, 'failed');
+  assert.equal(failed.input, 2);
+  assert.equal(failed.prover, 'tprover');
+  assert.match(String(failed.text), /input 3 failed/);
+  assert.match(String(failed.record), /record\.json$/);
+  const end = got.find((a) => a.kind === 'batch-ended')!;
+  assert.match(String(end.text), /2 of 3 runs succeeded, 1 failed/);
+  assert.deepEqual(end.summary, {
+    total: 3,
+    succeeded: 2,
+    failed: 1,
+    timeout: 0,
+    unknown: 0,
+    error: 0,
+    interrupted: 0,
+  });
 });
 
 /** Prometheus text exposition, as node_exporter's textfile collector reads it: every sample with its labels. */

@@ -188,9 +188,9 @@ async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promi
     observer?.failed(error, runDirOf(error));
     throw error;
   } finally {
-    progress.done();
     await observer?.end();
   }
+  progress.done();
   if (opts.json) printJson(ctx.out, runJson(result));
   else printRun(ctx, result, opts);
   process.exitCode = exitForOutcome(result.outcome);
@@ -240,9 +240,9 @@ async function runMany(
     observer?.failed(error);
     throw error;
   } finally {
-    progress.done();
     await observer?.end();
   }
+  progress.done();
   const failure = result.ok ? undefined : parallelError(result.summary);
   if (opts.json) {
     printJson(ctx.out, {
