@@ -125,8 +125,11 @@ export interface Observer {
   onRunDone(entry: ParallelEntry): void;
   /** A single run ended: its record (a failure alerts). */
   single(record: RunRecord): void;
-  /** A single run or the work failed before a record could say so. */
-  failed(error: unknown, runDir?: string): void;
+  /**
+   * A single run, or the whole work, failed before a record could say so; `asInput` false for a fleet or batch
+   * (its inputs keep the states they had).
+   */
+  failed(error: unknown, runDir?: string, asInput?: boolean): void;
   fleetEnd(fleet: FleetResult, recordPath: string, costUsd: number | null): void;
   batchEnd(summary: Record<string, number> & { total: number; succeeded: number }): void;
   /** Write the textfile, close the server, wait a few seconds at most for the alerts; report on stderr. */
@@ -220,8 +223,8 @@ export async function startObserver(
       metrics?.runRecord(record, 0);
       if (alerts && record.outcome !== 'succeeded') send(alerts.runAlert(record, { kind: 'run-failed' }));
     },
-    failed(error, runDir) {
-      metrics?.runFailed(0, 'error');
+    failed(error, runDir, asInput = true) {
+      if (asInput) metrics?.runFailed(0, 'error');
       if (alerts) send(alerts.runErrorAlert(work.prover, summarizeError(error), runDir));
     },
     fleetEnd(fleet, recordPath, costUsd) {

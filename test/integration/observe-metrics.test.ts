@@ -13,7 +13,8 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { parseJson, uniprove } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { GceServer } from '../helpers/gce-server.js';
 import { trueRecipe } from '../helpers/gcp.js';
@@ -136,6 +137,44 @@ test('a real Prometheus scrapes gcp run --inputs --metrics-port: inputs by state
     }
   }
   assert.ok(!r.stderr.includes(server.token) && !r.stdout.includes(server.token));
+});
+
+test('Ctrl-C while the fleet runs: exit 130, the metrics server closed, the textfile written with what was done', {
+  skip: needOps() ?? needNanos(),
+  timeout: 300_000,
+}, async () => {
+  const recipe = await trueRecipe(dir, 'interrupted', [], { memory: '2G', cpus: 2 });
+  const inputs = await inputsFile('int.txt', INPUTS);
+  const port = await freePort();
+  const textfile = join(dir, 'int.prom');
+  const child = execa(
+    process.execPath,
+    [
+      ...[CLI, 'gcp', 'run', recipe, '--inputs', inputs, '--parallel', '2', '--json'],
+      ...['--metrics-port', String(port), '--metrics-textfile', textfile],
+    ],
+    { cwd: dir, env: { ...env(dir), CI: '1' }, reject: false, timeout: 240_000 },
+  );
+  // Once /metrics shows an input running, Ctrl-C.
+  for (;;) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
+    if (/uniprove_inputs\{prover="interrupted",state="running"\} [1-9]/.test(text)) break;
+    if (child.exitCode !== null) assert.fail(`the fleet ended first: ${child.exitCode}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGINT');
+  const r = await child;
+  assert.equal(r.exitCode, 130, String(r.stderr).slice(-2000));
+  const probe = createServer().listen(port, '127.0.0.1');
+  await once(probe, 'listening');
+  probe.close();
+  const text = await readFile(textfile, 'utf8');
+  assert.match(text, /uniprove_inputs\{prover="interrupted",state="running"\} 0/);
+  assert.match(text, /uniprove_last_end_timestamp_seconds\{prover="interrupted"\} [1-9]/);
+  assert.deepEqual(server.inventory(), []);
 });
 
 test('--metrics-port in use: E_PORT_IN_USE (exit 3) naming the flag and the fix, before anything is made', async () => {

@@ -237,7 +237,7 @@ async function runMany(
     });
     observer?.batchEnd(result.summary);
   } catch (error) {
-    observer?.failed(error);
+    observer?.failed(error, undefined, false);
     throw error;
   } finally {
     await observer?.end();

@@ -214,7 +214,7 @@ export async function runFleetCommand(
     });
     if (!result.dryRun) observer?.fleetEnd(result.fleet, result.recordPath, result.record.estimatedCostUsd);
   } catch (error) {
-    observer?.failed(error);
+    observer?.failed(error, undefined, false);
     throw error;
   } finally {
     await steps.done();
