@@ -38,15 +38,21 @@ apt_install() {
 
 # System packages: program:package pairs.
 missing=()
+# prometheus: the metrics tests scrape `--metrics-port` with a real one (test/helpers/prometheus.ts).
 for pair in strace:strace bwrap:bubblewrap gcc:gcc make:make tar:tar xz:xz-utils \
-  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils chromium:chromium; do
+  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils chromium:chromium prometheus:prometheus; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
+  # Debian's package starts a system Prometheus on :9090; the tests start their own, so none is left running.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || say "note: could not stop the prometheus service (systemctl disable --now prometheus)"
+  fi
 else
-  say "system packages: all present (strace, bubblewrap, gcc, make, tar, xz, qemu, chromium, ca-certificates)"
+  say "system packages: all present (strace, bubblewrap, gcc, make, tar, xz, qemu, chromium, prometheus, ca-certificates)"
 fi
 
 # Rust, for the demo prover (edition 2024: cargo 1.85 or newer): scripts/setup-rust.sh.

@@ -77,6 +77,7 @@ export const ERROR_CODES = {
   E_GCP_PREEMPTED: 'failure',
   E_GCP_CAPACITY: 'cloud',
   E_GCP_MAX_COST: 'usage',
+  E_PORT_IN_USE: 'environment',
   E_INTERRUPTED: 'interrupted',
   E_INTERNAL: 'internal',
 } as const satisfies Record<string, ExitClass>;

@@ -1128,6 +1128,7 @@ export class GceServer {
         }
       }
     }
+    checkServiceAccounts(b.serviceAccounts);
     const s = checkScheduling(b);
     const gpus = b.guestAccelerators;
     if (gpus !== undefined) {
@@ -1351,6 +1352,31 @@ function parseJson(raw: Buffer): unknown {
 
 function query(url: URL) {
   return { filter: url.searchParams.get('filter') ?? '' };
+}
+
+/**
+ * An instances.insert body's serviceAccounts, after the Instance reference: at most one, each an email (or
+ * `default`) with a list of scopes, each a full https://www.googleapis.com/auth/ URL (aliases such as
+ * logging-write are gcloud's own; the REST API takes URLs).
+ */
+function checkServiceAccounts(value: unknown): void {
+  if (value === undefined) return;
+  if (!Array.isArray(value)) throw new Invalid('serviceAccounts must be a list');
+  if (value.length > 1) throw new Invalid('serviceAccounts: an instance runs as one service account at most');
+  for (const [i, a] of value.entries()) {
+    const sa = object(a, `serviceAccounts[${i}]`);
+    const email = sa.email;
+    if (typeof email !== 'string' || !(email === 'default' || /^[^@\s]+@[^@\s]+\.[a-z]+$/.test(email)))
+      throw new Invalid(`serviceAccounts[${i}].email ${JSON.stringify(email)} is not an email or "default"`);
+    const scopes = sa.scopes;
+    if (!Array.isArray(scopes)) throw new Invalid(`serviceAccounts[${i}].scopes must be a list`);
+    for (const scope of scopes) {
+      if (typeof scope !== 'string' || !/^https:\/\/www\.googleapis\.com\/auth\/[a-z.-]+$/.test(scope))
+        throw new Invalid(
+          `serviceAccounts[${i}].scopes: ${JSON.stringify(scope)} is not https://www.googleapis.com/auth/SCOPE`,
+        );
+    }
+  }
 }
 
 /** The scheduling of an instances.insert body, after the Scheduling reference (Spot rules, run limits). */

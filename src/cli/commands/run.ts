@@ -8,6 +8,14 @@ import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
 import { sweepAbandonedRuns } from '../../core/run/sweep.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
+import {
+  addObserveOptions,
+  OBSERVE_HELP,
+  type Observer,
+  observeSpec,
+  proverName,
+  startObserver,
+} from '../observe.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
 import {
@@ -117,7 +125,8 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('-q, --quiet', 'no progress and no live console');
   addRecipeOverrides(cmd);
-  cmd.addHelpText('after', RUN_HELP);
+  addObserveOptions(cmd, 'the runs (inputs by state, attempts, proof durations and bytes)');
+  cmd.addHelpText('after', `${RUN_HELP}\n${OBSERVE_HELP}`);
   cmd.action((target: string, opts: RunFlags) => runAction(ctx, target, opts));
 }
 
@@ -126,6 +135,7 @@ export function register(program: Command, ctx: CliContext): void {
 type RunFlags = Record<string, any>;
 
 async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promise<void> {
+  const observing = await observeSpec(ctx, opts);
   // What a uniprove killed hard left (records still running, images) is swept before this run starts.
   for (const run of await sweepAbandonedRuns({
     runsDir: resolve(ctx.cwd, opts.runsDir),
@@ -162,12 +172,24 @@ async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promi
     onProgress: progress.onProgress,
   };
   if (opts.arg) base.args = opts.arg;
-  if (opts.inputs || opts.parallel) return runMany(ctx, base, opts, progress);
-  const result = await runProver({
-    ...base,
-    ...(opts.out ? { out: opts.out } : {}),
-    ...(live ? { onConsole: (chunk: string) => ctx.out.stderr.write(chunk) } : {}),
-  });
+  if (opts.inputs || opts.parallel) return runMany(ctx, base, opts, progress, observing);
+  const observer = observing
+    ? await startObserver(ctx, observing, { prover: proverName(target), inputs: 1 })
+    : undefined;
+  let result: RunResult;
+  try {
+    result = await runProver({
+      ...base,
+      ...(opts.out ? { out: opts.out } : {}),
+      ...(live ? { onConsole: (chunk: string) => ctx.out.stderr.write(chunk) } : {}),
+    });
+    observer?.single(result.record);
+  } catch (error) {
+    observer?.failed(error, runDirOf(error));
+    throw error;
+  } finally {
+    await observer?.end();
+  }
   progress.done();
   if (opts.json) printJson(ctx.out, runJson(result));
   else printRun(ctx, result, opts);
@@ -180,6 +202,7 @@ async function runMany(
   base: RunProverOptions,
   opts: RunFlags,
   progress: ReturnType<typeof createProgress>,
+  observing: Awaited<ReturnType<typeof observeSpec>>,
 ): Promise<void> {
   if (!opts.inputs) {
     throw new UniproveError('E_USAGE', {
@@ -187,19 +210,38 @@ async function runMany(
       hint: 'Give a file with one line of prover arguments per run: `uniprove run demo --parallel 4 --inputs runs.txt`.',
     });
   }
-  const { runParallel } = await import('../../core/run/parallel.js');
-  const result = await runParallel({
-    ...base,
-    inputs: opts.inputs,
-    parallel: opts.parallel ?? 1,
-    onRunDone: (e) => {
-      if (!opts.json) {
-        ctx.out.stderr.write(
-          `run ${e.index + 1} [${e.args.join(' ')}]: ${e.outcome}${e.exitCode !== null ? ` (exit ${e.exitCode})` : ''}${e.error ? `: ${e.error.message}` : ''}${e.dir ? ` -> ${e.dir}` : ''}\n`,
-        );
-      }
-    },
-  });
+  const { readInputs, runParallel } = await import('../../core/run/parallel.js');
+  let observer: Observer | undefined;
+  if (observing) {
+    const inputs = await readInputs(opts.inputs, ctx.cwd);
+    observer = await startObserver(ctx, observing, {
+      prover: proverName(base.target),
+      inputs: inputs.length,
+    });
+  }
+  let result: Awaited<ReturnType<typeof runParallel>>;
+  try {
+    result = await runParallel({
+      ...base,
+      inputs: opts.inputs,
+      parallel: opts.parallel ?? 1,
+      ...(observer ? { onRunStart: (index: number) => observer.onRunStart(index) } : {}),
+      onRunDone: (e) => {
+        observer?.onRunDone(e);
+        if (!opts.json) {
+          ctx.out.stderr.write(
+            `run ${e.index + 1} [${e.args.join(' ')}]: ${e.outcome}${e.exitCode !== null ? ` (exit ${e.exitCode})` : ''}${e.error ? `: ${e.error.message}` : ''}${e.dir ? ` -> ${e.dir}` : ''}\n`,
+          );
+        }
+      },
+    });
+    observer?.batchEnd(result.summary);
+  } catch (error) {
+    observer?.failed(error, undefined, false);
+    throw error;
+  } finally {
+    await observer?.end();
+  }
   progress.done();
   const failure = result.ok ? undefined : parallelError(result.summary);
   if (opts.json) {
@@ -306,6 +348,12 @@ Examples:
   $ uniprove run demo --copy-out /tmp/proof --accel tcg
   $ uniprove run demo --parallel 4 --inputs seeds.txt
   $ uniprove run zkwasm --cpus all`;
+
+/** The run folder a failed run's error names, if it had one. */
+function runDirOf(error: unknown): string | undefined {
+  const dir = (error as { details?: { runDir?: unknown } } | undefined)?.details?.runDir;
+  return typeof dir === 'string' ? dir : undefined;
+}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

@@ -54,6 +54,8 @@ export interface GcpRunOptions extends GcpCommonOptions {
   keep?: boolean;
   runId?: string;
   dryRun?: boolean;
+  /** The service account the instance runs as (GcpRunSpec.serviceAccounts). */
+  serviceAccounts?: GcpRunSpec['serviceAccounts'];
   /** How long the prover may run once the instance is up (ms; default 6 h). */
   timeoutMs?: number;
   /** Append the serial console here as it arrives. */
@@ -133,6 +135,7 @@ export async function resolveGcpRunSpec(
     // The instance deletes itself a while after uniprove's own limit, in case uniprove is gone.
     maxRunSeconds: Math.ceil(timeoutMs / 1000) + 30 * 60,
     keep: Boolean(options.keep),
+    ...(options.serviceAccounts ? { serviceAccounts: options.serviceAccounts } : {}),
   };
   return { spec, sources };
 }

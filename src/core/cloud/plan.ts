@@ -108,6 +108,8 @@ export interface GcpRunSpec {
   maxRunSeconds: number;
   /** Keep the instance and the disks it made. */
   keep: boolean;
+  /** The service account the instance runs as, with its scopes (the gcp klib's Cloud Logging / Monitoring). */
+  serviceAccounts?: { email: string; scopes: string[] }[];
 }
 
 /** A plan: the ordered calls. */
@@ -386,6 +388,7 @@ export function instanceBody(spec: GcpRunSpec, bootImage: string, volumeDisk: st
     disks,
     networkInterfaces: [{ network: `global/networks/${spec.network}` }],
     metadata: { items: [{ key: 'serial-port-logging-enable', value: 'true' }] },
+    ...(spec.serviceAccounts?.length ? { serviceAccounts: spec.serviceAccounts } : {}),
     scheduling,
     ...(gpu
       ? {

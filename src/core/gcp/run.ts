@@ -3,7 +3,9 @@
  * driver. Everything is resolved and checked first (no side effect), so a dry run prints exactly the calls a
  * real run makes, and a bad flag leaves no package, no image and no VM.
  */
+
 import { join } from 'node:path';
+import { cloudOpsServiceAccounts } from '../cloud/cloud-ops.js';
 import { commonOf, type GcpCommonOptions, type GcpDryRunResult, withClients } from '../cloud/context.js';
 import {
   DEFAULT_RUN_TIMEOUT_MS,
@@ -79,6 +81,7 @@ function runOptionsOf(
     keep: Boolean(options.keep),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.watch ? { watch: options.watch } : {}),
+    ...(options.cloudOps ? { serviceAccounts: cloudOpsServiceAccounts(options.cloudOps) } : {}),
   };
 }
 

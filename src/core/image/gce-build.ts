@@ -3,8 +3,10 @@
  * (resolveGcpRecipe: a dry run or a bad flag leaves no package, no image and no VM), size the machine, then
  * package, find or build the volume and `ops build` with the package's gcloud.json, keyed by its inputs.
  */
+
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { type CloudOpsSpec, withCloudOps } from '../cloud/cloud-ops.js';
 import type { GcpCommonOptions } from '../cloud/context.js';
 import type { GcpMachineSpec } from '../cloud/plan.js';
 import { UniproveError } from '../errors.js';
@@ -45,6 +47,8 @@ export interface GcpRecipeSource extends LoadRecipeOptions {
   args?: string[];
   /** The image's root file system size (Ops BaseVolumeSz); default the package plus 64 MiB. */
   imageSize?: string;
+  /** Cloud Logging / Monitoring from the guest (the gcp klib configured; the instance's service account). */
+  cloudOps?: CloudOpsSpec;
 }
 
 /** What a recipe or package resolves to before anything is built. */
@@ -247,7 +251,8 @@ export async function buildGcpImage(
     options.vcpus && prepared.threadVars.length > 0
       ? withVcpus(resolved.config, options.vcpus, prepared.threadVars)
       : resolved.config;
-  const config = options.stage ? await options.stage(sized, programPath) : sized;
+  const observed = withCloudOps(sized, source.cloudOps);
+  const config = options.stage ? await options.stage(observed, programPath) : observed;
   const configPath = join(options.configDir, 'gcloud-build.json');
   await mkdir(options.configDir, { recursive: true });
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);

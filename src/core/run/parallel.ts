@@ -70,6 +70,8 @@ export interface RunParallelOptions extends Omit<RunProverOptions, 'args' | 'out
   inputs: string;
   /** VMs at once. */
   parallel: number;
+  /** Called as each run starts (metrics: running inputs). */
+  onRunStart?: (index: number) => void;
   /** Called as each run ends. */
   onRunDone?: (entry: ParallelEntry) => void;
 }
@@ -107,6 +109,7 @@ export async function runParallel(options: RunParallelOptions): Promise<RunParal
   const vcpuPolicy = options.vcpuPolicy ?? kernelVcpuPolicy(options);
   // A run's failure is its entry's, never the batch's: every input gets its turn unless Ctrl-C stops the batch.
   const runOne = async (entry: ParallelEntry): Promise<void> => {
+    options.onRunStart?.(entry.index);
     try {
       const result = await runProver(
         { ...options, args: entry.args, volumeCopies: true, vcpuPolicy },

@@ -1,6 +1,7 @@
 /** `uniprove gcp run <recipe> --inputs FILE --parallel N`: a fleet, its live view, its table, its exit status. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { type CloudOpsSpec, cloudOpsPlan } from '../../../core/cloud/cloud-ops.js';
 import type { GcpDiskType, GcpMachineSpec } from '../../../core/cloud/plan.js';
 import { UniproveError } from '../../../core/errors.js';
 import { fleetError } from '../../../core/gcp/fleet/record.js';
@@ -9,6 +10,15 @@ import { gcpRunFleet } from '../../../core/gcp/fleet/run.js';
 import type { FleetResult } from '../../../core/gcp/fleet/scheduler.js';
 import type { CliContext } from '../../context.js';
 import { createFleetProgress } from '../../fleet-progress.js';
+import {
+  type CloudOpsFlags,
+  cloudOpsLines,
+  cloudOpsOf,
+  type ObserveFlags,
+  observeSpec,
+  proverName,
+  startObserver,
+} from '../../observe.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines, renderError } from '../../render.js';
 import {
@@ -147,12 +157,22 @@ export interface FleetRunParts {
 export async function runFleetCommand(
   ctx: CliContext,
   recipe: string,
-  flags: FleetFlags & CommonFlags & RecipeFlags,
+  flags: FleetFlags & CommonFlags & RecipeFlags & ObserveFlags & CloudOpsFlags,
   parts: FleetRunParts,
   t: Parameters<typeof common>[1],
 ): Promise<void> {
   const json = Boolean(flags.json);
   const dryRun = Boolean(flags.dryRun);
+  const cloudOps = cloudOpsOf(flags);
+  const observing = await observeSpec(ctx, flags);
+  // A dry run makes nothing and runs nothing: no metrics server, no alerts.
+  const observer =
+    observing && !dryRun
+      ? await startObserver(ctx, observing, {
+          prover: proverName(recipe),
+          ...(parts.fleet.retries !== undefined ? { retries: parts.fleet.retries } : {}),
+        })
+      : undefined;
   ctx.holdSecondInterrupt?.();
   const steps = createProgress(ctx.out, { quiet: dryRun || json });
   const live = createFleetProgress(ctx.out, { json, quiet: dryRun, env: ctx.env });
@@ -162,6 +182,7 @@ export async function runFleetCommand(
   try {
     result = await gcpRunFleet({
       ...recipeSource(ctx, recipe, flags),
+      ...(cloudOps ? { cloudOps } : {}),
       ...common(ctx, t, flags, steps.onProgress),
       ...parts.shared,
       ...parts.fleet,
@@ -176,19 +197,31 @@ export async function runFleetCommand(
             scheduler: { backoff: { baseMs: fast * 5, maxMs: fast * 50 }, tickMs: fast * 100 },
           }
         : {}),
+      ...(observer
+        ? {
+            onPlan: (fleet) => observer.onPlan(fleet),
+            onAttemptRecord: (record) => observer.onAttemptRecord(record),
+          }
+        : {}),
       onFleetEvent: (e) => {
         if (!started) {
           started = true;
           void steps.done();
         }
+        observer?.onFleetEvent(e);
         live.onEvent(e);
       },
     });
+    if (!result.dryRun) observer?.fleetEnd(result.fleet, result.recordPath, result.record.estimatedCostUsd);
+  } catch (error) {
+    observer?.failed(error, undefined, false);
+    throw error;
   } finally {
     await steps.done();
     await live.done();
+    await observer?.end();
   }
-  if (result.dryRun) return printFleetDryRun(ctx, result, json);
+  if (result.dryRun) return printFleetDryRun(ctx, result, json, cloudOps);
   const error = fleetError(result.fleet);
   if (json) {
     printJson(ctx.out, {
@@ -205,9 +238,18 @@ export async function runFleetCommand(
 }
 
 /** The dry run: the calls, then the fleet's shape and cost estimate. */
-function printFleetDryRun(ctx: CliContext, result: GcpFleetDryRunResult, json: boolean): void {
+function printFleetDryRun(
+  ctx: CliContext,
+  result: GcpFleetDryRunResult,
+  json: boolean,
+  cloudOps: CloudOpsSpec | undefined,
+): void {
   if (json) {
-    printJson(ctx.out, { calls: result.calls, fleet: result.fleet });
+    printJson(ctx.out, {
+      calls: result.calls,
+      fleet: result.fleet,
+      ...(cloudOps ? { cloudOps: cloudOpsPlan(cloudOps) } : {}),
+    });
     return;
   }
   printDryRun(ctx, result, false);
@@ -218,6 +260,7 @@ function printFleetDryRun(ctx: CliContext, result: GcpFleetDryRunResult, json: b
     `Fleet ${f.id}: ${f.inputs} inputs, ${f.images} ${f.images === 1 ? 'image' : 'images'} (one per distinct argument list: Nanos reads the arguments from the image), at most ${f.parallel} ${f.spot ? 'Spot' : 'on-demand'} ${f.machineType} at once, zones ${f.zones.join(', ')}, label ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`)}`,
     `Estimated cost: ${c.usd === null ? 'unknown' : `$${c.usd.toFixed(2)}`} (${c.instances} instances, ${c.instanceHours.toFixed(2)} instance-hours, ${c.vcpuHours.toFixed(1)} vCPU-hours; prices of ${c.prices.date}, ${c.prices.region}, ${c.prices.source})`,
     ...c.warnings.map((w) => `  note: ${w}`),
+    ...(cloudOps ? cloudOpsLines(cloudOps) : []),
   ]);
 }
 

@@ -9,6 +9,20 @@ import { gcpRunRecipe } from '../../../core/gcp/run.js';
 import { gcpRun } from '../../../core/gcp/run-image.js';
 import { memoryMb } from '../../../core/image/gce-build.js';
 import type { CliContext } from '../../context.js';
+import {
+  addCloudOpsOptions,
+  addObserveOptions,
+  CLOUD_OPS_HELP,
+  type CloudOpsFlags,
+  cloudOpsLines,
+  cloudOpsOf,
+  OBSERVE_HELP,
+  type ObserveFlags,
+  observeSpec,
+  proverName,
+  refuseWithoutRecipe,
+  startObserver,
+} from '../../observe.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines, printWarnings } from '../../render.js';
 import { addRecipeOverrides, exitForOutcome } from '../shared.js';
@@ -29,7 +43,9 @@ import {
 
 type RunFlags = CommonFlags &
   RecipeFlags &
-  FleetFlags & {
+  FleetFlags &
+  ObserveFlags &
+  CloudOpsFlags & {
     image?: string;
     imageFile?: string;
     volumeFile?: string;
@@ -117,17 +133,42 @@ async function runRecipe(
   done: () => Promise<void>,
 ) {
   const { machine, diskType, diskSize, shared } = p;
-  const result = await gcpRunRecipe({
-    ...recipeSource(ctx, recipe, flags),
-    ...c,
-    ...shared,
-    machine,
-    volumeDisk: { diskType, ...(diskSize ? { sizeGb: diskSize } : {}) },
-    runsDir: resolve(ctx.cwd, flags.runsDir),
-    ...(flags.out ? { out: resolve(ctx.cwd, flags.out) } : {}),
-  });
+  const cloudOps = cloudOpsOf(flags);
+  const observing = await observeSpec(ctx, flags);
+  const observer =
+    observing && !shared.dryRun
+      ? await startObserver(ctx, observing, { prover: proverName(recipe), inputs: 1 })
+      : undefined;
+  let result: Awaited<ReturnType<typeof gcpRunRecipe>>;
+  try {
+    result = await gcpRunRecipe({
+      ...recipeSource(ctx, recipe, flags),
+      ...(cloudOps ? { cloudOps } : {}),
+      ...c,
+      ...shared,
+      machine,
+      volumeDisk: { diskType, ...(diskSize ? { sizeGb: diskSize } : {}) },
+      runsDir: resolve(ctx.cwd, flags.runsDir),
+      ...(flags.out ? { out: resolve(ctx.cwd, flags.out) } : {}),
+    });
+    if (!result.dryRun) observer?.single(result.record);
+  } catch (error) {
+    const runDir = (error as { details?: { runDir?: unknown } }).details?.runDir;
+    observer?.failed(error, typeof runDir === 'string' ? runDir : undefined);
+    throw error;
+  } finally {
+    await observer?.end();
+  }
   await done();
-  if (result.dryRun) return printDryRun(ctx, result, Boolean(flags.json));
+  if (result.dryRun) {
+    if (cloudOps && flags.json) {
+      const { cloudOpsPlan } = await import('../../../core/cloud/cloud-ops.js');
+      return printJson(ctx.out, { calls: result.calls, cloudOps: cloudOpsPlan(cloudOps) });
+    }
+    printDryRun(ctx, result, Boolean(flags.json));
+    if (cloudOps) printLines(ctx.out, cloudOpsLines(cloudOps));
+    return;
+  }
   const r = result.record;
   if (flags.json) {
     printJson(ctx.out, {
@@ -257,6 +298,11 @@ export function registerRun(gcp: Command, ctx: CliContext): void {
       .option('--dry-run', 'print the API calls, make none: builds nothing, needs no credentials'),
   );
   addFleetOptions(runCmd);
+  addCloudOpsOptions(runCmd);
+  addObserveOptions(
+    runCmd,
+    'the run or fleet (inputs by state, attempts, preemptions, retries, proof durations and bytes, cost so far)',
+  );
   addRecipeOverrides(runCmd).addHelpText(
     'after',
     `
@@ -273,10 +319,13 @@ when the proof came back; exit 0 then, 1 when it ended without one, 6 at --timeo
   $ uniprove gcp run demo --dry-run --json
   $ uniprove gcp run demo --binary ./target/release/uniprove-demo-prover --cpus 4 --memory 8G --spot
   $ uniprove gcp run benchy --machine-type n2-highmem-32 --disk-type pd-ssd
-${FLEET_HELP}`,
+${FLEET_HELP}
+${OBSERVE_HELP}
+${CLOUD_OPS_HELP}`,
   );
   runCmd.action(async (recipe: string | undefined, flags: RunFlags) => {
     checkRunInput(recipe, flags);
+    if (!recipe) refuseWithoutRecipe(flags);
     const fleet = fleetFlags(recipe, flags);
     const parsed = runFlags(flags);
     const t = await target(ctx, flags);

@@ -9,6 +9,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { GcpClients } from '../../cloud/clients.js';
+import { cloudOpsServiceAccounts } from '../../cloud/cloud-ops.js';
 import {
   defaultBucket,
   dryRunOf,
@@ -75,6 +76,10 @@ export interface GcpRunFleetOptions extends Omit<GcpRunRecipeOptions, 'out' | 'k
   /** Second Ctrl-C: stop waiting for the attempts, delete everything now. */
   forceSignal?: AbortSignal;
   onFleetEvent?: (event: FleetEvent) => void;
+  /** The fleet as resolved, before anything is made (its inputs, machine type, Spot or not). */
+  onPlan?: (fleet: GcpFleetPlan['fleet']) => void;
+  /** Each attempt's run record as its run ends (metrics, alerts); not for attempts that ended in an error. */
+  onAttemptRecord?: (record: RunRecord) => void;
   /** The fleet's id (default a fresh one). */
   fleetId?: string;
   /** Scheduler knobs (tests and benchmarks scale them down). */
@@ -142,6 +147,7 @@ async function resolveFleet(options: GcpRunFleetOptions) {
     network: options.network ?? 'default',
     labels: options.labels ?? {},
     maxRunSeconds: Math.ceil(timeoutMs / 1000) + 30 * 60,
+    ...(options.cloudOps ? { serviceAccounts: cloudOpsServiceAccounts(options.cloudOps) } : {}),
     inputs: inputs.length,
     parallel: options.parallel,
     zones,
@@ -175,6 +181,7 @@ export async function gcpRunFleet(
   options: GcpRunFleetOptions,
 ): Promise<GcpRunFleetResult | GcpFleetDryRunResult> {
   const resolved = await resolveFleet(options);
+  options.onPlan?.(resolved.plan.fleet);
   if (options.dryRun) return { ...dryRunOf(resolved.plan.calls), fleet: resolved.plan.fleet };
   // Before any cloud call: a fleet of several vCPUs on a kernel with the unmap deadlock is refused.
   await requireUnmapSafeKernel(
@@ -232,6 +239,7 @@ async function runResolvedFleet(
         runsDir,
         cwd: r.cwd,
         ...(options.noReport ? { noReport: true } : {}),
+        ...(options.onAttemptRecord ? { onRecord: options.onAttemptRecord } : {}),
         ...(fileProof
           ? {
               consoleProof: {
@@ -364,6 +372,8 @@ export interface GceFleetRunOneOptions {
   noReport?: boolean;
   /** A file proof comes back through the console (the fleet's image was staged with the library). */
   consoleProof?: { cacheDir: string; pathEnv?: string };
+  /** Told each attempt's record as its run ends. */
+  onRecord?: (record: RunRecord) => void;
 }
 
 /**
@@ -405,6 +415,7 @@ export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
         ...(c.consoleProof ? { consoleProof: { where: 'gce' as const, ...c.consoleProof } } : {}),
         describe: (record) => describeAttempt(record, c, input.index, ctx),
       });
+      c.onRecord?.(record);
       const kind = record.outcome === 'succeeded' ? 'succeeded' : 'failed';
       return { kind, runId: record.id, dir: record.dir, instanceSeconds: driver.instanceSeconds() };
     } catch (error) {
