@@ -14,12 +14,15 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findTool } from './tools.js';
 
-/** Unpack `name` of the toolchain folder (verified) with `unpack(archive, into)`; returns the folder it fills. */
+/**
+ * Unpack `name` of the toolchain folder (verified) with `unpack(archive, into)`; returns the folder it fills.
+ * The folder is UNIPROVE_TOOLCHAIN unless `dir` names one.
+ */
 export function fromToolchain(
   name: string,
   unpack: (archive: string, into: string) => void,
+  dir: string | undefined = process.env.UNIPROVE_TOOLCHAIN,
 ): string | undefined {
-  const dir = process.env.UNIPROVE_TOOLCHAIN;
   if (!dir) return undefined;
   const archive = join(dir, name);
   if (!existsSync(archive)) return undefined;
