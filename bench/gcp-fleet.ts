@@ -4,7 +4,7 @@
  * prove 60 s -> 100, 200, 600 ms), against one run alone: the fleet should
  * take about 4 x one run (20 / 5 rounds), within 1.2x of it.
  *
- * Each input is the real Compute Engine runOne (core/gcp/fleet-run.ts): one run
+ * Each input is the real Compute Engine runOne (core/gcp/fleet/run.ts): one run
  * of the run lifecycle with the fleet's gce driver on a fresh Spot instance of
  * the image of its input's arguments (one per distinct argument list, imported
  * before the timing starts, as before: imports are not counted) (official clients: instances.insert, operation polls,

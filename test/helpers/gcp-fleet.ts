@@ -1,5 +1,5 @@
 /**
- * A fleet against the local Compute Engine server over the real Compute Engine runOne (core/gcp/fleet-run.ts:
+ * A fleet against the local Compute Engine server over the real Compute Engine runOne (core/gcp/fleet/run.ts:
  * each attempt one run of the run lifecycle with the fleet's gce driver, its own record in runsDir), on an image
  * already imported and a package stood in for by its proof markers: what the CLI's fleet does after its builds
  * and imports. As on Compute Engine, an instance proves what its boot image holds: the server's instances print a

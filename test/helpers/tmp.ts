@@ -8,7 +8,8 @@ import { after } from 'node:test';
 export async function tempDir(prefix = 'uniprove-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   after(async () => {
-    if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
+    if (!process.env.UNIPROVE_KEEP_TMP)
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   });
   return dir;
 }
@@ -22,7 +23,8 @@ export async function tempDirOutsideTmp(prefix = 'uniprove-test-'): Promise<stri
   await mkdir('/var/tmp', { recursive: true });
   const dir = await mkdtemp(join('/var/tmp', prefix));
   after(async () => {
-    if (!process.env.UNIPROVE_KEEP_TMP) await rm(dir, { recursive: true, force: true });
+    if (!process.env.UNIPROVE_KEEP_TMP)
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   });
   return dir;
 }

@@ -1,6 +1,6 @@
 /**
  * How many vCPUs a run gets (run/vcpus.ts) and how a kernel that stops is read off the console
- * (machine/kernel-stop.ts): the decisions a user sees in the record, on real console lines.
+ * (diagnose/kernel-stop.ts): the decisions a user sees in the record, on real console lines.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';

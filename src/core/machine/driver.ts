@@ -67,7 +67,7 @@ export interface DriverRun {
   consoleProof?: ConsoleProofTap;
   /**
    * Watches the console for the Nanos kernel stopping (an assertion, a fault): the driver feeds it the console
-   * and stops the machine when its signal aborts; the lifecycle then ends the run as failed (machine/kernel-stop.ts).
+   * and stops the machine when its signal aborts; the lifecycle then ends the run as failed (diagnose/kernel-stop.ts).
    */
   kernelStop?: KernelStopWatch;
 }

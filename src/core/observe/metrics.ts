@@ -67,7 +67,7 @@ export interface WorkMetrics {
   url?: string;
   /** What the work is, once resolved: its inputs, and a fleet's machine (for the cost so far). */
   setWork(work: { inputs: number; machine?: { machineType: string; spot: boolean } }): void;
-  /** A fleet's progress event (core/fleet/scheduler.ts). */
+  /** A fleet's progress event (core/gcp/fleet/scheduler.ts). */
   fleetEvent(event: FleetEvent): void;
   /** A local run of a batch started (`run --parallel`). */
   runStarted(index: number): void;
@@ -360,7 +360,7 @@ async function serveMetrics(host: string, port: number, text: () => Promise<stri
 function defineCost(prom: Prom, register: Registry, prover: string, usd: () => number | null) {
   return new prom.Gauge({
     name: 'uniprove_cost_usd',
-    help: "Estimated cost so far (USD) of the fleet's instances, from uniprove's price table (core/gcp/prices.ts), a minute at least each.",
+    help: "Estimated cost so far (USD) of the fleet's instances, from uniprove's price table (core/cloud/prices.ts), a minute at least each.",
     labelNames: ['prover'],
     registers: [register],
     collect() {

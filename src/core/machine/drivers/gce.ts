@@ -347,8 +347,13 @@ export class GceDriver implements MachineDriver {
     if (!this.instance) return undefined;
     const { boot } = this.options;
     if ('fleet' in boot) boot.attempt.onState('deleting');
-    // A release that throws is called again by the lifecycle with its failure, which never throws.
-    await this.instance.release(failure);
+    try {
+      await this.instance.release(failure);
+    } catch (error) {
+      // With a failure, release throws it back with what was left in its details: the lifecycle holds it
+      // already. Without one, what could not be deleted fails the run (the lifecycle calls again with it).
+      if (failure === undefined) throw error;
+    }
     // Where it ran and what it made, also when the run fails after the instance ran (a proof cut short).
     return this.watched ? this.describe(run) : undefined;
   }

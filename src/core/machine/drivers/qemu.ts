@@ -1,5 +1,5 @@
 /**
- * The qemu driver: uniprove starts QEMU itself (machine/qemu.ts) with the image `ops build` made or the image
+ * The qemu driver: uniprove starts QEMU itself (machine/qemu-process.ts) with the image `ops build` made or the image
  * cache holds, -no-reboot and isa-debug-exit, so the prover's own exit status reaches the host. KVM only when
  * a probe boot shows it works here.
  */
