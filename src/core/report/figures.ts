@@ -9,28 +9,16 @@ import { PRICE_TABLE } from '../cloud/prices.js';
 import type { FleetRecord } from '../gcp/fleet/record.js';
 import type { AttemptRecord } from '../gcp/fleet/scheduler.js';
 import type { RunRecord } from '../record/record.js';
-import type { Evidence, EvidenceSkip } from './evidence.js';
+import type { Evidence } from './evidence.js';
 import { fleetFigure } from './fleet-figures.js';
-import {
-  machineCost,
-  missingPhases,
-  PHASE_SOURCES,
-  type Phase,
-  type PhaseMs,
-  round,
-  runPhases,
-} from './phases.js';
+import { machineCost, missingPhases, PHASE_SOURCES, type Phase, round, runPhases } from './phases.js';
 import type {
-  AttemptFigure,
   CostFigure,
   FailureFigure,
-  FindingFigure,
-  FleetEventFigure,
   FleetFigure,
   ReportFigures,
   ReportFilter,
   RunFigure,
-  SegmentFigure,
   VerifyFigure,
 } from './shapes.js';
 
