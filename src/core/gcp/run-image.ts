@@ -17,7 +17,8 @@ import { withWriteErrors } from '../fs.js';
 import { GceDriver } from '../machine/drivers/gce.js';
 import type { PreparedTarget } from '../package/target.js';
 import { CONSOLE_LOG, type RunOutcome, type RunRecord } from '../record/record.js';
-import { runOnMachine } from '../run/lifecycle.js';
+import { lifecycleOptions, runOnMachine } from '../run/lifecycle.js';
+import { describeGce } from './describe.js';
 
 /** Options of `gcp run --image`: the instance's, and where its record goes. */
 export interface GcpRunImageOptions extends GcpRunOptions {
@@ -69,23 +70,19 @@ export async function gcpRun(options: GcpRunImageOptions): Promise<GcpRunImageRe
       machineType,
       diskType: volume?.diskType ?? 'pd-balanced',
     });
-    const record = await runOnMachine(driver, {
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.runsDir ? { runsDir: options.runsDir } : {}),
-      ...(options.out ? { out: options.out } : {}),
-      prover: target.name,
-      args: [],
-      timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
-      ...(options.noReport ? { noReport: true } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
-      prepared: target,
-      prepare: async () => target,
-      describe: (r) => {
-        r.accel = 'gce';
-        r.accelReason = `Compute Engine ${machineType} in ${options.target.zone}`;
-      },
-    });
+    const record = await runOnMachine(
+      driver,
+      lifecycleOptions(
+        { ...options, timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS },
+        {
+          prover: target.name,
+          args: [],
+          prepared: target,
+          prepare: async () => target,
+          describe: (r) => describeGce(r, machineType, options.target.zone),
+        },
+      ),
+    );
     const result = driver.result();
     // --console-file: the console also where the user asked for it (the record keeps its own copy).
     if (options.consolePath) {

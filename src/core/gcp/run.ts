@@ -27,8 +27,9 @@ import { prepareTarget } from '../package/target.js';
 import { checkProofFits } from '../proof/index.js';
 import type { RunOutcome, RunRecord } from '../record/record.js';
 import { kernelVcpuPolicy } from '../run/index.js';
-import { runOnMachine } from '../run/lifecycle.js';
+import { lifecycleOptions, runOnMachine } from '../run/lifecycle.js';
 import { requireUnmapSafeKernel } from '../run/vcpus.js';
+import { describeGce } from './describe.js';
 
 /** Options of `gcp run <recipe>`. */
 export interface GcpRunRecipeOptions extends GcpCommonOptions, GcpRecipeSource {
@@ -149,45 +150,30 @@ export async function gcpRunRecipe(
       diskType,
       ...(options.volumeDisk?.sizeGb ? { volumeSizeGb: options.volumeDisk.sizeGb } : {}),
     });
-    const record = await runOnMachine(driver, {
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.runsDir ? { runsDir: options.runsDir } : {}),
-      ...(options.out ? { out: options.out } : {}),
-      prover: plan.name,
-      args: options.overrides?.args ?? options.args ?? plan.recipe?.args ?? [],
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-      ...(options.noReport ? { noReport: true } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      elsewhere: 'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
-      prepare: () => prepareTarget(prepareOptionsOf(options, options)),
-      describe: (r) => {
-        describeRun(r, options, machineType, adjusted);
-        if (kernelWarning) r.warnings.push(kernelWarning);
-      },
-      consoleProof: {
-        where: 'gce',
-        cacheDir: options.cacheDir,
-        timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
-      },
-    });
+    const record = await runOnMachine(
+      driver,
+      lifecycleOptions(options, {
+        prover: plan.name,
+        args: options.overrides?.args ?? options.args ?? plan.recipe?.args ?? [],
+        prepare: () => prepareTarget(prepareOptionsOf(options, options)),
+        describe: (r) => {
+          describeGce(r, machineType, options.target.zone);
+          if (adjusted) {
+            r.warnings.push({
+              code: 'machine-fitted',
+              message: `the recipe's resources were rounded up to a custom machine type Compute Engine accepts (${adjusted})`,
+            });
+          }
+          if (kernelWarning) r.warnings.push(kernelWarning);
+        },
+        consoleProof: {
+          where: 'gce',
+          cacheDir: options.cacheDir,
+          timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+        },
+      }),
+    );
     const outcome = record.outcome as RunOutcome;
     return { dryRun: false, id: record.id, dir: record.dir, outcome, record, gcp: driver.result() };
   });
-}
-
-/** What the record says before anything runs: where, and what this platform cannot do. */
-function describeRun(
-  record: RunRecord,
-  options: GcpRunRecipeOptions,
-  machineType: string,
-  adjusted: string | undefined,
-): void {
-  record.accel = 'gce';
-  record.accelReason = `Compute Engine ${machineType} in ${options.target.zone}`;
-  if (adjusted) {
-    record.warnings.push({
-      code: 'machine-fitted',
-      message: `the recipe's resources were rounded up to a custom machine type Compute Engine accepts (${adjusted})`,
-    });
-  }
 }

@@ -19,7 +19,7 @@ import {
   type RunRecord,
   type RunWarning,
 } from '../record/record.js';
-import { runOnMachine } from './lifecycle.js';
+import { lifecycleOptions, runOnMachine } from './lifecycle.js';
 import type { VcpuPolicy } from './vcpus.js';
 
 export { cloneFile } from '../machine/drivers/local.js';
@@ -117,31 +117,28 @@ export async function runProver(options: RunProverOptions, prepared?: PreparedTa
     });
   }
   const driver = await createDriver(options.via ?? 'qemu', options);
-  const record = await runOnMachine(driver, {
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    ...(options.runsDir ? { runsDir: options.runsDir } : {}),
-    ...(options.out ? { out: options.out } : {}),
-    prover: options.target,
-    args: options.args ?? [],
-    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-    ...(options.trace ? { trace: true } : {}),
-    ...(options.noReport ? { noReport: true } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    elsewhere:
-      'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
-    ...(prepared ? { prepared } : {}),
-    prepare: () => prepareTarget(options),
-    vcpus: options.vcpuPolicy ?? kernelVcpuPolicy(options),
-    ...(viaConsole
-      ? {
-          consoleProof: {
-            where: 'local' as const,
-            cacheDir: options.cacheDir,
-            ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
-          },
-        }
-      : {}),
-  });
+  const record = await runOnMachine(
+    driver,
+    lifecycleOptions(options, {
+      prover: options.target,
+      args: options.args ?? [],
+      ...(options.trace ? { trace: true } : {}),
+      elsewhere:
+        'pass --out DIR in a folder you can write on a disk with room (runs/ is made in the current folder)',
+      ...(prepared ? { prepared } : {}),
+      prepare: () => prepareTarget(options),
+      vcpus: options.vcpuPolicy ?? kernelVcpuPolicy(options),
+      ...(viaConsole
+        ? {
+            consoleProof: {
+              where: 'local' as const,
+              cacheDir: options.cacheDir,
+              ...(options.env?.PATH ? { pathEnv: options.env.PATH } : {}),
+            },
+          }
+        : {}),
+    }),
+  );
   return {
     id: record.id,
     dir: record.dir,

@@ -60,6 +60,40 @@ export interface RunOnMachineOptions {
   vcpus?: VcpuPolicy;
 }
 
+/** What every front end passes the lifecycle the same way: where the record goes, how long, Ctrl-C. */
+export interface RunPlace {
+  cwd?: string | undefined;
+  runsDir?: string | undefined;
+  out?: string | undefined;
+  timeoutMs?: number | undefined;
+  noReport?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Where to write instead when the record folder cannot be written: what every front end says. */
+export const RECORD_ELSEWHERE =
+  'run from a folder you can write on a disk with room (runs/ is made in the current folder)';
+
+/**
+ * The lifecycle's options from a front end's own, normalised in one place (as execa's normalizeOptions does):
+ * the fields every front end shares are taken from `place` where set, the rest is the front end's.
+ */
+export function lifecycleOptions(
+  place: RunPlace,
+  run: Omit<RunOnMachineOptions, keyof RunPlace | 'elsewhere'> & { elsewhere?: string },
+): RunOnMachineOptions {
+  return {
+    ...(place.cwd ? { cwd: place.cwd } : {}),
+    ...(place.runsDir ? { runsDir: place.runsDir } : {}),
+    ...(place.out ? { out: place.out } : {}),
+    ...(place.timeoutMs ? { timeoutMs: place.timeoutMs } : {}),
+    ...(place.noReport ? { noReport: true } : {}),
+    ...(place.signal ? { signal: place.signal } : {}),
+    elsewhere: RECORD_ELSEWHERE,
+    ...run,
+  };
+}
+
 /**
  * The machine's end as the run takes it: where the Nanos kernel stopped (an assertion, a fault), the run failed
  * on that, whatever status the machine gave afterwards (Ctrl-C stays an interruption).

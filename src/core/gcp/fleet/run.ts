@@ -47,9 +47,10 @@ import { type PreparedTarget, prepareTarget } from '../../package/target.js';
 import { checkProofFits, consoleProofTap } from '../../proof/index.js';
 import type { RunRecord } from '../../record/record.js';
 import { kernelVcpuPolicy } from '../../run/index.js';
-import { runOnMachine } from '../../run/lifecycle.js';
+import { lifecycleOptions, runOnMachine } from '../../run/lifecycle.js';
 import { readInputs } from '../../run/parallel.js';
 import { requireUnmapSafeKernel } from '../../run/vcpus.js';
+import { describeGce } from '../describe.js';
 import type { GcpRunRecipeOptions } from '../run.js';
 import { buildFleetRecord, type FleetRecord, newFleetId, writeFleetRecord } from './record.js';
 import {
@@ -400,21 +401,34 @@ export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
       diskType: shared.spec.volume?.diskType ?? 'pd-balanced',
     });
     try {
-      const record = await runOnMachine(driver, {
-        ...(c.cwd ? { cwd: c.cwd } : {}),
-        runsDir: c.runsDir,
-        prover: c.prepared.name,
-        args: input.args,
-        timeoutMs: c.shared.timeoutMs,
-        ...(c.noReport ? { noReport: true } : {}),
-        signal: ctx.signal,
-        elsewhere:
-          'run from a folder you can write on a disk with room (runs/ is made in the current folder)',
-        prepared: c.prepared,
-        prepare: async () => c.prepared,
-        ...(c.consoleProof ? { consoleProof: { where: 'gce' as const, ...c.consoleProof } } : {}),
-        describe: (record) => describeAttempt(record, c, input.index, ctx),
-      });
+      const record = await runOnMachine(
+        driver,
+        lifecycleOptions(
+          {
+            cwd: c.cwd,
+            runsDir: c.runsDir,
+            timeoutMs: shared.timeoutMs,
+            noReport: c.noReport,
+            signal: ctx.signal,
+          },
+          {
+            prover: c.prepared.name,
+            args: input.args,
+            prepared: c.prepared,
+            prepare: async () => c.prepared,
+            ...(c.consoleProof ? { consoleProof: { where: 'gce' as const, ...c.consoleProof } } : {}),
+            describe: (record) => {
+              describeGce(
+                record,
+                shared.machineType,
+                ctx.zone,
+                `fleet ${ctx.fleetId}, input ${input.index + 1}, attempt ${ctx.attempt}`,
+              );
+              record.fleet = { id: ctx.fleetId, input: input.index, attempt: ctx.attempt };
+            },
+          },
+        ),
+      );
       c.onRecord?.(record);
       const kind = record.outcome === 'succeeded' ? 'succeeded' : 'failed';
       return { kind, runId: record.id, dir: record.dir, instanceSeconds: driver.instanceSeconds() };
@@ -439,16 +453,4 @@ export function gceFleetRunOne(c: GceFleetRunOneOptions): RunOne {
       throw error;
     }
   };
-}
-
-/** What an attempt's record says before it runs: where, which input of which fleet. */
-function describeAttempt(
-  record: RunRecord,
-  c: GceFleetRunOneOptions,
-  index: number,
-  ctx: { fleetId: string; zone: string; attempt: number },
-): void {
-  record.accel = 'gce';
-  record.accelReason = `Compute Engine ${c.shared.machineType} in ${ctx.zone}: fleet ${ctx.fleetId}, input ${index + 1}, attempt ${ctx.attempt}`;
-  record.fleet = { id: ctx.fleetId, input: index, attempt: ctx.attempt };
 }
