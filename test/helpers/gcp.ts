@@ -1,5 +1,6 @@
 /** Shared set-up of the Google Cloud contract tests: a fake GCE, sparse raw disks, fast polling. */
 import { copyFile, mkdir, open, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { GcpTarget } from '../../src/core/cloud/config.js';
 import type { GcpCommonOptions } from '../../src/core/cloud/context.js';
@@ -59,5 +60,31 @@ export function against(server: GceServer, events: ProgressEvent[] = []): GcpCom
     accessToken: server.token,
     poll: { initialMs: 2, maxMs: 10, timeoutMs: 20_000, retry: { attempts: 4, initialMs: 2, maxMs: 10 } },
     onProgress: (e) => events.push(e),
+  };
+}
+
+/**
+ * The CLI's environment against the local Compute Engine server: this user's HOME (Ops and Nanos), gcloud's
+ * configuration in `cwd`, the server's endpoints and token, project fleet-project, zone us-central1-a, fast polls;
+ * `cacheDir` as UNIPROVE_CACHE when given.
+ */
+export function fleetCliEnv(
+  server: GceServer,
+  cwd: string,
+  cacheDir?: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    HOME: homedir(),
+    PATH: process.env.PATH ?? '',
+    CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
+    ...(cacheDir ? { UNIPROVE_CACHE: cacheDir } : {}),
+    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
+    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
+    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
+    CLOUDSDK_CORE_PROJECT: 'fleet-project',
+    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
+    UNIPROVE_GCP_POLL_MS: '2',
+    ...extra,
   };
 }

@@ -5,12 +5,11 @@
  * --inputs`) against the local Compute Engine server with injected preemptions and an exhausted zone.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseJson, REPO_ROOT, uniprove } from './cli.js';
 import { GceServer } from './gce-server.js';
-import { trueRecipe } from './gcp.js';
+import { fleetCliEnv, trueRecipe } from './gcp.js';
 import { argsTable, fleetServerConsole } from './gcp-fleet.js';
 
 /** Where each piece of evidence is. */
@@ -109,17 +108,7 @@ export async function fleetRun(dir: string, runsDir: string, n = 6, preempt = 2)
     await mkdir(cwd, { recursive: true });
     server.exhaustedZones.add('us-central1-a');
     server.preemptNext(preempt, { afterSerialReads: 2 });
-    const env = {
-      HOME: homedir(),
-      PATH: process.env.PATH ?? '',
-      CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
-      UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
-      UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
-      CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
-      CLOUDSDK_CORE_PROJECT: 'fleet-project',
-      CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
-      UNIPROVE_GCP_POLL_MS: '2',
-    };
+    const env = fleetCliEnv(server, cwd);
     const r = await uniprove(
       [
         'gcp',

@@ -6,13 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
-import { trueRecipe } from '../helpers/gcp.js';
+import { fleetCliEnv, trueRecipe } from '../helpers/gcp.js';
 import { argsTable, bootedArgs, fleetServerConsole } from '../helpers/gcp-fleet.js';
 import { assertRunRecord } from '../helpers/record.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -37,19 +36,9 @@ async function inputsFile(n: number, same = false): Promise<string> {
   return path;
 }
 
+/** The CLI's environment against the local server, with the cache of this file's folder. */
 function env(cwd: string): Record<string, string> {
-  return {
-    HOME: homedir(),
-    PATH: process.env.PATH ?? '',
-    CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
-    UNIPROVE_CACHE: join(dir, 'cache'),
-    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
-    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
-    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
-    CLOUDSDK_CORE_PROJECT: 'fleet-project',
-    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
-    UNIPROVE_GCP_POLL_MS: '2',
-  };
+  return fleetCliEnv(server, cwd, join(dir, 'cache'));
 }
 
 type Call = { method: string; params: Record<string, string>; body?: Record<string, unknown> };

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseJson, uniprove } from '../helpers/cli.js';
 import { GceServer } from '../helpers/gce-server.js';
-import { trueRecipe } from '../helpers/gcp.js';
+import { fleetCliEnv, trueRecipe } from '../helpers/gcp.js';
 import { argsTable, bootedArgs, fleetServerConsole } from '../helpers/gcp-fleet.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needNanos, needOps } from '../helpers/tools.js';
@@ -51,20 +50,9 @@ const API_TOKEN = 'sk-live-0123456789abcdef0123456789abcdef';
 const keyFile = join(dir, 'key.json');
 await writeFile(keyFile, JSON.stringify(KEY, null, 2));
 
+/** The CLI's environment against the local server, with the cache of this file's folder. */
 function env(cwd: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    HOME: homedir(),
-    PATH: process.env.PATH ?? '',
-    CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
-    UNIPROVE_CACHE: join(dir, 'cache'),
-    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
-    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
-    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
-    CLOUDSDK_CORE_PROJECT: 'fleet-project',
-    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
-    UNIPROVE_GCP_POLL_MS: '2',
-    ...extra,
-  };
+  return fleetCliEnv(server, cwd, join(dir, 'cache'), extra);
 }
 
 interface Received {

@@ -10,14 +10,13 @@ import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { execa } from 'execa';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { compileC } from '../helpers/gcc.js';
 import { GceServer } from '../helpers/gce-server.js';
-import { trueRecipe } from '../helpers/gcp.js';
+import { fleetCliEnv, trueRecipe } from '../helpers/gcp.js';
 import { argsTable, bootedArgs, fleetServerConsole } from '../helpers/gcp-fleet.js';
 import { freePort, needPrometheus, startPrometheus } from '../helpers/prometheus.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -46,20 +45,9 @@ const server = await GceServer.start({
 });
 after(() => server.close());
 
-/** The CLI's environment against the local server (as gcp-fleet-cli.test.ts). */
+/** The CLI's environment against the local server, with the cache of this file's folder. */
 function env(cwd: string): Record<string, string> {
-  return {
-    HOME: homedir(),
-    PATH: process.env.PATH ?? '',
-    CLOUDSDK_CONFIG: join(cwd, 'gcloud'),
-    UNIPROVE_CACHE: join(dir, 'cache'),
-    UNIPROVE_GCP_COMPUTE_ENDPOINT: server.url,
-    UNIPROVE_GCP_STORAGE_ENDPOINT: server.url,
-    CLOUDSDK_AUTH_ACCESS_TOKEN: server.token,
-    CLOUDSDK_CORE_PROJECT: 'fleet-project',
-    CLOUDSDK_COMPUTE_ZONE: 'us-central1-a',
-    UNIPROVE_GCP_POLL_MS: '2',
-  };
+  return fleetCliEnv(server, cwd, join(dir, 'cache'));
 }
 
 async function inputsFile(name: string, lines: string[][]): Promise<string> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, readJsonIfExists, stableJson, writeFileAtomic } from '../fs.js';
 import { parseOpsConfig } from '../manifest/schema.js';
-import { type PackageState, packageStatePath } from '../package/index.js';
+import { type PackageState, packageStatePath } from '../package/discovery-cache.js';
 import { LOCK_FILE } from '../package/layout.js';
 import type { PackageLock } from '../package/stage.js';
 import type { FixEntry, FixFolder } from './findings.js';

@@ -129,15 +129,13 @@ export async function importFleetImages(
     }
   });
   // The volume image imports beside the boot images; every import has settled before a failure is thrown.
-  const [images] = await settleAll<unknown>([
-    bootImages,
-    volume ? run([volSource!], volumeCalls) : Promise.resolve(),
-  ]);
-  const imagesBuilt = images as Awaited<typeof bootImages>;
+  const volumeImport = volume ? run([volSource!], volumeCalls) : Promise.resolve();
+  await settleAll<unknown>([bootImages, volumeImport]);
+  const images = await bootImages;
   const spec: GcpFleetSpec & { image: { existing: string } } = {
     ...r.spec,
-    image: imagesBuilt[0]!.source,
-    images: imagesBuilt,
+    image: images[0]!.source,
+    images,
     ...(volume && 'rawPath' in volume.source
       ? {
           volume: {

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { run } from '../exec.js';
 import { writeJsonAtomic } from '../fs.js';
+import type { Accel } from '../record/record.js';
 import { QemuMachine } from './qemu-process.js';
-import type { Accel } from './qemu-spec.js';
 
 export type AccelChoice = 'auto' | Accel;
 

@@ -15,8 +15,6 @@ export interface MachineDisk {
   label?: string;
 }
 
-export type { Accel } from '../record/record.js';
-
 import type { Accel } from '../record/record.js';
 
 /** What a machine should be. */

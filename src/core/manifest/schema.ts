@@ -9,9 +9,7 @@
  */
 import { z } from 'zod';
 import { UniproveError } from '../errors.js';
-import { type ConfigIssue, formatZodIssues } from '../zod-issues.js';
-
-export { type ConfigIssue, formatZodIssues };
+import { formatZodIssues } from '../zod-issues.js';
 
 const str = z.string();
 const bool = z.boolean();

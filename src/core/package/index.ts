@@ -30,7 +30,7 @@ import {
   STATE_FILE,
 } from './discovery-cache.js';
 import { configDigest, LOCK_FILE, packageBytes } from './layout.js';
-import { defaultVolumeName, volumeMounts } from './mounts.js';
+import { volumeMounts } from './mounts.js';
 import { type PackagePlan, type PlanEntry, planPackage, toGuest } from './plan.js';
 import { checkProgramElf, ensureBinary } from './program.js';
 import {
@@ -310,5 +310,3 @@ function topLevel(
   if (progRest.length > 0 && progFirst) dirs.add(progFirst);
   return { files: [...files].sort(), dirs: [...dirs].sort() };
 }
-
-export { defaultVolumeName, type PackageState, packageStatePath };

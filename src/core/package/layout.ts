@@ -12,7 +12,7 @@ import type { OpsConfig } from '../manifest/schema.js';
 import { LOCK_FILE } from '../recipe/reserved-paths.js';
 import type { PackageLock } from './stage.js';
 
-export { LOCK_FILE, PACKAGE_OWN_PATHS, packageOwnPath } from '../recipe/reserved-paths.js';
+export { LOCK_FILE, packageOwnPath } from '../recipe/reserved-paths.js';
 
 /** True when `dir` is a package folder: a lock file and the Ops config of `kind` (local.json, gcloud.json). */
 export async function isPackageDir(dir: string, kind: OpsConfigKind = 'local'): Promise<boolean> {

@@ -1,5 +1,3 @@
-/** A package's parameter volumes as Ops mounts, and the Ops volume name of a parameter set. */
-import { basename } from 'node:path';
 import { UniproveError } from '../errors.js';
 import type { ResolvedRecipe } from '../recipe/load.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
@@ -27,11 +25,4 @@ export async function volumeMounts(
     mounts[name] = v.readOnly ? `${guestPath}:ro` : guestPath;
   }
   return mounts;
-}
-
-/** The Ops volume name uniprove uses for a parameter set. */
-export function defaultVolumeName(set: string): string {
-  return `uniprove-${basename(set, '.json')
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')}`;
 }

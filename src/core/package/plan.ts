@@ -9,8 +9,6 @@ import type { DiscoveredFile } from '../discover/types.js';
 import { UniproveError } from '../errors.js';
 import { addReasons, type FileReasons } from '../reasons.js';
 
-export { symlinkChain };
-
 /** One entry of the image tree: a guest path (absolute) and why it is there, as a file, a link or a folder. */
 export type PlanEntry =
   | (FileReasons & {
