@@ -1,7 +1,7 @@
 /** Building an Ops volume from a parameter set, with the real ops; skipped (with the reason) without it. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
@@ -368,6 +368,91 @@ test('volume rm takes the set file a volume was built from; a file that is no se
       assert.match(bad.stderr, why);
       assert.match(bad.stderr, /hint: .*set name/);
       assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+    }
+  } finally {
+    await deleteVolumesNamed(prefix);
+    await server.close();
+  }
+});
+
+test('a damaged volume registry (truncated, an entry without fields, a FIFO) is moved aside with a warning and the volume built again, one under its name', {
+  skip: needOps(),
+  timeout: 300_000,
+}, async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'd.params'), randomBytes(4096));
+  const server = await startParamServer(src);
+  const prefix = `uniprove-test-${randomBytes(4).toString('hex')}`;
+  const cache = join(dir, 'cache');
+  const env = { UNIPROVE_CACHE: cache, CI: '1' };
+  const registry = join(cache, 'volumes', 'registry.json');
+  try {
+    const setFile = await writeSetFile(dir, `${prefix}-set`, [
+      {
+        name: 'd.params',
+        digest: await digestOfFile(join(src, 'd.params'), 'sha256'),
+        urls: [`${server.url}d.params`],
+      },
+    ]);
+    const build = await uniprove(['volume', 'build', setFile, '--size', '4m', '--json'], { cwd: dir, env });
+    assert.equal(build.exitCode, 0, build.stdout + build.stderr);
+    let volume = parseJson<{ volume: { name: string; uuid: string } }>(build).volume;
+    const whole = await readFile(registry, 'utf8');
+    const damages: [string, () => Promise<void>][] = [
+      ['truncated', () => writeFile(registry, whole.slice(0, whole.length >> 1))],
+      ['an entry without fields', () => writeFile(registry, JSON.stringify({ version: 1, volumes: [{}] }))],
+      [
+        'a FIFO',
+        async () => {
+          await rm(registry, { force: true });
+          await execa('mkfifo', [registry]);
+        },
+      ],
+    ];
+    for (const [what, damage] of damages) {
+      await damage();
+      // Listing says so and lists nothing, rather than crashing or waiting on the FIFO.
+      const ls = await uniprove(['volume', 'ls', '--json'], { cwd: dir, env, timeoutMs: 30_000 });
+      assert.equal(ls.exitCode, 0, `${what}: ${ls.stdout}${ls.stderr}`);
+      const listed = parseJson<{ volumes: unknown[]; warnings: { code: string; message: string }[] }>(ls);
+      assert.deepEqual(listed.volumes, [], what);
+      assert.match(
+        listed.warnings[0]?.message ?? '',
+        /volume registry .* was damaged.*moved it to .*registry\.json\.damaged/,
+        what,
+      );
+      await damage();
+      const again = await uniprove(['volume', 'build', setFile, '--size', '4m', '--json'], {
+        cwd: dir,
+        env,
+        timeoutMs: 60_000,
+      });
+      assert.equal(again.exitCode, 0, `${what}: ${again.stdout}${again.stderr}`);
+      const result = parseJson<{
+        volume: { name: string; uuid: string };
+        reused: boolean;
+        warnings: { code: string }[];
+      }>(again);
+      assert.deepEqual(
+        result.warnings.map((w) => w.code),
+        ['volume-registry-damaged'],
+        what,
+      );
+      assert.equal(result.reused, false, what);
+      assert.equal(result.volume.name, volume.name, what);
+      // Packages mount by name: the old volume under it is gone, the new one is the only one.
+      assert.deepEqual(
+        (await opsVolumeList()).filter((v) => v.name === volume.name).map((v) => v.uuid),
+        [result.volume.uuid],
+        what,
+      );
+      volume = result.volume;
+      // The mended registry knows it again: the next build reuses it without a warning.
+      const reuse = await uniprove(['volume', 'build', setFile, '--json'], { cwd: dir, env });
+      const reused = parseJson<{ volume: { uuid: string }; reused: boolean; warnings: unknown[] }>(reuse);
+      assert.deepEqual([reused.reused, reused.volume.uuid, reused.warnings], [true, volume.uuid, []], what);
     }
   } finally {
     await deleteVolumesNamed(prefix);

@@ -188,8 +188,14 @@ function registerBuild(volume: Command, ctx: CliContext): void {
         });
         await progress.done();
         if (flags.json) {
-          printJson(ctx.out, { volume: result.volume, reused: result.reused, files: fileJson(result.fetch) });
+          printJson(ctx.out, {
+            volume: result.volume,
+            reused: result.reused,
+            files: fileJson(result.fetch),
+            warnings: result.warnings,
+          });
         } else {
+          printWarnings(ctx.out, result.warnings);
           const v = result.volume;
           printLines(ctx.out, [
             `${result.reused ? 'reused' : 'built'} volume ${v.name}:${v.uuid} (${v.files} files, ${formatBytes(v.bytes)}, size ${v.size})`,

@@ -57,6 +57,8 @@ export interface PreparedTarget {
   bytes: number;
   /** Environment variables that follow the vCPU count (the recipe's resources.threadVars, kept in the lock). */
   threadVars: string[];
+  /** What preparing found and mended (a damaged volume registry, rebuilt): the run's record keeps it. */
+  warnings?: RunWarning[];
 }
 
 /** Package a recipe (or take a package as it is), and find or build its volumes. */
@@ -66,6 +68,7 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
   const asDir = resolve(cwd, options.target);
   let packageDir: string;
   let recipe: ResolvedRecipe | undefined;
+  const warnings: RunWarning[] = [];
   // A package runs as it is: its lock says its name and where its proof appears, so no recipe is read
   // (nor the modules that package one).
   if (await isPackageDir(asDir)) {
@@ -93,6 +96,7 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
           step: 'volume',
           detail: `${built.volume.name}${built.reused ? ' (reused)' : ''}`,
         });
+        warnings.push(...built.warnings);
       }
     }
     const { packageRecipe } = await import('./index.js');
@@ -167,6 +171,7 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
     proof: recipe?.proof ?? lock.proof ?? { kind: 'none' },
     volumes,
     bytes: packageBytes(lock),
+    ...(warnings.length ? { warnings } : {}),
   };
 }
 

@@ -180,6 +180,7 @@ export async function runOnMachine(driver: MachineDriver, options: RunOnMachineO
     record.prover = target.name;
     record.package = target.packageDir;
     record.volumes = target.volumes;
+    record.warnings.push(...(target.warnings ?? []));
     takeReport(record, await driver.image(target, run));
     await writeRecord(record);
     options.signal?.throwIfAborted();

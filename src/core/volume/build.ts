@@ -4,7 +4,7 @@
  * so the same set is built once and reused.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UniproveError } from '../errors.js';
 import { parseJsonFile, withWriteErrors, writeJsonAtomic } from '../fs.js';
@@ -93,22 +93,57 @@ function registryPath(cacheDir: string): string {
   return join(cacheDir, 'volumes', 'registry.json');
 }
 
-async function readRegistry(cacheDir: string): Promise<Registry> {
+/** The registry entry's fields every reader relies on. */
+function isVolumeRecord(value: unknown): value is VolumeRecord {
+  const v = value as Record<string, unknown> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    ['name', 'uuid', 'set', 'setDigest', 'mountPath', 'location'].every((key) => typeof v[key] === 'string')
+  );
+}
+
+/**
+ * The registry of volumes this cache built. A damaged one (not JSON, truncated, an entry without its fields) is
+ * a cache entry that no longer matches: it is moved aside to registry.json.damaged and an empty one starts, so
+ * every set's volume is built again when next needed (its old Ops volume, under the same name, is replaced);
+ * `onDamaged` hears what happened.
+ */
+async function readRegistry(cacheDir: string, onDamaged?: (message: string) => void): Promise<Registry> {
   const path = registryPath(cacheDir);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return { version: 1, volumes: [] };
-  }
-  const value = parseJsonFile(text, path) as Registry;
-  if (!value || !Array.isArray(value.volumes)) {
+  const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
     throw new UniproveError('E_CONFIG', {
-      message: `volume registry ${path} is not a registry`,
-      hint: 'Move it aside; `uniprove volume build` will make a new one (old Ops volumes stay in `ops volume list`).',
+      message: `cannot read the volume registry ${path}: ${error.message}`,
+      hint: 'Check the permissions of the cache folder (UNIPROVE_CACHE), or point UNIPROVE_CACHE elsewhere.',
+      cause: error,
     });
+  });
+  if (!info) return { version: 1, volumes: [] };
+  // A FIFO or a folder in its place is damage too, and reading a FIFO would wait for a writer forever.
+  let value: unknown;
+  if (info.isFile()) {
+    try {
+      value = JSON.parse(await readFile(path, 'utf8'));
+    } catch {
+      value = undefined;
+    }
   }
-  return value;
+  const volumes = (value as Partial<Registry> | undefined)?.volumes;
+  if (Array.isArray(volumes) && volumes.every(isVolumeRecord)) return { version: 1, volumes };
+  const aside = `${path}.damaged`;
+  // Another uniprove may have moved it first: then it is theirs to tell.
+  await rm(aside, { recursive: true, force: true }).catch(() => {});
+  const moved = await rename(path, aside).then(
+    () => true,
+    () => false,
+  );
+  if (moved) {
+    onDamaged?.(
+      `volume registry ${path} was damaged (${Array.isArray(volumes) ? 'an entry lacks its fields' : 'not a registry'}); moved it to ${aside} and started a new one: volumes are built again as they are needed`,
+    );
+  }
+  return { version: 1, volumes: [] };
 }
 
 async function writeRegistry(cacheDir: string, registry: Registry): Promise<void> {
@@ -136,6 +171,8 @@ export interface BuildVolumeResult {
   /** True when an existing volume was reused. */
   reused: boolean;
   fetch: FetchParameterSetResult;
+  /** What was found and mended on the way (a damaged registry moved aside). */
+  warnings: { code: string; message: string }[];
 }
 
 /** The Ops volume name uniprove gives a set: `<set>-<first 8 hex of the set digest>`. */
@@ -195,7 +232,11 @@ async function buildLocked(
 ): Promise<BuildVolumeResult> {
   const ops = { ...options.ops, ...(options.signal ? { signal: options.signal } : {}) };
   const progress = options.onProgress ?? (() => {});
-  const registry = await readRegistry(options.cacheDir);
+  const warnings: BuildVolumeResult['warnings'] = [];
+  const registry = await readRegistry(options.cacheDir, (message) => {
+    warnings.push({ code: 'volume-registry-damaged', message });
+    progress({ kind: 'note', step: 'volume', detail: `warning: ${message}` });
+  });
   // Only a volume under this very name: packages mount the name `volumeNameFor` gives this set, so a volume
   // another set with the same files (or a --name) was built under would leave this set's name unmounted.
   const existing = registry.volumes.find((v) => v.setDigest === set.setDigest && v.name === name);
@@ -215,7 +256,7 @@ async function buildLocked(
   );
   if (keep) {
     progress({ kind: 'note', step: 'volume', detail: `reusing volume ${keep.name}:${keep.uuid}` });
-    return { volume: keep, reused: true, fetch: fetched };
+    return { volume: keep, reused: true, fetch: fetched, warnings };
   }
   const layout = join(options.cacheDir, 'volumes', `layout-${randomBytes(6).toString('hex')}`);
   const bytes = fetched.files.reduce((sum, f) => sum + f.size, 0);
@@ -258,7 +299,7 @@ async function buildLocked(
     v.uuid === record.uuid || v.uuid === existing?.uuid || deleted.has(v.uuid);
   latest.volumes = [...latest.volumes.filter((v) => !replaced(v)), record];
   await writeRegistry(options.cacheDir, latest);
-  return { volume: record, reused: false, fetch: fetched };
+  return { volume: record, reused: false, fetch: fetched, warnings };
 }
 
 /**
@@ -327,8 +368,10 @@ export interface VolumeStatus extends VolumeRecord {
 export async function listVolumes(
   options: ListVolumesOptions,
 ): Promise<{ volumes: VolumeStatus[]; warnings: { code: string; message: string }[] }> {
-  const registry = await readRegistry(options.cacheDir);
   const warnings: { code: string; message: string }[] = [];
+  const registry = await readRegistry(options.cacheDir, (message) =>
+    warnings.push({ code: 'volume-registry-damaged', message }),
+  );
   let uuids: Set<string> | undefined;
   try {
     uuids = new Set((await opsVolumeList(options.ops)).map((v) => v.uuid));
