@@ -12,6 +12,7 @@ import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { type ErrorCode, UniproveError } from './errors.js';
+import { OWNER_ENV, ownerToken } from './owner.js';
 
 /**
  * How a timeout is told: each caller knows what timed out (a probe, the prover, an ops build) and what to do
@@ -109,9 +110,18 @@ function track(child: ChildProcess): void {
   }
 }
 
-function environment(options: ExecOptions): NodeJS.ProcessEnv | undefined {
-  if (!options.env) return undefined;
-  return (options.extendEnv ?? true) ? { ...process.env, ...options.env } : { ...options.env };
+/**
+ * The child's environment, marked with this uniprove (UNIPROVE_OWNER): what it starts in turn inherits the mark,
+ * so a process that outlives a uniprove killed hard (a tracee strace let go, QEMU under `ops run`) is found
+ * and ended by the next uniprove (core/leftovers.ts).
+ */
+function environment(options: ExecOptions): NodeJS.ProcessEnv {
+  const base = !options.env
+    ? process.env
+    : (options.extendEnv ?? true)
+      ? { ...process.env, ...options.env }
+      : options.env;
+  return { ...base, [OWNER_ENV]: ownerToken() };
 }
 
 /** setpriv from util-linux, found once: undefined where this host has none. */
@@ -162,7 +172,7 @@ function start(argv: readonly string[], options: ExecOptions, caller: string): R
   const { file, args } = dieWithParent(first, rest, env, options.cwd);
   const child = spawnChild(file, args, {
     ...(options.cwd ? { cwd: options.cwd } : {}),
-    ...(env ? { env } : {}),
+    env,
     stdio: [
       options.input === undefined ? 'ignore' : 'pipe',
       options.stdout ?? 'pipe',

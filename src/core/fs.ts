@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { type ErrorCode, isUniproveError, UniproveError } from './errors.js';
 import { formatBytes } from './format.js';
+import { ownerToken } from './owner.js';
 
 /**
  * Write `data` to `path` atomically (temp file in the same folder, then rename): no reader sees half a file,
@@ -241,13 +242,15 @@ export async function assertWritable(context: WriteContext, created = context.pa
 }
 
 /**
- * A fresh folder under the host's temporary folder (os.tmpdir(): TMPDIR, else /tmp). A TMPDIR that does not
+ * A fresh folder under the host's temporary folder, named for this uniprove (os.tmpdir(): TMPDIR, else /tmp). A TMPDIR that does not
  * exist is E_ENV_PATH naming it; one that refuses writes is blamed on the temporary folder, not on the caller's.
  */
 export async function makeTempDir(prefix: string): Promise<string> {
   const root = tmpdir();
   try {
-    return await mkdtemp(join(root, prefix));
+    // Named for this uniprove (`<prefix><pid>.<start>-XXXXXX`): one killed hard leaves its folder, and the next
+    // uniprove that finds its owner gone removes it (core/leftovers.ts).
+    return await mkdtemp(join(root, `${prefix}${ownerToken()}-`));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {

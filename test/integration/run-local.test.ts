@@ -355,6 +355,54 @@ test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks it
   await assert.rejects(readFile(join(opsHome, 'images', `uniprove-${id}`)), { code: 'ENOENT' });
 });
 
+test('--via ops killed hard (SIGKILL): ops dies with uniprove but its QEMU does not; the next run ends that QEMU and says so', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
+  const env = { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') };
+  const child = execa(
+    process.execPath,
+    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120', '--via', 'ops'],
+    { cwd: dir, reject: false, env },
+  );
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (stderr.includes('SLEEPER-STARTED')) resolve();
+    });
+    void child.then(() => resolve());
+  });
+  const id = (await readdir(join(dir, 'runs'))).find((n) => n !== 'proving_report.csv') ?? '';
+  const before = await qemuProcesses(id);
+  assert.notEqual(before.length, 0, `QEMU runs before the kill\n${stderr}`);
+  child.kill('SIGKILL');
+  await child;
+  try {
+    // ops had a parent-death signal; QEMU, ops's child, has none and runs on, an orphan.
+    await new Promise((r) => setTimeout(r, 500));
+    const next = await uniprove(['run', join(dir, 'no-such-recipe')], { cwd: dir, env });
+    for (const pid of before) {
+      assert.match(next.stderr, new RegExp(`swept process ${pid} \\(\\S*qemu-system`), next.stderr);
+    }
+    assert.match(next.stderr, new RegExp(`swept run ${id}: its uniprove \\(pid \\d+\\) is gone`));
+    let left = await qemuProcesses(id);
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await qemuProcesses(id);
+    }
+    assert.deepEqual(left, [], 'no QEMU outlives the next uniprove');
+    assert.equal(
+      JSON.parse(await readFile(join(dir, 'runs', id, 'record.json'), 'utf8')).outcome,
+      'abandoned',
+    );
+  } finally {
+    for (const pid of await qemuProcesses(id)) process.kill(Number(pid), 'SIGKILL');
+  }
+});
+
 test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5 * 60_000 }, async () => {
   const dir = await tempDir();
   const recipe = await tinyRecipe(dir, 'exitwith', EXIT_WITH);

@@ -7,7 +7,7 @@ import type { DiscoverResult } from '../../core/discover/types.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { durationFlag, nonNegativeInt } from './shared.js';
+import { durationFlag, nonNegativeInt, sweepLeftBehind } from './shared.js';
 
 // Discovery's reasons, in the order the listing shows them (symlink reasons come only from a package plan).
 const ORDER = [
@@ -131,6 +131,7 @@ Examples:
   $ uniprove discover /usr/bin/openssl --root ./rootfs --no-probe`,
     )
     .action(async (binary: string, args: string[], opts) => {
+      if (opts.probe !== false && !opts.fromLog?.length) await sweepLeftBehind(ctx);
       const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
       const result = await discover({
         binary: opts.root ? binary : resolve(ctx.cwd, binary),

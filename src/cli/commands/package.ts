@@ -5,7 +5,7 @@ import { packageRecipe } from '../../core/package/index.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { addRecipeOverrides, recipeLoadOptions } from './shared.js';
+import { addRecipeOverrides, recipeLoadOptions, sweepLeftBehind } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -36,6 +36,7 @@ Examples:
   $ uniprove package ./my-prover --json`,
   );
   cmd.action(async (recipe: string, opts) => {
+    await sweepLeftBehind(ctx);
     const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
     try {
       const result = await packageRecipe({

@@ -6,7 +6,6 @@ import { UniproveError } from '../../core/errors.js';
 import type { AccelChoice } from '../../core/machine/accel.js';
 import { opsHomeDir } from '../../core/ops/build.js';
 import { type RunProverOptions, type RunResult, runProver } from '../../core/run/index.js';
-import { sweepAbandonedRuns } from '../../core/run/sweep.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import {
   addObserveOptions,
@@ -24,6 +23,7 @@ import {
   exitForOutcome,
   positiveInt,
   recipeLoadOptions,
+  sweepLeftBehind,
 } from './shared.js';
 
 function parseAccel(value: string): AccelChoice {
@@ -136,15 +136,8 @@ type RunFlags = Record<string, any>;
 
 async function runAction(ctx: CliContext, target: string, opts: RunFlags): Promise<void> {
   const observing = await observeSpec(ctx, opts);
-  // What a uniprove killed hard left (records still running, images) is swept before this run starts.
-  for (const run of await sweepAbandonedRuns({
-    runsDir: resolve(ctx.cwd, opts.runsDir),
-    opsHome: opsHomeDir(ctx.env),
-  })) {
-    ctx.out.stderr.write(
-      `swept run ${run.id}: its uniprove (pid ${run.pid}) is gone; marked abandoned in ${run.dir}/record.json${run.removed.length ? `, removed ${run.removed.join(', ')}` : ''}\n`,
-    );
-  }
+  // What a uniprove killed hard left (records still running, images, processes, temp folders) goes first.
+  await sweepLeftBehind(ctx, resolve(ctx.cwd, opts.runsDir));
   const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
   const live = !opts.quiet && !opts.json;
   const env = { ...ctx.env } as Record<string, string | undefined>;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { parseDuration } from '../../core/duration.js';
 import { ExitCode, UniproveError } from '../../core/errors.js';
+import { opsHomeDir } from '../../core/ops/build.js';
 import type { LoadRecipeOptions } from '../../core/recipe/load.js';
 import type { RunOutcome } from '../../core/record/record.js';
 import type { CliContext } from '../context.js';
@@ -91,4 +92,33 @@ export function exitForOutcome(outcome: RunOutcome): number {
   if (outcome === 'timeout') return ExitCode.timeout;
   if (outcome === 'interrupted') return ExitCode.interrupted;
   return ExitCode.failure;
+}
+
+/**
+ * Before work that starts machines or programs: sweep what a uniprove killed hard left behind (run records still
+ * `running` in `runsDir` and their images; processes that outlived it; its temporary folders), and say on stderr
+ * what was swept, so nothing is swept silently.
+ */
+export async function sweepLeftBehind(ctx: CliContext, runsDir?: string): Promise<void> {
+  // Processes first: `ops run`'s orphaned QEMU is ended and named here, before its record is closed.
+  const { sweepLeftovers } = await import('../../core/leftovers.js');
+  const left = await sweepLeftovers();
+  const runs =
+    runsDir === undefined
+      ? []
+      : await import('../../core/run/sweep.js').then(({ sweepAbandonedRuns }) =>
+          sweepAbandonedRuns({ runsDir, opsHome: opsHomeDir(ctx.env) }),
+        );
+  const lines = [
+    ...runs.map(
+      (run) =>
+        `swept run ${run.id}: its uniprove (pid ${run.pid}) is gone; marked abandoned in ${run.dir}/record.json${run.removed.length ? `, removed ${run.removed.join(', ')}` : ''}${run.cloud ? `; ${run.cloud}` : ''}`,
+    ),
+    ...left.processes.map(
+      (p) =>
+        `swept process ${p.pid} (${p.command.slice(0, 120)}): the uniprove that started it is gone; killed`,
+    ),
+    ...left.folders.map((f) => `swept temporary folder ${f}: the uniprove that made it is gone; removed`),
+  ];
+  for (const line of lines) ctx.out.stderr.write(`${line}\n`);
 }

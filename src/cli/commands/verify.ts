@@ -9,7 +9,7 @@ import type { OnProgress } from '../../core/progress.js';
 import { type CliContext, cacheDirFrom } from '../context.js';
 import { createProgress } from '../progress.js';
 import { printJson, printLines, printWarnings } from '../render.js';
-import { addRecipeOverrides, durationFlag, recipeLoadOptions } from './shared.js';
+import { addRecipeOverrides, durationFlag, recipeLoadOptions, sweepLeftBehind } from './shared.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -64,6 +64,7 @@ Examples:
   $ uniprove verify build/benchy --bind /tmp=$HOME/.cache/uniprove/volumes/filecoin-2KiB --json`,
     )
     .action(async (pkg: string, opts) => {
+      await sweepLeftBehind(ctx);
       const progress = createProgress(ctx.out, { quiet: opts.quiet || opts.json });
       let markers: { begin: string; end: string } | undefined;
       if (opts.proofMarkers) {

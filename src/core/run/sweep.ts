@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../exec.js';
 import { readJsonIfExists, writeJsonAtomic } from '../fs.js';
+import { stopQemuFor } from '../machine/qemu-process.js';
 import { isRunId, RECORD_FILE, type RunRecord } from '../record/record.js';
 
 export interface SweepOptions {
@@ -25,6 +26,8 @@ export interface SweptRun {
   pid: number;
   /** Files removed (the run's image). */
   removed: string[];
+  /** For a Compute Engine run: what it may have left in the cloud, and the command that deletes it. */
+  cloud?: string;
 }
 
 /**
@@ -43,6 +46,8 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
     if (record.owner.pid === process.pid || processAlive(record.owner.pid)) continue;
     const removed: string[] = [];
     if (record.via !== 'gce') {
+      // `ops run`'s QEMU outlives a killed uniprove (its ops died with it, QEMU is ops's child): end it first.
+      await stopQemuFor(`uniprove-${record.id}`);
       const image = join(options.opsHome, 'images', `uniprove-${record.id}`);
       const existed = await rm(image, { force: false }).then(
         () => true,
@@ -50,17 +55,27 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
       );
       if (existed) removed.push(image);
     }
+    // A Compute Engine run's instance is in the cloud, beyond this sweep: the record says how to delete it.
+    const cloud = record.gce
+      ? `; its instance ${record.gce.instance} (zone ${record.gce.zone}) may still be running: \`uniprove gcp gc --run ${record.id}\` deletes what it left`
+      : '';
     record.outcome = 'abandoned';
     record.endedAt ??= new Date().toISOString();
     record.warnings = [
       ...(record.warnings ?? []),
       {
         code: 'abandoned',
-        message: `uniprove (pid ${record.owner.pid}) ended without closing this run (killed?); a later run marked it abandoned${removed.length ? ` and removed ${removed.join(', ')}` : ''}`,
+        message: `uniprove (pid ${record.owner.pid}) ended without closing this run (killed?); a later run marked it abandoned${removed.length ? ` and removed ${removed.join(', ')}` : ''}${cloud}`,
       },
     ];
     await writeJsonAtomic(join(dir, RECORD_FILE), record);
-    swept.push({ id: record.id, dir, pid: record.owner.pid, removed });
+    swept.push({
+      id: record.id,
+      dir,
+      pid: record.owner.pid,
+      removed,
+      ...(cloud ? { cloud: cloud.slice(2) } : {}),
+    });
   }
   return swept;
 }

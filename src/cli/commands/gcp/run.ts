@@ -25,7 +25,7 @@ import {
 } from '../../observe.js';
 import { createProgress } from '../../progress.js';
 import { printJson, printLines, printWarnings } from '../../render.js';
-import { addRecipeOverrides, exitForOutcome } from '../shared.js';
+import { addRecipeOverrides, exitForOutcome, sweepLeftBehind } from '../shared.js';
 import { addFleetOptions, FLEET_HELP, type FleetFlags, fleetFlags, runFleetCommand } from './fleet.js';
 import {
   type CommonFlags,
@@ -329,6 +329,8 @@ ${CLOUD_OPS_HELP}`,
     const fleet = fleetFlags(recipe, flags);
     const parsed = runFlags(flags);
     const t = await target(ctx, flags);
+    // A Compute Engine run killed hard left its record running (and maybe its instance): say so first.
+    if (!flags.dryRun) await sweepLeftBehind(ctx, resolve(ctx.cwd, flags.runsDir));
     if (fleet && recipe) {
       const { machine, diskType, diskSize, shared } = parsed;
       const { keep: _keep, dryRun: _dryRun, ...rest } = shared;
