@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   E_DOWNLOAD: 'integrity',
   E_DIGEST_MISMATCH: 'integrity',
   E_PACKAGE_CHANGED: 'integrity',
+  E_IMAGE_NOT_PACKAGE: 'integrity',
   E_OPS: 'environment',
   E_NANOS_MISSING: 'environment',
   E_KVM: 'environment',

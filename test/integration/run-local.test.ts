@@ -8,6 +8,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
+import { parseNanosManifest } from '../../src/core/diagnose/image-contents.js';
+import { filesFromOutside } from '../../src/core/image/contents.js';
 import { CLI, parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { compileC } from '../helpers/gcc.js';
@@ -401,6 +403,44 @@ test('--via ops killed hard (SIGKILL): ops dies with uniprove but its QEMU does 
   } finally {
     for (const pid of await qemuProcesses(id)) process.kill(Number(pid), 'SIGKILL');
   }
+});
+
+test("a dynamic program's image holds the package's loader and libc, not this host's (the manifest read back)", {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const folder = join(dir, 'dyn');
+  await execa('mkdir', ['-p', folder]);
+  await compileC(folder, 'dyn', EXIT_WITH);
+  await writeFile(
+    join(folder, 'recipe.json'),
+    JSON.stringify({
+      name: 'dyn',
+      binary: './dyn',
+      args: ['0'],
+      probe: { skip: true },
+      resources: { memory: '256M', cpus: 1 },
+    }),
+  );
+  const r = await uniprove(['run', folder, '--package-out', join(dir, 'pkg'), '--no-image-cache', '--json'], {
+    cwd: dir,
+    env: { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') },
+  });
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  const run = parseJson<RunJson>(r);
+  const manifest = await readFile(join(run.dir, 'manifest.txt'), 'utf8');
+  const config = JSON.parse(await readFile(join(run.dir, 'ops-config.json'), 'utf8'));
+  assert.equal(config.TargetRoot, join(dir, 'pkg'));
+  const { files } = parseNanosManifest(manifest);
+  // Relative: taken from the package folder ops built in. Before, these were /lib64/... and /lib/... of the host.
+  assert.equal(files.get('/lib64/ld-linux-x86-64.so.2'), 'lib64/ld-linux-x86-64.so.2');
+  assert.match(
+    files.get('/lib/x86_64-linux-gnu/libc.so.6') ?? '',
+    /^(usr\/)?lib\/x86_64-linux-gnu\/libc\.so\.6$/,
+  );
+  const opsHome = join(process.env.OPS_HOME || process.env.HOME || '/root', '.ops');
+  assert.deepEqual(filesFromOutside(manifest, { packageDir: join(dir, 'pkg'), opsHome }), []);
 });
 
 test('bad input: a missing volume, no ops, no Nanos release', { skip, timeout: 5 * 60_000 }, async () => {

@@ -26,6 +26,7 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import type { Recipe } from '../recipe/schema.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
+import { refuseFilesFromOutside } from './contents.js';
 
 /** Where a recipe image comes from, and the tools that build it. */
 export interface GcpRecipeSource extends LoadRecipeOptions {
@@ -237,6 +238,7 @@ export async function buildGcpImage(
   const bytes = prepared.bytes;
   // via ops: no debug_exit (QEMU's exit device; Compute Engine has none), RebootOnExit off.
   const resolved = resolveRunConfig(gcloud, {
+    packageDir: prepared.packageDir,
     imageSize: source.imageSize ?? gcloud.BaseVolumeSz ?? `${Math.ceil(bytes / 2 ** 20) + 64}m`,
     ...(options.args
       ? { args: options.args }
@@ -292,6 +294,16 @@ export async function buildGcpImage(
     },
   );
   onProgress({ kind: 'step-done', step: 'ops build', detail: built.image });
+  try {
+    refuseFilesFromOutside(built.manifest, {
+      packageDir: prepared.packageDir,
+      opsHome: source.opsHome,
+      ...(gcloud.TargetRoot ? { targetRoot: gcloud.TargetRoot } : {}),
+    });
+  } catch (error) {
+    await removeImage(source.opsHome, imageName).catch(() => {});
+    throw error;
+  }
   return {
     name: prepared.name,
     packageDir: prepared.packageDir,

@@ -3,7 +3,7 @@
  * when `ops build` already made one from the same inputs (booted as a snapshot when nothing reads it after the run),
  * else built by `ops build` and a copy kept for next time. It says what it did; the caller's record keeps it.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isUniproveError } from '../errors.js';
 import type { OpsConfig } from '../manifest/schema.js';
@@ -12,6 +12,7 @@ import type { PreparedTarget } from '../package/target.js';
 import { noProgress, type OnProgress } from '../progress.js';
 import type { RunRecord, RunWarning } from '../record/record.js';
 import { copyImage, ImageCache, imageCacheKey } from './cache.js';
+import { refuseFilesFromOutside } from './contents.js';
 
 /** What the local image step reads of a run's options. */
 export interface LocalImageOptions {
@@ -114,6 +115,17 @@ export async function buildLocalImage(a: {
     a.opsOpts,
   );
   onProgress({ kind: 'step-done', step: 'ops build', detail: built.image });
+  // Read back before it is cached or booted: an image with files from this host is not the package.
+  try {
+    refuseFilesFromOutside(built.manifest, {
+      packageDir: a.target.packageDir,
+      opsHome: options.opsHome,
+      ...(a.target.config.TargetRoot ? { targetRoot: a.target.config.TargetRoot } : {}),
+    });
+  } catch (error) {
+    await rm(built.image, { force: true }).catch(() => {});
+    throw error;
+  }
   let stored: NonNullable<RunRecord['imageCache']>;
   if (cache && key) {
     try {

@@ -178,10 +178,18 @@ export async function prepareTarget(options: PrepareTargetOptions): Promise<Prep
 /** The config a run builds with: the package's, with the exit status wired out and no reboot loop. */
 export function resolveRunConfig(
   base: OpsConfig,
-  options: { args?: string[]; trace?: boolean; via?: 'qemu' | 'ops'; imageSize?: string },
+  options: {
+    args?: string[];
+    trace?: boolean;
+    via?: 'qemu' | 'ops';
+    imageSize?: string;
+    /** The package folder: Ops looks the program's libraries up in it, never on the host (image/contents.ts). */
+    packageDir?: string;
+  },
 ): { config: OpsConfig; warnings: RunWarning[] } {
   const warnings: RunWarning[] = [];
   const config: OpsConfig = structuredClone(base);
+  if (options.packageDir && !config.TargetRoot) config.TargetRoot = resolve(options.packageDir);
   if (options.imageSize) {
     if (!/^\d+[kmg]?$/i.test(options.imageSize)) {
       throw new UniproveError('E_USAGE', {

@@ -115,6 +115,7 @@ export abstract class LocalDriver {
     }
     const pkgBytes = target.bytes;
     const resolved = resolveRunConfig(target.config, {
+      packageDir: target.packageDir,
       imageSize: options.imageSize ?? target.config.BaseVolumeSz ?? `${Math.ceil(pkgBytes / 2 ** 20) + 64}m`,
       ...(options.args ? { args: options.args } : {}),
       ...(options.trace ? { trace: true } : {}),
