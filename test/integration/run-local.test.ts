@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { execa } from 'execa';
 import { parseNanosManifest } from '../../src/core/diagnose/image-contents.js';
 import { filesFromOutside } from '../../src/core/image/contents.js';
-import { CLI, parseJson, uniprove } from '../helpers/cli.js';
+import { CLI, type CliRun, parseJson, uniprove } from '../helpers/cli.js';
 import { buildDemoProver, needCargo } from '../helpers/demo-prover.js';
 import { compileC } from '../helpers/gcc.js';
 import { assertRunRecord } from '../helpers/record.js';
@@ -310,6 +310,61 @@ test('Ctrl-C during boot stops QEMU, exits 130 and keeps the record', {
   const record = JSON.parse(await readFile(join(dir, 'runs', id, 'record.json'), 'utf8'));
   assert.equal(record.outcome, 'interrupted');
   assert.deepEqual(await qemuProcesses(id), []);
+});
+
+test('Ctrl-C during run --parallel --json: exit 130, a top-level E_INTERRUPTED error, every run closed as interrupted, no QEMU left', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
+  await writeFile(join(dir, 'inputs.txt'), 'a\nb\n');
+  const child = execa(
+    process.execPath,
+    [
+      ...[CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120'],
+      ...['--parallel', '2', '--inputs', 'inputs.txt', '--json'],
+    ],
+    { cwd: dir, reject: false, env: { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') } },
+  );
+  // Both machines up: QEMU's command line names each run's image, uniprove-<run id>.
+  const booted = async () => {
+    const ids = (await readdir(join(dir, 'runs')).catch(() => [] as string[])).filter((n) =>
+      n.startsWith('r'),
+    );
+    const up = await Promise.all(ids.map(async (id) => (await qemuProcesses(id)).length > 0));
+    return up.filter(Boolean).length;
+  };
+  for (let waited = 0; (await booted()) < 2; waited += 200) {
+    assert.ok(
+      waited < 120_000 && child.exitCode === null,
+      `the two runs never both started: ${child.exitCode}`,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill('SIGINT');
+  const r = await child;
+  assert.equal(r.exitCode, 130, String(r.stdout) + String(r.stderr));
+  const out = parseJson<{
+    ok: boolean;
+    error?: { code: string; message: string; hint?: string };
+    runs: { outcome: string; dir: string }[];
+  }>({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) } as CliRun);
+  assert.equal(out.ok, false);
+  assert.equal(out.error?.code, 'E_INTERRUPTED');
+  assert.match(out.error?.message ?? '', /2 of 2 runs did not finish/);
+  assert.ok(out.error?.hint, 'the error says what to do');
+  assert.deepEqual(
+    out.runs.map((x) => x.outcome),
+    ['interrupted', 'interrupted'],
+  );
+  for (const run of out.runs) {
+    const record = JSON.parse(await readFile(join(run.dir, 'record.json'), 'utf8'));
+    assertRunRecord(record);
+    assert.equal(record.outcome, 'interrupted');
+    assert.ok(record.endedAt, 'closed with its end time');
+  }
+  for (const run of out.runs) assert.deepEqual(await qemuProcesses(basename(run.dir)), []);
 });
 
 test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks its record abandoned and removes its image', {

@@ -4,7 +4,7 @@
  * /lib64/ld-linux-x86-64.so.2 and /lib/x86_64-linux-gnu/libc.so.6 over the package's own, so a package made on
  * one machine would boot with another machine's libraries. Every build therefore sets Ops's TargetRoot to the
  * package folder (package/target.ts resolveRunConfig), and its manifest is then read back here: a file taken
- * from anywhere but the package, or Ops's own few (the files it writes for /etc/passwd, /etc/resolv.conf and
+ * from anywhere but the package, the folders its config maps in, or Ops's own few (the files it writes for /etc/passwd, /etc/resolv.conf and
  * the hostname; its common/ certificates and libnss_dns), refuses the image before anything boots it.
  */
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
@@ -18,6 +18,13 @@ export interface ImageSources {
   opsHome: string;
   /** A TargetRoot the package's own config names (a root file system it ships beside the package). */
   targetRoot?: string;
+  /** Host folders the config maps in on purpose (MapDirs sources: the console route's proof-out library). */
+  mapped?: string[];
+}
+
+/** The folders a config's MapDirs read (a source is `folder/pattern`), resolved against the package. */
+export function mappedFolders(mapDirs: Record<string, string> | undefined, packageDir: string): string[] {
+  return Object.keys(mapDirs ?? {}).map((source) => dirname(resolve(packageDir, source)));
 }
 
 /** Ops writes these three into a fresh `<program>_temp<digits>` folder of the host's temporary folder. */
@@ -38,6 +45,7 @@ export function filesFromOutside(manifest: string, where: ImageSources): { guest
     if (inside(path, where.packageDir)) continue;
     if (where.targetRoot && inside(path, resolve(where.packageDir, where.targetRoot))) continue;
     if (inside(path, where.opsHome)) continue;
+    if (where.mapped?.some((dir) => inside(path, dir))) continue;
     if (OPS_WRITTEN.has(basename(path)) && /_temp\d+$/.test(dirname(path))) continue;
     outside.push({ guest, host });
   }

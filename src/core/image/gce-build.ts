@@ -11,7 +11,7 @@ import type { GcpCommonOptions } from '../cloud/context.js';
 import type { GcpMachineSpec } from '../cloud/plan.js';
 import { UniproveError } from '../errors.js';
 import { sha256File, sha256Of } from '../hash.js';
-import { withVcpus } from '../manifest/build.js';
+import { opsConfigText, withVcpus } from '../manifest/build.js';
 import type { OpsConfig } from '../manifest/schema.js';
 import { type NanosRelease, opsBuild, removeImage, requireOpsAndNanos } from '../ops/build.js';
 import { isPackageDir, readPackageConfig, readPackageLock, readPackageLockText } from '../package/layout.js';
@@ -26,7 +26,7 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import type { Recipe } from '../recipe/schema.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
-import { refuseFilesFromOutside } from './contents.js';
+import { mappedFolders, refuseFilesFromOutside } from './contents.js';
 
 /** Where a recipe image comes from, and the tools that build it. */
 export interface GcpRecipeSource extends LoadRecipeOptions {
@@ -257,7 +257,7 @@ export async function buildGcpImage(
   const config = options.stage ? await options.stage(observed, programPath) : observed;
   const configPath = join(options.configDir, 'gcloud-build.json');
   await mkdir(options.configDir, { recursive: true });
-  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  await writeFile(configPath, opsConfigText(config, options.configDir));
   const klibs = Object.fromEntries(
     await Promise.all(
       (config.Klibs ?? []).map(async (k) => [k, await fileDigest(join(release.dir, 'klibs', k))]),
@@ -298,6 +298,7 @@ export async function buildGcpImage(
     refuseFilesFromOutside(built.manifest, {
       packageDir: prepared.packageDir,
       opsHome: source.opsHome,
+      mapped: mappedFolders(config.MapDirs, prepared.packageDir),
       ...(gcloud.TargetRoot ? { targetRoot: gcloud.TargetRoot } : {}),
     });
   } catch (error) {

@@ -3,6 +3,7 @@
  * manifests/ merged with the recipe, then validated against Ops's schema.
  */
 import { readFile } from 'node:fs/promises';
+import { isAbsolute, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UniproveError } from '../errors.js';
 import type { ResolvedRecipe } from '../recipe/load.js';
@@ -97,4 +98,27 @@ export function withVcpus(config: OpsConfig, cpus: number, threadVars: readonly 
     RunConfig: { ...config.RunConfig, CPUs: cpus },
     ...(threadVars.length > 0 ? { Env: { ...config.Env, ...threadEnv(threadVars, cpus) } } : {}),
   };
+}
+
+/**
+ * The config as Ops reads it from a file in `configDir`. Ops joins an absolute MapDirs source to TargetRoot
+ * (which every build sets to the package) and a relative one to the config file's folder, so a host folder
+ * outside the package that uniprove maps in (the console route's proof-out library, in uniprove's cache) is
+ * written relative to `configDir`: Ops then finds it where it is.
+ */
+export function opsConfigText(config: OpsConfig, configDir: string): string {
+  const root = config.TargetRoot;
+  const maps = config.MapDirs;
+  if (!root || !maps) return `${JSON.stringify(config, null, 2)}\n`;
+  const underRoot = (p: string) => {
+    const rel = relative(root, p);
+    return !rel.startsWith('..') && !isAbsolute(rel);
+  };
+  const MapDirs = Object.fromEntries(
+    Object.entries(maps).map(([source, guest]) => [
+      isAbsolute(source) && !underRoot(source) ? relative(configDir, source) : source,
+      guest,
+    ]),
+  );
+  return `${JSON.stringify({ ...config, MapDirs }, null, 2)}\n`;
 }

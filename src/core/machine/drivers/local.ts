@@ -8,6 +8,7 @@ import { copyFile, mkdir, readdir, stat, statfs, writeFile } from 'node:fs/promi
 import { basename, join, relative } from 'node:path';
 import { isUniproveError, UniproveError } from '../../errors.js';
 import { sha256File } from '../../hash.js';
+import { opsConfigText } from '../../manifest/build.js';
 import type { OpsConfig } from '../../manifest/schema.js';
 import { type NanosRelease, opsCopyOut, removeImage, requireOpsAndNanos } from '../../ops/build.js';
 import type { PreparedTarget } from '../../package/target.js';
@@ -128,7 +129,7 @@ export abstract class LocalDriver {
       : resolved.config;
     seen.args = config.Args ?? [];
     this.configPath = join(record.dir, 'ops-config.json');
-    await writeFile(this.configPath, `${JSON.stringify(config, null, 2)}\n`);
+    await writeFile(this.configPath, opsConfigText(config, record.dir));
     seen.files = { ...seen.files, config: 'ops-config.json' };
     await checkDiskSpace(
       join(options.opsHome, 'images'),
