@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sweepLeftovers } from '../../src/core/leftovers.js';
 import { OWNER_ENV, ownerToken } from '../../src/core/owner.js';
+import { sweepAbandonedRuns } from '../../src/core/run/sweep.js';
 import { CLI, uniprove } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { needTool } from '../helpers/tools.js';
@@ -130,4 +132,46 @@ test('discover killed hard (SIGKILL) while it probes: strace dies, the program i
   } finally {
     if (await running(traced)) process.kill(traced, 'SIGKILL');
   }
+});
+
+test('a Compute Engine record left running by a uniprove that is gone is closed abandoned and says which gc deletes its instance', async () => {
+  const runs = await tempDir();
+  const ended = spawn('true');
+  await once(ended, 'exit');
+  const owner = { pid: ended.pid as number, host: hostname() };
+  const gce = { project: 'p', zone: 'us-central1-a', image: 'img', machineType: 'n1-standard-1' };
+  const records = {
+    r20261207t070000000_aaaaaa: { gce: { ...gce, instance: 'uniprove-one' } },
+    r20261207t070000001_bbbbbb: {
+      gce: { ...gce, instance: 'uniprove-f1-0-1' },
+      fleet: { id: 'f20261207t0700-cafe', input: 0, attempt: 1 },
+    },
+  };
+  for (const [name, extra] of Object.entries(records)) {
+    const id = name.replace('_', '-');
+    await mkdir(join(runs, id));
+    await writeFile(
+      join(runs, id, 'record.json'),
+      JSON.stringify({
+        id,
+        outcome: 'running',
+        via: 'gce',
+        owner,
+        warnings: [],
+        startedAt: '2026-12-07T07:00:00Z',
+        ...extra,
+      }),
+    );
+  }
+  const swept = await sweepAbandonedRuns({ runsDir: runs, opsHome: join(runs, 'no-ops') });
+  assert.deepEqual(
+    swept.map((s) => s.cloud),
+    [
+      'its instance uniprove-one (zone us-central1-a) may still be running: `uniprove gcp gc --run r20261207t070000000-aaaaaa` deletes what it left',
+      'its instance uniprove-f1-0-1 (zone us-central1-a) may still be running: `uniprove gcp gc --fleet f20261207t0700-cafe` deletes what it left',
+    ],
+  );
+  const record = JSON.parse(await readFile(join(runs, 'r20261207t070000001-bbbbbb', 'record.json'), 'utf8'));
+  assert.equal(record.outcome, 'abandoned');
+  assert.match(record.warnings[0].message, /gcp gc --fleet f20261207t0700-cafe/);
 });

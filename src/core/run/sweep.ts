@@ -55,9 +55,10 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
       );
       if (existed) removed.push(image);
     }
-    // A Compute Engine run's instance is in the cloud, beyond this sweep: the record says how to delete it.
+    // A Compute Engine run's instance is in the cloud, beyond this sweep: the record says how to delete it (a
+    // fleet's attempts carry the fleet's label, which `gcp gc --fleet` finds).
     const cloud = record.gce
-      ? `; its instance ${record.gce.instance} (zone ${record.gce.zone}) may still be running: \`uniprove gcp gc --run ${record.id}\` deletes what it left`
+      ? `; its instance ${record.gce.instance} (zone ${record.gce.zone}) may still be running: \`uniprove gcp gc ${record.fleet ? `--fleet ${record.fleet.id}` : `--run ${record.id}`}\` deletes what it left`
       : '';
     record.outcome = 'abandoned';
     record.endedAt ??= new Date().toISOString();
