@@ -367,16 +367,16 @@ test('Ctrl-C during run --parallel --json: exit 130, a top-level E_INTERRUPTED e
   for (const run of out.runs) assert.deepEqual(await qemuProcesses(basename(run.dir)), []);
 });
 
-test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks its record abandoned and removes its image', {
-  skip,
-  timeout: 5 * 60_000,
-}, async () => {
-  const dir = await tempDir();
+/**
+ * `uniprove run` of a recipe that sleeps forever, in a child process, once its prover has started: the child,
+ * its environment, its run id and the QEMU processes running it (asserted to be some).
+ */
+async function runningSleeper(dir: string, flags: string[]) {
   const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
   const env = { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') };
   const child = execa(
     process.execPath,
-    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120', '--no-image-cache'],
+    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120', ...flags],
     { cwd: dir, reject: false, env },
   );
   let stderr = '';
@@ -388,7 +388,17 @@ test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks it
     void child.then(() => resolve());
   });
   const id = (await readdir(join(dir, 'runs'))).find((n) => n !== 'proving_report.csv') ?? '';
-  assert.notEqual((await qemuProcesses(id)).length, 0, `QEMU runs before the kill\n${stderr}`);
+  const qemu = await qemuProcesses(id);
+  assert.notEqual(qemu.length, 0, `QEMU runs before the kill\n${stderr}`);
+  return { child, env, id, qemu };
+}
+
+test('a uniprove killed hard (SIGKILL) takes QEMU with it; the next run marks its record abandoned and removes its image', {
+  skip,
+  timeout: 5 * 60_000,
+}, async () => {
+  const dir = await tempDir();
+  const { child, env, id } = await runningSleeper(dir, ['--no-image-cache']);
   child.kill('SIGKILL');
   await child;
   let left = await qemuProcesses(id);
@@ -417,24 +427,7 @@ test('--via ops killed hard (SIGKILL): ops dies with uniprove but its QEMU does 
   timeout: 5 * 60_000,
 }, async () => {
   const dir = await tempDir();
-  const recipe = await tinyRecipe(dir, 'sleeper', SLEEP_FOREVER);
-  const env = { CI: '1', UNIPROVE_CACHE: join(dir, 'cache') };
-  const child = execa(
-    process.execPath,
-    [CLI, 'run', recipe, '--package-out', join(dir, 'pkg'), '--timeout', '120', '--via', 'ops'],
-    { cwd: dir, reject: false, env },
-  );
-  let stderr = '';
-  await new Promise<void>((resolve) => {
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      if (stderr.includes('SLEEPER-STARTED')) resolve();
-    });
-    void child.then(() => resolve());
-  });
-  const id = (await readdir(join(dir, 'runs'))).find((n) => n !== 'proving_report.csv') ?? '';
-  const before = await qemuProcesses(id);
-  assert.notEqual(before.length, 0, `QEMU runs before the kill\n${stderr}`);
+  const { child, env, id, qemu: before } = await runningSleeper(dir, ['--via', 'ops']);
   child.kill('SIGKILL');
   await child;
   try {

@@ -45,7 +45,10 @@ test('with the package as its target root every file is the packageâ€™s or Opsâ€
     ['/etc/ssl/certs/ca-certificates.crt', '/lib/x86_64-linux-gnu/libnss_dns.so.2'],
   );
   // A root file system the package's config names is the package's too.
-  assert.deepEqual(filesFromOutside(fixture('demo-host-libs.txt'), { ...WHERE, targetRoot: '/' }), []);
+  assert.deepEqual(
+    filesFromOutside(fixture('demo-host-libs.txt'), { ...WHERE, config: { TargetRoot: '/' } }),
+    [],
+  );
 });
 
 test('every build looks libraries up in the package (TargetRoot), unless the package names its own root', () => {

@@ -10,21 +10,18 @@
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseNanosManifest } from '../diagnose/image-contents.js';
 import { UniproveError } from '../errors.js';
+import type { OpsConfig } from '../manifest/schema.js';
 
 export interface ImageSources {
   /** The package folder `ops build` ran in. */
   packageDir: string;
   /** Ops's home (~/.ops): its common/ files and releases. */
   opsHome: string;
-  /** A TargetRoot the package's own config names (a root file system it ships beside the package). */
-  targetRoot?: string;
-  /** Host folders the config maps in on purpose (MapDirs sources: the console route's proof-out library). */
-  mapped?: string[];
-}
-
-/** The folders a config's MapDirs read (a source is `folder/pattern`), resolved against the package. */
-export function mappedFolders(mapDirs: Record<string, string> | undefined, packageDir: string): string[] {
-  return Object.keys(mapDirs ?? {}).map((source) => dirname(resolve(packageDir, source)));
+  /**
+   * The config the image was built with: its TargetRoot (the package, or a root file system the package's
+   * own config names) and its MapDirs sources (the console route's proof-out library) are read on purpose.
+   */
+  config?: Pick<OpsConfig, 'TargetRoot' | 'MapDirs'>;
 }
 
 /** Ops writes these three into a fresh `<program>_temp<digits>` folder of the host's temporary folder. */
@@ -38,14 +35,19 @@ function inside(path: string, root: string): boolean {
 /** The image's files that came from outside the package and are not Ops's own: guest path and host path. */
 export function filesFromOutside(manifest: string, where: ImageSources): { guest: string; host: string }[] {
   const { files } = parseNanosManifest(manifest);
+  const root = where.config?.TargetRoot ? resolve(where.packageDir, where.config.TargetRoot) : undefined;
+  // A MapDirs source is `folder/pattern`: Ops reads the folder.
+  const mapped = Object.keys(where.config?.MapDirs ?? {}).map((source) =>
+    dirname(resolve(where.packageDir, source)),
+  );
   const outside: { guest: string; host: string }[] = [];
   for (const [guest, host] of files) {
     if (host === undefined) continue; // a symlink: its target is another entry
     const path = resolve(where.packageDir, host);
     if (inside(path, where.packageDir)) continue;
-    if (where.targetRoot && inside(path, resolve(where.packageDir, where.targetRoot))) continue;
+    if (root && inside(path, root)) continue;
     if (inside(path, where.opsHome)) continue;
-    if (where.mapped?.some((dir) => inside(path, dir))) continue;
+    if (mapped.some((dir) => inside(path, dir))) continue;
     if (OPS_WRITTEN.has(basename(path)) && /_temp\d+$/.test(dirname(path))) continue;
     outside.push({ guest, host });
   }

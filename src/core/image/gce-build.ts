@@ -26,7 +26,7 @@ import { type LoadRecipeOptions, loadRecipe, type ResolvedRecipe } from '../reci
 import type { Recipe } from '../recipe/schema.js';
 import { loadParameterSet, volumeNameFor } from '../volume/build.js';
 import { BUILTIN_SETS_DIR } from '../volume/spec.js';
-import { mappedFolders, refuseFilesFromOutside } from './contents.js';
+import { refuseFilesFromOutside } from './contents.js';
 
 /** Where a recipe image comes from, and the tools that build it. */
 export interface GcpRecipeSource extends LoadRecipeOptions {
@@ -298,8 +298,7 @@ export async function buildGcpImage(
     refuseFilesFromOutside(built.manifest, {
       packageDir: prepared.packageDir,
       opsHome: source.opsHome,
-      mapped: mappedFolders(config.MapDirs, prepared.packageDir),
-      ...(gcloud.TargetRoot ? { targetRoot: gcloud.TargetRoot } : {}),
+      config: config,
     });
   } catch (error) {
     await removeImage(source.opsHome, imageName).catch(() => {});

@@ -12,7 +12,7 @@ import type { PreparedTarget } from '../package/target.js';
 import { noProgress, type OnProgress } from '../progress.js';
 import type { RunRecord, RunWarning } from '../record/record.js';
 import { copyImage, ImageCache, imageCacheKey } from './cache.js';
-import { mappedFolders, refuseFilesFromOutside } from './contents.js';
+import { refuseFilesFromOutside } from './contents.js';
 
 /** What the local image step reads of a run's options. */
 export interface LocalImageOptions {
@@ -120,8 +120,7 @@ export async function buildLocalImage(a: {
     refuseFilesFromOutside(built.manifest, {
       packageDir: a.target.packageDir,
       opsHome: options.opsHome,
-      mapped: mappedFolders(a.config.MapDirs, a.target.packageDir),
-      ...(a.target.config.TargetRoot ? { targetRoot: a.target.config.TargetRoot } : {}),
+      config: a.config,
     });
   } catch (error) {
     await rm(built.image, { force: true }).catch(() => {});

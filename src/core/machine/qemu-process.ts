@@ -5,7 +5,7 @@
  * isa-debug-exit. The console is streamed to <stateDir>/console.log.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UniproveError } from '../errors.js';
 import {
@@ -226,20 +226,5 @@ export class QemuMachine {
 
   status(): MachineStatus {
     return { ...this.current };
-  }
-}
-
-/**
- * Stop the QEMU processes whose command line names image `imageName` under an Ops images folder: `ops run`'s
- * children, which outlive an ops that is killed.
- */
-export async function stopQemuFor(imageName: string): Promise<void> {
-  const entries = await readdir('/proc').catch(() => [] as string[]);
-  for (const pid of entries) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('qemu-system') && cmdline.includes(`/images/${imageName}`)) {
-      await stopProcess(Number(pid), 500);
-    }
   }
 }

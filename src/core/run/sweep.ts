@@ -8,7 +8,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../exec.js';
 import { readJsonIfExists, writeJsonAtomic } from '../fs.js';
-import { stopQemuFor } from '../machine/qemu-process.js';
 import { isRunId, RECORD_FILE, type RunRecord } from '../record/record.js';
 
 export interface SweepOptions {
@@ -46,8 +45,6 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
     if (record.owner.pid === process.pid || processAlive(record.owner.pid)) continue;
     const removed: string[] = [];
     if (record.via !== 'gce') {
-      // `ops run`'s QEMU outlives a killed uniprove (its ops died with it, QEMU is ops's child): end it first.
-      await stopQemuFor(`uniprove-${record.id}`);
       const image = join(options.opsHome, 'images', `uniprove-${record.id}`);
       const existed = await rm(image, { force: false }).then(
         () => true,
@@ -58,7 +55,7 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
     // A Compute Engine run's instance is in the cloud, beyond this sweep: the record says how to delete it (a
     // fleet's attempts carry the fleet's label, which `gcp gc --fleet` finds).
     const cloud = record.gce
-      ? `; its instance ${record.gce.instance} (zone ${record.gce.zone}) may still be running: \`uniprove gcp gc ${record.fleet ? `--fleet ${record.fleet.id}` : `--run ${record.id}`}\` deletes what it left`
+      ? `its instance ${record.gce.instance} (zone ${record.gce.zone}) may still be running: \`uniprove gcp gc ${record.fleet ? `--fleet ${record.fleet.id}` : `--run ${record.id}`}\` deletes what it left`
       : '';
     record.outcome = 'abandoned';
     record.endedAt ??= new Date().toISOString();
@@ -66,7 +63,7 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
       ...(record.warnings ?? []),
       {
         code: 'abandoned',
-        message: `uniprove (pid ${record.owner.pid}) ended without closing this run (killed?); a later run marked it abandoned${removed.length ? ` and removed ${removed.join(', ')}` : ''}${cloud}`,
+        message: `uniprove (pid ${record.owner.pid}) ended without closing this run (killed?); a later run marked it abandoned${removed.length ? ` and removed ${removed.join(', ')}` : ''}${cloud ? `; ${cloud}` : ''}`,
       },
     ];
     await writeJsonAtomic(join(dir, RECORD_FILE), record);
@@ -75,7 +72,7 @@ export async function sweepAbandonedRuns(options: SweepOptions): Promise<SweptRu
       dir,
       pid: record.owner.pid,
       removed,
-      ...(cloud ? { cloud: cloud.slice(2) } : {}),
+      ...(cloud ? { cloud } : {}),
     });
   }
   return swept;

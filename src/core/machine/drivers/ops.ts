@@ -4,6 +4,7 @@
  * The console is captured; the timeout and Ctrl-C stop ops and the QEMU it started.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import {
@@ -18,7 +19,6 @@ import type { PreparedTarget } from '../../package/target.js';
 import { CONSOLE_LOG } from '../../record/record.js';
 import { type AccelDecision, detectAccel } from '../accel.js';
 import type { DriverRun, MachineDriver, MachineEnd, MachineReport } from '../driver.js';
-import { stopQemuFor } from '../qemu-process.js';
 import { LocalDriver } from './local.js';
 
 /** Plain `ops run`: console captured, exit status unknown. */
@@ -134,5 +134,17 @@ export class OpsDriver extends LocalDriver implements MachineDriver {
   async destroy(run: DriverRun): Promise<undefined> {
     if (this.process) void stopProcess(this.process.child);
     await this.removeImage(run);
+  }
+}
+
+/** Stop QEMU processes whose command line names this run's image (ops run's children). */
+async function stopQemuFor(imageName: string): Promise<void> {
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  for (const pid of entries) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('qemu-system') && cmdline.includes(`/images/${imageName}`)) {
+      await stopProcess(Number(pid), 500);
+    }
   }
 }
